@@ -1,0 +1,31 @@
+"""Stage 1: the catalog (hardware profiles, models, draft heads, workloads) as validated YAML."""
+
+from .loader import (
+    catalog_dir,
+    list_hardware,
+    list_models,
+    list_workloads,
+    load_draft,
+    load_hardware,
+    load_model,
+    load_workload,
+    load_yaml_model,
+)
+from .schema import (
+    DraftSpec,
+    EngineConfig,
+    GenerationParallelism,
+    HardwareProfile,
+    LengthDistribution,
+    ModelSpec,
+    SpeculationConfig,
+    TrainingParallelism,
+    Workload,
+)
+
+__all__ = [
+    "DraftSpec", "EngineConfig", "GenerationParallelism", "HardwareProfile", "LengthDistribution",
+    "ModelSpec", "SpeculationConfig", "TrainingParallelism", "Workload", "catalog_dir", "list_hardware",
+    "list_models", "list_workloads", "load_draft", "load_hardware", "load_model", "load_workload",
+    "load_yaml_model",
+]

@@ -1,0 +1,249 @@
+"""Cost of one engine iteration of one generation replica, per GPU, from first principles.
+
+An iteration (vLLM V1, chunked prefill) runs the target over ``n_tokens`` tokens: each decoding
+sequence contributes k+1 tokens (its last token plus k drafts to verify; k = 0 is plain decoding)
+and prefilling sequences contribute their chunk. It then samples (or rejection-samples) and, for
+model-based drafters, runs the k draft passes for the next round (vLLM: the first over all
+B*(k+1) positions, the other k-1 over B tokens each).
+
+Every function is vectorised over iterations: pass numpy arrays of per-iteration aggregates and
+get an array of seconds back, so the rollout engine can cost thousands of iterations per call.
+Attention is charged from every sequence's own KV length (sums over the batch), never from a
+mean length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..catalog import DraftSpec, GenerationParallelism, HardwareProfile, ModelSpec
+from ..errors import ConfigurationError
+from .timer import BYTES, KernelTimer
+
+# Host-side engine overhead per iteration (scheduler, input preparation, output processing).
+# vLLM V1 overlaps most of it with GPU work (async scheduling); the residue below is an engineering
+# estimate until calibrated. n-gram drafting turns async scheduling off (shared reference), so
+# its host work is fully exposed.
+HOST_OVERHEAD = {
+    "step_fixed_s": 250e-6,
+    "per_seq_s": 1.0e-6,
+    "sync_step_fixed_s": 1.0e-3,
+    "sync_per_seq_s": 6.0e-6,
+    "ngram_per_seq_s": 15e-6,
+}
+
+# Kernel launches per decoder layer (dense: norm, qkv, qk-norm, rope+cache write, attention, o,
+# all-reduce, add+norm, gate_up, act, down, all-reduce; MoE adds router, top-k, permute, a second
+# grouped GEMM, unpermute) and per iteration outside the layers (embedding, final norm, LM head,
+# gather, sampling). Counted from vLLM's Qwen3/Llama model code paths.
+KERNELS_PER_DENSE_LAYER = 12
+KERNELS_PER_MOE_LAYER = 17
+KERNELS_OUTSIDE_LAYERS = 10
+KERNELS_PER_DRAFT_PASS = 16
+
+
+@dataclass
+class IterationBatch:
+    """Per-iteration aggregates over one replica's batch (numpy arrays of one length)."""
+
+    n_decode: np.ndarray  # decoding sequences
+    k: np.ndarray  # speculative tokens per decoding sequence this iteration (0 = plain decode)
+    decode_kv_tokens: np.ndarray  # sum of decoding sequences' KV lengths before this iteration
+    n_prefill_tokens: np.ndarray = None  # prefill chunk tokens
+    n_prefill_seqs: np.ndarray = None
+    prefill_kv_tokens: np.ndarray = None  # sum over prefill seqs of (offset + chunk)
+    prefill_qk_pairs: np.ndarray = None  # sum over prefill seqs of chunk*offset + chunk*(chunk+1)/2
+    n_prefill_done: np.ndarray = None  # sequences whose prefill completes (they sample a token)
+
+    def __post_init__(self):
+        self.n_decode = np.asarray(self.n_decode, dtype=float)
+        n = self.n_decode.shape
+        self.k = np.broadcast_to(np.asarray(self.k, dtype=float), n)
+        self.decode_kv_tokens = np.asarray(self.decode_kv_tokens, dtype=float)
+        for name in ("n_prefill_tokens", "n_prefill_seqs", "prefill_kv_tokens", "prefill_qk_pairs", "n_prefill_done"):
+            v = getattr(self, name)
+            setattr(self, name, np.zeros(n) if v is None else np.broadcast_to(np.asarray(v, dtype=float), n))
+
+
+@dataclass
+class ReplicaLayout:
+    """How one generation replica (a vLLM engine) maps onto GPUs."""
+
+    tensor_parallel_size: int
+    data_parallel_size: int
+    expert_parallel_size: int
+
+    @property
+    def gpus(self) -> int:
+        return self.tensor_parallel_size * self.data_parallel_size
+
+
+def replica_layout(model: ModelSpec, par: GenerationParallelism) -> ReplicaLayout:
+    tp, dp = par.tensor_parallel_size, par.data_parallel_size
+    if dp > 1 and not model.is_moe:
+        raise ConfigurationError(
+            f"generation.data_parallel_size = {dp} (attention data parallelism inside one engine) applies to MoE "
+            f"models; {model.name} is dense: use more replicas instead (allowed: 1)")
+    ep = tp * dp if (model.is_moe and par.enable_expert_parallel) else 1
+    if model.is_moe and model.num_experts % ep:
+        raise ConfigurationError(f"expert parallel size {ep} does not divide num_experts = {model.num_experts} of {model.name}")
+    if model.num_attention_heads % tp:
+        raise ConfigurationError(
+            f"generation.tensor_parallel_size = {tp} does not divide num_attention_heads = {model.num_attention_heads} "
+            f"of {model.name}; allowed: {[t for t in (1, 2, 4, 8, 16) if model.num_attention_heads % t == 0]}")
+    return ReplicaLayout(tp, dp, ep)
+
+
+@dataclass
+class IterationCostModel:
+    model: ModelSpec
+    hardware: HardwareProfile
+    layout: ReplicaLayout
+    timer: KernelTimer
+    dtype: str = "bf16"
+    kv_dtype: str = "bf16"
+    method: str = "none"  # none | eagle3 | mtp | draft-model | ngram
+    draft: DraftSpec | ModelSpec | None = None
+    enforce_eager: bool = False
+    host: dict[str, float] = field(default_factory=lambda: dict(HOST_OVERHEAD))
+
+    def __post_init__(self):
+        m, L = self.model, self.layout
+        tp = L.tensor_parallel_size
+        self.q_heads = m.num_attention_heads // tp
+        self.kv_heads = max(m.num_key_value_heads // tp, 1)
+        self.dp = L.data_parallel_size
+        self.tp = tp
+        comm_scaleout = L.gpus > self.hardware.nvlink_domain_size
+        self.comm_bw = self.hardware.scaleout_bandwidth_bytes_per_s if comm_scaleout else self.hardware.nvlink_bandwidth_bytes_per_s
+        self.comm_scaleout = comm_scaleout
+        self.kernels_per_layer = KERNELS_PER_MOE_LAYER if m.is_moe else KERNELS_PER_DENSE_LAYER
+        if self.method in ("eagle3", "mtp", "draft-model") and self.draft is None:
+            raise ConfigurationError(f"drafter {self.method!r} needs a draft network")
+
+    # ------------------------------------------------------------ target forward pieces
+    def _layer_stack_s(self, T, seqs, kv_read, qk_pairs, q_tokens, spec: ModelSpec | DraftSpec, n_layers: int,
+                       moe: bool, out: dict, prefix: str):
+        """Time of ``n_layers`` decoder layers of ``spec`` over T tokens on one GPU (T, etc. already per dp rank)."""
+        t = self.timer
+        h, hd = spec.hidden_size, spec.head_dim
+        qh = max(spec.num_attention_heads // self.tp, 1)
+        kvh = max(spec.num_key_value_heads // self.tp, 1)
+        dt = self.dtype
+        qkv = t.gemm_s(T, (qh + 2 * kvh) * hd, h, dt)
+        o = t.gemm_s(T, h, qh * hd, dt)
+        attn = t.attention_s("mixed", seqs, kv_read, qk_pairs, q_tokens, qh, kvh, hd, self.kv_dtype)
+        if moe:
+            m = self.model
+            ep = self.layout.expert_parallel_size
+            n_local = m.num_experts // ep
+            inter = m.moe_intermediate_size if ep > 1 else m.moe_intermediate_size // self.tp
+            routed_tokens = T * self.dp  # every token of the engine is routed; experts see them all
+            mlp = t.moe_s(routed_tokens, n_local, m.num_experts_per_tok / ep, h, inter, dt, m.num_experts, m.num_experts_per_tok)
+            mlp = mlp + t.gemm_s(T, m.num_experts, h, "bf16")  # router
+            inter_act = m.num_experts_per_tok * inter / max(ep, 1)
+        else:
+            inter = spec.intermediate_size // self.tp
+            mlp = t.gemm_s(T, 2 * inter, h, dt) + t.gemm_s(T, h, inter, dt)
+            inter_act = inter
+        # norms (2 + qk-norm), rope, residual adds, activation, KV-cache write: bytes read + written
+        ew_bytes = T * (h * 2.0 * 2 * 2 + 2 * (qh + kvh) * hd * 2.0 * 2 + 3 * inter_act * 2.0
+                        + 2 * kvh * hd * BYTES[self.kv_dtype] * 2)
+        ew = t.elementwise_s(ew_bytes, n_kernels=6)
+        # communication: all-reduce after attention and after the MLP (TP), or MoE all-to-all (DP attention)
+        ar_bytes = T * h * 2.0
+        comm = 2 * t.collective_s("all_reduce", ar_bytes, self.tp, self.comm_bw, self.comm_scaleout)
+        if moe and self.dp > 1:
+            a2a = T * self.model.num_experts_per_tok * h * BYTES[self.dtype]
+            comm = t.collective_s("all_reduce", ar_bytes, self.tp, self.comm_bw, self.comm_scaleout) + \
+                2 * t.collective_s("all_to_all", a2a, self.layout.gpus, self.comm_bw, self.comm_scaleout)
+        for name, v in (("qkv_proj", qkv), ("attention", attn), ("o_proj", o), ("mlp" if not moe else "moe_experts", mlp),
+                        ("norm_rope_act", ew), ("tp_comm", comm)):
+            out[prefix + name] = out.get(prefix + name, 0.0) + n_layers * v
+        return n_layers * (qkv + o + attn + mlp + ew + comm)
+
+    def breakdown(self, b: IterationBatch) -> dict[str, np.ndarray]:
+        """Seconds per op class for each iteration (arrays). Keys sum to ``total``."""
+        m, t = self.model, self.timer
+        dp = self.dp
+        k = b.k
+        q = k + 1.0
+        dec_tokens = b.n_decode * q
+        T_engine = dec_tokens + b.n_prefill_tokens
+        T = T_engine / dp
+        seqs = (b.n_decode + b.n_prefill_seqs) / dp
+        # attention aggregates: each decoding sequence attends with q queries over its own KV (+ the q new)
+        kv_read = (b.decode_kv_tokens + b.n_decode * q + b.prefill_kv_tokens) / dp
+        qk_pairs = (q * b.decode_kv_tokens + b.n_decode * q * (q + 1) / 2 + b.prefill_qk_pairs) / dp
+        out: dict[str, np.ndarray] = {}
+        gpu = self._layer_stack_s(T, seqs, kv_read, qk_pairs, T, m, m.num_hidden_layers, m.is_moe, out, "")
+        # LM head + logits gather + sampling / rejection sampling
+        rows = (dec_tokens + b.n_prefill_done) / dp
+        lm = t.gemm_s(rows, m.vocab_size // self.tp, m.hidden_size, "bf16")
+        lm = lm + t.collective_s("all_gather", rows * (m.vocab_size // self.tp) * 2.0, self.tp, self.comm_bw, self.comm_scaleout)
+        spec_rows = np.where(k > 0, dec_tokens / dp, 0.0)
+        plain_rows = rows - spec_rows
+        samp = t.sampling_s("sample", plain_rows, m.vocab_size) + t.sampling_s("rejection_sample", spec_rows, m.vocab_size)
+        out["lm_head"] = lm
+        out["sampling"] = samp
+        gpu = gpu + lm + samp
+        n_kernels = m.num_hidden_layers * self.kernels_per_layer + KERNELS_OUTSIDE_LAYERS
+        # drafting for the next round
+        draft = self._draft_s(b, out)
+        gpu = gpu + draft
+        n_kernels = n_kernels + np.where(k > 0, k * KERNELS_PER_DRAFT_PASS * (self.method in ("eagle3", "mtp", "draft-model")), 0.0)
+        graph = (T_engine <= self.hardware.cudagraph_capture_max_tokens) & (not self.enforce_eager)
+        total_gpu = self.timer.launch_overhead_s(n_kernels, graph, gpu)
+        out["launch_gaps"] = total_gpu - gpu
+        n_seq = b.n_decode + b.n_prefill_seqs
+        if self.method == "ngram":
+            host = np.where(n_seq > 0, self.host["sync_step_fixed_s"] + n_seq * (self.host["sync_per_seq_s"]
+                            + np.where(k > 0, self.host["ngram_per_seq_s"], 0.0)), 0.0)
+        else:
+            host = np.where(n_seq > 0, self.host["step_fixed_s"] + n_seq * self.host["per_seq_s"], 0.0)
+        out["host"] = host
+        out["total"] = total_gpu + host
+        return out
+
+    def _draft_s(self, b: IterationBatch, out: dict) -> np.ndarray:
+        k = b.k
+        zero = np.zeros_like(b.n_decode)
+        if self.method in ("none", "ngram"):
+            out["draft"] = zero
+            return zero
+        d = self.draft
+        dp = self.dp
+        q = k + 1.0
+        active = k > 0
+        # first pass: all positions of this step (verified tokens + prefill tokens); then k-1 passes over B tokens
+        first_T = (b.n_decode * q + b.n_prefill_tokens) / dp
+        later_T = b.n_decode / dp
+        seqs = (b.n_decode + b.n_prefill_seqs) / dp
+        kv_first = (b.decode_kv_tokens + b.n_decode * q + b.prefill_kv_tokens) / dp
+        qk_first = (q * b.decode_kv_tokens + b.prefill_qk_pairs) / dp
+        kv_later = (b.decode_kv_tokens + b.n_decode * q) / dp
+        if self.method in ("eagle3", "mtp"):
+            n_layers = d.num_hidden_layers if isinstance(d, DraftSpec) else self.model.mtp_num_layers
+            moe = self.method == "mtp" and self.model.is_moe
+            vocab = d.draft_vocab_size if isinstance(d, DraftSpec) else self.model.vocab_size
+            fused = d.fused_hidden_states if isinstance(d, DraftSpec) else 2
+        else:  # draft-model: a whole small model
+            n_layers, moe, vocab, fused = d.num_hidden_layers, d.is_moe, d.vocab_size, 0
+        tmp: dict = {}
+        t1 = self._layer_stack_s(first_T, seqs, kv_first, qk_first, first_T, d, n_layers, moe, tmp, "")
+        # later passes: B tokens each, attending over KV that grows by one token per pass
+        tl = self._layer_stack_s(later_T, later_T, kv_later, kv_later, later_T, d, n_layers, moe, tmp, "")
+        h = d.hidden_size
+        fc = self.timer.gemm_s(first_T, h, fused * h, self.dtype) if fused > 1 else zero
+        head = self.timer.gemm_s(later_T, vocab // self.tp if self.method == "draft-model" else vocab, h, "bf16")
+        pick = self.timer.sampling_s("argmax", later_T, vocab)
+        per_pass_head = head + pick
+        total = t1 + fc + np.maximum(k - 1, 0) * tl + k * per_pass_head
+        total = np.where(active, total, 0.0)
+        out["draft"] = total
+        return total
+
+    def iteration_time_s(self, b: IterationBatch) -> np.ndarray:
+        return self.breakdown(b)["total"]

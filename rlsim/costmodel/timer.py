@@ -1,0 +1,149 @@
+"""Kernel timers: FLOPs and bytes of one op -> seconds.
+
+This is the ONE place where efficiency enters the cost model. :class:`RooflineTimer` uses
+explicit per-op-class efficiency terms (``ROOFLINE_EFFICIENCY``); the calibration stage supplies a
+:class:`KernelTimer` subclass whose methods are predictors fitted on measured tables and that
+falls back to these roofline terms outside its measured grid.
+
+Every method is vectorised: size arguments may be numpy arrays, and an array of seconds comes back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..catalog import HardwareProfile
+
+BYTES = {"bf16": 2.0, "fp8": 1.0, "fp32": 4.0}
+
+# Roofline efficiency terms: the fraction of the datasheet peak each op class reaches.
+# Sources: shared/reference/hardware-and-models.md and gpu-measurement-notes.md measured on the
+# lent Hopper GPUs an 8192^3 bf16 GEMM at 744-798 TFLOP/s of 989 (0.80) and a device copy at
+# ~2.97-3.0 TB/s of 3.35 on H100 and 4.3 of 4.8 on H200 (0.89). Attention and the rest are
+# engineering estimates (FlashAttention-2/3 reach 40-60% of peak in prefill, flash-decoding ~75%
+# of bandwidth) until the calibration tables replace them.
+ROOFLINE_EFFICIENCY = {
+    "gemm_compute": 0.80,
+    "gemm_memory": 0.89,
+    "attention_compute": 0.50,
+    "attention_memory": 0.75,
+    "moe_compute": 0.60,
+    "moe_memory": 0.75,
+    "elementwise_memory": 0.80,
+    "sampling_memory": 0.70,
+}
+
+# Fixed latencies (seconds). Engineering estimates, replaced by calibration where measured:
+#  - kernel_floor_s: the shortest a kernel runs on a Hopper/Blackwell GPU (launch ramp, one wave).
+#  - graph_gap_s: the gap between consecutive kernels replayed from a CUDA graph.
+#  - eager_launch_s: host time to launch one kernel from PyTorch eagerly.
+#  - collective_latency_nvlink_s / _scaleout_s: NCCL / custom all-reduce small-message latency.
+FIXED_LATENCY_S = {
+    "kernel_floor_s": 2.5e-6,
+    "graph_gap_s": 1.0e-6,
+    "eager_launch_s": 5.0e-6,
+    "collective_latency_nvlink_s": 8.0e-6,
+    "collective_latency_scaleout_s": 20.0e-6,
+}
+
+
+@dataclass
+class KernelTimer:
+    """Roofline timer. Subclasses (calibrated timers) override per op class."""
+
+    hardware: HardwareProfile
+    efficiency: dict[str, float] = field(default_factory=lambda: dict(ROOFLINE_EFFICIENCY))
+    latency: dict[str, float] = field(default_factory=lambda: dict(FIXED_LATENCY_S))
+    label: str = "roofline (datasheet peaks x explicit efficiency terms; uncalibrated)"
+    extrapolated: set = field(default_factory=set)
+
+    # ---------------------------------------------------------------- helpers
+    def _roof(self, flops, bytes_, dtype: str, cls: str):
+        peak = self.hardware.peak_flops.get(dtype, self.hardware.peak_flops["bf16"])
+        t_c = np.asarray(flops, dtype=float) / (peak * self.efficiency[f"{cls}_compute"])
+        t_m = np.asarray(bytes_, dtype=float) / (self.hardware.hbm_bandwidth_bytes_per_s * self.efficiency[f"{cls}_memory"])
+        return np.maximum(t_c, t_m)
+
+    def _mem(self, bytes_, cls: str):
+        return np.asarray(bytes_, dtype=float) / (self.hardware.hbm_bandwidth_bytes_per_s * self.efficiency[f"{cls}_memory"])
+
+    # ---------------------------------------------------------------- op classes
+    def gemm_s(self, m, n: int, k: int, dtype: str = "bf16"):
+        """y[m, n] = x[m, k] @ W[k, n]; weights and activations in ``dtype``, output bf16."""
+        m = np.asarray(m, dtype=float)
+        b = BYTES[dtype]
+        flops = 2.0 * m * n * k
+        bytes_ = (m * k + k * n) * b + m * n * 2.0
+        t = self._roof(flops, bytes_, dtype, "gemm")
+        return np.where(m > 0, np.maximum(t, self.latency["kernel_floor_s"]), 0.0)
+
+    def attention_s(self, phase: str, n_seqs, kv_read_tokens, qk_pairs, q_tokens,
+                    n_q_heads: int, n_kv_heads: int, head_dim: int, kv_dtype: str = "bf16"):
+        """Attention of one layer on one GPU over a batch.
+
+        kv_read_tokens: sum over sequences of the KV length each reads (every sequence's own length).
+        qk_pairs: sum over sequences of (query tokens x keys attended), causal masking included.
+        q_tokens: total query tokens (for Q/O traffic).
+        """
+        kv_b = np.asarray(kv_read_tokens, dtype=float) * 2 * n_kv_heads * head_dim * BYTES[kv_dtype]
+        qo_b = np.asarray(q_tokens, dtype=float) * 2 * n_q_heads * head_dim * 2.0
+        flops = 4.0 * np.asarray(qk_pairs, dtype=float) * n_q_heads * head_dim
+        t = self._roof(flops, kv_b + qo_b, "bf16", "attention")
+        return np.where(np.asarray(n_seqs) > 0, np.maximum(t, self.latency["kernel_floor_s"]), 0.0)
+
+    def moe_s(self, tokens, n_local_experts: int, top_k_local, hidden: int, moe_inter: int,
+              dtype: str = "bf16", num_experts_total: int = 0, top_k: int = 0):
+        """Routed experts of one MoE layer on one GPU (gate_up + act + down, grouped GEMMs).
+
+        tokens: tokens routed by this GPU's router (all tokens of the batch under TP/EP).
+        top_k_local: expected expert assignments per token that land on this GPU's experts.
+        Weight traffic counts the distinct local experts the batch touches:
+        E_local * (1 - (1 - k/E)^T) (uniform routing; see gpu-measurement-notes.md).
+        """
+        tokens = np.asarray(tokens, dtype=float)
+        b = BYTES[dtype]
+        assignments = tokens * top_k_local
+        frac = top_k / num_experts_total if num_experts_total else 1.0
+        distinct = n_local_experts * (1.0 - np.power(1.0 - frac, tokens))
+        w_bytes = distinct * 3.0 * hidden * moe_inter * b
+        a_bytes = assignments * (hidden * b * 2 + 3 * moe_inter * 2.0)
+        flops = 2.0 * assignments * 3.0 * hidden * moe_inter
+        t = self._roof(flops, w_bytes + a_bytes, dtype, "moe")
+        return np.where(tokens > 0, np.maximum(t, 3 * self.latency["kernel_floor_s"]), 0.0)
+
+    def elementwise_s(self, bytes_, n_kernels: int = 1):
+        bytes_ = np.asarray(bytes_, dtype=float)
+        t = self._mem(bytes_, "elementwise")
+        return np.where(bytes_ > 0, np.maximum(t, n_kernels * self.latency["kernel_floor_s"]), 0.0)
+
+    def sampling_s(self, op: str, rows, vocab: int):
+        """Softmax/sampling (``sample``), ``argmax`` or ``rejection_sample`` over fp32 logits."""
+        passes = {"sample": 3.0, "argmax": 1.0, "rejection_sample": 6.0}[op]
+        rows = np.asarray(rows, dtype=float)
+        t = self._mem(rows * vocab * 4.0 * passes, "sampling")
+        return np.where(rows > 0, np.maximum(t, 2 * self.latency["kernel_floor_s"]), 0.0)
+
+    def collective_s(self, op: str, bytes_per_rank, ranks: int, bandwidth_bytes_per_s: float, scaleout: bool = False):
+        """NCCL-style collective (ring algorithm bandwidth term + a latency term)."""
+        if ranks <= 1:
+            return np.zeros_like(np.asarray(bytes_per_rank, dtype=float))
+        n = ranks
+        factor = {"all_reduce": 2.0 * (n - 1) / n, "all_gather": (n - 1) / n, "reduce_scatter": (n - 1) / n,
+                  "all_to_all": (n - 1) / n, "broadcast": 1.0}[op]
+        lat = self.latency["collective_latency_scaleout_s" if scaleout else "collective_latency_nvlink_s"]
+        b = np.asarray(bytes_per_rank, dtype=float)
+        return np.where(b > 0, lat + factor * b / bandwidth_bytes_per_s, 0.0)
+
+    def launch_overhead_s(self, n_kernels, graph, gpu_time_s):
+        """Iteration time once kernel launches are accounted: with a CUDA graph the kernels replay
+        back to back (a small gap each); eagerly the host must launch each one, and the iteration
+        takes whichever is longer, the GPU work or the host's launches."""
+        n_kernels = np.asarray(n_kernels, dtype=float)
+        with_gaps = gpu_time_s + n_kernels * self.latency["graph_gap_s"]
+        eager = np.maximum(with_gaps, n_kernels * self.latency["eager_launch_s"])
+        return np.where(graph, with_gaps, eager)
+
+    def describe(self) -> str:
+        return self.label

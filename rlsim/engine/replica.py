@@ -1,0 +1,262 @@
+"""Continuous batching of one generation replica (a vLLM V1 engine), as a discrete-event simulation.
+
+Policy (the same as the ground-truth harness in rlsim/calibration/harness and documented in
+docs/architecture.md):
+- sequences arrive (at ``start_time_s``) in a fixed order and wait in a FCFS queue;
+- each iteration, every running sequence that is decoding contributes k+1 tokens (1 without
+  speculation); the remaining ``max_num_batched_tokens`` budget goes to prefill chunks of
+  admitted sequences, in admission order (chunked prefill mixed with decode);
+- waiting sequences are admitted in order while fewer than ``max_num_seqs`` run and the free KV
+  cache holds their whole prompt;
+- a sequence whose prefill completes samples its first token in that iteration; then each round it
+  advances ``accepted + 1`` tokens (capped at its response length) and leaves when done;
+- if the running sequences' KV outgrows the cache, the most recently admitted one is preempted
+  (vLLM V1 recompute): its KV is freed and it re-prefills prompt + generated tokens later.
+
+Events are admissions, prefill steps, finishes and preemptions. Between two events the batch is a
+fixed set of decoding sequences whose KV grows each round, so the whole stretch of iterations is
+costed in one vectorised call (``_decode_segment``): the Python loop runs per event, not per
+iteration, and the time of every iteration still depends on every sequence's own KV length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..costmodel import IterationBatch, IterationCostModel
+from ..speculation import AcceptanceModel
+
+WAITING, RUNNING, DONE = 0, 1, 2
+
+
+@dataclass
+class ReplicaConfig:
+    max_num_batched_tokens: int
+    max_num_seqs: int
+    kv_capacity_tokens: int
+
+
+@dataclass
+class ReplicaResult:
+    start_time_s: float
+    end_time_s: float
+    finish_time_s: np.ndarray  # per sequence (absolute)
+    iterations: int
+    busy_time_s: float
+    rounds: int  # decode/verify sequence-rounds
+    tokens_generated: int
+    accepted_drafts: int  # drafts accepted over all sequence-rounds with k > 0
+    spec_rounds: int  # sequence-rounds with k > 0
+    preemptions: int
+    prefill_time_s: float  # time of iterations that contained prefill
+    trace: dict | None = None  # per-iteration arrays when requested
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_time_s - self.start_time_s
+
+
+@dataclass
+class SpecPolicy:
+    """k per iteration as a function of the live decode batch size (vLLM's
+    ``num_speculative_tokens_per_batch_size``), and the draft's acceptance at any k."""
+
+    acceptance: AcceptanceModel
+    k_for_batch: Callable[[int], int] | None = None
+    _cache: dict = field(default_factory=dict)
+
+    def k(self, batch: int) -> int:
+        return self.acceptance.k if self.k_for_batch is None else int(self.k_for_batch(batch))
+
+    def at(self, k: int) -> AcceptanceModel:
+        m = self._cache.get(k)
+        if m is None:
+            m = self._cache[k] = self.acceptance.at_k(k)
+        return m
+
+
+def simulate_replica(prompt_len: np.ndarray, response_len: np.ndarray, cost: IterationCostModel,
+                     policy: SpecPolicy, cfg: ReplicaConfig, rng: np.random.Generator,
+                     start_time_s: float = 0.0, record_trace: bool = False) -> ReplicaResult:
+    P = np.asarray(prompt_len, dtype=np.int64)
+    N = np.asarray(response_len, dtype=np.int64)
+    S = len(P)
+    if S and (N.min() < 1 or P.min() < 1):
+        raise ValueError("prompt and response lengths must be >= 1")
+    gen = np.zeros(S, np.int64)  # tokens generated
+    need = P.copy()  # tokens to prefill before decoding (prompt, or prompt+generated after preemption)
+    pre = np.zeros(S, np.int64)  # tokens prefilled so far
+    status = np.zeros(S, np.int8)
+    admit_seq = np.full(S, -1, np.int64)  # admission stamp (larger = more recent)
+    finish = np.full(S, np.nan)
+    queue: list[int] = list(range(S))  # waiting, FCFS (preempted go to the front)
+    t = start_time_s
+    stats = dict(iterations=0, busy=0.0, rounds=0, tokens=0, accepted=0, spec_rounds=0, preempt=0, prefill_time=0.0)
+    stamp = 0
+    trace: dict[str, list] | None = {"t_end": [], "dt": [], "n_decode": [], "n_tokens": [], "k": []} if record_trace else None
+    cap = cfg.kv_capacity_tokens
+
+    def kv_used() -> int:
+        r = status == RUNNING
+        return int((pre[r] + np.where(pre[r] >= need[r], gen[r] - (need[r] - P[r]), 0)).sum())
+
+    def ctx(idx):
+        # tokens a running sequence holds in KV: prefilled part + tokens generated since
+        return pre[idx] + gen[idx] - (need[idx] - P[idx])
+
+    while True:
+        # ---------------------------------------------------------------- admission
+        n_running = int((status == RUNNING).sum())
+        if queue:
+            free = cap - kv_used()
+            admitted = []
+            while queue and n_running < cfg.max_num_seqs:
+                i = queue[0]
+                if need[i] > free:
+                    break
+                queue.pop(0)
+                status[i] = RUNNING
+                admit_seq[i] = stamp
+                stamp += 1
+                free -= int(need[i])
+                n_running += 1
+                admitted.append(i)
+            if n_running == 0 and queue:
+                i = queue[0]
+                raise ValueError(f"sequence of {need[i]} tokens cannot fit a KV cache of {cap} tokens")
+        run = np.flatnonzero(status == RUNNING)
+        if run.size == 0:
+            break
+        prefilling = run[pre[run] < need[run]]
+        if prefilling.size:
+            t = _mixed_step(run, prefilling, P, N, gen, need, pre, status, finish, admit_seq, t, cost, policy, cfg, rng,
+                            stats, trace)
+        else:
+            t = _decode_segment(run, P, N, gen, need, pre, status, finish, t, cost, policy, rng, stats, trace,
+                                cap, bool(queue))
+        # ---------------------------------------------------------------- preemption (recompute)
+        while kv_used() > cap:
+            r = np.flatnonzero(status == RUNNING)
+            if r.size <= 1:
+                break
+            victim = r[np.argmax(admit_seq[r])]
+            status[victim] = WAITING
+            need[victim] = P[victim] + gen[victim]
+            pre[victim] = 0
+            queue.insert(0, int(victim))
+            stats["preempt"] += 1
+
+    end = float(np.nanmax(finish)) if S else start_time_s
+    tr = None
+    if trace is not None:
+        tr = {k: np.concatenate([np.atleast_1d(np.asarray(x, dtype=float)) for x in v]) if v else np.zeros(0)
+              for k, v in trace.items()}
+    return ReplicaResult(start_time_s, max(end, start_time_s), finish, stats["iterations"], stats["busy"],
+                         stats["rounds"], stats["tokens"], stats["accepted"], stats["spec_rounds"], stats["preempt"],
+                         stats["prefill_time"], tr)
+
+
+def _mixed_step(run, prefilling, P, N, gen, need, pre, status, finish, admit_seq, t, cost, policy, cfg, rng, stats, trace):
+    """One iteration with prefill chunks (and the decoding sequences alongside)."""
+    dec = run[pre[run] >= need[run]]
+    B = dec.size
+    k = policy.k(B) if B else policy.k(0)
+    q = k + 1
+    budget = max(cfg.max_num_batched_tokens - B * q, 0)
+    order = prefilling[np.argsort(admit_seq[prefilling], kind="stable")]
+    remaining = need[order] - pre[order]
+    before = np.concatenate([[0], np.cumsum(remaining)[:-1]])
+    chunk = np.clip(budget - before, 0, remaining)
+    if B == 0 and chunk.sum() == 0:  # a prompt longer than the budget still progresses
+        chunk[0] = min(remaining[0], cfg.max_num_batched_tokens)
+    offs = pre[order]
+    done_pre = order[(offs + chunk) >= need[order]]
+    dec_ctx = (pre[dec] + gen[dec] - (need[dec] - P[dec])).sum() if B else 0
+    batch = IterationBatch(
+        n_decode=np.array([B]), k=np.array([k if B else 0]), decode_kv_tokens=np.array([dec_ctx]),
+        n_prefill_tokens=np.array([chunk.sum()]), n_prefill_seqs=np.array([(chunk > 0).sum()]),
+        prefill_kv_tokens=np.array([(offs + chunk)[chunk > 0].sum()]),
+        prefill_qk_pairs=np.array([(chunk * offs + chunk * (chunk + 1) / 2).sum()]),
+        n_prefill_done=np.array([done_pre.size]))
+    dt = float(cost.iteration_time_s(batch)[0])
+    t += dt
+    stats["iterations"] += 1
+    stats["busy"] += dt
+    stats["prefill_time"] += dt
+    pre[order] += chunk
+    if B:
+        adv = policy.at(k).sample_advance(rng, B)
+        take = np.minimum(adv, N[dec] - gen[dec])
+        gen[dec] += take
+        stats["rounds"] += B
+        stats["tokens"] += int(take.sum())
+        if k > 0:
+            stats["spec_rounds"] += B
+            stats["accepted"] += int((adv - 1).sum())
+    # sequences whose prefill completed sample one token (a fresh one, or the next after recompute)
+    gen[done_pre] += 1
+    stats["tokens"] += done_pre.size
+    fin = run[gen[run] >= N[run]]
+    status[fin] = DONE
+    finish[fin] = t
+    if trace is not None:
+        trace["t_end"].append(t); trace["dt"].append(dt); trace["n_decode"].append(B)
+        trace["n_tokens"].append(B * q + chunk.sum()); trace["k"].append(k if B else 0)
+    return t
+
+
+def _decode_segment(run, P, N, gen, need, pre, status, finish, t, cost, policy, rng, stats, trace, cap, waiting):
+    """Iterations of pure decode until the next event (a finish, KV overflow), costed in one call."""
+    B = run.size
+    k = policy.k(B)
+    ctx0 = pre[run] + gen[run] - (need[run] - P[run])
+    rem = N[run] - gen[run]
+    free = cap - int(ctx0.sum())
+    if k == 0:
+        n = int(rem.min())
+        if free < 0:
+            n = 1
+        elif free < B * n:  # KV overflow before the first finish: stop where it would overflow
+            n = max(free // B, 1)
+        j = np.arange(n, dtype=float)
+        kv = ctx0.sum() + B * j
+        adv_total = np.full(B, n, np.int64)
+        accepted = 0
+    else:
+        acc = policy.at(k)
+        mean_adv = acc.acceptance_length
+        J = int(min(rem.min(), np.ceil(rem.min() / mean_adv * 1.25) + 8))
+        adv = acc.sample_advance(rng, (B, J))
+        cum = np.cumsum(adv, axis=1)
+        reached = cum >= rem[:, None]
+        first = np.where(reached.any(axis=1), reached.argmax(axis=1) + 1, J + 1)
+        n = int(min(first.min(), J))
+        grown = cum[:, :n].sum(axis=0)  # total KV growth after each round
+        over = np.flatnonzero(grown > free)
+        if over.size:
+            n = max(int(over[0]), 1)
+        kv = ctx0.sum() + np.concatenate([[0], grown[: n - 1]])
+        adv_total = np.minimum(cum[:, n - 1], rem)
+        accepted = int((adv[:, :n] - 1).sum())
+    batch = IterationBatch(n_decode=np.full(n, B), k=np.full(n, k), decode_kv_tokens=kv)
+    dts = cost.iteration_time_s(batch)
+    ends = t + np.cumsum(dts)
+    t_new = float(ends[-1])
+    gen[run] += adv_total
+    stats["iterations"] += n
+    stats["busy"] += float(dts.sum())
+    stats["rounds"] += B * n
+    stats["tokens"] += int(adv_total.sum())
+    if k > 0:
+        stats["spec_rounds"] += B * n
+        stats["accepted"] += accepted
+    done = run[gen[run] >= N[run]]
+    status[done] = DONE
+    finish[done] = t_new
+    if trace is not None:
+        trace["t_end"].append(ends); trace["dt"].append(dts); trace["n_decode"].append(np.full(n, B))
+        trace["n_tokens"].append(np.full(n, B * (k + 1))); trace["k"].append(np.full(n, k))
+    return t_new

@@ -1,0 +1,147 @@
+"""Turning a scenario into simulation objects: specs, layout, memory, cost models, acceptance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..catalog import DraftSpec, HardwareProfile, ModelSpec, load_hardware, load_model
+from ..costmodel import IterationCostModel, ReplicaLayout, ReplicaMemory, replica_layout, replica_memory
+from ..costmodel.select import get_timer
+from ..costmodel.timer import KernelTimer
+from ..engine import ReplicaConfig, SpecPolicy, sample_lengths
+from ..errors import ConfigurationError
+from ..scenario import Scenario
+from ..speculation import AcceptanceModel, Drafter, resolve_drafter
+
+
+@dataclass
+class Setup:
+    scenario: Scenario
+    model: ModelSpec
+    hardware: HardwareProfile
+    timer: KernelTimer
+    layout: ReplicaLayout
+    drafter: Drafter
+    acceptance: AcceptanceModel
+    gen_gpus: int
+    train_gpus: int
+    n_replicas: int
+    memory_ar: ReplicaMemory
+    memory_spec: ReplicaMemory
+    cost_ar: IterationCostModel
+    cost_spec: IterationCostModel
+    placement_note: str
+
+    def replica_config(self, speculative: bool) -> ReplicaConfig:
+        e = self.scenario.workload.engine
+        mem = self.memory_spec if speculative else self.memory_ar
+        return ReplicaConfig(e.max_num_batched_tokens, e.max_num_seqs, mem.kv_capacity_tokens)
+
+    def policy(self, speculative: bool) -> SpecPolicy:
+        if not speculative:
+            return SpecPolicy(AcceptanceModel.none())
+        sched = self.scenario.num_speculative_tokens_per_batch_size
+        if sched:
+            def k_for(b: int, _s=tuple(tuple(x) for x in sched)) -> int:
+                for lo, hi, kk in _s:
+                    if lo <= b <= hi:
+                        return kk
+                return 0
+            return SpecPolicy(self.acceptance, k_for)
+        return SpecPolicy(self.acceptance)
+
+    def sample_step_lengths(self, step: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        w = self.scenario.workload
+        rng = np.random.default_rng([self.scenario.seed, step, 1])
+        n = w.sequences_per_step
+        prompts = np.repeat(sample_lengths(w.prompt_length, w.num_prompts_per_step, rng), w.num_generations_per_prompt)
+        responses = sample_lengths(w.response_length, n, rng, group_size=w.num_generations_per_prompt,
+                                   group_correlation=float(self.scenario.options.get("group_correlation", 0.0)))
+        return prompts, responses
+
+
+def resolve_acceptance(sc: Scenario) -> AcceptanceModel:
+    k = sc.k
+    if k == 0:
+        return AcceptanceModel.none()
+    if sc.acceptance_rates_per_position is not None:
+        return AcceptanceModel.from_unconditional_rates(sc.acceptance_rates_per_position).at_k(k)
+    if sc.draft_quality is not None:
+        return AcceptanceModel.from_quality(k, sc.draft_quality, sc.draft_quality_decay)
+    if sc.acceptance_length is not None:
+        return AcceptanceModel.from_acceptance_length(k, sc.acceptance_length)
+    s = sc.workload.speculation
+    if s.acceptance_rates_per_position is not None:
+        return AcceptanceModel.from_unconditional_rates(s.acceptance_rates_per_position).at_k(k)
+    # the workload's AL at its own k -> a constant per-token rate -> the same draft at this k
+    return AcceptanceModel.from_acceptance_length(s.num_speculative_tokens, s.acceptance_length).at_k(k)
+
+
+def choose_split(total: int, replica_gpus: int, train_unit: int, gen_fraction: float = 0.75) -> tuple[int, int, str]:
+    """A generation/training split for non-colocated runs given only a total: about ``gen_fraction``
+    of the GPUs generate (the study's async 8B run used 12 generation + 4 training nodes), rounded to
+    whole replicas and whole training units."""
+    best = None
+    for g in range(replica_gpus, total, replica_gpus):
+        t = total - g
+        if t % train_unit:
+            continue
+        score = abs(g / total - gen_fraction)
+        if best is None or score < best[0]:
+            best = (score, g, t)
+    if best is None:
+        raise ConfigurationError(
+            f"cannot split {total} GPUs into whole generation replicas of {replica_gpus} GPUs and training groups of "
+            f"{train_unit}; pass --gen-gpus and --train-gpus")
+    _, g, t = best
+    return g, t, (f"split chosen: {g} generation + {t} training GPUs (~{gen_fraction:.0%} generating, as the study's "
+                  f"async run: 12 + 4 nodes); override with --gen-gpus/--train-gpus")
+
+
+def build_setup(sc: Scenario) -> Setup:
+    w = sc.workload
+    model = load_model(w.model)
+    hw = load_hardware(w.hardware)
+    timer = get_timer(hw, sc.calibration)
+    layout = replica_layout(model, w.generation)
+    drafter = resolve_drafter(model, sc.drafter, sc.draft_model)
+    acceptance = resolve_acceptance(sc)
+    rg = layout.gpus
+    note = "colocated: generation and training share all GPUs, phases run one after another"
+    if w.colocated:
+        gen_gpus = train_gpus = w.gpus
+    else:
+        train_unit = max(w.training.tensor_model_parallel_size * w.training.pipeline_model_parallel_size
+                         * w.training.context_parallel_size, 1)
+        if w.gen_gpus is None and w.train_gpus is None:
+            gen_gpus, train_gpus, note = choose_split(w.gpus, rg, train_unit)
+        else:
+            gen_gpus = w.gen_gpus if w.gen_gpus is not None else w.gpus - (w.train_gpus or 0)
+            train_gpus = w.train_gpus if w.train_gpus is not None else w.gpus - gen_gpus
+            if gen_gpus < 1 or train_gpus < 1:
+                raise ConfigurationError(
+                    f"--gen-gpus {gen_gpus} + --train-gpus {train_gpus} must both be >= 1 (total {w.gpus})")
+            note = f"non-colocated: {gen_gpus} generation + {train_gpus} training GPUs"
+        if train_gpus % train_unit:
+            raise ConfigurationError(
+                f"--train-gpus = {train_gpus} is not a whole number of training model-parallel groups of {train_unit} GPUs "
+                f"(TP x PP x CP of the workload); use a multiple of {train_unit}")
+    if gen_gpus % rg:
+        raise ConfigurationError(
+            f"generation GPUs = {gen_gpus} do not divide into replicas of {rg} GPUs "
+            f"(tensor_parallel_size {layout.tensor_parallel_size} x data_parallel_size {layout.data_parallel_size}); "
+            f"use a multiple of {rg}, e.g. {max(rg, gen_gpus // rg * rg)} or {(gen_gpus // rg + 1) * rg}")
+    n_rep = gen_gpus // rg
+    prompts_max = w.prompt_length.max_tokens + 1
+    mem_ar = replica_memory(model, hw, layout, w.generation_dtype, w.kv_cache_dtype, w.engine.gpu_memory_utilization,
+                            None, "none", prompts_max)
+    mem_spec = replica_memory(model, hw, layout, w.generation_dtype, w.kv_cache_dtype, w.engine.gpu_memory_utilization,
+                              drafter.network, drafter.method, prompts_max)
+    common = dict(model=model, hardware=hw, layout=layout, timer=timer, dtype=w.generation_dtype,
+                  kv_dtype=w.kv_cache_dtype, enforce_eager=w.engine.enforce_eager)
+    cost_ar = IterationCostModel(method="none", **common)
+    cost_spec = IterationCostModel(method=drafter.method, draft=drafter.network, **common)
+    return Setup(sc, model, hw, timer, layout, drafter, acceptance, gen_gpus, train_gpus, n_rep, mem_ar, mem_spec,
+                 cost_ar, cost_spec, note)

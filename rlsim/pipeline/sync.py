@@ -1,0 +1,52 @@
+"""Synchronous colocated RL step, NeMo-RL order: data -> refit (weights into the rollout engine)
+-> generation -> log-prob recompute (policy, + reference with KL) -> training.
+
+The phases run one after another on the same GPUs, so the step is their sum.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..costmodel.training import logprob_time, refit_time_s, training_time
+from ..engine import RolloutResult, simulate_rollout
+from .results import GenerationStats, StepResult
+from .setup import Setup
+
+
+def generation_stats(setup: Setup, ro: RolloutResult, speculative: bool, start_s: float = 0.0) -> GenerationStats:
+    mem = setup.memory_spec if speculative else setup.memory_ar
+    fin = np.sort(ro.finish_time_s - start_s)
+    t90 = float(fin[int(0.9 * (len(fin) - 1))]) if len(fin) else 0.0
+    return GenerationStats(
+        iterations_max=ro.iterations_max, iterations_mean=ro.iterations_mean, tokens_generated=ro.tokens_generated,
+        realized_acceptance_length=ro.realized_acceptance_length, preemptions=ro.preemptions,
+        kv_capacity_tokens_per_replica=mem.kv_capacity_tokens, n_replicas=setup.n_replicas,
+        sequences_per_replica=len(fin) / setup.n_replicas,
+        replica_end_s_min=float(ro.replica_end_s.min() - start_s), replica_end_s_max=float(ro.replica_end_s.max() - start_s),
+        time_to_90pct_sequences_s=t90, tail_s=ro.generation_time_s - t90, prefill_time_s=ro.prefill_time_s_max)
+
+
+def non_generation_phases(setup: Setup, prompts: np.ndarray, responses: np.ndarray, speculative: bool) -> dict[str, float]:
+    w = setup.scenario.workload
+    seq_tokens = prompts + responses
+    train = training_time(setup.model, setup.hardware, setup.train_gpus, seq_tokens, w.training_dtype, w.training_mfu)
+    passes = 2 if w.reference_logprobs else 1
+    lp = logprob_time(setup.model, setup.hardware, setup.train_gpus, seq_tokens, passes, w.logprob_mfu)
+    mem = setup.memory_spec if speculative else setup.memory_ar
+    kv_pool = mem.kv_capacity_tokens / setup.layout.data_parallel_size * mem.kv_bytes_per_token_per_gpu
+    refit = refit_time_s(mem.weight_bytes_per_gpu + mem.draft_weight_bytes_per_gpu, w.colocated, setup.hardware, kv_pool)
+    return {"data": w.data_loading_s, "refit": refit, "logprob": lp.seconds, "training": train.seconds}
+
+
+def simulate_sync_step(setup: Setup, speculative: bool, step: int = 0, keep_replicas: bool = False) -> tuple[StepResult, RolloutResult]:
+    prompts, responses = setup.sample_step_lengths(step)
+    cost = setup.cost_spec if speculative else setup.cost_ar
+    ro = simulate_rollout(prompts, responses, setup.n_replicas, cost, setup.policy(speculative),
+                          setup.replica_config(speculative), seed=setup.scenario.seed * 1000003 + step,
+                          keep_replicas=keep_replicas)
+    phases = non_generation_phases(setup, prompts, responses, speculative)
+    phases = {"data": phases["data"], "refit": phases["refit"], "generation": ro.generation_time_s,
+              "logprob": phases["logprob"], "training": phases["training"]}
+    mode = "speculative" if speculative else "autoregressive"
+    return StepResult(mode, float(sum(phases.values())), phases, generation_stats(setup, ro, speculative)), ro

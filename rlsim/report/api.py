@@ -1,0 +1,35 @@
+"""The Python entry points: ``project(scenario)`` and ``project_scenario(**flags)``."""
+
+from __future__ import annotations
+
+from ..errors import ConfigurationError
+from ..pipeline import ProjectionResult, build_setup, simulate_sync_step
+from ..scenario import Scenario, build_scenario
+
+
+def project(scenario: Scenario) -> ProjectionResult:
+    """Simulate one RL step of ``scenario`` autoregressively and with speculation (same sampled lengths:
+    speculative decoding is lossless, so both modes generate exactly the same tokens)."""
+    setup = build_setup(scenario)
+    notes = [setup.placement_note, f"kernel costs: {setup.timer.describe()}"]
+    if scenario.lag > 0:
+        from ..pipeline import asynchronous  # noqa: WPS433
+
+        base, spec = asynchronous.simulate_async_pair(setup)
+    else:
+        base, _ = simulate_sync_step(setup, speculative=False)
+        spec, _ = simulate_sync_step(setup, speculative=True)
+    if setup.timer.extrapolated:
+        notes.append("extrapolated beyond the measured calibration grid: " + ", ".join(sorted(setup.timer.extrapolated)))
+    return ProjectionResult(base, spec, setup.acceptance.acceptance_length, spec.generation.realized_acceptance_length,
+                            scenario.to_dict() | {"gen_gpus_resolved": setup.gen_gpus, "train_gpus_resolved": setup.train_gpus,
+                                                  "n_replicas": setup.n_replicas, "drafter_network": setup.drafter.name},
+                            setup.timer.describe(), notes)
+
+
+def project_scenario(**kwargs) -> ProjectionResult:
+    """``project(build_scenario(**kwargs))``: the same arguments as ``rlsim project``'s flags."""
+    return project(build_scenario(**kwargs))
+
+
+__all__ = ["project", "project_scenario", "build_scenario", "Scenario", "ConfigurationError"]
