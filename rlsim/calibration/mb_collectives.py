@@ -1,0 +1,121 @@
+"""NCCL collective microbenchmarks, one process per GPU (torch.multiprocessing.spawn).
+
+NVLink multicast (NVLS) stays OFF: the variables below are set in os.environ before
+the process group starts, in the parent and in every child.  Works for any number of
+ranks (2, 4, 8).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+NO_MULTICAST_ENV = {
+    "NCCL_NVLS_ENABLE": "0",
+    "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1",
+    "NVSHMEM_DISABLE_NVLS": "1",
+}
+
+try:
+    from .mb_common import CsvTable, Progress, percentile
+    from .mb_grids import busbw, collectives_grid
+except ImportError:
+    from mb_common import CsvTable, Progress, percentile
+    from mb_grids import busbw, collectives_grid
+
+
+def set_no_multicast_env() -> None:
+    for k, v in NO_MULTICAST_ENV.items():
+        os.environ[k] = v
+
+
+def _worker(rank: int, world: int, out_dir: str, quick: bool, resume: bool, port: int,
+            progress: bool, sys_path: list):
+    set_no_multicast_env()
+    for p in sys_path:
+        if p not in sys.path:
+            sys.path.append(p)
+    import torch
+    import torch.distributed as dist
+
+    torch.cuda.set_device(rank)
+    dev = torch.device("cuda", rank)
+    dist.init_process_group("nccl", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                            world_size=world, device_id=dev)
+    gpu = torch.cuda.get_device_name(rank)
+    # rank 0 owns the CSV and decides (broadcast) which points are already done
+    table = CsvTable(Path(out_dir), "collectives", resume=resume) if rank == 0 else None
+    pts = collectives_grid(world, quick)
+    prog = Progress("collectives", len(pts), enabled=(progress and rank == 0))
+    for pt in pts:
+        row = {"gpu": gpu, **pt}
+        skip = table.has(row) if rank == 0 else False
+        flag = torch.tensor([1 if skip else 0], device=dev)
+        dist.broadcast(flag, 0)
+        if int(flag.item()):
+            prog.step(skipped=True)
+            continue
+        nbytes = pt["bytes"]
+        ne = nbytes // 2
+        op = pt["op"]
+        x = torch.randn(ne, device=dev, dtype=torch.bfloat16) + 1.0
+        if op == "all_gather":
+            out = torch.empty(ne * world, device=dev, dtype=torch.bfloat16)
+            fn = lambda: dist.all_gather_into_tensor(out, x)  # noqa: E731
+        elif op == "reduce_scatter":
+            out = torch.empty(ne // world, device=dev, dtype=torch.bfloat16)
+            fn = lambda: dist.reduce_scatter_tensor(out, x)  # noqa: E731
+        elif op == "all_to_all":
+            out = torch.empty_like(x)
+            fn = lambda: dist.all_to_all_single(out, x)  # noqa: E731
+        elif op == "broadcast":
+            fn = lambda: dist.broadcast(x, 0)  # noqa: E731
+        else:
+            fn = lambda: dist.all_reduce(x)  # noqa: E731
+        reps = 30 if nbytes <= 4 * 1024 ** 2 else (10 if nbytes <= 64 * 1024 ** 2 else 5)
+        for _ in range(3):
+            fn()
+        torch.cuda.synchronize()
+        dist.barrier()
+        ev = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+              for _ in range(reps)]
+        for a, b in ev:
+            a.record()
+            fn()
+            b.record()
+        torch.cuda.synchronize()
+        ts = [a.elapsed_time(b) / 1e3 for a, b in ev]
+        stats = torch.tensor([percentile(ts, 50), percentile(ts, 10), percentile(ts, 90)],
+                             device=dev, dtype=torch.float64)
+        dist.all_reduce(stats, op=dist.ReduceOp.MAX)
+        if rank == 0:
+            t, p10, p90 = stats.tolist()
+            alg, bus = busbw(op, nbytes, world, t)
+            table.write({**row, "time_s": t, "time_p10_s": p10, "time_p90_s": p90,
+                         "busbw_bytes_per_s": bus, "algbw_bytes_per_s": alg, "repeats": reps})
+        prog.step()
+        del x
+    if rank == 0:
+        table.close()
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def run_collectives(out_dir: Path, quick: bool = False, resume: bool = True,
+                    progress: bool = True, ranks: int | None = None) -> int:
+    set_no_multicast_env()
+    import socket
+
+    import torch
+    import torch.multiprocessing as mp
+
+    n = ranks or torch.cuda.device_count()
+    if n < 2:
+        print("[collectives] fewer than 2 GPUs: skipped", flush=True)
+        return 0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_worker, args=(n, str(out_dir), quick, resume, port, progress, list(sys.path)),
+             nprocs=n, join=True)
+    return n
