@@ -110,6 +110,7 @@ class IterationCostModel:
     host: dict[str, float] = field(default_factory=lambda: dict(HOST_OVERHEAD))
 
     def __post_init__(self):
+        self._static_cache: dict = {}
         m, L = self.model, self.layout
         tp = L.tensor_parallel_size
         self.q_heads = m.num_attention_heads // tp
@@ -124,9 +125,16 @@ class IterationCostModel:
             raise ConfigurationError(f"drafter {self.method!r} needs a draft network")
 
     # ------------------------------------------------------------ target forward pieces
+    def _attention_stack_s(self, seqs, kv_read, qk_pairs, q_tokens, spec: ModelSpec | DraftSpec, n_layers: int):
+        qh = max(spec.num_attention_heads // self.tp, 1)
+        kvh = max(spec.num_key_value_heads // self.tp, 1)
+        return n_layers * self.timer.attention_s("mixed", seqs, kv_read, qk_pairs, q_tokens, qh, kvh, spec.head_dim,
+                                                 self.kv_dtype)
+
     def _layer_stack_s(self, T, seqs, kv_read, qk_pairs, q_tokens, spec: ModelSpec | DraftSpec, n_layers: int,
-                       moe: bool, out: dict, prefix: str):
-        """Time of ``n_layers`` decoder layers of ``spec`` over T tokens on one GPU (T, etc. already per dp rank)."""
+                       moe: bool, out: dict, prefix: str, attention: bool = True):
+        """Time of ``n_layers`` decoder layers of ``spec`` over T tokens on one GPU (T, etc. already per dp rank).
+        With ``attention=False`` the attention kernels are left out (costed separately per iteration)."""
         t = self.timer
         h, hd = spec.hidden_size, spec.head_dim
         qh = max(spec.num_attention_heads // self.tp, 1)
@@ -134,7 +142,7 @@ class IterationCostModel:
         dt = self.dtype
         qkv = t.gemm_s(T, (qh + 2 * kvh) * hd, h, dt)
         o = t.gemm_s(T, h, qh * hd, dt)
-        attn = t.attention_s("mixed", seqs, kv_read, qk_pairs, q_tokens, qh, kvh, hd, self.kv_dtype)
+        attn = self._attention_stack_s(seqs, kv_read, qk_pairs, q_tokens, spec, 1) if attention else 0.0
         if moe:
             m = self.model
             ep = self.layout.expert_parallel_size
@@ -164,21 +172,117 @@ class IterationCostModel:
             out[prefix + name] = out.get(prefix + name, 0.0) + n_layers * v
         return n_layers * (qkv + o + attn + mlp + ew + comm)
 
-    def breakdown(self, b: IterationBatch) -> dict[str, np.ndarray]:
-        """Seconds per op class for each iteration (arrays). Keys sum to ``total``."""
+    def _aggregates(self, b: IterationBatch):
+        dp = self.dp
+        q = b.k + 1.0
+        dec_tokens = b.n_decode * q
+        T_engine = dec_tokens + b.n_prefill_tokens
+        seqs = (b.n_decode + b.n_prefill_seqs) / dp
+        kv_read = (b.decode_kv_tokens + b.n_decode * q + b.prefill_kv_tokens) / dp
+        qk_pairs = (q * b.decode_kv_tokens + b.n_decode * q * (q + 1) / 2 + b.prefill_qk_pairs) / dp
+        return q, dec_tokens, T_engine, seqs, kv_read, qk_pairs
+
+    def _draft_attention_s(self, b: IterationBatch) -> np.ndarray:
+        """KV-dependent part of the draft passes (its attention over each sequence's own context)."""
+        if self.method not in ("eagle3", "mtp", "draft-model"):
+            return 0.0
+        d, dp, k = self.draft, self.dp, b.k
+        q = k + 1.0
+        n_layers = (d.num_hidden_layers if isinstance(d, DraftSpec) or self.method == "draft-model"
+                    else self.model.mtp_num_layers)
+        seqs = (b.n_decode + b.n_prefill_seqs) / dp
+        first_T = (b.n_decode * q + b.n_prefill_tokens) / dp
+        kv_first = (b.decode_kv_tokens + b.n_decode * q + b.prefill_kv_tokens) / dp
+        qk_first = (q * b.decode_kv_tokens + b.prefill_qk_pairs) / dp
+        later_T = b.n_decode / dp
+        kv_later = (b.decode_kv_tokens + b.n_decode * q) / dp
+        first = self._attention_stack_s(seqs, kv_first, qk_first, first_T, d, n_layers)
+        later = self._attention_stack_s(later_T, kv_later, kv_later, later_T, d, n_layers)
+        return np.where(k > 0, first + np.maximum(k - 1, 0) * later, 0.0)
+
+    def decode_segment_time_s(self, n_decode: int, k: int, decode_kv_tokens: np.ndarray) -> np.ndarray:
+        """Times of consecutive pure-decode iterations with a fixed batch (``n_decode`` sequences, ``k``)
+        whose KV lengths differ per iteration. The KV-independent part is computed once per (B, k) and
+        cached; only attention is evaluated per iteration. Equal to ``iteration_time_s`` (tested)."""
+        key = (n_decode, k)
+        st = self._static_cache.get(key)
+        if st is None:
+            b0 = IterationBatch(n_decode=[n_decode], k=[k], decode_kv_tokens=[0.0])
+            parts = self._static_parts(b0)
+            st = self._static_cache[key] = tuple(float(np.asarray(parts[x])[0]) if np.ndim(parts[x]) else float(parts[x])
+                                                 for x in ("gpu", "n_kernels", "graph", "host"))
+        gpu_static, n_kernels, graph, host = st
+        kv = np.asarray(decode_kv_tokens, dtype=float)
+        dp, q = self.dp, k + 1.0
+        m = self.model
+        kv_read = (kv + n_decode * q) / dp
+        dyn = self._attention_stack_s(n_decode / dp, kv_read, (q * kv + n_decode * q * (q + 1) / 2) / dp,
+                                      n_decode * q / dp, m, m.num_hidden_layers)
+        if k > 0 and self.method in ("eagle3", "mtp", "draft-model"):
+            d = self.draft
+            n_layers = d.num_hidden_layers if (isinstance(d, DraftSpec) or self.method == "draft-model") else m.mtp_num_layers
+            dyn = dyn + self._attention_stack_s(n_decode / dp, kv_read, q * kv / dp, n_decode * q / dp, d, n_layers)
+            if k > 1:
+                dyn = dyn + (k - 1) * self._attention_stack_s(n_decode / dp, kv_read, kv_read, n_decode / dp, d, n_layers)
+        return self.timer.launch_overhead_s(n_kernels, bool(graph), gpu_static + dyn) + host
+
+    def decode_iterations_time_s(self, n_decode: np.ndarray, k: int, decode_kv_tokens: np.ndarray,
+                                 stride: int = 8) -> np.ndarray:
+        """Times of consecutive pure-decode iterations whose batch size varies (``n_decode`` array, fixed k).
+
+        KV-independent parts are computed once per distinct batch size. Long sequences are costed
+        exactly at every ``stride``-th iteration and at both ends of each run of equal batch size, and
+        linearly interpolated in between (an iteration's cost is smooth in its KV length; the error on a
+        rollout's total is far below 0.1%, see tests/test_costmodel.py). ``stride=1`` costs every one."""
+        n_decode = np.asarray(n_decode, dtype=np.int64)
+        kv = np.asarray(decode_kv_tokens, dtype=float)
+        n = n_decode.size
+        if stride > 1 and n > 4 * stride:
+            change = np.flatnonzero(np.diff(n_decode))
+            pts = np.unique(np.concatenate([np.arange(0, n, stride), change, change + 1, [n - 1]]))
+            # a run's ends are both sampled, so interpolation never crosses a change of batch size
+            vals = self.decode_iterations_time_s(n_decode[pts], k, kv[pts], stride=1)
+            return np.interp(np.arange(n), pts, vals)
+        sizes = np.unique(n_decode)
+        missing = [int(x) for x in sizes if (int(x), k) not in self._static_cache]
+        if missing:
+            b0 = IterationBatch(n_decode=np.asarray(missing, float), k=np.full(len(missing), k),
+                                decode_kv_tokens=np.zeros(len(missing)))
+            parts = self._static_parts(b0)
+            for j, bsz in enumerate(missing):
+                self._static_cache[(bsz, k)] = tuple(float(np.broadcast_to(parts[x], (len(missing),))[j])
+                                                     for x in ("gpu", "n_kernels", "graph", "host"))
+        table = np.array([self._static_cache[(int(x), k)] for x in sizes])
+        pos = np.searchsorted(sizes, n_decode)
+        gpu_static, n_kernels, graph, host = (table[pos, c] for c in range(4))
+        dp, q, m = self.dp, k + 1.0, self.model
+        B = n_decode.astype(float)
+        kv_read = (kv + B * q) / dp
+        dyn = self._attention_stack_s(B / dp, kv_read, (q * kv + B * q * (q + 1) / 2) / dp, B * q / dp, m,
+                                      m.num_hidden_layers)
+        if k > 0 and self.method in ("eagle3", "mtp", "draft-model"):
+            d = self.draft
+            n_layers = d.num_hidden_layers if (isinstance(d, DraftSpec) or self.method == "draft-model") else m.mtp_num_layers
+            dyn = dyn + self._attention_stack_s(B / dp, kv_read, q * kv / dp, B * q / dp, d, n_layers)
+            if k > 1:
+                dyn = dyn + (k - 1) * self._attention_stack_s(B / dp, kv_read, kv_read, B / dp, d, n_layers)
+        return self.timer.launch_overhead_s(n_kernels, graph > 0.5, gpu_static + dyn) + host
+
+    def _static_parts(self, b: IterationBatch) -> dict:
+        out = self.breakdown(b, attention=False)
+        return out
+
+    def breakdown(self, b: IterationBatch, attention: bool = True) -> dict[str, np.ndarray]:
+        """Seconds per op class for each iteration (arrays). Keys sum to ``total``.
+        With ``attention=False`` every attention kernel (target and draft) is left out."""
         m, t = self.model, self.timer
         dp = self.dp
         k = b.k
-        q = k + 1.0
-        dec_tokens = b.n_decode * q
-        T_engine = dec_tokens + b.n_prefill_tokens
-        T = T_engine / dp
-        seqs = (b.n_decode + b.n_prefill_seqs) / dp
         # attention aggregates: each decoding sequence attends with q queries over its own KV (+ the q new)
-        kv_read = (b.decode_kv_tokens + b.n_decode * q + b.prefill_kv_tokens) / dp
-        qk_pairs = (q * b.decode_kv_tokens + b.n_decode * q * (q + 1) / 2 + b.prefill_qk_pairs) / dp
+        q, dec_tokens, T_engine, seqs, kv_read, qk_pairs = self._aggregates(b)
+        T = T_engine / dp
         out: dict[str, np.ndarray] = {}
-        gpu = self._layer_stack_s(T, seqs, kv_read, qk_pairs, T, m, m.num_hidden_layers, m.is_moe, out, "")
+        gpu = self._layer_stack_s(T, seqs, kv_read, qk_pairs, T, m, m.num_hidden_layers, m.is_moe, out, "", attention)
         # LM head + logits gather + sampling / rejection sampling
         rows = (dec_tokens + b.n_prefill_done) / dp
         lm = t.gemm_s(rows, m.vocab_size // self.tp, m.hidden_size, "bf16")
@@ -191,10 +295,11 @@ class IterationCostModel:
         gpu = gpu + lm + samp
         n_kernels = m.num_hidden_layers * self.kernels_per_layer + KERNELS_OUTSIDE_LAYERS
         # drafting for the next round
-        draft = self._draft_s(b, out)
+        draft = self._draft_s(b, out, attention)
         gpu = gpu + draft
         n_kernels = n_kernels + np.where(k > 0, k * KERNELS_PER_DRAFT_PASS * (self.method in ("eagle3", "mtp", "draft-model")), 0.0)
         graph = (T_engine <= self.hardware.cudagraph_capture_max_tokens) & (not self.enforce_eager)
+        out["gpu"], out["n_kernels"], out["graph"] = gpu, n_kernels, graph
         total_gpu = self.timer.launch_overhead_s(n_kernels, graph, gpu)
         out["launch_gaps"] = total_gpu - gpu
         n_seq = b.n_decode + b.n_prefill_seqs
@@ -207,7 +312,11 @@ class IterationCostModel:
         out["total"] = total_gpu + host
         return out
 
-    def _draft_s(self, b: IterationBatch, out: dict) -> np.ndarray:
+    def report(self, b: IterationBatch) -> dict[str, np.ndarray]:
+        """``breakdown`` without the bookkeeping keys (for tables)."""
+        return {k: v for k, v in self.breakdown(b).items() if k not in ("gpu", "n_kernels", "graph")}
+
+    def _draft_s(self, b: IterationBatch, out: dict, attention: bool = True) -> np.ndarray:
         k = b.k
         zero = np.zeros_like(b.n_decode)
         if self.method in ("none", "ngram"):
@@ -232,9 +341,9 @@ class IterationCostModel:
         else:  # draft-model: a whole small model
             n_layers, moe, vocab, fused = d.num_hidden_layers, d.is_moe, d.vocab_size, 0
         tmp: dict = {}
-        t1 = self._layer_stack_s(first_T, seqs, kv_first, qk_first, first_T, d, n_layers, moe, tmp, "")
-        # later passes: B tokens each, attending over KV that grows by one token per pass
-        tl = self._layer_stack_s(later_T, later_T, kv_later, kv_later, later_T, d, n_layers, moe, tmp, "")
+        t1 = self._layer_stack_s(first_T, seqs, kv_first, qk_first, first_T, d, n_layers, moe, tmp, "", False)
+        # later passes: B tokens each (their attention over the sequence's context is in _draft_attention_s)
+        tl = self._layer_stack_s(later_T, later_T, kv_later, kv_later, later_T, d, n_layers, moe, tmp, "", False)
         h = d.hidden_size
         fc = self.timer.gemm_s(first_T, h, fused * h, self.dtype) if fused > 1 else zero
         head = self.timer.gemm_s(later_T, vocab // self.tp if self.method == "draft-model" else vocab, h, "bf16")
@@ -242,6 +351,8 @@ class IterationCostModel:
         per_pass_head = head + pick
         total = t1 + fc + np.maximum(k - 1, 0) * tl + k * per_pass_head
         total = np.where(active, total, 0.0)
+        if attention:
+            total = total + self._draft_attention_s(b)
         out["draft"] = total
         return total
 

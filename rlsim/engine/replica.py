@@ -78,6 +78,59 @@ class SpecPolicy:
         return m
 
 
+class _AdvanceStreams:
+    """Per-sequence streams of round advances (accepted + 1), drawn once per k for the whole replica.
+
+    Rounds are i.i.d., so drawing a sequence's future rounds up front is the same process as drawing
+    them one at a time; it lets a decode segment find its first finisher with one ``searchsorted``.
+    Layout: one flat array; sequence i owns ``R_i + 1`` slots (a leading 0, then cumulative advances);
+    ``flat`` adds ``i * big`` so that the whole array is sorted."""
+
+    def __init__(self, policy: SpecPolicy, rng: np.random.Generator, N: np.ndarray):
+        self.policy, self.rng, self.N = policy, rng, N
+        self.S = len(N)
+        self.streams: dict[int, list] = {}
+
+    def _build(self, k: int, rounds: np.ndarray, prefix: list | None = None) -> list:
+        adv = self.policy.at(k).sample_advance(self.rng, int(rounds.sum())).astype(np.int64)
+        slots = rounds + 1
+        start = np.concatenate([[0], np.cumsum(slots)[:-1]])
+        vals = np.zeros(int(slots.sum()), np.int64)
+        mask = np.ones(vals.size, bool)
+        mask[start] = False
+        vals[mask] = adv
+        g = np.cumsum(vals)
+        cum = g - np.repeat(g[start], slots)
+        if prefix is not None:  # keep consumed rounds: old stream then new rounds on top of its last value
+            old_cum, old_start, old_slots = prefix
+            parts, new_start, pos = [], [], 0
+            for i in range(self.S):
+                o = old_cum[old_start[i]: old_start[i] + old_slots[i]]
+                nw = cum[start[i] + 1: start[i] + slots[i]] + o[-1]
+                new_start.append(pos)
+                parts += [o, nw]
+                pos += o.size + nw.size
+            cum = np.concatenate(parts)
+            start = np.asarray(new_start, np.int64)
+            slots = old_slots + rounds
+        big = int(cum.max()) + 1
+        flat = cum + np.repeat(np.arange(self.S, dtype=np.int64) * big, slots)
+        return [cum, flat, big, start, slots]
+
+    def get(self, k: int):
+        st = self.streams.get(k)
+        if st is None:
+            al = self.policy.at(k).acceptance_length
+            rounds = np.minimum(self.N, np.ceil(self.N / al * 1.12).astype(np.int64) + 24)
+            st = self.streams[k] = self._build(k, rounds) + [np.zeros(self.S, np.int64)]
+        return st
+
+    def extend(self, k: int) -> None:
+        """Append more rounds (rare: a sequence needed more rounds than drawn)."""
+        cum, _, _, start, slots, ptr = self.streams[k]
+        self.streams[k] = self._build(k, np.maximum(slots - 1, 16), (cum, start, slots)) + [ptr]
+
+
 def simulate_replica(prompt_len: np.ndarray, response_len: np.ndarray, cost: IterationCostModel,
                      policy: SpecPolicy, cfg: ReplicaConfig, rng: np.random.Generator,
                      start_time_s: float = 0.0, record_trace: bool = False) -> ReplicaResult:
@@ -98,6 +151,7 @@ def simulate_replica(prompt_len: np.ndarray, response_len: np.ndarray, cost: Ite
     stamp = 0
     trace: dict[str, list] | None = {"t_end": [], "dt": [], "n_decode": [], "n_tokens": [], "k": []} if record_trace else None
     cap = cfg.kv_capacity_tokens
+    streams = _AdvanceStreams(policy, rng, N)
 
     def kv_used() -> int:
         r = status == RUNNING
@@ -131,12 +185,16 @@ def simulate_replica(prompt_len: np.ndarray, response_len: np.ndarray, cost: Ite
         if run.size == 0:
             break
         prefilling = run[pre[run] < need[run]]
+        if not prefilling.size and not queue and policy.k_for_batch is None:
+            t_drained = _drain(run, P, N, gen, need, pre, status, finish, t, cost, policy, streams, stats, trace, cap)
+            if t_drained is not None:
+                t = t_drained
+                continue
         if prefilling.size:
             t = _mixed_step(run, prefilling, P, N, gen, need, pre, status, finish, admit_seq, t, cost, policy, cfg, rng,
                             stats, trace)
         else:
-            t = _decode_segment(run, P, N, gen, need, pre, status, finish, t, cost, policy, rng, stats, trace,
-                                cap, bool(queue))
+            t = _decode_segment(run, P, N, gen, need, pre, status, finish, t, cost, policy, streams, stats, trace, cap)
         # ---------------------------------------------------------------- preemption (recompute)
         while kv_used() > cap:
             r = np.flatnonzero(status == RUNNING)
@@ -208,7 +266,62 @@ def _mixed_step(run, prefilling, P, N, gen, need, pre, status, finish, admit_seq
     return t
 
 
-def _decode_segment(run, P, N, gen, need, pre, status, finish, t, cost, policy, rng, stats, trace, cap, waiting):
+def _drain(run, P, N, gen, need, pre, status, finish, t, cost, policy, streams, stats, trace, cap):
+    """Nothing waits and nothing prefills: the rest of the replica's decode is determined by the
+    sequences' round streams. Cost every remaining iteration in one vectorised pass (the batch shrinks
+    as sequences finish; each iteration's KV is the sum of the live sequences' own lengths).
+    Returns None (and changes nothing) if the KV cache would overflow on the way."""
+    k = policy.k(run.size)
+    ctx0 = pre[run] + gen[run] - (need[run] - P[run])
+    rem = N[run] - gen[run]
+    if k == 0:
+        f = rem.copy()  # rounds to finish
+    else:
+        while True:
+            cum, flat, big, start, slots, ptr = streams.get(k)
+            r = ptr[run]
+            s0 = start[run]
+            base = cum[s0 + r]
+            col = np.searchsorted(flat, run * big + base + rem, side="left") - s0
+            if (col < slots[run]).all():
+                break
+            streams.extend(k)
+        f = col - r
+    F = int(f.max())
+    total = int(f.sum())
+    ended = np.bincount(f, minlength=F + 1)
+    n_live = run.size - np.cumsum(ended)[:F]
+    if k == 0:  # every live sequence grows one token per iteration: closed form
+        live_ctx = ctx0.sum() - np.cumsum(np.bincount(f, weights=ctx0, minlength=F + 1))[:F]
+        kv = live_ctx + n_live * np.arange(F, dtype=float)
+    else:
+        offs = np.repeat(np.cumsum(f) - f, f)
+        j_idx = np.arange(total, dtype=np.int64) - offs  # round index within each sequence's remaining rounds
+        vals = cum[np.repeat(s0 + r, f) + j_idx] - np.repeat(base - ctx0, f)
+        kv = np.bincount(j_idx, weights=vals, minlength=F)
+    if float((kv + n_live * (k + 1)).max()) > cap:
+        return None
+    dts = cost.decode_iterations_time_s(n_live, k, kv)
+    ends = t + np.cumsum(dts)
+    finish[run] = ends[f - 1]
+    gen[run] = N[run]
+    status[run] = DONE
+    stats["iterations"] += F
+    stats["busy"] += float(dts.sum())
+    stats["rounds"] += total
+    stats["tokens"] += int(rem.sum())
+    if k > 0:
+        moved = cum[s0 + r + f] - base
+        stats["spec_rounds"] += total
+        stats["accepted"] += int(moved.sum()) - total
+        ptr[run] = r + f
+    if trace is not None:
+        trace["t_end"].append(ends); trace["dt"].append(dts); trace["n_decode"].append(n_live)
+        trace["n_tokens"].append(n_live * (k + 1)); trace["k"].append(np.full(F, k))
+    return float(ends[-1])
+
+
+def _decode_segment(run, P, N, gen, need, pre, status, finish, t, cost, policy, streams, stats, trace, cap):
     """Iterations of pure decode until the next event (a finish, KV overflow), costed in one call."""
     B = run.size
     k = policy.k(B)
@@ -226,23 +339,28 @@ def _decode_segment(run, P, N, gen, need, pre, status, finish, t, cost, policy, 
         adv_total = np.full(B, n, np.int64)
         accepted = 0
     else:
-        acc = policy.at(k)
-        mean_adv = acc.acceptance_length
-        J = int(min(rem.min(), np.ceil(rem.min() / mean_adv * 1.25) + 8))
-        adv = acc.sample_advance(rng, (B, J))
-        cum = np.cumsum(adv, axis=1)
-        reached = cum >= rem[:, None]
-        first = np.where(reached.any(axis=1), reached.argmax(axis=1) + 1, J + 1)
-        n = int(min(first.min(), J))
-        grown = cum[:, :n].sum(axis=0)  # total KV growth after each round
-        over = np.flatnonzero(grown > free)
-        if over.size:
+        while True:
+            cum, flat, big, start, slots, ptr = streams.get(k)
+            r = ptr[run]
+            s0 = start[run]
+            base = cum[s0 + r]
+            pos = np.searchsorted(flat, run * big + base + rem, side="left")
+            col = pos - s0  # slot where the sequence reaches its length
+            if (col < slots[run]).all():
+                break
+            streams.extend(k)
+        n = int((col - r).min())
+        idx = (s0 + r)[:, None] + np.arange(1, n + 1)
+        grown = cum[idx].sum(axis=0) - base.sum()  # KV growth after each round
+        if grown[-1] > free:
+            over = np.flatnonzero(grown > free)
             n = max(int(over[0]), 1)
         kv = ctx0.sum() + np.concatenate([[0], grown[: n - 1]])
-        adv_total = np.minimum(cum[:, n - 1], rem)
-        accepted = int((adv[:, :n] - 1).sum())
-    batch = IterationBatch(n_decode=np.full(n, B), k=np.full(n, k), decode_kv_tokens=kv)
-    dts = cost.iteration_time_s(batch)
+        moved = cum[s0 + r + n] - base
+        adv_total = np.minimum(moved, rem)
+        accepted = int(moved.sum()) - B * n
+        ptr[run] = r + n
+    dts = cost.decode_segment_time_s(B, k, kv)
     ends = t + np.cumsum(dts)
     t_new = float(ends[-1])
     gen[run] += adv_total

@@ -118,10 +118,17 @@ class AcceptanceModel:
         """Tokens a round advances (accepted + 1), sampled i.i.d. for ``size`` rounds."""
         if self.k == 0:
             return np.ones(size, dtype=np.int32)
-        cdf = np.cumsum(self.pmf)
-        cdf[-1] = 1.0
-        u = rng.random(size)
-        return (np.searchsorted(cdf, u, side="right") + 1).astype(np.int32)
+        cdf = self._cdf32
+        u = rng.random(size, dtype=np.float32)
+        return (np.searchsorted(cdf, u, side="right") + 1).astype(np.int16)
+
+    @property
+    def _cdf32(self) -> np.ndarray:
+        c = self.__dict__.get("_cdf_cache")
+        if c is None:
+            c = np.cumsum(self.pmf).astype(np.float32)[:-1]
+            object.__setattr__(self, "_cdf_cache", c)
+        return c
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,96 @@
+"""The ``rlsim`` command line.
+
+Sub-commands live in modules of their own (``rlsim.report.cmd_*``), each with a ``register(app)``
+function listed in ``_COMMAND_MODULES``. Every user error prints one line and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from typing import Optional
+
+import typer
+
+from ..errors import RlsimError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="rlsim: RL post-training step time with and without speculative decoding.")
+
+_COMMAND_MODULES = [
+    "rlsim.report.cmd_project",
+    "rlsim.report.cmd_calibrate",
+    "rlsim.report.cmd_validate",
+    "rlsim.report.cmd_sweep",
+    "rlsim.report.cmd_adaptive",
+]
+
+
+def user_errors(fn):
+    """Decorator for commands: a user error becomes one line on stderr and exit code 2."""
+    import functools
+
+    from pydantic import ValidationError
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except RlsimError as e:
+            fail(str(e))
+        except ValidationError as e:
+            err = e.errors()[0]
+            loc = ".".join(str(x) for x in err["loc"])
+            fail(f"field `{loc}` = {err.get('input')!r}: {err['msg']}")
+
+    return wrapper
+
+
+def fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def emit_json(obj) -> None:
+    typer.echo(json.dumps(obj, indent=2, default=_json_default))
+
+
+def _json_default(o):
+    import numpy as np
+
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if hasattr(o, "model_dump"):
+        return o.model_dump()
+    return str(o)
+
+
+def _register() -> None:
+    for name in _COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:
+                continue
+            raise
+        mod.register(app)
+
+
+_register()
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    try:
+        app(args=argv, standalone_mode=True)
+    except RlsimError as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

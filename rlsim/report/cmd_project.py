@@ -1,0 +1,102 @@
+"""``rlsim project`` and ``rlsim iteration``."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from .cli import emit_json, user_errors
+
+
+def register(app: typer.Typer) -> None:
+    app.command("project")(project_cmd)
+    app.command("iteration")(iteration_cmd)
+
+
+@user_errors
+def project_cmd(
+    model: Optional[str] = typer.Option(None, "--model", help="catalog model (alone: picks its default workload)"),
+    workload: Optional[str] = typer.Option(None, "--workload", help="catalog workload name or YAML path"),
+    hardware: Optional[str] = typer.Option(None, "--hardware", help="hardware profile (default: the workload's)"),
+    gpus: Optional[int] = typer.Option(None, "--gpus", help="total GPUs"),
+    k: Optional[int] = typer.Option(None, "--k", help="num_speculative_tokens (0 = autoregressive only)"),
+    drafter: Optional[str] = typer.Option(None, "--drafter", help="eagle3 | mtp | draft-model | ngram"),
+    acceptance_length: Optional[float] = typer.Option(None, "--acceptance-length", help="mean AL at k (1..k+1)"),
+    draft_quality: Optional[float] = typer.Option(None, "--draft-quality", help="per-token acceptance rate (0..1)"),
+    lag: Optional[int] = typer.Option(None, "--lag", help="max_trajectory_age_steps (0 = synchronous)"),
+    gen_gpus: Optional[int] = typer.Option(None, "--gen-gpus", help="generation GPUs (non-colocated)"),
+    train_gpus: Optional[int] = typer.Option(None, "--train-gpus", help="training GPUs (non-colocated)"),
+    seed: int = typer.Option(0, "--seed"),
+    calibration: str = typer.Option("auto", "--calibration", help="auto | roofline | calibrated"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+):
+    """Step time of one RL step, autoregressive vs speculative, phase by phase."""
+    from .api import build_scenario, project
+
+    sc = build_scenario(model=model, workload=workload, hardware=hardware, gpus=gpus, k=k, drafter=drafter,
+                        acceptance_length=acceptance_length, draft_quality=draft_quality, lag=lag, gen_gpus=gen_gpus,
+                        train_gpus=train_gpus, seed=seed, calibration=calibration)
+    res = project(sc)
+    if as_json:
+        emit_json(res.to_dict())
+    else:
+        from .tables import projection_table
+
+        projection_table(res)
+
+
+@user_errors
+def iteration_cmd(
+    model: str = typer.Option(..., "--model"),
+    hardware: str = typer.Option("gb200-nvl72", "--hardware"),
+    batch: int = typer.Option(..., "--batch", help="decoding sequences"),
+    context: int = typer.Option(..., "--context", help="KV length of each sequence (tokens)"),
+    k: int = typer.Option(0, "--k", help="0: one decode iteration; >0: verify k+1 tokens + k draft passes"),
+    drafter: str = typer.Option("eagle3", "--drafter"),
+    tp: int = typer.Option(1, "--tp", help="tensor_parallel_size"),
+    ep: bool = typer.Option(False, "--ep/--no-ep", help="enable_expert_parallel"),
+    dtype: str = typer.Option("bf16", "--dtype", help="bf16 | fp8"),
+    calibration: str = typer.Option("auto", "--calibration"),
+    as_json: bool = typer.Option(False, "--json"),
+):
+    """Predicted time of one decode (k=0) or verify+draft (k>0) iteration, broken down by op."""
+    from ..catalog import GenerationParallelism, load_hardware, load_model
+    from ..costmodel import IterationBatch, IterationCostModel, replica_layout
+    from ..costmodel.select import get_timer
+    from ..errors import ConfigurationError
+    from ..speculation import resolve_drafter
+
+    if batch < 1 or context < 1 or k < 0:
+        raise ConfigurationError(f"--batch {batch}, --context {context}, --k {k}: allowed batch >= 1, context >= 1, k >= 0")
+    if dtype not in ("bf16", "fp8"):
+        raise ConfigurationError(f"--dtype = {dtype!r}; allowed: bf16, fp8")
+    m, hw = load_model(model), load_hardware(hardware)
+    layout = replica_layout(m, GenerationParallelism(tensor_parallel_size=tp, enable_expert_parallel=ep))
+    d = resolve_drafter(m, drafter) if k > 0 else None
+    cm = IterationCostModel(m, hw, layout, get_timer(hw, calibration), dtype=dtype,
+                            method=d.method if d else "none", draft=d.network if d else None)
+    br = cm.report(IterationBatch(n_decode=[batch], k=[k], decode_kv_tokens=[batch * context]))
+    out = {name: float(v[0]) if hasattr(v, "__len__") else float(v) for name, v in br.items()}
+    tokens = batch * (k + 1)
+    info = {"model": m.name, "hardware": hw.name, "batch": batch, "context": context, "k": k, "tokens": tokens,
+            "tensor_parallel_size": tp, "dtype": dtype, "cuda_graph": tokens <= hw.cudagraph_capture_max_tokens,
+            "calibration": cm.timer.describe(), "time_s": out["total"], "breakdown_s": out}
+    if as_json:
+        emit_json(info)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"{m.name} on {hw.name}: batch {batch}, context {context}, k {k} ({tokens} tokens, TP {tp}, {dtype})",
+              title_justify="left")
+    t.add_column("op")
+    t.add_column("ms", justify="right")
+    t.add_column("share", justify="right")
+    for name, v in out.items():
+        if name == "total":
+            continue
+        t.add_row(name, f"{v*1e3:.3f}", f"{v/out['total']:.0%}")
+    t.add_row("[bold]total[/bold]", f"[bold]{out['total']*1e3:.3f}[/bold]", "100%")
+    Console().print(t)
+    Console().print(f"[dim]CUDA graph: {info['cuda_graph']}; kernel costs: {info['calibration']}[/dim]")

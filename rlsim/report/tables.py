@@ -1,0 +1,44 @@
+"""Human-readable tables of results (rich)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from ..pipeline import ProjectionResult
+
+PHASE_LABELS = {
+    "data": "data", "refit": "refit (prepare)", "generation": "generation (rollout)",
+    "exposed_generation": "  exposed generation", "logprob": "log-prob", "training": "training",
+}
+
+
+def projection_table(r: ProjectionResult, console: Console | None = None) -> None:
+    console = console or Console()
+    sc = r.scenario
+    title = (f"{sc['model']} on {sc['gpus']} x {sc['hardware']} ({sc['workload']}), "
+             f"{sc['sequences_per_step']} sequences/step, lag {sc['max_trajectory_age_steps']}")
+    t = Table(title=title, title_justify="left")
+    t.add_column("phase")
+    t.add_column("autoregressive (s)", justify="right")
+    t.add_column(f"speculative k={sc['num_speculative_tokens']} (s)", justify="right")
+    t.add_column("speedup", justify="right")
+    b, s = r.baseline.phases_s, r.speculative.phases_s
+    for ph in b:
+        sp = b[ph] / s[ph] if s.get(ph, 0) > 0 else float("nan")
+        t.add_row(PHASE_LABELS.get(ph, ph), f"{b[ph]:.2f}", f"{s.get(ph, 0.0):.2f}", f"{sp:.2f}x")
+    t.add_row("[bold]step[/bold]", f"[bold]{r.baseline.step_s:.2f}[/bold]", f"[bold]{r.speculative.step_s:.2f}[/bold]",
+              f"[bold]{r.speedup['step']:.2f}x[/bold]")
+    console.print(t)
+    g_b, g_s = r.baseline.generation, r.speculative.generation
+    console.print(
+        f"drafter {sc['drafter_network']}, acceptance length {r.acceptance_length:.2f} (realised "
+        f"{r.acceptance_length_realized:.2f}); generation speedup {r.speedup['generation']:.2f}x, step speedup "
+        f"{r.speedup['step']:.2f}x")
+    console.print(
+        f"generation: {g_b.n_replicas} replicas x {g_b.sequences_per_replica:.0f} sequences; AR {g_b.iterations_max} "
+        f"iterations (tail after 90% of sequences: {g_b.tail_s:.1f} s), spec {g_s.iterations_max} iterations "
+        f"(tail {g_s.tail_s:.1f} s); KV capacity {g_b.kv_capacity_tokens_per_replica:,} tokens/replica; "
+        f"preemptions AR {g_b.preemptions}, spec {g_s.preemptions}")
+    for n in r.notes:
+        console.print(f"[dim]{n}[/dim]")
