@@ -134,6 +134,10 @@ def build_scenario(model: str | None = None, workload: str | None = None, hardwa
         raise ConfigurationError(
             f"--k = {k_eff} exceeds the engine's maximum num_speculative_tokens ({w.engine.max_num_speculative_tokens})")
     method = drafter or spec_cfg.method
+    from .speculation.drafters import DRAFTERS
+
+    if method not in DRAFTERS:
+        raise ConfigurationError(f"unknown drafter {method!r}; allowed: {', '.join(DRAFTERS)}")
     al = acceptance_length
     rates = acceptance_rates_per_position
     if al is not None and k_eff > 0 and not (1.0 <= al <= k_eff + 1):

@@ -107,6 +107,8 @@ def build_setup(sc: Scenario) -> Setup:
     timer = get_timer(hw, sc.calibration)
     layout = replica_layout(model, w.generation)
     drafter = resolve_drafter(model, sc.drafter, sc.draft_model)
+    if sc.k == 0:  # k = 0 is exactly autoregressive decoding: no draft weights, no draft passes
+        drafter = Drafter("none", None)
     acceptance = resolve_acceptance(sc)
     rg = layout.gpus
     note = "colocated: generation and training share all GPUs, phases run one after another"

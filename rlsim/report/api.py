@@ -13,8 +13,12 @@ def project(scenario: Scenario) -> ProjectionResult:
     setup = build_setup(scenario)
     notes = [setup.placement_note, f"kernel costs: {setup.timer.describe()}"]
     if scenario.lag > 0:
-        from ..pipeline import asynchronous  # noqa: WPS433
-
+        try:
+            from ..pipeline import asynchronous  # noqa: WPS433
+        except ImportError:
+            raise ConfigurationError(
+                f"--lag {scenario.lag}: asynchronous RL (max_trajectory_age_steps >= 1) is not implemented yet; "
+                "use --lag 0 (synchronous)") from None
         base, spec = asynchronous.simulate_async_pair(setup)
     else:
         base, _ = simulate_sync_step(setup, speculative=False)
