@@ -77,6 +77,20 @@ class SpecPolicy:
             m = self._cache[k] = self.acceptance.at_k(k)
         return m
 
+    def expected_advance(self, k: int) -> float:
+        """Mean tokens per round at k (sizes the pre-drawn streams)."""
+        return self.at(k).acceptance_length
+
+    def sample_rounds(self, rng: np.random.Generator, k: int, rounds: np.ndarray, seq_index: np.ndarray,
+                      tokens_before: np.ndarray) -> np.ndarray:
+        """Advances (accepted + 1) of the next ``rounds[i]`` rounds of each sequence ``seq_index[i]``,
+        concatenated sequence after sequence (flat int array of length rounds.sum()).
+
+        ``tokens_before[i]``: tokens the sequence had generated in this stream before these rounds.
+        The default draws i.i.d. rounds from the draft's acceptance at k. Subclasses (acceptance that
+        varies across sequences or with the position in the response) override this."""
+        return self.at(k).sample_advance(rng, int(np.sum(rounds)))
+
 
 class _AdvanceStreams:
     """Per-sequence streams of round advances (accepted + 1), drawn once per k for the whole replica.
@@ -92,7 +106,8 @@ class _AdvanceStreams:
         self.streams: dict[int, list] = {}
 
     def _build(self, k: int, rounds: np.ndarray, prefix: list | None = None) -> list:
-        adv = self.policy.at(k).sample_advance(self.rng, int(rounds.sum())).astype(np.int64)
+        before = np.zeros(self.S, np.int64) if prefix is None else prefix[0][prefix[1] + prefix[2] - 1]
+        adv = np.asarray(self.policy.sample_rounds(self.rng, k, rounds, np.arange(self.S), before), np.int64)
         slots = rounds + 1
         start = np.concatenate([[0], np.cumsum(slots)[:-1]])
         vals = np.zeros(int(slots.sum()), np.int64)
@@ -120,7 +135,7 @@ class _AdvanceStreams:
     def get(self, k: int):
         st = self.streams.get(k)
         if st is None:
-            al = self.policy.at(k).acceptance_length
+            al = self.policy.expected_advance(k)
             rounds = np.minimum(self.N, np.ceil(self.N / al * 1.12).astype(np.int64) + 24)
             st = self.streams[k] = self._build(k, rounds) + [np.zeros(self.S, np.int64)]
         return st
@@ -246,7 +261,7 @@ def _mixed_step(run, prefilling, P, N, gen, need, pre, status, finish, admit_seq
     stats["prefill_time"] += dt
     pre[order] += chunk
     if B:
-        adv = policy.at(k).sample_advance(rng, B)
+        adv = np.asarray(policy.sample_rounds(rng, k, np.ones(B, np.int64), dec, gen[dec]), np.int64)
         take = np.minimum(adv, N[dec] - gen[dec])
         gen[dec] += take
         stats["rounds"] += B
