@@ -194,6 +194,172 @@ def build_inputs(geo, dtype, device, n_sets: int = 1, separate_prefix: bool = Fa
     return sets
 
 
+# ----------------------------------------------- split-KV (flash-decoding)
+def add_split(geo, device, n_sm: int = 132, min_chunk: int = 256, align: int = 64,
+              rows_factor: int = 4) -> bool:
+    """Plan a split of each sequence's cached keys into chunks of C keys so that
+    (chunks x kv heads) fills the GPU (flash-decoding).  Decode (q = 1) splits all
+    keys; verify (q > 1) splits the cached prefix and adds the q new keys as one
+    more part.  Returns False (no plan) when no sequence would be split."""
+    torch = _torch()
+    B, Hq, Hkv = geo["B"], geo["Hq"], geo["Hkv"]
+    q = geo["q_lens"][0]
+    if any(x != q for x in geo["q_lens"]):
+        return False
+    G = Hq // Hkv
+    rows = q * G
+    pre = [L - q for L in geo["kv_lens"]] if q > 1 else list(geo["kv_lens"])
+    if min(pre) < 1:
+        return False
+    total = sum(pre)
+    C = max(min_chunk, rows_factor * rows, math.ceil(total * Hkv / (2 * n_sm)))
+    C = int(math.ceil(C / align) * align)
+    if C >= max(pre):
+        geo.pop("split", None)
+        return False
+    chunk_seq, cu_k, used, counts = [], [], [], []
+    start = 0
+    for b, (L, P) in enumerate(zip(geo["kv_lens"], pre)):
+        n = math.ceil(P / C)
+        counts.append(n)
+        for j in range(n):
+            chunk_seq.append(b)
+            cu_k.append(start + j * C)
+            used.append(min(C, P - j * C))
+        start += L
+    cu_k.append(start)
+    cu_c = [0]
+    for n in counts:
+        cu_c.append(cu_c[-1] + n)
+    NC = len(chunk_seq)
+    i32 = dict(dtype=torch.int32, device=device)
+    geo["split"] = {
+        "C": C, "NC": NC, "rows": rows, "q": q, "has_new": q > 1, "max_chunks": max(counts),
+        "chunk_seq": torch.tensor(chunk_seq, dtype=torch.long, device=device),
+        "cu_q": torch.tensor([i * rows for i in range(NC + 1)], **i32),
+        "cu_k": torch.tensor(cu_k, **i32), "used": torch.tensor(used, **i32),
+        "cu_chunks": torch.tensor(cu_c, **i32),
+    }
+    if q > 1 and "cu_qn" not in geo:
+        geo["cu_qn"] = torch.tensor([b * q for b in range(B + 1)], **i32)
+    return True
+
+
+def combine_torch(o1, l1, o2, l2, geo):
+    """Reference combine of the split parts (segment log-sum-exp), torch ops."""
+    torch = _torch()
+    sp = geo["split"]
+    B, Hq, Hkv, D = geo["B"], geo["Hq"], geo["Hkv"], geo["D"]
+    G, q, rows, NC = Hq // Hkv, sp["q"], sp["rows"], sp["NC"]
+    o1r = o1.view(NC, rows, Hkv, D).float()
+    l1r = l1.reshape(NC, rows, Hkv).float()
+    seq = sp["chunk_seq"]
+    m = torch.full((B, rows, Hkv), float("-inf"), device=o1.device)
+    m = m.scatter_reduce(0, seq.view(NC, 1, 1).expand(NC, rows, Hkv), l1r, "amax")
+    w = torch.exp(l1r - m.index_select(0, seq))
+    ssum = torch.zeros((B, rows, Hkv), device=o1.device).index_add_(0, seq, w)
+    acc = torch.zeros((B, rows, Hkv, D), device=o1.device).index_add_(0, seq, o1r * w[..., None])
+    o = acc / ssum[..., None]
+    lse = m + torch.log(ssum)
+    # unpack rows (qi, g) x kv -> tokens (b, qi) x heads (kv, g)
+    o = o.view(B, q, G, Hkv, D).permute(0, 1, 3, 2, 4).reshape(B * q, Hq, D)
+    lse = lse.view(B, q, G, Hkv).permute(0, 1, 3, 2).reshape(B * q, Hq)
+    if o2 is None:
+        return o.to(o1.dtype)
+    return merge_lse(o.to(o1.dtype), lse, o2, l2)
+
+
+_COMBINE = None
+
+
+def _combine_kernel():
+    global _COMBINE
+    if _COMBINE is not None:
+        return _COMBINE or None
+    try:
+        import triton
+        import triton.language as tl
+    except Exception:  # noqa: BLE001
+        _COMBINE = False
+        return None
+
+    @triton.jit
+    def combine_k(o1, l1, s1t, s1h, o2, l2, s2t, s2h, out, cu_c, rows, q, G, Hkv,
+                  NMAX: tl.constexpr, HAS_NEW: tl.constexpr, D: tl.constexpr):
+        pid = tl.program_id(0)
+        kv = tl.program_id(1)
+        b = pid // rows
+        r = pid % rows
+        qi = r // G
+        g = r % G
+        c0 = tl.load(cu_c + b)
+        c1 = tl.load(cu_c + b + 1)
+        d = tl.arange(0, D)
+        t = c0 * rows + r
+        m = tl.load(l1 + t * s1t + kv * s1h)
+        acc = tl.load(o1 + (t * Hkv + kv) * D + d).to(tl.float32)
+        s = m * 0.0 + 1.0
+        n = c1 - c0
+        for j in range(1, NMAX):  # fixed trip count, masked past this sequence's chunks
+            ok = j < n
+            t = (c0 + j) * rows + r
+            lj = tl.load(l1 + t * s1t + kv * s1h, mask=ok, other=float("-inf"))
+            oj = tl.load(o1 + (t * Hkv + kv) * D + d, mask=ok & (d < D), other=0.0).to(tl.float32)
+            mn = tl.maximum(m, lj)
+            a = tl.exp(m - mn)
+            e = tl.exp(lj - mn)
+            acc = acc * a + oj * e
+            s = s * a + e
+            m = mn
+        h = kv * G + g
+        tok = b * q + qi
+        if HAS_NEW:
+            l_n = tl.load(l2 + tok * s2t + h * s2h)
+            o_n = tl.load(o2 + (tok * Hkv * G + h) * D + d).to(tl.float32)
+            mn = tl.maximum(m, l_n)
+            a = tl.exp(m - mn)
+            e = tl.exp(l_n - mn)
+            acc = acc * a + o_n * e
+            s = s * a + e
+        tl.store(out + (tok * Hkv * G + h) * D + d, (acc / s).to(out.dtype.element_ty))
+
+    def combine(o1, l1, o2, l2, geo):
+        torch = _torch()
+        sp = geo["split"]
+        B, Hq, Hkv, D = geo["B"], geo["Hq"], geo["Hkv"], geo["D"]
+        q, rows = sp["q"], sp["rows"]
+        out = torch.empty((B * q, Hq, D), dtype=o1.dtype, device=o1.device)
+        has_new = o2 is not None
+        if not has_new:
+            o2, l2 = o1, l1
+        combine_k[(B * rows, Hkv)](o1, l1, l1.stride(0), l1.stride(1), o2, l2, l2.stride(0),
+                                   l2.stride(1), out, sp["cu_chunks"], rows, q, Hq // Hkv, Hkv,
+                                   NMAX=triton.next_power_of_2(sp["max_chunks"]),
+                                   HAS_NEW=has_new, D=D, num_warps=1)
+        return out
+
+    _COMBINE = combine
+    return combine
+
+
+def attn_split(provider, Q, K, V, Kn, Vn, geo, combine=None):
+    """Split-KV attention with the GQA group packed into the query rows: one varlen
+    call over all KV chunks (each chunk a 'sequence' reading its slice of the pool
+    through seqused_k), one small causal call over the new keys (verify), and an
+    exact log-sum-exp combine (Triton kernel, or torch ops as the fallback)."""
+    sp = geo["split"]
+    B, Hq, Hkv, D = geo["B"], geo["Hq"], geo["Hkv"], geo["D"]
+    G, q, rows, NC = Hq // Hkv, sp["q"], sp["rows"], sp["NC"]
+    Qp = Q.view(B, q, Hkv, G, D).index_select(0, sp["chunk_seq"])
+    Qr = Qp.permute(0, 1, 3, 2, 4).reshape(NC * rows, Hkv, D)
+    o1, l1 = provider(Qr, K, V, sp["cu_q"], sp["cu_k"], rows, sp["C"], False, geo["scale"],
+                      seqused_k=sp["used"])
+    o2 = l2 = None
+    if sp["has_new"]:
+        o2, l2 = provider(Q, Kn, Vn, geo["cu_qn"], geo["cu_qn"], q, q, True, geo["scale"])
+    return (combine or combine_torch)(o1, l1, o2, l2, geo)
+
+
 # ------------------------------------------------------------ the op variants
 def run_variant(name, provider, geo, d, causal):
     """One attention call of variant `name` on input set d."""
@@ -201,6 +367,12 @@ def run_variant(name, provider, geo, d, causal):
         return verify_packed(provider, d["Q"], d["Kc"], d["Vc"], d["Kn"], d["Vn"], geo)
     if name == "sdpa_cudnn":
         return sdpa_uniform(d, geo, "cudnn")
+    if name in ("flash_split_packed", "flash_split_packed_torchcombine"):
+        comb = _combine_kernel() if name == "flash_split_packed" else combine_torch
+        if comb is None:
+            raise RuntimeError("no Triton for the split-KV combine")
+        return attn_split(provider, d["Q"], d["K"], d["V"], d.get("Kn"), d.get("Vn"), geo,
+                          combine=comb)
     out, _ = provider(d["Q"], d["K"], d["V"], geo["cu_q"], geo["cu_k"], geo["max_q"],
                       geo["max_k"], causal, geo["scale"], need_lse=False)
     return out
@@ -248,7 +420,8 @@ def check_exactness(provider, device, dtype=None, D: int = 128, verbose: bool = 
         ("prefill_chunk", [37, 70, 20], [16, 16, 16], True),
     ]
     for case, kvl, ql, causal in cases:
-        for sep in ((False, True) if (case == "verify" and try_seqused) else (True,)):
+        seps = (False, True) if case == "verify" else (False,)
+        for sep in (seps if try_seqused else (True,)):
             geo = make_geometry(kvl, ql, Hq, Hkv, D, device, separate_prefix=sep)
             Tk, Tq = sum(kvl), sum(ql)
             K = torch.randn((Tk, Hkv, D), generator=gen).to(device=device, dtype=dtype)
@@ -261,6 +434,9 @@ def check_exactness(provider, device, dtype=None, D: int = 128, verbose: bool = 
                 variants.append("flash_varlen_packed")
             if case == "decode_uniform":
                 variants += list(extra_variants)
+            if case in ("decode", "decode_uniform", "verify") and not sep:
+                if add_split(geo, device, n_sm=10 ** 6, min_chunk=16, align=16, rows_factor=0):
+                    variants += ["flash_split_packed", "flash_split_packed_torchcombine"]
             for var in variants:
                 label = f"{case}:{var}" + ((":seqused" if not sep else ":prefix_pool")
                                            if var == "flash_varlen_packed" else "")
@@ -268,7 +444,8 @@ def check_exactness(provider, device, dtype=None, D: int = 128, verbose: bool = 
                     continue
                 try:
                     d = {"Q": Q, "K": K, "V": V}
-                    if var == "flash_varlen_packed":
+                    if var == "flash_varlen_packed" or (var.startswith("flash_split")
+                                                         and case == "verify"):
                         q = ql[0]
                         idx = torch.cat([torch.arange(int(geo["cu_k"][b + 1]) - q,
                                                       int(geo["cu_k"][b + 1]))
@@ -317,7 +494,11 @@ def measure_point(p: AttnPoint, cfg: dict, device="cuda") -> dict:
     else:
         variants = ["flash_varlen"]
         causal = True
-    need_new = "flash_varlen_packed" in variants
+    sv = cfg.get("split_variant")
+    if sv and p.phase in ("decode", "verify") and cfg.get("seqused_ok"):
+        if add_split(geo, device, n_sm=cfg.get("n_sm", 132)):
+            variants.append(sv)
+    need_new = "flash_varlen_packed" in variants or (p.phase == "verify" and sv in variants)
     set_bytes = p.kv_bytes() * (2 if (need_new and sep) else 1)
     n_sets = T.n_rotating_sets(set_bytes, max_sets=cfg.get("max_sets", 64))
     sets = build_inputs(geo, dtype, device, n_sets, separate_prefix=sep, need_new=need_new)
@@ -337,7 +518,7 @@ def measure_point(p: AttnPoint, cfg: dict, device="cuda") -> dict:
     if not results:
         raise RuntimeError("no attention variant ran")
     best = min(results, key=lambda v: results[v]["time_s"])
-    alt = [v for v in results if v != best]
+    alt = sorted((v for v in results if v != best), key=lambda v: results[v]["time_s"])
     row = dict(p.row())
     row.update(results[best])
     row["backend"] = best

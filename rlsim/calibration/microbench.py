@@ -119,6 +119,11 @@ def run_attention(out_dir, quick, resume, progress, deadline, gpu):
         errs.get("verify:flash_varlen_packed:prefix_pool", 1) < 2e-2
     cfg["seqused_ok"] = errs.get("verify:flash_varlen_packed:seqused", 1) < 2e-2
     cfg["cudnn_ok"] = errs.get("decode_uniform:sdpa_cudnn", 1) < 2e-2
+    split_ok = {v: all(errs.get(f"{c}:{v}", 1) < 2e-2 for c in ("decode", "decode_uniform",
+                                                                "verify"))
+                for v in ("flash_split_packed", "flash_split_packed_torchcombine")}
+    cfg["split_variant"] = next((v for v, ok in split_ok.items() if ok), None)
+    cfg["n_sm"] = torch.cuda.get_device_properties(0).multi_processor_count
     bad = [k for k, v in errs.items() if "flash_varlen" == k.split(":")[1] and not v < 2e-2]
     if bad:
         print(f"[attention] WARNING: flash varlen inexact for {bad}", flush=True)
