@@ -213,6 +213,9 @@ def main(argv=None):
     ap.add_argument("--budget-s", type=float, default=1e9,
                     help="stop starting runs that would not end within this many seconds "
                          "of the program start")
+    ap.add_argument("--deadline", type=float, default=0.0,
+                    help="absolute time.time() after which no run may end (overrides "
+                         "--budget-s when earlier)")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--model", default="qwen3-8b")
     ap.add_argument("--draft", default="eagle3-qwen3-8b")
@@ -232,6 +235,8 @@ def main(argv=None):
 
     dev = torch.device(args.device)
     is_cuda = dev.type == "cuda"
+    if not is_cuda and args.tiny:
+        torch.set_num_threads(1)  # tiny CPU kernels: threading only adds overhead
     grid_name = args.grid or ("tiny" if args.tiny else "h100")
     runs = plan_grid(grid_name)
     if args.n_seqs or args.length:
@@ -325,6 +330,8 @@ def main(argv=None):
     measured: dict = {}
     warmed = set()
     budget = args.budget_s
+    if args.deadline:
+        budget = min(budget, args.deadline - time.time() + (time.perf_counter() - t_prog))
     for r in runs:
         length, N, k, frac = r["length"], r["N"], r["k"], r["frac"]
         al = 1.0 if k == 0 else frac * (k + 1)
