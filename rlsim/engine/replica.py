@@ -2,7 +2,7 @@
 
 Policy (the same as the ground-truth harness in rlsim/calibration/harness and documented in
 docs/architecture.md):
-- sequences arrive (at ``start_time_s``) in a fixed order and wait in a FCFS queue;
+- sequences arrive (each at its arrival time) in a fixed order and wait in a FCFS queue;
 - each iteration, every running sequence that is decoding contributes k+1 tokens (1 without
   speculation); the remaining ``max_num_batched_tokens`` budget goes to prefill chunks of
   admitted sequences, in admission order (chunked prefill mixed with decode);
@@ -13,10 +13,15 @@ docs/architecture.md):
 - if the running sequences' KV outgrows the cache, the most recently admitted one is preempted
   (vLLM V1 recompute): its KV is freed and it re-prefills prompt + generated tokens later.
 
-Events are admissions, prefill steps, finishes and preemptions. Between two events the batch is a
-fixed set of decoding sequences whose KV grows each round, so the whole stretch of iterations is
-costed in one vectorised call (``_decode_segment``): the Python loop runs per event, not per
-iteration, and the time of every iteration still depends on every sequence's own KV length.
+Events are arrivals, admissions, prefill steps, finishes, preemptions, and (for async RL) weight
+updates: a pause between iterations, or a drain (no admission until the running sequences finish).
+Between two events the batch is a fixed set of decoding sequences whose KV grows each round, so the
+whole stretch of iterations is costed in one vectorised call (``_decode_segment``); when nothing waits
+the rest of the replica's decode is costed in one pass (``_drain``). The Python loop runs per event,
+not per iteration, and the time of every iteration still depends on every sequence's own KV length.
+
+:class:`ReplicaSim` is resumable (``run`` until some sequences finish, or until a time), so the RL
+pipeline can interleave many replicas with the trainer; :func:`simulate_replica` is the one-shot form.
 """
 
 from __future__ import annotations
@@ -93,303 +98,412 @@ class SpecPolicy:
 
 
 class _AdvanceStreams:
-    """Per-sequence streams of round advances (accepted + 1), drawn once per k for the whole replica.
+    """Per-sequence streams of round advances (accepted + 1), drawn up front per k.
 
-    Rounds are i.i.d., so drawing a sequence's future rounds up front is the same process as drawing
-    them one at a time; it lets a decode segment find its first finisher with one ``searchsorted``.
-    Layout: one flat array; sequence i owns ``R_i + 1`` slots (a leading 0, then cumulative advances);
-    ``flat`` adds ``i * big`` so that the whole array is sorted."""
+    Rounds are i.i.d. given the policy, so drawing a sequence's future rounds up front is the same
+    process as drawing them one at a time; it lets a stretch of decode find its first finisher with
+    one ``searchsorted``. Layout per k: one flat array; sequence i owns ``slots_i`` entries (a leading
+    0, then cumulative advances); ``flat`` adds ``i * big`` so that the whole array is sorted."""
 
-    def __init__(self, policy: SpecPolicy, rng: np.random.Generator, N: np.ndarray):
-        self.policy, self.rng, self.N = policy, rng, N
-        self.S = len(N)
-        self.streams: dict[int, list] = {}
+    def __init__(self, policy: SpecPolicy, rng: np.random.Generator):
+        self.policy, self.rng = policy, rng
+        self.N = np.zeros(0, np.int64)
+        self.streams: dict[int, dict] = {}
 
-    def _build(self, k: int, rounds: np.ndarray, prefix: list | None = None) -> list:
-        before = np.zeros(self.S, np.int64) if prefix is None else prefix[0][prefix[1] + prefix[2] - 1]
-        adv = np.asarray(self.policy.sample_rounds(self.rng, k, rounds, np.arange(self.S), before), np.int64)
+    def add_rows(self, N_new: np.ndarray) -> None:
+        self.N = np.concatenate([self.N, np.asarray(N_new, np.int64)])
+
+    def _rows(self, k: int, idx: np.ndarray, rounds: np.ndarray, before: np.ndarray):
+        adv = np.asarray(self.policy.sample_rounds(self.rng, k, rounds, idx, before), np.int64)
         slots = rounds + 1
-        start = np.concatenate([[0], np.cumsum(slots)[:-1]])
+        start = np.concatenate([[0], np.cumsum(slots)[:-1]]).astype(np.int64)
         vals = np.zeros(int(slots.sum()), np.int64)
         mask = np.ones(vals.size, bool)
         mask[start] = False
         vals[mask] = adv
         g = np.cumsum(vals)
-        cum = g - np.repeat(g[start], slots)
-        if prefix is not None:  # keep consumed rounds: old stream then new rounds on top of its last value
-            old_cum, old_start, old_slots = prefix
-            parts, new_start, pos = [], [], 0
-            for i in range(self.S):
-                o = old_cum[old_start[i]: old_start[i] + old_slots[i]]
-                nw = cum[start[i] + 1: start[i] + slots[i]] + o[-1]
-                new_start.append(pos)
-                parts += [o, nw]
-                pos += o.size + nw.size
-            cum = np.concatenate(parts)
-            start = np.asarray(new_start, np.int64)
-            slots = old_slots + rounds
-        big = int(cum.max()) + 1
-        flat = cum + np.repeat(np.arange(self.S, dtype=np.int64) * big, slots)
-        return [cum, flat, big, start, slots]
+        return g - np.repeat(g[start], slots), start, slots
 
-    def get(self, k: int):
-        st = self.streams.get(k)
-        if st is None:
-            al = self.policy.expected_advance(k)
-            rounds = np.minimum(self.N, np.ceil(self.N / al * 1.12).astype(np.int64) + 24)
-            st = self.streams[k] = self._build(k, rounds) + [np.zeros(self.S, np.int64)]
+    def _repack(self, st: dict) -> dict:
+        st["big"] = int(st["cum"].max()) + 1 if st["cum"].size else 1
+        st["flat"] = st["cum"] + np.repeat(np.arange(st["slots"].size, dtype=np.int64) * st["big"], st["slots"])
         return st
 
-    def extend(self, k: int) -> None:
-        """Append more rounds (rare: a sequence needed more rounds than drawn)."""
-        cum, _, _, start, slots, ptr = self.streams[k]
-        self.streams[k] = self._build(k, np.maximum(slots - 1, 16), (cum, start, slots)) + [ptr]
+    def _initial_rounds(self, k: int, N: np.ndarray) -> np.ndarray:
+        al = self.policy.expected_advance(k)
+        return np.minimum(N, np.ceil(N / al * 1.12).astype(np.int64) + 24)
+
+    def get(self, k: int) -> dict:
+        st = self.streams.get(k)
+        n_rows = self.N.size
+        if st is None:
+            idx = np.arange(n_rows)
+            cum, start, slots = self._rows(k, idx, self._initial_rounds(k, self.N), np.zeros(n_rows, np.int64))
+            st = self.streams[k] = self._repack({"cum": cum, "start": start, "slots": slots,
+                                                 "ptr": np.zeros(n_rows, np.int64)})
+        elif st["slots"].size < n_rows:  # sequences added since the stream was drawn
+            old = st["slots"].size
+            idx = np.arange(old, n_rows)
+            cum, start, slots = self._rows(k, idx, self._initial_rounds(k, self.N[old:]), np.zeros(idx.size, np.int64))
+            st["start"] = np.concatenate([st["start"], start + st["cum"].size])
+            st["cum"] = np.concatenate([st["cum"], cum])
+            st["slots"] = np.concatenate([st["slots"], slots])
+            st["ptr"] = np.concatenate([st["ptr"], np.zeros(idx.size, np.int64)])
+            self._repack(st)
+        return st
+
+    def extend(self, k: int, rows: np.ndarray) -> None:
+        """Append more rounds to some sequences (rare: one needed more rounds than drawn)."""
+        st = self.streams[k]
+        rows = np.unique(rows)
+        parts, starts, pos = [], [], 0
+        extra = {int(i): None for i in rows}
+        last = st["cum"][st["start"] + st["slots"] - 1]
+        add_rounds = np.maximum(st["slots"][rows] - 1, 16)
+        cum_new, s_new, sl_new = self._rows(k, rows, add_rounds, last[rows])
+        for j, i in enumerate(rows):
+            extra[int(i)] = cum_new[s_new[j] + 1: s_new[j] + sl_new[j]] + last[i]
+        for i in range(st["slots"].size):
+            seg = st["cum"][st["start"][i]: st["start"][i] + st["slots"][i]]
+            e = extra.get(i)
+            if e is not None:
+                seg = np.concatenate([seg, e])
+            starts.append(pos)
+            parts.append(seg)
+            pos += seg.size
+        st["cum"] = np.concatenate(parts)
+        st["start"] = np.asarray(starts, np.int64)
+        st["slots"] = np.asarray([p.size for p in parts], np.int64)
+        self._repack(st)
+
+    def locate(self, k: int, run: np.ndarray, rem: np.ndarray):
+        """For running sequences: (stream, their round pointer, stream start, tokens before, rounds to finish)."""
+        while True:
+            st = self.get(k)
+            r = st["ptr"][run]
+            s0 = st["start"][run]
+            base = st["cum"][s0 + r]
+            col = np.searchsorted(st["flat"], run * st["big"] + base + rem, side="left") - s0
+            short = col >= st["slots"][run]
+            if not short.any():
+                return st, r, s0, base, col - r
+            self.extend(k, run[short])
+
+
+class ReplicaSim:
+    """One generation replica, resumable: add sequences (with arrival times), weight-update pauses,
+    then ``run`` until given sequences finish or a time is reached."""
+
+    def __init__(self, cost: IterationCostModel, policy: SpecPolicy, cfg: ReplicaConfig, rng: np.random.Generator,
+                 start_time_s: float = 0.0, record_trace: bool = False):
+        self.cost, self.policy, self.cfg, self.rng = cost, policy, cfg, rng
+        self.t = float(start_time_s)
+        self.start_time_s = float(start_time_s)
+        z = lambda dt: np.zeros(0, dt)  # noqa: E731
+        self.P, self.N, self.gen, self.need, self.pre = z(np.int64), z(np.int64), z(np.int64), z(np.int64), z(np.int64)
+        self.status, self.admit_seq = z(np.int8), z(np.int64)
+        self.finish, self.arrival, self.admit_time = z(float), z(float), z(float)
+        self.queue: list[int] = []
+        self.pauses: list[list[float]] = []  # [start_s, duration_s, applied]
+        self.stamp = 0
+        self.stats = dict(iterations=0, busy=0.0, rounds=0, tokens=0, accepted=0, spec_rounds=0, preempt=0,
+                          prefill_time=0.0)
+        self.trace: dict[str, list] | None = ({"t_end": [], "dt": [], "n_decode": [], "n_tokens": [], "k": []}
+                                              if record_trace else None)
+        self.streams = _AdvanceStreams(policy, rng)
+
+    # ------------------------------------------------------------------ inputs
+    def add(self, prompt_len, response_len, arrival_s: float | np.ndarray = 0.0) -> np.ndarray:
+        P = np.asarray(prompt_len, np.int64)
+        N = np.asarray(response_len, np.int64)
+        if P.size and (N.min() < 1 or P.min() < 1):
+            raise ValueError("prompt and response lengths must be >= 1")
+        n0 = self.P.size
+        idx = np.arange(n0, n0 + P.size)
+        self.P = np.concatenate([self.P, P])
+        self.N = np.concatenate([self.N, N])
+        self.gen = np.concatenate([self.gen, np.zeros(P.size, np.int64)])
+        self.need = np.concatenate([self.need, P])
+        self.pre = np.concatenate([self.pre, np.zeros(P.size, np.int64)])
+        self.status = np.concatenate([self.status, np.zeros(P.size, np.int8)])
+        self.admit_seq = np.concatenate([self.admit_seq, np.full(P.size, -1, np.int64)])
+        self.finish = np.concatenate([self.finish, np.full(P.size, np.nan)])
+        self.admit_time = np.concatenate([self.admit_time, np.full(P.size, np.nan)])
+        self.arrival = np.concatenate([self.arrival, np.broadcast_to(np.asarray(arrival_s, float), P.shape)])
+        self.queue.extend(int(i) for i in idx)
+        self.streams.add_rows(N)
+        return idx
+
+    def add_pause(self, start_s: float, duration_s: float) -> None:
+        """Generation stops between iterations at ``start_s`` for ``duration_s`` (an in-flight weight update)."""
+        self.pauses.append([float(start_s), float(duration_s), False])
+
+    # ------------------------------------------------------------------ state
+    def _ctx(self, idx):
+        return self.pre[idx] + self.gen[idx] - (self.need[idx] - self.P[idx])
+
+    def kv_used(self) -> int:
+        r = np.flatnonzero(self.status == RUNNING)
+        pre, need = self.pre[r], self.need[r]
+        return int((pre + np.where(pre >= need, self.gen[r] - (need - self.P[r]), 0)).sum())
+
+    def running(self) -> np.ndarray:
+        return np.flatnonzero(self.status == RUNNING)
+
+    def done(self, idx) -> bool:
+        return bool((self.status[idx] == DONE).all())
+
+    def _next_pause(self) -> float:
+        pending = [p[0] for p in self.pauses if not p[2]]
+        return min(pending) if pending else np.inf
+
+    def _apply_pauses(self) -> None:
+        for p in self.pauses:
+            if not p[2] and self.t >= p[0]:
+                self.t = max(self.t, p[0]) + p[1]
+                p[2] = True
+
+    def _admit(self) -> None:
+        if not self.queue:
+            return
+        n_running = int((self.status == RUNNING).sum())
+        free = self.cfg.kv_capacity_tokens - self.kv_used()
+        while self.queue and n_running < self.cfg.max_num_seqs:
+            i = self.queue[0]
+            if self.arrival[i] > self.t or self.need[i] > free:
+                break
+            self.queue.pop(0)
+            self.status[i] = RUNNING
+            self.admit_seq[i] = self.stamp
+            if np.isnan(self.admit_time[i]):
+                self.admit_time[i] = self.t
+            self.stamp += 1
+            free -= int(self.need[i])
+            n_running += 1
+        if n_running == 0 and self.queue and self.arrival[self.queue[0]] <= self.t:
+            i = self.queue[0]
+            raise ValueError(f"sequence of {self.need[i]} tokens cannot fit a KV cache of {self.cfg.kv_capacity_tokens} tokens")
+
+    def _preempt(self) -> None:
+        cap = self.cfg.kv_capacity_tokens
+        while self.kv_used() > cap:
+            r = self.running()
+            if r.size <= 1:
+                break
+            victim = r[np.argmax(self.admit_seq[r])]
+            self.status[victim] = WAITING
+            self.need[victim] = self.P[victim] + self.gen[victim]
+            self.pre[victim] = 0
+            self.queue.insert(0, int(victim))
+            self.stats["preempt"] += 1
+
+    # ------------------------------------------------------------------ driver
+    def run(self, targets: np.ndarray | None = None, t_stop: float = np.inf, admit: bool = True) -> None:
+        """Advance until every sequence in ``targets`` has finished (``None``: until no work is left),
+        or until the clock reaches ``t_stop`` (an iteration that starts before it runs to its end).
+        ``admit=False`` admits nothing new (a drain before a weight update)."""
+        while True:
+            if targets is not None and self.done(targets):
+                return
+            self._apply_pauses()
+            if self.t >= t_stop:
+                return
+            if admit:
+                self._admit()
+            run = self.running()
+            waiting_future = [self.arrival[i] for i in self.queue if self.arrival[i] > self.t] if admit else []
+            if run.size == 0:
+                if waiting_future:
+                    self.t = min(min(waiting_future), t_stop) if np.isfinite(t_stop) else min(waiting_future)
+                    continue
+                return
+            t_limit = min(t_stop, self._next_pause(), min(waiting_future) if waiting_future else np.inf)
+            prefilling = run[self.pre[run] < self.need[run]]
+            arrived_waiting = admit and any(self.arrival[i] <= self.t for i in self.queue)
+            if prefilling.size:
+                self._mixed_step(run, prefilling)
+            elif not arrived_waiting and self.policy.k_for_batch is None:
+                self._drain(run, t_limit)
+            else:
+                self._decode_segment(run, t_limit)
+            self._preempt()
+
+    # ------------------------------------------------------------------ iterations
+    def _record(self, ends, dts, n_decode, n_tokens, k):
+        if self.trace is not None:
+            self.trace["t_end"].append(ends); self.trace["dt"].append(dts); self.trace["n_decode"].append(n_decode)
+            self.trace["n_tokens"].append(n_tokens); self.trace["k"].append(k)
+
+    def _mixed_step(self, run, prefilling) -> None:
+        """One iteration with prefill chunks (and the decoding sequences alongside)."""
+        P, N, gen, need, pre = self.P, self.N, self.gen, self.need, self.pre
+        dec = run[pre[run] >= need[run]]
+        B = dec.size
+        k = self.policy.k(B) if B else self.policy.k(0)
+        q = k + 1
+        budget = max(self.cfg.max_num_batched_tokens - B * q, 0)
+        order = prefilling[np.argsort(self.admit_seq[prefilling], kind="stable")]
+        remaining = need[order] - pre[order]
+        before = np.concatenate([[0], np.cumsum(remaining)[:-1]])
+        chunk = np.clip(budget - before, 0, remaining)
+        if B == 0 and chunk.sum() == 0:  # a prompt longer than the budget still progresses
+            chunk[0] = min(remaining[0], self.cfg.max_num_batched_tokens)
+        offs = pre[order]
+        done_pre = order[(offs + chunk) >= need[order]]
+        dec_ctx = self._ctx(dec).sum() if B else 0
+        batch = IterationBatch(
+            n_decode=np.array([B]), k=np.array([k if B else 0]), decode_kv_tokens=np.array([dec_ctx]),
+            n_prefill_tokens=np.array([chunk.sum()]), n_prefill_seqs=np.array([(chunk > 0).sum()]),
+            prefill_kv_tokens=np.array([(offs + chunk)[chunk > 0].sum()]),
+            prefill_qk_pairs=np.array([(chunk * offs + chunk * (chunk + 1) / 2).sum()]),
+            n_prefill_done=np.array([done_pre.size]))
+        dt = float(self.cost.iteration_time_s(batch)[0])
+        self.t += dt
+        st = self.stats
+        st["iterations"] += 1
+        st["busy"] += dt
+        st["prefill_time"] += dt
+        pre[order] += chunk
+        if B:
+            adv = np.asarray(self.policy.sample_rounds(self.rng, k, np.ones(B, np.int64), dec, gen[dec]), np.int64)
+            take = np.minimum(adv, N[dec] - gen[dec])
+            gen[dec] += take
+            st["rounds"] += B
+            st["tokens"] += int(take.sum())
+            if k > 0:
+                st["spec_rounds"] += B
+                st["accepted"] += int((adv - 1).sum())
+        gen[done_pre] += 1  # a completed prefill samples one token (a fresh one, or the next after recompute)
+        st["tokens"] += done_pre.size
+        fin = run[gen[run] >= N[run]]
+        self.status[fin] = DONE
+        self.finish[fin] = self.t
+        self._record(np.array([self.t]), np.array([dt]), np.array([B]), np.array([B * q + chunk.sum()]),
+                     np.array([k if B else 0]))
+
+    def _cut(self, dts: np.ndarray, t_limit: float) -> int:
+        """How many of these iterations start before ``t_limit`` (at least one: we are before it)."""
+        if not np.isfinite(t_limit):
+            return dts.size
+        starts = self.t + np.concatenate([[0.0], np.cumsum(dts[:-1])])
+        return max(int(np.searchsorted(starts, t_limit, side="left")), 1)
+
+    def _drain(self, run, t_limit: float) -> None:
+        """Nothing waits and nothing prefills: cost the rest of the replica's decode in one vectorised
+        pass (the batch shrinks as sequences finish; each iteration's KV is the sum of the live sequences'
+        own lengths), stopping early at ``t_limit`` or before the KV cache would overflow."""
+        k = self.policy.k(run.size)
+        ctx0 = self._ctx(run)
+        rem = self.N[run] - self.gen[run]
+        if k == 0:
+            f = rem.copy()  # rounds to finish
+        else:
+            st, r, s0, base, f = self.streams.locate(k, run, rem)
+            cum = st["cum"]
+        F = int(f.max())
+        total = int(f.sum())
+        n_live = run.size - np.cumsum(np.bincount(f, minlength=F + 1))[:F]
+        if k == 0:  # every live sequence grows one token per iteration: closed form
+            live_ctx = ctx0.sum() - np.cumsum(np.bincount(f, weights=ctx0, minlength=F + 1))[:F]
+            kv = live_ctx + n_live * np.arange(F, dtype=float)
+        else:
+            offs = np.repeat(np.cumsum(f) - f, f)
+            j_idx = np.arange(total, dtype=np.int64) - offs  # round index within each sequence's remaining rounds
+            vals = cum[np.repeat(s0 + r, f) + j_idx] - np.repeat(base - ctx0, f)
+            kv = np.bincount(j_idx, weights=vals, minlength=F)
+        over = np.flatnonzero(kv + n_live * (k + 1) > self.cfg.kv_capacity_tokens)
+        if over.size:  # stop before the iteration that would overflow (at least one iteration)
+            F = max(int(over[0]), 1)
+            kv, n_live = kv[:F], n_live[:F]
+        dts = self.cost.decode_iterations_time_s(n_live, k, kv)
+        F = min(F, self._cut(dts, t_limit))
+        dts = dts[:F]
+        ends = self.t + np.cumsum(dts)
+        fin = f <= F
+        steps = np.minimum(f, F)
+        if k == 0:
+            moved = steps.copy()
+        else:
+            moved = cum[s0 + r + steps] - base
+            st["ptr"][run] = r + steps
+            self.stats["spec_rounds"] += int(steps.sum())
+            self.stats["accepted"] += int(moved.sum() - steps.sum())
+        adv = np.minimum(moved, rem)
+        self.gen[run] += adv
+        self.status[run[fin]] = DONE
+        self.finish[run[fin]] = ends[f[fin] - 1]
+        st_ = self.stats
+        st_["iterations"] += F
+        st_["busy"] += float(dts.sum())
+        st_["rounds"] += int(steps.sum())
+        st_["tokens"] += int(adv.sum())
+        self._record(ends, dts, n_live[:F], n_live[:F] * (k + 1), np.full(F, k))
+        self.t = float(ends[-1])
+
+    def _decode_segment(self, run, t_limit: float) -> None:
+        """Iterations of pure decode until the next event (a finish, KV overflow, ``t_limit``)."""
+        B = run.size
+        k = self.policy.k(B)
+        ctx0 = self._ctx(run)
+        rem = self.N[run] - self.gen[run]
+        free = self.cfg.kv_capacity_tokens - int(ctx0.sum())
+        if k == 0:
+            n = int(rem.min())
+            if free < 0:
+                n = 1
+            elif free < B * n:  # KV overflow before the first finish: stop where it would overflow
+                n = max(free // B, 1)
+            kv = ctx0.sum() + B * np.arange(n, dtype=float)
+        else:
+            st, r, s0, base, f = self.streams.locate(k, run, rem)
+            cum = st["cum"]
+            n = int(f.min())
+            idx = (s0 + r)[:, None] + np.arange(1, n + 1)
+            grown = cum[idx].sum(axis=0) - base.sum()  # KV growth after each round
+            if grown[-1] > free:
+                n = max(int(np.flatnonzero(grown > free)[0]), 1)
+            kv = ctx0.sum() + np.concatenate([[0], grown[: n - 1]])
+        dts = self.cost.decode_segment_time_s(B, k, kv)
+        n = min(n, self._cut(dts, t_limit))
+        dts = dts[:n]
+        if k == 0:
+            moved = np.full(B, n, np.int64)
+        else:
+            moved = cum[s0 + r + n] - base
+            st["ptr"][run] = r + n
+            self.stats["spec_rounds"] += B * n
+            self.stats["accepted"] += int(moved.sum()) - B * n
+        adv = np.minimum(moved, rem)
+        ends = self.t + np.cumsum(dts)
+        self.t = float(ends[-1])
+        self.gen[run] += adv
+        self.stats["iterations"] += n
+        self.stats["busy"] += float(dts.sum())
+        self.stats["rounds"] += B * n
+        self.stats["tokens"] += int(adv.sum())
+        done = run[self.gen[run] >= self.N[run]]
+        self.status[done] = DONE
+        self.finish[done] = self.t
+        self._record(ends, dts, np.full(n, B), np.full(n, B * (k + 1)), np.full(n, k))
+
+    # ------------------------------------------------------------------ results
+    def result(self, idx: np.ndarray | None = None) -> ReplicaResult:
+        fin = self.finish if idx is None else self.finish[idx]
+        end = float(np.nanmax(fin)) if fin.size and np.isfinite(fin).any() else self.start_time_s
+        tr = None
+        if self.trace is not None:
+            tr = {k: np.concatenate([np.atleast_1d(np.asarray(x, dtype=float)) for x in v]) if v else np.zeros(0)
+                  for k, v in self.trace.items()}
+        s = self.stats
+        return ReplicaResult(self.start_time_s, max(end, self.start_time_s), fin, s["iterations"], s["busy"], s["rounds"],
+                             s["tokens"], s["accepted"], s["spec_rounds"], s["preempt"], s["prefill_time"], tr)
 
 
 def simulate_replica(prompt_len: np.ndarray, response_len: np.ndarray, cost: IterationCostModel,
                      policy: SpecPolicy, cfg: ReplicaConfig, rng: np.random.Generator,
                      start_time_s: float = 0.0, record_trace: bool = False) -> ReplicaResult:
-    P = np.asarray(prompt_len, dtype=np.int64)
-    N = np.asarray(response_len, dtype=np.int64)
-    S = len(P)
-    if S and (N.min() < 1 or P.min() < 1):
-        raise ValueError("prompt and response lengths must be >= 1")
-    gen = np.zeros(S, np.int64)  # tokens generated
-    need = P.copy()  # tokens to prefill before decoding (prompt, or prompt+generated after preemption)
-    pre = np.zeros(S, np.int64)  # tokens prefilled so far
-    status = np.zeros(S, np.int8)
-    admit_seq = np.full(S, -1, np.int64)  # admission stamp (larger = more recent)
-    finish = np.full(S, np.nan)
-    queue: list[int] = list(range(S))  # waiting, FCFS (preempted go to the front)
-    t = start_time_s
-    stats = dict(iterations=0, busy=0.0, rounds=0, tokens=0, accepted=0, spec_rounds=0, preempt=0, prefill_time=0.0)
-    stamp = 0
-    trace: dict[str, list] | None = {"t_end": [], "dt": [], "n_decode": [], "n_tokens": [], "k": []} if record_trace else None
-    cap = cfg.kv_capacity_tokens
-    streams = _AdvanceStreams(policy, rng, N)
-
-    def kv_used() -> int:
-        r = status == RUNNING
-        return int((pre[r] + np.where(pre[r] >= need[r], gen[r] - (need[r] - P[r]), 0)).sum())
-
-    def ctx(idx):
-        # tokens a running sequence holds in KV: prefilled part + tokens generated since
-        return pre[idx] + gen[idx] - (need[idx] - P[idx])
-
-    while True:
-        # ---------------------------------------------------------------- admission
-        n_running = int((status == RUNNING).sum())
-        if queue:
-            free = cap - kv_used()
-            admitted = []
-            while queue and n_running < cfg.max_num_seqs:
-                i = queue[0]
-                if need[i] > free:
-                    break
-                queue.pop(0)
-                status[i] = RUNNING
-                admit_seq[i] = stamp
-                stamp += 1
-                free -= int(need[i])
-                n_running += 1
-                admitted.append(i)
-            if n_running == 0 and queue:
-                i = queue[0]
-                raise ValueError(f"sequence of {need[i]} tokens cannot fit a KV cache of {cap} tokens")
-        run = np.flatnonzero(status == RUNNING)
-        if run.size == 0:
-            break
-        prefilling = run[pre[run] < need[run]]
-        if not prefilling.size and not queue and policy.k_for_batch is None:
-            t_drained = _drain(run, P, N, gen, need, pre, status, finish, t, cost, policy, streams, stats, trace, cap)
-            if t_drained is not None:
-                t = t_drained
-                continue
-        if prefilling.size:
-            t = _mixed_step(run, prefilling, P, N, gen, need, pre, status, finish, admit_seq, t, cost, policy, cfg, rng,
-                            stats, trace)
-        else:
-            t = _decode_segment(run, P, N, gen, need, pre, status, finish, t, cost, policy, streams, stats, trace, cap)
-        # ---------------------------------------------------------------- preemption (recompute)
-        while kv_used() > cap:
-            r = np.flatnonzero(status == RUNNING)
-            if r.size <= 1:
-                break
-            victim = r[np.argmax(admit_seq[r])]
-            status[victim] = WAITING
-            need[victim] = P[victim] + gen[victim]
-            pre[victim] = 0
-            queue.insert(0, int(victim))
-            stats["preempt"] += 1
-
-    end = float(np.nanmax(finish)) if S else start_time_s
-    tr = None
-    if trace is not None:
-        tr = {k: np.concatenate([np.atleast_1d(np.asarray(x, dtype=float)) for x in v]) if v else np.zeros(0)
-              for k, v in trace.items()}
-    return ReplicaResult(start_time_s, max(end, start_time_s), finish, stats["iterations"], stats["busy"],
-                         stats["rounds"], stats["tokens"], stats["accepted"], stats["spec_rounds"], stats["preempt"],
-                         stats["prefill_time"], tr)
-
-
-def _mixed_step(run, prefilling, P, N, gen, need, pre, status, finish, admit_seq, t, cost, policy, cfg, rng, stats, trace):
-    """One iteration with prefill chunks (and the decoding sequences alongside)."""
-    dec = run[pre[run] >= need[run]]
-    B = dec.size
-    k = policy.k(B) if B else policy.k(0)
-    q = k + 1
-    budget = max(cfg.max_num_batched_tokens - B * q, 0)
-    order = prefilling[np.argsort(admit_seq[prefilling], kind="stable")]
-    remaining = need[order] - pre[order]
-    before = np.concatenate([[0], np.cumsum(remaining)[:-1]])
-    chunk = np.clip(budget - before, 0, remaining)
-    if B == 0 and chunk.sum() == 0:  # a prompt longer than the budget still progresses
-        chunk[0] = min(remaining[0], cfg.max_num_batched_tokens)
-    offs = pre[order]
-    done_pre = order[(offs + chunk) >= need[order]]
-    dec_ctx = (pre[dec] + gen[dec] - (need[dec] - P[dec])).sum() if B else 0
-    batch = IterationBatch(
-        n_decode=np.array([B]), k=np.array([k if B else 0]), decode_kv_tokens=np.array([dec_ctx]),
-        n_prefill_tokens=np.array([chunk.sum()]), n_prefill_seqs=np.array([(chunk > 0).sum()]),
-        prefill_kv_tokens=np.array([(offs + chunk)[chunk > 0].sum()]),
-        prefill_qk_pairs=np.array([(chunk * offs + chunk * (chunk + 1) / 2).sum()]),
-        n_prefill_done=np.array([done_pre.size]))
-    dt = float(cost.iteration_time_s(batch)[0])
-    t += dt
-    stats["iterations"] += 1
-    stats["busy"] += dt
-    stats["prefill_time"] += dt
-    pre[order] += chunk
-    if B:
-        adv = np.asarray(policy.sample_rounds(rng, k, np.ones(B, np.int64), dec, gen[dec]), np.int64)
-        take = np.minimum(adv, N[dec] - gen[dec])
-        gen[dec] += take
-        stats["rounds"] += B
-        stats["tokens"] += int(take.sum())
-        if k > 0:
-            stats["spec_rounds"] += B
-            stats["accepted"] += int((adv - 1).sum())
-    # sequences whose prefill completed sample one token (a fresh one, or the next after recompute)
-    gen[done_pre] += 1
-    stats["tokens"] += done_pre.size
-    fin = run[gen[run] >= N[run]]
-    status[fin] = DONE
-    finish[fin] = t
-    if trace is not None:
-        trace["t_end"].append(t); trace["dt"].append(dt); trace["n_decode"].append(B)
-        trace["n_tokens"].append(B * q + chunk.sum()); trace["k"].append(k if B else 0)
-    return t
-
-
-def _drain(run, P, N, gen, need, pre, status, finish, t, cost, policy, streams, stats, trace, cap):
-    """Nothing waits and nothing prefills: the rest of the replica's decode is determined by the
-    sequences' round streams. Cost every remaining iteration in one vectorised pass (the batch shrinks
-    as sequences finish; each iteration's KV is the sum of the live sequences' own lengths).
-    Returns None (and changes nothing) if the KV cache would overflow on the way."""
-    k = policy.k(run.size)
-    ctx0 = pre[run] + gen[run] - (need[run] - P[run])
-    rem = N[run] - gen[run]
-    if k == 0:
-        f = rem.copy()  # rounds to finish
-    else:
-        while True:
-            cum, flat, big, start, slots, ptr = streams.get(k)
-            r = ptr[run]
-            s0 = start[run]
-            base = cum[s0 + r]
-            col = np.searchsorted(flat, run * big + base + rem, side="left") - s0
-            if (col < slots[run]).all():
-                break
-            streams.extend(k)
-        f = col - r
-    F = int(f.max())
-    total = int(f.sum())
-    ended = np.bincount(f, minlength=F + 1)
-    n_live = run.size - np.cumsum(ended)[:F]
-    if k == 0:  # every live sequence grows one token per iteration: closed form
-        live_ctx = ctx0.sum() - np.cumsum(np.bincount(f, weights=ctx0, minlength=F + 1))[:F]
-        kv = live_ctx + n_live * np.arange(F, dtype=float)
-    else:
-        offs = np.repeat(np.cumsum(f) - f, f)
-        j_idx = np.arange(total, dtype=np.int64) - offs  # round index within each sequence's remaining rounds
-        vals = cum[np.repeat(s0 + r, f) + j_idx] - np.repeat(base - ctx0, f)
-        kv = np.bincount(j_idx, weights=vals, minlength=F)
-    if float((kv + n_live * (k + 1)).max()) > cap:
-        return None
-    dts = cost.decode_iterations_time_s(n_live, k, kv)
-    ends = t + np.cumsum(dts)
-    finish[run] = ends[f - 1]
-    gen[run] = N[run]
-    status[run] = DONE
-    stats["iterations"] += F
-    stats["busy"] += float(dts.sum())
-    stats["rounds"] += total
-    stats["tokens"] += int(rem.sum())
-    if k > 0:
-        moved = cum[s0 + r + f] - base
-        stats["spec_rounds"] += total
-        stats["accepted"] += int(moved.sum()) - total
-        ptr[run] = r + f
-    if trace is not None:
-        trace["t_end"].append(ends); trace["dt"].append(dts); trace["n_decode"].append(n_live)
-        trace["n_tokens"].append(n_live * (k + 1)); trace["k"].append(np.full(F, k))
-    return float(ends[-1])
-
-
-def _decode_segment(run, P, N, gen, need, pre, status, finish, t, cost, policy, streams, stats, trace, cap):
-    """Iterations of pure decode until the next event (a finish, KV overflow), costed in one call."""
-    B = run.size
-    k = policy.k(B)
-    ctx0 = pre[run] + gen[run] - (need[run] - P[run])
-    rem = N[run] - gen[run]
-    free = cap - int(ctx0.sum())
-    if k == 0:
-        n = int(rem.min())
-        if free < 0:
-            n = 1
-        elif free < B * n:  # KV overflow before the first finish: stop where it would overflow
-            n = max(free // B, 1)
-        j = np.arange(n, dtype=float)
-        kv = ctx0.sum() + B * j
-        adv_total = np.full(B, n, np.int64)
-        accepted = 0
-    else:
-        while True:
-            cum, flat, big, start, slots, ptr = streams.get(k)
-            r = ptr[run]
-            s0 = start[run]
-            base = cum[s0 + r]
-            pos = np.searchsorted(flat, run * big + base + rem, side="left")
-            col = pos - s0  # slot where the sequence reaches its length
-            if (col < slots[run]).all():
-                break
-            streams.extend(k)
-        n = int((col - r).min())
-        idx = (s0 + r)[:, None] + np.arange(1, n + 1)
-        grown = cum[idx].sum(axis=0) - base.sum()  # KV growth after each round
-        if grown[-1] > free:
-            over = np.flatnonzero(grown > free)
-            n = max(int(over[0]), 1)
-        kv = ctx0.sum() + np.concatenate([[0], grown[: n - 1]])
-        moved = cum[s0 + r + n] - base
-        adv_total = np.minimum(moved, rem)
-        accepted = int(moved.sum()) - B * n
-        ptr[run] = r + n
-    dts = cost.decode_segment_time_s(B, k, kv)
-    ends = t + np.cumsum(dts)
-    t_new = float(ends[-1])
-    gen[run] += adv_total
-    stats["iterations"] += n
-    stats["busy"] += float(dts.sum())
-    stats["rounds"] += B * n
-    stats["tokens"] += int(adv_total.sum())
-    if k > 0:
-        stats["spec_rounds"] += B * n
-        stats["accepted"] += accepted
-    done = run[gen[run] >= N[run]]
-    status[done] = DONE
-    finish[done] = t_new
-    if trace is not None:
-        trace["t_end"].append(ends); trace["dt"].append(dts); trace["n_decode"].append(np.full(n, B))
-        trace["n_tokens"].append(np.full(n, B * (k + 1))); trace["k"].append(np.full(n, k))
-    return t_new
+    """All sequences arrive at ``start_time_s``; run until every one has finished."""
+    sim = ReplicaSim(cost, policy, cfg, rng, start_time_s, record_trace)
+    sim.add(prompt_len, response_len, start_time_s)
+    sim.run()
+    return sim.result()
