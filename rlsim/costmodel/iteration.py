@@ -243,8 +243,10 @@ class IterationCostModel:
             # a run's ends are both sampled, so interpolation never crosses a change of batch size
             vals = self.decode_iterations_time_s(n_decode[pts], k, kv[pts], stride=1)
             return np.interp(np.arange(n), pts, vals)
-        sizes = np.unique(n_decode)
-        missing = [int(x) for x in sizes if (int(x), k) not in self._static_cache]
+        change = np.flatnonzero(np.diff(n_decode)) + 1  # runs of equal batch size
+        run_start = np.concatenate([[0], change])
+        sizes = n_decode[run_start]
+        missing = sorted({int(x) for x in sizes if (int(x), k) not in self._static_cache})
         if missing:
             b0 = IterationBatch(n_decode=np.asarray(missing, float), k=np.full(len(missing), k),
                                 decode_kv_tokens=np.zeros(len(missing)))
@@ -253,7 +255,7 @@ class IterationCostModel:
                 self._static_cache[(bsz, k)] = tuple(float(np.broadcast_to(parts[x], (len(missing),))[j])
                                                      for x in ("gpu", "n_kernels", "graph", "host"))
         table = np.array([self._static_cache[(int(x), k)] for x in sizes])
-        pos = np.searchsorted(sizes, n_decode)
+        pos = np.repeat(np.arange(sizes.size), np.diff(np.concatenate([run_start, [n_decode.size]])))
         gpu_static, n_kernels, graph, host = (table[pos, c] for c in range(4))
         dp, q, m = self.dp, k + 1.0, self.model
         B = n_decode.astype(float)

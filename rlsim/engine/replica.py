@@ -97,6 +97,18 @@ class SpecPolicy:
         return self.at(k).sample_advance(rng, int(np.sum(rounds)))
 
 
+def _append(st: dict, key: str, more: np.ndarray) -> None:
+    """Append to ``st[key]`` through a buffer that doubles when full (amortised O(1) per element)."""
+    buf = st.get(key + "_buf")
+    n = st[key].size
+    if buf is None or n + more.size > buf.size:
+        buf = np.empty(max(2 * (n + more.size), 1024), st[key].dtype)
+        buf[:n] = st[key]
+        st[key + "_buf"] = buf
+    buf[n: n + more.size] = more
+    st[key] = buf[: n + more.size]
+
+
 class _AdvanceStreams:
     """Per-sequence streams of round advances (accepted + 1), drawn up front per k.
 
@@ -124,9 +136,16 @@ class _AdvanceStreams:
         g = np.cumsum(vals)
         return g - np.repeat(g[start], slots), start, slots
 
+    BIG = np.int64(1) << 31  # row offset in ``flat``: larger than any sequence's token count
+
+    def _flat(self, cum: np.ndarray, slots: np.ndarray, first_row: int) -> np.ndarray:
+        return cum + np.repeat(np.arange(first_row, first_row + slots.size, dtype=np.int64) * self.BIG, slots)
+
     def _repack(self, st: dict) -> dict:
-        st["big"] = int(st["cum"].max()) + 1 if st["cum"].size else 1
-        st["flat"] = st["cum"] + np.repeat(np.arange(st["slots"].size, dtype=np.int64) * st["big"], st["slots"])
+        st["big"] = int(self.BIG)
+        st["flat"] = self._flat(st["cum"], st["slots"], 0)
+        st.pop("flat_buf", None)
+        st.pop("cum_buf", None)
         return st
 
     def _initial_rounds(self, k: int, N: np.ndarray) -> np.ndarray:
@@ -146,10 +165,10 @@ class _AdvanceStreams:
             idx = np.arange(old, n_rows)
             cum, start, slots = self._rows(k, idx, self._initial_rounds(k, self.N[old:]), np.zeros(idx.size, np.int64))
             st["start"] = np.concatenate([st["start"], start + st["cum"].size])
-            st["cum"] = np.concatenate([st["cum"], cum])
+            _append(st, "flat", self._flat(cum, slots, old))
+            _append(st, "cum", cum)
             st["slots"] = np.concatenate([st["slots"], slots])
             st["ptr"] = np.concatenate([st["ptr"], np.zeros(idx.size, np.int64)])
-            self._repack(st)
         return st
 
     def extend(self, k: int, rows: np.ndarray) -> None:
@@ -400,11 +419,19 @@ class ReplicaSim:
         else:
             st, r, s0, base, f = self.streams.locate(k, run, rem)
             cum = st["cum"]
+        f_all = f
+        if np.isfinite(t_limit):
+            # look about as far ahead as the next event (estimated from the current iteration's cost);
+            # a short guess only costs another call, never correctness
+            dt_now = float(self.cost.decode_segment_time_s(run.size, k, np.array([float(ctx0.sum())]))[0])
+            horizon = int(1.5 * (t_limit - self.t) / max(dt_now, 1e-9)) + 8
+            f = np.minimum(f, horizon)
         F = int(f.max())
         total = int(f.sum())
-        n_live = run.size - np.cumsum(np.bincount(f, minlength=F + 1))[:F]
+        n_live = run.size - np.cumsum(np.bincount(np.where(f_all <= F, f_all, F + 1), minlength=F + 2))[:F]
         if k == 0:  # every live sequence grows one token per iteration: closed form
-            live_ctx = ctx0.sum() - np.cumsum(np.bincount(f, weights=ctx0, minlength=F + 1))[:F]
+            gone = np.where(f_all <= F, f_all, F + 1)
+            live_ctx = ctx0.sum() - np.cumsum(np.bincount(gone, weights=ctx0, minlength=F + 2))[:F]
             kv = live_ctx + n_live * np.arange(F, dtype=float)
         else:
             offs = np.repeat(np.cumsum(f) - f, f)
@@ -419,8 +446,8 @@ class ReplicaSim:
         F = min(F, self._cut(dts, t_limit))
         dts = dts[:F]
         ends = self.t + np.cumsum(dts)
-        fin = f <= F
-        steps = np.minimum(f, F)
+        fin = f_all <= F
+        steps = np.minimum(f_all, F)
         if k == 0:
             moved = steps.copy()
         else:
@@ -431,7 +458,7 @@ class ReplicaSim:
         adv = np.minimum(moved, rem)
         self.gen[run] += adv
         self.status[run[fin]] = DONE
-        self.finish[run[fin]] = ends[f[fin] - 1]
+        self.finish[run[fin]] = ends[f_all[fin] - 1]
         st_ = self.stats
         st_["iterations"] += F
         st_["busy"] += float(dts.sum())

@@ -15,11 +15,43 @@ import typer
 
 from ..errors import RlsimError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+
+class _OneLineErrors(typer.core.TyperGroup):
+    """Usage errors (unknown option or command, a value of the wrong type, a missing option) print one
+    line on stderr and exit with code 2, like every other user error (typer would draw a box)."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:  # typer >= 0.2x vendors click as typer._click; older typer uses click itself
+            from typer._click import exceptions as click
+        except ImportError:  # pragma: no cover
+            from click import exceptions as click
+
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as e:
+            if type(e).__name__ == "NoArgsIsHelpError" and e.ctx is not None:  # `rlsim` alone: the help
+                typer.echo(e.ctx.get_help())
+                sys.exit(e.exit_code)
+            hint = f" (see: {e.ctx.command_path} --help)" if e.ctx is not None else ""
+            typer.echo(f"error: {' '.join(e.format_message().split())}{hint}", err=True)
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            typer.echo(f"error: {' '.join(e.format_message().split())}", err=True)
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            typer.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, cls=_OneLineErrors,
                   help="rlsim: RL post-training step time with and without speculative decoding.")
 
 _COMMAND_MODULES = [
     "rlsim.report.cmd_project",
+    "rlsim.report.cmd_timeline",
     "rlsim.report.cmd_calibrate",
     "rlsim.report.cmd_validate",
     "rlsim.report.cmd_sweep",

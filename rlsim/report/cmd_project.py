@@ -27,23 +27,45 @@ def project_cmd(
     lag: Optional[int] = typer.Option(None, "--lag", help="max_trajectory_age_steps (0 = synchronous)"),
     gen_gpus: Optional[int] = typer.Option(None, "--gen-gpus", help="generation GPUs (non-colocated)"),
     train_gpus: Optional[int] = typer.Option(None, "--train-gpus", help="training GPUs (non-colocated)"),
+    draft_model: Optional[str] = typer.Option(None, "--draft-model", help="catalog model drafting for --drafter draft-model"),
+    in_flight_weight_updates: bool = typer.Option(False, "--in-flight-weight-updates",
+                                                  help="async: update weights between iterations, no drain"),
+    partial_rollouts: bool = typer.Option(False, "--partial-rollouts",
+                                          help="async: carry unfinished sequences to the next step"),
+    timeline: Optional[str] = typer.Option(None, "--timeline", help="also draw a Gantt chart (PNG/SVG) of async steps"),
     seed: int = typer.Option(0, "--seed"),
+    seeds: int = typer.Option(1, "--seeds", help="also run seeds --seed..--seed+N-1 and report mean and min/max"),
     calibration: str = typer.Option("auto", "--calibration", help="auto | roofline | calibrated"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ):
     """Step time of one RL step, autoregressive vs speculative, phase by phase."""
     from .api import build_scenario, project
+    from .seeds import project_seeds, seed_list
 
+    seed_list(seed, seeds)  # validate before simulating
     sc = build_scenario(model=model, workload=workload, hardware=hardware, gpus=gpus, k=k, drafter=drafter,
                         acceptance_length=acceptance_length, draft_quality=draft_quality, lag=lag, gen_gpus=gen_gpus,
-                        train_gpus=train_gpus, seed=seed, calibration=calibration)
+                        train_gpus=train_gpus, seed=seed, calibration=calibration, draft_model=draft_model,
+                        in_flight_weight_updates=in_flight_weight_updates or None,
+                        options={"partial_rollout": True} if partial_rollouts else None)
     res = project(sc)
+    if timeline:
+        from .timeline import plot_timeline
+
+        tl_sc = sc if not sc.workload.colocated else sc.model_copy(
+            update={"workload": sc.workload.model_copy(update={"colocated": False})})
+        plot_timeline(tl_sc, timeline)
+    spread = project_seeds(sc, seeds, first=res) if seeds > 1 else None
     if as_json:
-        emit_json(res.to_dict())
+        emit_json(res.to_dict() | ({"seed_spread": spread.to_dict()} if spread else {}))
     else:
         from .tables import projection_table
 
         projection_table(res)
+        if spread:
+            from .seeds import spread_table
+
+            spread_table(spread)
 
 
 @user_errors
@@ -69,6 +91,13 @@ def iteration_cmd(
 
     if batch < 1 or context < 1 or k < 0:
         raise ConfigurationError(f"--batch {batch}, --context {context}, --k {k}: allowed batch >= 1, context >= 1, k >= 0")
+    from ..catalog import EngineConfig
+
+    k_max = EngineConfig().max_num_speculative_tokens
+    if k > k_max:
+        raise ConfigurationError(f"--k = {k} exceeds the engine's maximum num_speculative_tokens ({k_max}); allowed: 0..{k_max}")
+    if tp < 1:
+        raise ConfigurationError(f"--tp = {tp}; allowed: >= 1 (tensor_parallel_size)")
     if dtype not in ("bf16", "fp8"):
         raise ConfigurationError(f"--dtype = {dtype!r}; allowed: bf16, fp8")
     m, hw = load_model(model), load_hardware(hardware)

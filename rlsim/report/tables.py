@@ -10,6 +10,7 @@ from ..pipeline import ProjectionResult
 PHASE_LABELS = {
     "data": "data", "refit": "refit (prepare)", "generation": "generation (rollout)",
     "exposed_generation": "  exposed generation", "logprob": "log-prob", "training": "training",
+    "refit_wait": "  drain before refit",
 }
 
 
@@ -25,8 +26,8 @@ def projection_table(r: ProjectionResult, console: Console | None = None) -> Non
     t.add_column("speedup", justify="right")
     b, s = r.baseline.phases_s, r.speculative.phases_s
     for ph in b:
-        sp = b[ph] / s[ph] if s.get(ph, 0) > 0 else float("nan")
-        t.add_row(PHASE_LABELS.get(ph, ph), f"{b[ph]:.2f}", f"{s.get(ph, 0.0):.2f}", f"{sp:.2f}x")
+        sp = f"{b[ph] / s[ph]:.2f}x" if s.get(ph, 0) > 0 else "-"
+        t.add_row(PHASE_LABELS.get(ph, ph), f"{b[ph]:.2f}", f"{s.get(ph, 0.0):.2f}", sp)
     t.add_row("[bold]step[/bold]", f"[bold]{r.baseline.step_s:.2f}[/bold]", f"[bold]{r.speculative.step_s:.2f}[/bold]",
               f"[bold]{r.speedup['step']:.2f}x[/bold]")
     console.print(t)
@@ -35,6 +36,21 @@ def projection_table(r: ProjectionResult, console: Console | None = None) -> Non
         f"drafter {sc['drafter_network']}, acceptance length {r.acceptance_length:.2f} (realised "
         f"{r.acceptance_length_realized:.2f}); generation speedup {r.speedup['generation']:.2f}x, step speedup "
         f"{r.speedup['step']:.2f}x")
+    a_b, a_s = r.baseline.extra.get("async"), r.speculative.extra.get("async")
+    if a_b:
+        console.print(
+            f"async (lag {a_b['max_trajectory_age_steps']}, {a_b['gen_gpus']} generation + {a_b['train_gpus']} training GPUs, "
+            f"{'in-flight weight updates' if a_b['in_flight_weight_updates'] else 'drain before each weight sync'}): "
+            f"steady state over {a_b['steady_state_steps']} steps after {a_b['warmup_steps']} warm-up; phases overlap, so "
+            f"the step is not their sum")
+        for name, a in (("AR", a_b), ("spec", a_s)):
+            console.print(
+                f"  {name}: idle generation GPUs {a['gen_gpu_idle_fraction']:.0%}, idle training GPUs "
+                f"{a['train_gpu_idle_fraction']:.0%}, staleness of trained trajectories {a['staleness_histogram']} "
+                f"(mean {a['staleness_mean']:.2f}), dropped {a['trajectories_dropped']}")
+        for n in r.notes:
+            console.print(f"[dim]{n}[/dim]")
+        return
     console.print(
         f"generation: {g_b.n_replicas} replicas x {g_b.sequences_per_replica:.0f} sequences; AR {g_b.iterations_max} "
         f"iterations (tail after 90% of sequences: {g_b.tail_s:.1f} s), spec {g_s.iterations_max} iterations "

@@ -1,0 +1,270 @@
+"""Asynchronous RL with bounded policy lag (NeMo-RL async GRPO semantics), non-colocated.
+
+Generation replicas and the trainer run on separate GPU pools. Weights version v is loaded into the
+rollout engine at time W(v) (W(0) = 0). A trajectory generated with weights v may train steps v..v+L
+(L = ``max_trajectory_age_steps``), so the rollout batch of training step t is released to the
+generation pool at W(max(t - L, 0)); the pool generates continuously (a replica starts the next
+batch's sequences while the previous batch's tail still runs). The trainer waits for a full batch
+(its wait is the *exposed generation*), then runs data, log-prob and training, then syncs weights:
+
+- default: generation drains (no new admissions; running sequences finish), then the weights are
+  broadcast; every replica resumes at W(t+1) = max over replicas of drain end + refit;
+- ``in_flight_weight_updates``: replicas pause between two iterations for the transfer, no drain.
+
+The trainer takes part in the broadcast, so it is free again at W(t+1). Steps are simulated in time
+order; warm-up steps (the pipeline filling) are excluded from the reported steady state.
+
+Partial rollouts (``options["partial_rollout"] = True``, as verl/slime/AReaL): a step's batch is
+complete once ``num_prompts_per_step x num_generations`` trajectories of any released batch have
+finished, in finish order; unfinished sequences carry over to the next step (their tokens already
+generated are kept). Trajectories older than L at the step that would train them are dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..costmodel.training import logprob_time, refit_time_s, training_time
+from ..engine import ReplicaSim
+from .results import GenerationStats, StepResult
+from .setup import Setup
+
+DEFAULT_MEASURED_STEPS = 4
+
+
+@dataclass
+class AsyncRun:
+    """Everything the async simulation produced (for reports, timelines and tests)."""
+
+    mode: str
+    release_s: list[float]
+    batch_done_s: list[float]  # G(t): last trajectory of step t's batch finished
+    train_start_s: list[float]
+    train_end_s: list[float]
+    weights_loaded_s: list[float]  # W(v), v = 0..
+    refit_start_s: list[float]
+    staleness: list[np.ndarray]  # per step: age (steps) of each trained trajectory
+    dropped: int
+    generated: int
+    trained: int
+    phases: dict[str, float]
+    gen_busy_s: float
+    gen_window_s: float
+    n_replicas: int
+    warmup: int
+    replica_traces: list[dict] = field(default_factory=list)
+    sims: list = field(default_factory=list)
+
+
+def _version_at(W: list[float], t: float) -> int:
+    """Weights version loaded at time t."""
+    v = 0
+    for i, w in enumerate(W):
+        if w <= t:
+            v = i
+    return v
+
+
+def simulate_async(setup: Setup, speculative: bool, n_steps: int | None = None, warmup: int | None = None,
+                   trace_replicas: int = 0) -> AsyncRun:
+    sc = setup.scenario
+    w = sc.workload
+    L = sc.max_trajectory_age_steps
+    opts = sc.options
+    warmup = int(opts.get("async_warmup_steps", L + 2)) if warmup is None else warmup
+    n_steps = warmup + int(opts.get("async_measured_steps", DEFAULT_MEASURED_STEPS)) if n_steps is None else n_steps
+    partial = bool(opts.get("partial_rollout", False))
+    in_flight = w.in_flight_weight_updates
+    cost = setup.cost_spec if speculative else setup.cost_ar
+    policy = setup.policy(speculative)
+    cfg = setup.replica_config(speculative)
+    R = setup.n_replicas
+    sims = [ReplicaSim(cost, policy, cfg, np.random.default_rng([sc.seed, r, 7, 1]), 0.0, r < trace_replicas)
+            for r in range(R)]
+    mem = setup.memory_spec if speculative else setup.memory_ar
+    refit = refit_time_s(mem.weight_bytes_per_gpu + mem.draft_weight_bytes_per_gpu, False, setup.hardware)
+    passes = 2 if w.reference_logprobs else 1
+
+    # per step: lengths, and which (replica, local index) hold its sequences
+    batches: dict[int, list[np.ndarray]] = {}
+    lengths: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    W = [0.0]
+    release, done, t_start, t_end, refit_start, stale = [], [], [], [], [], []
+    lp_s, tr_s = [], []
+    dropped = generated = trained = 0
+    per_step = w.sequences_per_step
+    consumed: set[tuple[int, int]] = set()
+
+    def release_batch(step: int) -> None:
+        p, n = setup.sample_step_lengths(step)
+        lengths[step] = (p, n)
+        at = W[max(step - L, 0)]
+        shards = np.array_split(np.arange(len(p)), R)
+        batches[step] = [sims[r].add(p[idx], n[idx], at) for r, idx in enumerate(shards)]
+        release.append(at)
+
+    for step in range(min(L + 1, n_steps)):
+        release_batch(step)
+    prev_free = 0.0  # trainer free (after the previous refit)
+    for step in range(n_steps):
+        if not partial:
+            for r in range(R):
+                sims[r].run(targets=batches[step][r])
+            fin = np.concatenate([sims[r].finish[batches[step][r]] for r in range(R)])
+            g = float(np.nanmax(fin))
+            adm = np.concatenate([sims[r].admit_time[batches[step][r]] for r in range(R)])
+            ages = np.array([step - _version_at(W, a) for a in adm])
+            trained_tokens = lengths[step][0] + lengths[step][1]
+            generated += fin.size
+            trained += fin.size
+        else:
+            g, ages, trained_tokens, d = _partial_batch(sims, batches, lengths, step, per_step, W, L, consumed)
+            dropped += d
+            trained += ages.size
+        done.append(g)
+        s = max(g, prev_free)
+        t_start.append(s)
+        lp = logprob_time(setup.model, setup.hardware, setup.train_gpus, trained_tokens, passes, w.logprob_mfu).seconds
+        tr = training_time(setup.model, setup.hardware, setup.train_gpus, trained_tokens, w.training_dtype,
+                           w.training_mfu).seconds
+        lp_s.append(lp)
+        tr_s.append(tr)
+        e = s + w.data_loading_s + lp + tr
+        t_end.append(e)
+        stale.append(ages)
+        # weight sync for version step+1
+        if in_flight:
+            for sim in sims:
+                sim.add_pause(e, refit)
+            refit_start.append(e)
+            W.append(e + refit)
+        else:
+            ends = []
+            for sim in sims:
+                sim.run(t_stop=e)
+                sim.t = max(sim.t, e)
+                sim.run(admit=False)  # drain: running sequences finish, nothing new starts
+                ends.append(sim.t)
+            rs = max(ends)
+            refit_start.append(rs)
+            W.append(rs + refit)
+            for sim in sims:
+                sim.t = W[-1]
+        prev_free = W[-1]
+        nxt = step + L + 1
+        if nxt < n_steps:
+            release_batch(nxt)
+
+    if partial:
+        generated = sum(int((sim.status == 2).sum()) for sim in sims)
+
+    meas = range(warmup, n_steps)
+    step_times = [W[t + 1] - W[t] for t in meas]
+    phases = {
+        "data": w.data_loading_s,
+        "refit": refit,
+        "refit_wait": float(np.mean([refit_start[t] - t_end[t] for t in meas])),
+        "generation": float(np.mean([done[t] - max(release[t], W[max(t - L, 0)]) for t in meas])),
+        "exposed_generation": float(np.mean([max(0.0, done[t] - W[t]) for t in meas])),
+        "logprob": float(np.mean([lp_s[t] for t in meas])),
+        "training": float(np.mean([tr_s[t] for t in meas])),
+        "step": float(np.mean(step_times)),
+    }
+    traces = [sims[r].result().trace for r in range(min(trace_replicas, R))]
+    gen_busy = sum(sim.stats["busy"] for sim in sims)
+    return AsyncRun("speculative" if speculative else "autoregressive", release, done, t_start, t_end, W, refit_start,
+                    stale, dropped, generated, trained, phases, gen_busy, W[n_steps], R, warmup, traces, sims)
+
+
+def _partial_batch(sims, batches, lengths, step, per_step, W, L, consumed):
+    """Partial rollouts: advance generation until ``per_step`` not-yet-trained trajectories have
+    finished; take the earliest finishers (older than L at this step: dropped)."""
+    R = len(sims)
+    # advance in small time slices so finish order is global
+    horizon = max(sim.t for sim in sims)
+    slice_s = None
+    while True:
+        cands = []
+        for r, sim in enumerate(sims):
+            fin_idx = np.flatnonzero(sim.status == 2)
+            for i in fin_idx:
+                if (r, int(i)) not in consumed:
+                    cands.append((sim.finish[i], r, int(i)))
+        fresh = [c for c in cands if step - _version_at(W, sims[c[1]].admit_time[c[2]]) <= L]
+        if len(fresh) >= per_step:
+            break
+        if slice_s is None:
+            slice_s = max(1e-3, 0.02 * (max(sim.t for sim in sims) - min(W[-1], horizon) + 1.0))
+        target = min(sim.t for sim in sims) + slice_s
+        progressed = False
+        for sim in sims:
+            before = sim.t
+            sim.run(t_stop=target)
+            progressed |= sim.t > before or sim.done(np.arange(sim.P.size))
+        if all(sim.done(np.arange(sim.P.size)) for sim in sims) and len(fresh) < per_step:
+            break
+        slice_s *= 1.5
+    cands.sort()
+    take, drop = [], 0
+    for f, r, i in cands:
+        age = step - _version_at(W, sims[r].admit_time[i])
+        if age > L:
+            consumed.add((r, i))
+            drop += 1
+            continue
+        if len(take) < per_step:
+            take.append((f, r, i, age))
+    for f, r, i, age in take:
+        consumed.add((r, i))
+    g = max(f for f, *_ in take) if take else max(sim.t for sim in sims)
+    ages = np.array([a for *_, a in take])
+    toks = np.array([sims[r].P[i] + sims[r].N[i] for _, r, i, _ in take])
+    return g, ages, toks, drop
+
+
+def async_step_result(setup: Setup, run: AsyncRun) -> StepResult:
+    ph = dict(run.phases)
+    step = ph.pop("step")
+    sims = run.sims
+    tokens = int(sum(s.stats["tokens"] for s in sims))
+    acc = sum(s.stats["accepted"] for s in sims)
+    spec_rounds = sum(s.stats["spec_rounds"] for s in sims)
+    mem = setup.memory_spec if run.mode == "speculative" else setup.memory_ar
+    stale_all = np.concatenate(run.staleness[run.warmup:]) if run.staleness[run.warmup:] else np.zeros(0)
+    hist = {int(a): int((stale_all == a).sum()) for a in np.unique(stale_all)} if stale_all.size else {}
+    busy_total = sum(s.stats["busy"] for s in sims)
+    total_time = run.weights_loaded_s[-1]
+    gen_idle = 1.0 - busy_total / (len(sims) * total_time) if total_time > 0 else 0.0
+    train_busy = ph["logprob"] + ph["training"] + ph["data"]
+    gs = GenerationStats(
+        iterations_max=int(max(s.stats["iterations"] for s in sims)),
+        iterations_mean=float(np.mean([s.stats["iterations"] for s in sims])), tokens_generated=tokens,
+        realized_acceptance_length=1.0 + acc / spec_rounds if spec_rounds else 1.0,
+        preemptions=int(sum(s.stats["preempt"] for s in sims)), kv_capacity_tokens_per_replica=mem.kv_capacity_tokens,
+        n_replicas=len(sims), sequences_per_replica=setup.scenario.workload.sequences_per_step / len(sims),
+        replica_end_s_min=float("nan"), replica_end_s_max=float("nan"), time_to_90pct_sequences_s=float("nan"),
+        tail_s=float("nan"), prefill_time_s=float("nan"))
+    extra = {
+        "async": {
+            "max_trajectory_age_steps": setup.scenario.lag,
+            "steady_state_steps": len(run.batch_done_s) - run.warmup, "warmup_steps": run.warmup,
+            "gen_gpu_idle_fraction": gen_idle,
+            "train_gpu_idle_fraction": max(0.0, 1.0 - train_busy / step) if step > 0 else 0.0,
+            "staleness_histogram": hist, "staleness_mean": float(stale_all.mean()) if stale_all.size else 0.0,
+            "trajectories_generated": run.generated, "trajectories_trained": run.trained,
+            "trajectories_dropped": run.dropped,
+            "in_flight_weight_updates": setup.scenario.workload.in_flight_weight_updates,
+            "partial_rollout": bool(setup.scenario.options.get("partial_rollout", False)),
+            "gen_gpus": setup.gen_gpus, "train_gpus": setup.train_gpus,
+            "per_step_s": [run.weights_loaded_s[t + 1] - run.weights_loaded_s[t] for t in range(run.warmup, len(run.batch_done_s))],
+        }
+    }
+    return StepResult(run.mode, step, ph, gs, extra)
+
+
+def simulate_async_pair(setup: Setup) -> tuple[StepResult, StepResult]:
+    base = async_step_result(setup, simulate_async(setup, False))
+    spec = async_step_result(setup, simulate_async(setup, True))
+    return base, spec
