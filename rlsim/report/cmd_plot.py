@@ -1,0 +1,178 @@
+"""``rlsim plot ...``: figures from a sweep (run here from flags/YAML, or read with ``--from results.csv``).
+
+    rlsim plot speedup-vs-k --workload rl-zero-8b,rl-think-8b --k 1..7 --draft-quality 0.6..0.9..0.1 --out k.png
+    rlsim plot heatmap --from results.parquet --out heatmap.svg
+    rlsim plot phases --workload rl-think-8b --k 1,3,5,7 --out phases.png
+    rlsim plot speedup-vs-gpus --workload rl-zero-8b --gpus 8,16,32,64,128 --out gpus.png
+    rlsim plot speedup-vs-lag --workload rl-think-8b --lag 0,1,2,3 --out lag.png
+
+Every sweep flag of ``rlsim sweep`` works here; axes not given take the plot's defaults (shown in
+``--help``). With ``--from``, axis flags filter the table's rows instead.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .cli import user_errors
+from .cmd_sweep import (ADDRESS_OPT, AXIS_FLAGS, CACHE_OPT, EXECUTOR_OPT, GRID_OPT, NO_CACHE_OPT, SEEDS_OPT, SET_OPT,
+                        WORKERS_OPT, collect_axes, run_sweep_from_flags)
+
+plot_app = typer.Typer(no_args_is_help=True, help="Figures (PNG/SVG/PDF) of sweeps: speedup vs k, heatmaps, phases, "
+                                                  "GPUs, lag.")
+
+_P = inspect.Parameter
+_KW = _P.KEYWORD_ONLY
+
+PLOTS = {
+    "speedup-vs-k": {
+        "help": "Rollout and end-to-end speedup vs k, one line per draft quality (95% CI error bars).",
+        "defaults": {"workload": ["rl-zero-8b"], "k": [1, 2, 3, 4, 5, 6, 7], "draft_quality": [0.5, 0.6, 0.7, 0.8, 0.9]},
+        "options": {"quality": ("--quality", "auto", "line colour column: draft_quality, acceptance_length_input, drafter"),
+                    "metric": ("--metric", "speedup_generation,speedup_step", "metric columns, one panel each"),
+                    "facet": ("--facet", "workload", "one row of panels per value of this column")},
+    },
+    "heatmap": {
+        "help": "Speedup over k x draft quality, annotated, one panel per metric and workload.",
+        "defaults": {"workload": ["rl-zero-8b"], "k": [1, 2, 3, 4, 5, 6, 7], "draft_quality": [0.5, 0.6, 0.7, 0.8, 0.9]},
+        "options": {"x": ("--x", "k", "column across"), "y": ("--y", "draft_quality", "column up"),
+                    "metric": ("--metric", "speedup_generation,speedup_step", "metric columns, one panel each"),
+                    "facet": ("--facet", "workload", "one row of panels per value of this column")},
+    },
+    "phases": {
+        "help": "Stacked step time by phase, autoregressive vs speculative, for each value of --by.",
+        "defaults": {"workload": ["rl-zero-8b"], "k": [1, 3, 5, 7]},
+        "options": {"by": ("--by", "k", "one pair of bars per value of this column"),
+                    "facet": ("--facet", "workload", "one panel per value of this column")},
+    },
+    "speedup-vs-gpus": {
+        "help": "Rollout and end-to-end speedup vs GPU count.",
+        "defaults": {"workload": ["rl-zero-8b"], "gpus": [8, 16, 32, 64, 128]},
+        "options": {"x": ("--x", "gpus", "gpus, gen_gpus or train_gpus"),
+                    "hue": ("--hue", "auto", "line colour column (auto: the first other axis that varies)"),
+                    "metric": ("--metric", "speedup_generation,speedup_step", "metric columns, one panel each"),
+                    "facet": ("--facet", "workload", "one row of panels per value of this column")},
+    },
+    "speedup-vs-lag": {
+        "help": "Speedup vs policy lag (max_trajectory_age_steps; needs the asynchronous pipeline for lag >= 1).",
+        "defaults": {"workload": ["rl-think-8b"], "lag": [0, 1, 2, 3]},
+        "options": {"hue": ("--hue", "auto", "line colour column (auto: the first other axis that varies)"),
+                    "metric": ("--metric", "auto", "metric columns (auto: generation, exposed generation, step)"),
+                    "facet": ("--facet", "workload", "one row of panels per value of this column")},
+    },
+}
+
+
+def _params(name: str) -> list[inspect.Parameter]:
+    spec = PLOTS[name]
+    ps = [
+        _P("from_", _KW, default=typer.Option(None, "--from", help="a sweep results file (.csv/.parquet) to plot"),
+           annotation=Optional[Path]),
+        _P("out", _KW, default=typer.Option(None, "--out", help=f"figure file .png/.svg/.pdf (default rlsim-{name}.png)"),
+           annotation=Optional[Path]),
+        _P("save_results", _KW, default=typer.Option(None, "--save-results", help="also write the sweep table (.csv/.parquet)"),
+           annotation=Optional[Path]),
+        _P("grid", _KW, default=GRID_OPT, annotation=Optional[Path]),
+    ]
+    for axis, opt in AXIS_FLAGS.items():
+        ps.append(_P(axis, _KW, default=opt, annotation=Optional[str]))
+    ps += [
+        _P("set_", _KW, default=SET_OPT, annotation=Optional[list[str]]),
+        _P("seeds", _KW, default=SEEDS_OPT, annotation=Optional[str]),
+        _P("executor", _KW, default=EXECUTOR_OPT, annotation=Optional[str]),
+        _P("address", _KW, default=ADDRESS_OPT, annotation=Optional[str]),
+        _P("workers", _KW, default=WORKERS_OPT, annotation=Optional[int]),
+        _P("cache_dir", _KW, default=CACHE_OPT, annotation=Optional[Path]),
+        _P("no_cache", _KW, default=NO_CACHE_OPT, annotation=bool),
+        _P("progress", _KW, default=typer.Option(True, "--progress/--no-progress", help="progress bar on stderr"),
+           annotation=bool),
+    ]
+    for opt_name, (flag, default, help_) in spec["options"].items():
+        ps.append(_P(opt_name, _KW, default=typer.Option(default, flag, help=help_), annotation=str))
+    return ps
+
+
+def _filter(df, axes: dict):
+    from ..errors import ConfigurationError
+
+    for col, vals in axes.items():
+        if col not in df.columns:
+            raise ConfigurationError(f"--from table has no column {col!r} to filter on")
+        df = df[df[col].isin(vals)]
+    if df.empty:
+        raise ConfigurationError("no rows of the --from table match the given flags")
+    return df
+
+
+def _metrics(text: str) -> list[str]:
+    return [m.strip() for m in text.split(",") if m.strip()]
+
+
+def _auto(v: str):
+    return None if v in ("none", "") else v
+
+
+def _draw(name: str, df, o: dict):
+    from . import plots
+
+    if name == "speedup-vs-k":
+        return plots.speedup_vs_k(df, quality=_auto(o["quality"]), metrics=_metrics(o["metric"]), facet=_auto(o["facet"]))
+    if name == "heatmap":
+        return plots.heatmap(df, x=o["x"], y=o["y"], metrics=_metrics(o["metric"]), facet=_auto(o["facet"]))
+    if name == "phases":
+        return plots.phase_bars(df, by=o["by"], facet=_auto(o["facet"]))
+    if name == "speedup-vs-gpus":
+        return plots.speedup_vs_gpus(df, x=o["x"], hue=_auto(o["hue"]), metrics=_metrics(o["metric"]),
+                                     facet=_auto(o["facet"]))
+    return plots.speedup_vs_lag(df, hue=_auto(o["hue"]), facet=_auto(o["facet"]),
+                                metrics=None if o["metric"] == "auto" else _metrics(o["metric"]))
+
+
+def _make(name: str):
+    spec = PLOTS[name]
+
+    def command(**kw):
+        from . import plots
+        from .sweep import load_results, save_results
+
+        flags = {a: kw[a] for a in AXIS_FLAGS}
+        axes = collect_axes(flags, kw["set_"])
+        if kw["from_"] is not None:
+            df = _filter(load_results(kw["from_"]), axes)
+        else:
+            defaults = dict(spec["defaults"])
+            if "model" in axes or kw["grid"] is not None:
+                defaults.pop("workload", None)
+            if kw["grid"] is not None:
+                from .sweep import load_grid_file
+
+                given = load_grid_file(kw["grid"])["axes"]
+                if "model" in given:
+                    defaults.pop("workload", None)
+            df = run_sweep_from_flags(kw["grid"], axes, kw["seeds"], kw["executor"], kw["address"], kw["workers"],
+                                      kw["cache_dir"], kw["no_cache"], defaults=defaults, progress=kw["progress"])
+            if kw["save_results"] is not None:
+                typer.echo(f"wrote {save_results(df, kw['save_results'])}", err=True)
+        fig = _draw(name, df, {k: kw[k] for k in spec["options"]})
+        path = plots.save(fig, kw["out"] or f"rlsim-{name}.png")
+        typer.echo(f"wrote {path}")
+
+    params = _params(name)
+    command.__signature__ = inspect.Signature(params)
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    defaults = ", ".join(f"{a}={','.join(map(str, v))}" for a, v in spec["defaults"].items())
+    command.__doc__ = f"{spec['help']} Default grid: {defaults}."
+    command.__name__ = command.__qualname__ = f"plot_{name.replace('-', '_')}"
+    return user_errors(command)
+
+
+for _name in PLOTS:
+    plot_app.command(_name)(_make(_name))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(plot_app, name="plot")

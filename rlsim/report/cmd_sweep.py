@@ -1,0 +1,256 @@
+"""``rlsim sweep``: a grid of scenarios x seeds (flags or a YAML file) -> a tidy table (CSV/parquet).
+
+Every axis flag takes a comma-separated list (``--k 1,3,5,7``) or an inclusive range
+(``--k 1..7``, ``--draft-quality 0.5..0.9..0.1``); a single value fixes the field.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import ConfigurationError
+from .cli import emit_json, user_errors
+
+# ---- the axis flags (shared with ``rlsim plot``)
+AXIS_FLAGS = {
+    "workload": typer.Option(None, "--workload", help="workload name(s) or YAML path(s)"),
+    "model": typer.Option(None, "--model", help="catalog model(s) (alone: the model's default workload)"),
+    "hardware": typer.Option(None, "--hardware", help="hardware profile(s)"),
+    "gpus": typer.Option(None, "--gpus", help="total GPUs, e.g. 16,32,64"),
+    "k": typer.Option(None, "--k", help="num_speculative_tokens, e.g. 1,3,5,7 or 1..7"),
+    "drafter": typer.Option(None, "--drafter", help="eagle3 | mtp | draft-model | ngram"),
+    "acceptance_length": typer.Option(None, "--acceptance-length", help="mean AL at k (1..k+1)"),
+    "draft_quality": typer.Option(None, "--draft-quality", help="per-token acceptance rate(s) 0..1, e.g. 0.6..0.9..0.1"),
+    "draft_quality_decay": typer.Option(None, "--draft-quality-decay", help="per-position decay of the quality (0..1]"),
+    "lag": typer.Option(None, "--lag", help="max_trajectory_age_steps (0 = synchronous)"),
+    "gen_gpus": typer.Option(None, "--gen-gpus", help="generation GPUs (non-colocated)"),
+    "train_gpus": typer.Option(None, "--train-gpus", help="training GPUs (non-colocated)"),
+    "split": typer.Option(None, "--split", help="generation:training GPU pairs, e.g. 48:16,40:24"),
+    "tensor_parallel_size": typer.Option(None, "--tp", help="vLLM tensor_parallel_size"),
+    "num_prompts_per_step": typer.Option(None, "--num-prompts-per-step", help="prompts per RL step"),
+    "num_generations_per_prompt": typer.Option(None, "--num-generations-per-prompt", help="responses per prompt"),
+    "response_median_tokens": typer.Option(None, "--response-median-tokens", help="median response length"),
+    "max_new_tokens": typer.Option(None, "--max-new-tokens", help="response length cap"),
+    "calibration": typer.Option(None, "--calibration", help="auto | roofline | calibrated"),
+}
+GRID_OPT = typer.Option(None, "--grid", help="YAML sweep file (axes, base, points, seeds...); flags override it")
+SET_OPT = typer.Option(None, "--set", help="FIELD=v1,v2 for any other scenario field (repeatable)")
+SEEDS_OPT = typer.Option(None, "--seeds", help="a count N (seeds 0..N-1, default 1) or a list 0,4,7")
+EXECUTOR_OPT = typer.Option(None, "--executor", help="process (default) | ray | serial")
+ADDRESS_OPT = typer.Option(None, "--address", help="Ray cluster address (default: a local Ray instance)")
+WORKERS_OPT = typer.Option(None, "--workers", help="local worker processes (default: all cores)")
+CACHE_OPT = typer.Option(None, "--cache-dir", help="result cache (default $RLSIM_CACHE_DIR or .rlsim-cache/)")
+NO_CACHE_OPT = typer.Option(False, "--no-cache", help="neither read nor write the cache")
+
+
+def _range(text: str, typ):
+    parts = text.split("..")
+    if len(parts) not in (2, 3):
+        raise ConfigurationError(f"range {text!r}: expected START..STOP or START..STOP..STEP")
+    if typ is int:
+        a, b = int(parts[0]), int(parts[1])
+        step = int(parts[2]) if len(parts) == 3 else 1
+        if step <= 0:
+            raise ConfigurationError(f"range {text!r}: step must be > 0")
+        return list(range(a, b + 1, step))
+    a, b = float(parts[0]), float(parts[1])
+    if len(parts) != 3:
+        raise ConfigurationError(f"range {text!r}: a float range needs a step, e.g. 0.5..0.9..0.1")
+    step = float(parts[2])
+    if step <= 0:
+        raise ConfigurationError(f"range {text!r}: step must be > 0")
+    n = int(math.floor((b - a) / step + 1e-9)) + 1
+    return [round(a + i * step, 10) for i in range(max(n, 0))]
+
+
+def parse_values(text: str, typ=str, name: str = "value") -> list:
+    """``"1,3,5"`` -> [1, 3, 5]; ``"1..7"`` -> 1..7; ``"0.5..0.9..0.1"`` -> 0.5, 0.6, ... 0.9."""
+    import yaml
+
+    out = []
+    for item in (x.strip() for x in str(text).split(",")):
+        if not item:
+            continue
+        try:
+            if ".." in item and typ in (int, float):
+                out.extend(_range(item, typ))
+            elif typ is bool:
+                v = yaml.safe_load(item)
+                if not isinstance(v, bool):
+                    raise ValueError(item)
+                out.append(v)
+            elif typ in (int, float):
+                out.append(typ(item))
+            elif typ is str:
+                out.append(item)
+            else:
+                out.append(yaml.safe_load(item))
+        except ValueError:
+            tname = {int: "an integer", float: "a number", bool: "true/false"}.get(typ, "a value")
+            raise ConfigurationError(f"--{name.replace('_', '-')} {text!r}: {item!r} is not {tname}") from None
+    if not out:
+        raise ConfigurationError(f"--{name.replace('_', '-')} {text!r}: no values")
+    return out
+
+
+def collect_axes(flags: dict, sets: list[str] | None) -> dict:
+    """Axis flags (comma lists) and ``--set FIELD=v1,v2`` -> {axis: [values]}."""
+    from .sweep import AXIS_TYPES, canonical_axis
+
+    axes = {}
+    for name, text in flags.items():
+        if text is not None:
+            axes[name] = parse_values(text, AXIS_TYPES.get(name, str), name)
+    for s in sets or []:
+        if "=" not in s:
+            raise ConfigurationError(f"--set {s!r}: expected FIELD=v1,v2")
+        field, vals = s.split("=", 1)
+        field = canonical_axis(field)
+        axes[field] = parse_values(vals, AXIS_TYPES.get(field, object), field)
+    return axes
+
+
+def parse_seeds(text: str | None):
+    if text is None:
+        return None
+    t = text.strip()
+    if "," in t or ".." in t:
+        return parse_values(t, int, "seeds")
+    try:
+        return int(t)
+    except ValueError:
+        raise ConfigurationError(f"--seeds {text!r}: expected a count (3) or a list (0,4,7)") from None
+
+
+def run_sweep_from_flags(grid: Optional[Path], axes: dict, seeds: Optional[str], executor: Optional[str],
+                         address: Optional[str], workers: Optional[int], cache_dir: Optional[Path], no_cache: bool,
+                         defaults: dict | None = None, **kw):
+    from .sweep import load_grid_file, sweep
+
+    base: dict = {}
+    spec = None
+    if grid is not None:
+        spec = load_grid_file(grid)
+        base = dict(spec["axes"])
+    for name, v in (defaults or {}).items():
+        if name not in base and name not in axes:
+            base[name] = v
+    base.update(axes)
+    return sweep(base, points=spec["points"] if spec else None, seeds=parse_seeds(seeds) if seeds else
+                 (spec.get("seeds") if spec else None), executor=executor or (spec or {}).get("executor"),
+                 address=address or (spec or {}).get("address"), workers=workers or (spec or {}).get("workers"),
+                 cache_dir=cache_dir or (spec or {}).get("cache_dir"), use_cache=not no_cache, **kw)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sweep")(sweep_cmd)
+
+
+@user_errors
+def sweep_cmd(
+    grid: Optional[Path] = GRID_OPT,
+    workload: Optional[str] = AXIS_FLAGS["workload"],
+    model: Optional[str] = AXIS_FLAGS["model"],
+    hardware: Optional[str] = AXIS_FLAGS["hardware"],
+    gpus: Optional[str] = AXIS_FLAGS["gpus"],
+    k: Optional[str] = AXIS_FLAGS["k"],
+    drafter: Optional[str] = AXIS_FLAGS["drafter"],
+    acceptance_length: Optional[str] = AXIS_FLAGS["acceptance_length"],
+    draft_quality: Optional[str] = AXIS_FLAGS["draft_quality"],
+    draft_quality_decay: Optional[str] = AXIS_FLAGS["draft_quality_decay"],
+    lag: Optional[str] = AXIS_FLAGS["lag"],
+    gen_gpus: Optional[str] = AXIS_FLAGS["gen_gpus"],
+    train_gpus: Optional[str] = AXIS_FLAGS["train_gpus"],
+    split: Optional[str] = AXIS_FLAGS["split"],
+    tensor_parallel_size: Optional[str] = AXIS_FLAGS["tensor_parallel_size"],
+    num_prompts_per_step: Optional[str] = AXIS_FLAGS["num_prompts_per_step"],
+    num_generations_per_prompt: Optional[str] = AXIS_FLAGS["num_generations_per_prompt"],
+    response_median_tokens: Optional[str] = AXIS_FLAGS["response_median_tokens"],
+    max_new_tokens: Optional[str] = AXIS_FLAGS["max_new_tokens"],
+    calibration: Optional[str] = AXIS_FLAGS["calibration"],
+    set_: Optional[list[str]] = SET_OPT,
+    seeds: Optional[str] = SEEDS_OPT,
+    executor: Optional[str] = EXECUTOR_OPT,
+    address: Optional[str] = ADDRESS_OPT,
+    workers: Optional[int] = WORKERS_OPT,
+    out: Optional[Path] = typer.Option(None, "--out", help="results file: .csv or .parquet"),
+    cache_dir: Optional[Path] = CACHE_OPT,
+    no_cache: bool = NO_CACHE_OPT,
+    per_seed: bool = typer.Option(False, "--per-seed", help="one row per (point, seed) instead of mean and CI"),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="record impossible points instead of failing"),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar on stderr"),
+    as_json: bool = typer.Option(False, "--json", help="print the table as JSON records"),
+    rows: int = typer.Option(40, "--rows", help="rows of the summary table to print (0: none)"),
+):
+    """A grid of scenarios x seeds: mean and 95% CI per point, saved to CSV/parquet, cached, resumable."""
+    import warnings
+
+    flags = dict(workload=workload, model=model, hardware=hardware, gpus=gpus, k=k, drafter=drafter,
+                 acceptance_length=acceptance_length, draft_quality=draft_quality,
+                 draft_quality_decay=draft_quality_decay, lag=lag, gen_gpus=gen_gpus, train_gpus=train_gpus,
+                 split=split, tensor_parallel_size=tensor_parallel_size, num_prompts_per_step=num_prompts_per_step,
+                 num_generations_per_prompt=num_generations_per_prompt, response_median_tokens=response_median_tokens,
+                 max_new_tokens=max_new_tokens, calibration=calibration)
+    axes = collect_axes(flags, set_)
+    if grid is None and not axes:
+        raise ConfigurationError("nothing to sweep: give axis flags (e.g. --workload rl-zero-8b --k 1,3,5) or --grid FILE")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        df = run_sweep_from_flags(grid, axes, seeds, executor, address, workers, cache_dir, no_cache,
+                                  progress=progress, out=out, per_seed=per_seed, skip_invalid=skip_invalid)
+    for w in caught:
+        typer.echo(f"warning: {w.message}", err=True)
+    if as_json:
+        emit_json(df.to_dict(orient="records"))
+        return
+    if rows:
+        sweep_table(df, rows)
+    msg = f"{len(df)} rows; simulated {df.attrs.get('n_simulated', 0)}, from cache {df.attrs.get('n_cached', 0)}"
+    if df.attrs.get("out"):
+        msg += f"; wrote {df.attrs['out']}"
+    typer.echo(msg, err=True)
+
+
+def sweep_table(df, max_rows: int = 40) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    axes = [a for a in df.attrs.get("axes", []) if a in df.columns]
+    for c in ("workload", "k"):
+        if c not in axes and c in df.columns and df[c].nunique(dropna=False) > 1:
+            axes.insert(0, c)
+    cols = axes + [c for c in ("seed", "n_seeds") if c in df.columns]
+    t = Table(title=f"sweep: {len(df)} rows" + (f" (first {max_rows})" if len(df) > max_rows else ""),
+              title_justify="left")
+    for c in cols:
+        t.add_column(c)
+    metrics = [m for m in ("acceptance_length", "speedup_generation", "speedup_step", "ar_step_s", "spec_step_s")
+               if m in df.columns]
+    labels = {"acceptance_length": "AL", "speedup_generation": "gen speedup", "speedup_step": "step speedup",
+              "ar_step_s": "AR step s", "spec_step_s": "spec step s"}
+    ci = "n_seeds" in df.columns and (df["n_seeds"] > 1).any()
+    for m in metrics:
+        t.add_column(labels[m] + (" ±95%CI" if ci and m.startswith("speedup") else ""), justify="right")
+    if "error" in df.columns:
+        t.add_column("error")
+
+    def fmt(row, m):
+        v = row[m]
+        if v != v:  # NaN
+            return "-"
+        s = f"{v:.3f}" if m.startswith(("speedup", "acceptance")) else f"{v:.1f}"
+        lo, hi = row.get(f"{m}_ci_lo"), row.get(f"{m}_ci_hi")
+        if m.startswith("speedup") and lo is not None and lo == lo:
+            s += f" ±{(hi - lo) / 2:.3f}"
+        return s
+
+    for _, row in df.head(max_rows).iterrows():
+        cells = [str(row[c]) for c in cols] + [fmt(row, m) for m in metrics]
+        if "error" in df.columns:
+            cells.append("" if row["error"] is None or row["error"] != row["error"] else str(row["error"])[:80])
+        t.add_row(*cells)
+    Console().print(t)

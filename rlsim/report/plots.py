@@ -1,0 +1,364 @@
+"""Plots of sweep results (matplotlib, Agg: no display needed; PNG, SVG or PDF by file extension).
+
+Every function takes a sweep table (``rlsim.sweep(...)`` or ``load_results(path)``; per-seed tables are
+aggregated first), returns a ``matplotlib.figure.Figure`` and never touches pyplot's global state, so
+it works the same in scripts, the CLI (``rlsim plot ...``) and notebooks (a Figure displays inline)::
+
+    from rlsim import sweep
+    from rlsim.report import plots
+    df = sweep(workload=["rl-zero-8b", "rl-think-8b"], k=[1, 2, 3, 5, 7], draft_quality=[0.6, 0.7, 0.8, 0.9], seeds=3)
+    plots.save(plots.speedup_vs_k(df), "speedup_vs_k.png")
+    plots.save(plots.heatmap(df), "heatmap.svg")
+
+- ``speedup_vs_k``: rollout (generation) and end-to-end (step) speedup vs k, one line per draft quality
+  (or acceptance length / drafter), 95% CI error bars; one row of panels per workload.
+- ``heatmap``: speedup over (k x draft quality), one panel per metric and workload.
+- ``phase_bars``: stacked step time by phase, autoregressive vs speculative, for each value of ``by``.
+- ``speedup_vs_gpus`` / ``speedup_vs_lag`` (``speedup_vs(df, x)`` in general).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+METRIC_LABELS = {
+    "speedup_generation": "rollout (generation) speedup",
+    "speedup_step": "end-to-end step speedup",
+    "speedup_exposed_generation": "exposed-generation speedup",
+    "ar_step_s": "autoregressive step (s)",
+    "spec_step_s": "speculative step (s)",
+    "acceptance_length": "acceptance length",
+}
+AXIS_LABELS = {
+    "k": "k (num_speculative_tokens)", "draft_quality": "draft quality (per-token acceptance rate)",
+    "acceptance_length_input": "acceptance length", "gpus": "GPUs", "lag": "policy lag (max_trajectory_age_steps)",
+    "gen_gpus": "generation GPUs", "train_gpus": "training GPUs", "drafter": "drafter",
+}
+HUE_LABELS = {"draft_quality": "quality", "acceptance_length_input": "AL", "k": "k", "drafter": "", "lag": "lag",
+              "gpus": "GPUs", "workload": ""}
+PHASE_ORDER = ["data", "refit", "refit_wait", "generation", "exposed_generation", "logprob", "training"]
+PHASE_COLORS = {"data": "#9e9e9e", "refit": "#8c6bb1", "refit_wait": "#bcbddc", "generation": "#e6550d",
+                "exposed_generation": "#fdae6b", "logprob": "#3182bd", "training": "#31a354"}
+
+
+# ----------------------------------------------------------------------------------------- helpers
+def _frame(df):
+    """Sweep table (aggregated), from a DataFrame, a results path, or ProjectionResult(s)."""
+    import pandas as pd
+
+    from ..pipeline import ProjectionResult
+    from .sweep import aggregate, is_aggregated, load_results
+
+    if isinstance(df, (str, os.PathLike)):
+        df = load_results(df)
+    if isinstance(df, ProjectionResult):
+        df = [df]
+    if isinstance(df, (list, tuple)) and df and isinstance(df[0], ProjectionResult):
+        rows = []
+        for r in df:
+            sc = r.scenario
+            rows.append({"workload": sc["workload"], "k": sc["num_speculative_tokens"], "lag": sc["max_trajectory_age_steps"],
+                         "gpus": sc["gpus"], "drafter": sc["drafter"], "draft_quality": sc.get("draft_quality"),
+                         "scenario": f"{sc['workload']} k={sc['num_speculative_tokens']}"
+                                     + (f" lag={sc['max_trajectory_age_steps']}" if sc["max_trajectory_age_steps"] else ""),
+                         **r.summary_row()})
+        return pd.DataFrame(rows)
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"expected a sweep DataFrame, a results file or ProjectionResult(s), got {type(df).__name__}")
+    if df.empty:
+        from ..errors import ConfigurationError
+
+        raise ConfigurationError("nothing to plot: the sweep table is empty")
+    if not is_aggregated(df):
+        df = aggregate(df)
+    if "error" in df.columns:
+        df = df[df["error"].isna()]
+    return df
+
+
+def _varying(df, col) -> bool:
+    return col in df.columns and df[col].dropna().nunique() > 1
+
+
+def _auto_hue(df, candidates=("draft_quality", "acceptance_length_input", "drafter", "k", "lag", "gpus")):
+    for c in candidates:
+        if _varying(df, c):
+            return c
+    return None
+
+
+def _facets(df, facet):
+    if facet and facet in df.columns and df[facet].nunique(dropna=False) > 1:
+        return [(f"{v}", g) for v, g in df.groupby(facet, sort=False)]
+    label = str(df[facet].iloc[0]) if facet and facet in df.columns else ""
+    return [(label, df)]
+
+
+def _figure(nrows, ncols, w=5.2, h=3.8):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(w * ncols, h * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes
+
+
+def _yerr(g, m):
+    lo, hi = f"{m}_ci_lo", f"{m}_ci_hi"
+    if lo not in g.columns or not np.isfinite(g[lo].to_numpy(dtype=float)).any():
+        return None
+    y = g[m].to_numpy(dtype=float)
+    err = np.vstack([y - g[lo].to_numpy(dtype=float), g[hi].to_numpy(dtype=float) - y])
+    return np.nan_to_num(err, nan=0.0)
+
+
+def _fmt_hue(col, v) -> str:
+    label = HUE_LABELS.get(col, col)
+    if isinstance(v, float) and v == int(v) and col in ("k", "lag", "gpus"):
+        v = int(v)
+    return f"{label} {v}".strip() if label else f"{v}"
+
+
+def _numeric_x(df, x) -> bool:
+    from pandas.api.types import is_numeric_dtype
+
+    return is_numeric_dtype(df[x])
+
+
+def save(fig, path: str | os.PathLike, dpi: int = 150) -> Path:
+    """Save a figure; the format follows the extension (.png, .svg, .pdf)."""
+    p = Path(path)
+    if p.suffix.lower() not in (".png", ".svg", ".pdf"):
+        from ..errors import ConfigurationError
+
+        raise ConfigurationError(f"plot file {p}: unknown format {p.suffix!r}; allowed: .png, .svg, .pdf")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(p, dpi=dpi)
+    return p
+
+
+# ------------------------------------------------------------------------------------------ line plots
+def speedup_vs(df, x: str, *, metrics: Sequence[str] = ("speedup_generation", "speedup_step"), hue: str | None = "auto",
+               facet: str | None = "workload", title: str | None = None, logx: bool | None = None):
+    """Speedup (or any metric) vs ``x``, one line per ``hue`` value, 95% CI error bars, facet rows."""
+    df = _frame(df)
+    from ..errors import ConfigurationError
+
+    if x not in df.columns:
+        raise ConfigurationError(f"the sweep table has no column {x!r}: sweep it (e.g. --{x.replace('_', '-')} ...)")
+    metrics = [m for m in metrics if m in df.columns]
+    if not metrics:
+        raise ConfigurationError("the sweep table has none of the requested metrics")
+    if hue == "auto":
+        hue = _auto_hue(df, [c for c in ("draft_quality", "acceptance_length_input", "drafter", "k", "lag", "gpus",
+                                         "hardware", "model") if c != x])
+    facets = _facets(df, facet)
+    fig, axes = _figure(len(facets), len(metrics))
+    if logx is None:
+        xs = df[x].dropna().to_numpy(dtype=float) if _numeric_x(df, x) else np.array([1.0])
+        logx = x in ("gpus", "gen_gpus", "train_gpus") and len(xs) and xs.min() > 0 and xs.max() / xs.min() >= 4
+    cmap = _cmap(df, hue)
+    for r, (flabel, g) in enumerate(facets):
+        groups = [(None, g)] if hue is None else list(g.groupby(hue, sort=True))
+        for c, m in enumerate(metrics):
+            ax = axes[r][c]
+            for hv, gg in groups:
+                gg = gg.sort_values(x)
+                ax.errorbar(gg[x], gg[m], yerr=_yerr(gg, m), marker="o", ms=4, capsize=3, lw=1.6,
+                            color=cmap(hv), label=None if hue is None else _fmt_hue(hue, hv))
+            if m.startswith("speedup"):
+                ax.axhline(1.0, color="0.5", lw=0.8, ls="--")
+            if logx:
+                ax.set_xscale("log", base=2)
+                ticks = sorted(g[x].dropna().unique())
+                ax.set_xticks(ticks, [str(int(t)) for t in ticks])
+            elif x in ("k", "lag") and _numeric_x(g, x):
+                ax.set_xticks(sorted(int(v) for v in g[x].dropna().unique()))
+            ax.set_xlabel(AXIS_LABELS.get(x, x))
+            ax.set_ylabel(METRIC_LABELS.get(m, m))
+            head = METRIC_LABELS.get(m, m).replace(" speedup", "")
+            ax.set_title(f"{flabel}: {head}" if flabel else head, fontsize=10)
+            ax.grid(alpha=0.3)
+            if hue is not None and c == len(metrics) - 1:
+                ax.legend(fontsize=8, title=None, loc="best")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def _cmap(df, hue):
+    import matplotlib
+
+    if hue is None:
+        return lambda v: "C0"
+    vals = sorted(df[hue].dropna().unique(), key=lambda v: (str(type(v)), v))
+    if len(vals) <= 1:
+        return lambda v: "C0"
+    from pandas.api.types import is_numeric_dtype
+
+    if is_numeric_dtype(df[hue]):
+        cm = matplotlib.colormaps["viridis"]
+        lo, hi = float(min(vals)), float(max(vals))
+        return lambda v: cm(0.08 + 0.8 * (float(v) - lo) / (hi - lo))
+    idx = {v: i for i, v in enumerate(vals)}
+    return lambda v: f"C{idx.get(v, 0) % 10}"
+
+
+def speedup_vs_k(df, *, quality: str | None = "auto", metrics: Sequence[str] = ("speedup_generation", "speedup_step"),
+                 facet: str | None = "workload", title: str | None = None):
+    """Rollout and end-to-end speedup vs k, one line per draft quality (or AL, drafter)."""
+    if quality == "auto":
+        quality = _auto_hue(_frame(df), ("draft_quality", "acceptance_length_input", "drafter", "draft_quality_decay"))
+    return speedup_vs(df, "k", metrics=metrics, hue=quality, facet=facet, title=title)
+
+
+def speedup_vs_gpus(df, *, x: str = "gpus", hue: str | None = "auto", facet: str | None = "workload",
+                    metrics: Sequence[str] = ("speedup_generation", "speedup_step"), title: str | None = None):
+    """Speedup vs GPU count (``x="gen_gpus"`` for the generation pool)."""
+    return speedup_vs(df, x, metrics=metrics, hue=hue, facet=facet, title=title)
+
+
+def speedup_vs_lag(df, *, hue: str | None = "auto", facet: str | None = "workload",
+                   metrics: Sequence[str] | None = None, title: str | None = None):
+    """Speedup vs policy lag; adds the exposed-generation speedup when the async pipeline reports it."""
+    d = _frame(df)
+    if metrics is None:
+        metrics = ["speedup_generation", "speedup_step"]
+        if "speedup_exposed_generation" in d.columns and d["speedup_exposed_generation"].notna().any():
+            metrics.insert(1, "speedup_exposed_generation")
+    return speedup_vs(d, "lag", metrics=metrics, hue=hue, facet=facet, title=title)
+
+
+# ---------------------------------------------------------------------------------------------- heatmap
+def heatmap(df, *, x: str = "k", y: str = "draft_quality",
+            metrics: Sequence[str] | str = ("speedup_generation", "speedup_step"), facet: str | None = "workload",
+            cmap: str = "viridis", title: str | None = None):
+    """Annotated heatmap of ``metrics`` over (``x`` x ``y``); one panel per metric (columns) and facet (rows)."""
+    df = _frame(df)
+    from ..errors import ConfigurationError
+
+    if isinstance(metrics, str):
+        metrics = [metrics]
+    if y == "draft_quality" and not _varying(df, y) and _varying(df, "acceptance_length_input"):
+        y = "acceptance_length_input"
+    for col in (x, y):
+        if col not in df.columns or df[col].dropna().empty:
+            raise ConfigurationError(f"a heatmap needs the sweep to vary {col!r}; the table has no such values")
+    facets = _facets(df, facet)
+    fig, axes = _figure(len(facets), len(metrics), w=5.0, h=4.0)
+    for r, (flabel, g) in enumerate(facets):
+        for c, m in enumerate(metrics):
+            ax = axes[r][c]
+            piv = g.pivot_table(index=y, columns=x, values=m, aggfunc="mean").sort_index().sort_index(axis=1)
+            z = piv.to_numpy(dtype=float)
+            im = ax.imshow(z, origin="lower", aspect="auto", cmap=cmap)
+            ax.set_xticks(range(len(piv.columns)), [_tick(v) for v in piv.columns])
+            ax.set_yticks(range(len(piv.index)), [_tick(v) for v in piv.index])
+            ax.set_xlabel(AXIS_LABELS.get(x, x))
+            ax.set_ylabel(AXIS_LABELS.get(y, y))
+            head = METRIC_LABELS.get(m, m)
+            ax.set_title(f"{flabel}: {head}" if flabel else head, fontsize=10)
+            finite = z[np.isfinite(z)]
+            mid = (finite.min() + finite.max()) / 2 if finite.size else 0
+            for i in range(z.shape[0]):
+                for j in range(z.shape[1]):
+                    if np.isfinite(z[i, j]):
+                        ax.text(j, i, f"{z[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                                color="black" if z[i, j] > mid else "white")
+            fig.colorbar(im, ax=ax, shrink=0.85)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def _tick(v) -> str:
+    if isinstance(v, (float, np.floating)):
+        return f"{int(v)}" if float(v).is_integer() else f"{v:g}"
+    return str(v)
+
+
+# ------------------------------------------------------------------------------------------ phase bars
+def phase_columns(df, prefix: str) -> list[str]:
+    """Phases present in the table (``ar_<phase>_s``), in pipeline order."""
+    found = []
+    for c in df.columns:
+        if c.startswith(prefix + "_") and c.endswith("_s") and not c.endswith(("_std", "_ci_lo", "_ci_hi")):
+            ph = c[len(prefix) + 1:-2]
+            if ph != "step" and not ph.startswith(("gen_", "x_")) and df[c].notna().any():
+                found.append(ph)
+    return sorted(found, key=lambda p: (PHASE_ORDER.index(p) if p in PHASE_ORDER else len(PHASE_ORDER), p))
+
+
+def _on_path(g, mode: str, phase: str) -> np.ndarray:
+    """Seconds of ``phase`` on the step's critical path, row by row: where the async pipeline reports
+    ``exposed_generation``, the (overlapped) rollout ``generation`` is not on the path."""
+    v = g[f"{mode}_{phase}_s"].to_numpy(dtype=float)
+    if phase == "generation" and f"{mode}_exposed_generation_s" in g.columns:
+        v = np.where(np.isfinite(g[f"{mode}_exposed_generation_s"].to_numpy(dtype=float)), 0.0, v)
+    return np.nan_to_num(v, nan=0.0)
+
+
+def phase_bars(df, *, by: str | None = "k", facet: str | None = "workload", title: str | None = None):
+    """Stacked step time by phase: an autoregressive and a speculative bar for each value of ``by``.
+    Accepts a sweep table or ProjectionResult(s) (then one pair of bars per result)."""
+    from ..errors import ConfigurationError
+    from ..pipeline import ProjectionResult
+
+    if isinstance(df, ProjectionResult) or (isinstance(df, (list, tuple)) and df and isinstance(df[0], ProjectionResult)):
+        by, facet = "scenario", None
+    df = _frame(df)
+    if by is None or by not in df.columns:
+        raise ConfigurationError(f"phase bars need a column to group by; the table has no {by!r}")
+    phases = [p for p in phase_columns(df, "ar") if f"spec_{p}_s" in df.columns]
+    if not phases:
+        raise ConfigurationError("the table has no per-phase times (ar_<phase>_s columns)")
+    facets = _facets(df, facet)
+    ncols = min(len(facets), 3)
+    nrows = math.ceil(len(facets) / ncols)
+    fig, axes = _figure(nrows, ncols, w=max(5.0, 1.1 * df[by].nunique() + 2.5), h=4.2)
+    for idx, (flabel, g) in enumerate(facets):
+        ax = axes[idx // ncols][idx % ncols]
+        cols = [f"{p}_s" for p in ("ar_step", "spec_step")] + [f"{m}_{p}_s" for m in ("ar", "spec") for p in phases]
+        g = g.groupby(by, sort=True)[[c for c in cols if c in g.columns]].mean().reset_index()
+        xs = np.arange(len(g))
+        width = 0.38
+        for off, mode, hatch in ((-width / 2 - 0.01, "ar", ""), (width / 2 + 0.01, "spec", "")):
+            bottom = np.zeros(len(g))
+            for p in phases:
+                v = _on_path(g, mode, p)
+                ax.bar(xs + off, v, width, bottom=bottom, color=PHASE_COLORS.get(p, None),
+                       alpha=0.55 if mode == "ar" else 1.0, edgecolor="white", lw=0.5, hatch=hatch,
+                       label=p.replace("_", " ") if mode == "spec" else None)
+                bottom += v
+            step = g[f"{mode}_step_s"].to_numpy(dtype=float)
+            ax.scatter(xs + off, step, marker="_", s=300, color="black", zorder=3)
+            for xi, s_, b_ in zip(xs, step, g["ar_step_s"].to_numpy(dtype=float)):
+                txt = f"AR\n{s_:.0f}s" if mode == "ar" else f"spec\n{s_:.0f}s\n{b_ / s_:.2f}x"
+                ax.text(xi + off, s_, txt, ha="center", va="bottom", fontsize=7)
+        ax.set_xticks(xs, [_tick(v) for v in g[by]])
+        ax.set_xlabel(AXIS_LABELS.get(by, by))
+        ax.set_ylabel("step time (s)")
+        ymax = np.nanmax(g[["ar_step_s", "spec_step_s"]].to_numpy(dtype=float))
+        ax.set_ylim(0, ymax * 1.15)
+        ax.set_title(f"{flabel}: step time by phase (light: AR, solid: speculative)" if flabel else
+                     "step time by phase (light: AR, solid: speculative)", fontsize=10)
+        if any(f"{m}_exposed_generation_s" in g.columns and g[f"{m}_exposed_generation_s"].notna().any()
+               for m in ("ar", "spec")):
+            ax.annotate("async: rollout overlaps training; only exposed generation is on the step's path",
+                        (0.01, 0.99), xycoords="axes fraction", va="top", fontsize=7, color="0.3")
+        ax.grid(axis="y", alpha=0.3)
+    for idx in range(len(facets), nrows * ncols):
+        axes[idx // ncols][idx % ncols].set_visible(False)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 4), fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+__all__ = ["speedup_vs", "speedup_vs_k", "speedup_vs_gpus", "speedup_vs_lag", "heatmap", "phase_bars", "save",
+           "phase_columns"]

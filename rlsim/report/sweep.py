@@ -1,0 +1,669 @@
+"""Sweeps: a grid of scenarios x seeds, run in parallel, cached by scenario hash, aggregated.
+
+``sweep(...)`` is the Python face of ``rlsim sweep``; both take the same things::
+
+    from rlsim import sweep
+    df = sweep(workload="rl-zero-8b", k=[1, 3, 5, 7], draft_quality=[0.6, 0.7, 0.8, 0.9], seeds=3)
+    df = sweep("grid.yaml", out="results.parquet")
+
+Axes are ``build_scenario`` arguments (``model``, ``workload``, ``hardware``, ``gpus``, ``k``, ``drafter``,
+``acceptance_length``, ``draft_quality``, ``draft_quality_decay``, ``lag``, ``gen_gpus``, ``train_gpus``,
+``tensor_parallel_size``, ``response_median_tokens``, ``max_new_tokens``, the workload overrides such as
+``num_prompts_per_step``...), plus ``split`` ("48:16" = 48 generation + 16 training GPUs, one value so
+the pair moves together). A scalar fixes a field, a list makes an axis; the grid is their cartesian
+product (times ``points``, a list of partial scenarios, when given). Each grid point runs once per seed.
+
+**Draft quality** is the per-token conditional acceptance rate ``c`` of a geometric model (optionally
+decaying with draft position: ``c_i = c * decay**i``). It is a property of the draft alone, so it maps
+to an acceptance length at every k (``AL(k) = 1 + c + c^2 + ... + c^k`` without decay) and quality and
+k can be swept independently. ``acceptance_length`` instead fixes AL at the given k.
+
+Results: a tidy DataFrame, one row per grid point (``per_seed=True``: one per point and seed) with the
+scenario's descriptors (workload, model, hardware, gpus, k, drafter, draft_quality, lag, ...), ``n_seeds``,
+and for every metric ``m`` (``speedup_generation``, ``speedup_step``, ``ar_step_s``, ``spec_step_s``, the
+phases ``ar_<phase>_s``/``spec_<phase>_s``, acceptance lengths, ...) the mean ``m``, the standard deviation
+``m_std`` and a 95% Student-t confidence interval of the mean ``m_ci_lo``..``m_ci_hi`` (NaN with one seed).
+
+Cache: every simulated (scenario, seed) is written as it finishes to ``<cache_dir>/v1/<hash>.json``, the
+hash covering the whole resolved scenario plus a fingerprint of the simulator's code and catalog, so an
+interrupted sweep resumes where it stopped and a code or catalog change never reuses stale results.
+Default cache dir: ``$RLSIM_CACHE_DIR`` or ``.rlsim-cache/``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import itertools
+import json
+import math
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..errors import ConfigurationError, RlsimError
+
+CACHE_FORMAT = "v1"
+
+# Axes the CLI knows by name and their value types; any other build_scenario keyword also works
+# (``--set name=v1,v2`` on the command line).
+AXIS_TYPES: dict[str, type] = {
+    "workload": str, "model": str, "hardware": str, "gpus": int, "k": int, "drafter": str,
+    "acceptance_length": float, "draft_quality": float, "draft_quality_decay": float, "lag": int,
+    "gen_gpus": int, "train_gpus": int, "split": str, "tensor_parallel_size": int,
+    "response_median_tokens": float, "max_new_tokens": int, "num_prompts_per_step": int,
+    "num_generations_per_prompt": int, "generation_dtype": str, "kv_cache_dtype": str, "draft_model": str,
+    "calibration": str, "in_flight_weight_updates": bool, "colocated": bool, "reference_logprobs": bool,
+    "training_mfu": float, "logprob_mfu": float, "data_loading_s": float,
+}
+ALIASES = {"tp": "tensor_parallel_size", "num_speculative_tokens": "k", "max_trajectory_age_steps": "lag",
+           "quality": "draft_quality", "al": "acceptance_length"}
+
+# Columns describing a scenario (the same for all seeds of a grid point); the rest are metrics.
+DESCRIPTORS = ["workload", "model", "hardware", "gpus", "gen_gpus", "train_gpus", "colocated", "n_replicas",
+               "tensor_parallel_size", "num_prompts_per_step", "num_generations_per_prompt", "response_median_tokens",
+               "max_new_tokens", "k", "drafter", "drafter_network", "draft_model", "acceptance_length_input",
+               "draft_quality", "draft_quality_decay", "lag", "in_flight_weight_updates", "calibration"]
+HEADLINE = ["speedup_generation", "speedup_step", "ar_step_s", "spec_step_s", "acceptance_length"]
+_YAML_RESERVED = {"base", "grid", "points", "seeds", "workers", "executor", "address", "cache_dir", "out",
+                  "per_seed", "skip_invalid", "use_cache"}
+_RUN_KEYS = {"seeds", "workers", "executor", "address", "cache_dir", "out", "per_seed", "skip_invalid", "use_cache"}
+
+
+# --------------------------------------------------------------------------------------------- grid
+def canonical_axis(name: str) -> str:
+    name = name.strip().replace("-", "_")
+    return ALIASES.get(name, name)
+
+
+def load_grid_file(path: str | os.PathLike) -> dict:
+    """Read a YAML sweep file: top-level scenario fields (scalar = fixed, list = axis), or the sections
+    ``base`` (fixed fields), ``grid`` (axes), ``points`` (list of partial scenarios); plus run settings
+    (``seeds``, ``workers``, ``executor``, ``address``, ``cache_dir``, ``out``)."""
+    import yaml
+
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except OSError as e:
+        raise ConfigurationError(f"sweep grid file {p}: cannot read: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise ConfigurationError(f"sweep grid file {p}: not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigurationError(f"sweep grid file {p}: expected a mapping (axis: [values], ...), got {type(raw).__name__}")
+    for sec in ("base", "grid"):
+        if sec in raw and not isinstance(raw[sec], dict):
+            raise ConfigurationError(f"sweep grid file {p}: `{sec}` must be a mapping of field: value(s)")
+    if "points" in raw and not (isinstance(raw["points"], list) and all(isinstance(x, dict) for x in raw["points"])):
+        raise ConfigurationError(f"sweep grid file {p}: `points` must be a list of mappings (partial scenarios)")
+    axes: dict[str, Any] = {}
+    axes.update(raw.get("base") or {})
+    axes.update({k: v for k, v in raw.items() if k not in _YAML_RESERVED})
+    axes.update(raw.get("grid") or {})
+    out = {"axes": axes, "points": raw.get("points")}
+    out.update({k: raw[k] for k in _RUN_KEYS if k in raw})
+    return out
+
+
+def _as_values(v) -> list:
+    if isinstance(v, (list, tuple)):
+        if not v:
+            raise ConfigurationError("an axis has no values (empty list)")
+        return list(v)
+    if hasattr(v, "tolist") and not isinstance(v, (str, bytes)):
+        return list(v.tolist())
+    return [v]
+
+
+def _split_pair(value) -> tuple[int, int]:
+    s = str(value).replace("+", ":").replace("/", ":")
+    try:
+        g, t = (int(x) for x in s.split(":"))
+    except ValueError:
+        raise ConfigurationError(f"split = {value!r}; expected GEN:TRAIN GPUs, e.g. 48:16") from None
+    return g, t
+
+
+def scenario_kwargs(point: dict) -> dict:
+    """A grid point (axis names as the user wrote them) -> ``build_scenario`` keyword arguments."""
+    kw = {}
+    for name, v in point.items():
+        name = canonical_axis(name)
+        if name == "split":
+            kw["gen_gpus"], kw["train_gpus"] = _split_pair(v)
+        elif name == "seed":
+            raise ConfigurationError("`seed` is not an axis: give seeds=N (a count) or seeds=[...] (a list)")
+        else:
+            kw[name] = v
+    return kw
+
+
+def expand_grid(axes: dict, points: list[dict] | None = None) -> list[dict]:
+    """Cartesian product of the axes (x ``points``); later keys vary fastest. Returns user-named points."""
+    axes = {canonical_axis(k): _as_values(v) for k, v in axes.items()}
+    names = list(axes)
+    out, seen = [], set()
+    for p in (points or [{}]):
+        p = {canonical_axis(k): v for k, v in p.items()}
+        for combo in itertools.product(*(axes[n] for n in names)):
+            pt = dict(zip(names, combo))
+            pt.update(p)
+            key = json.dumps(pt, sort_keys=True, default=str)
+            if key not in seen:
+                seen.add(key)
+                out.append(pt)
+    return out
+
+
+def seed_list(seeds) -> list[int]:
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise ConfigurationError(f"seeds = {seeds}; allowed: a count >= 1 or a list of seeds")
+        return list(range(seeds))
+    vals = [int(s) for s in _as_values(seeds)]
+    if len(set(vals)) != len(vals):
+        raise ConfigurationError(f"seeds {vals} repeat a seed")
+    return vals
+
+
+def describe_point(point: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in point.items()) or "(workload defaults)"
+
+
+# ------------------------------------------------------------------------------------------- hashing
+_FINGERPRINT_SKIP = ("report/sweep.py", "report/plots.py", "report/cli.py", "report/tables.py", "report/nemo_rl.py",
+                     "report/cmd_")
+
+
+@functools.lru_cache(maxsize=None)
+def code_fingerprint() -> str:
+    """Hash of the simulator's source (everything a result depends on) and of the catalog files."""
+    from .. import __version__
+    from ..catalog.loader import catalog_dir
+
+    h = hashlib.sha256(f"rlsim {__version__} cache {CACHE_FORMAT}".encode())
+    pkg = Path(__file__).resolve().parents[1]
+    for f in sorted(pkg.rglob("*.py")):
+        rel = f.relative_to(pkg).as_posix()
+        if rel.startswith("calibration/") or rel.startswith(_FINGERPRINT_SKIP):
+            continue
+        h.update(rel.encode())
+        h.update(f.read_bytes())
+    for folder in ("hardware_profiles", "workloads", "calibration"):
+        try:
+            d = catalog_dir(folder)
+        except RlsimError:
+            continue
+        for f in sorted(p for p in d.rglob("*") if p.is_file() and p.suffix in (".yaml", ".yml", ".csv", ".json")):
+            h.update(f.relative_to(d).as_posix().encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def scenario_hash(scenario) -> str:
+    """Stable hash of a resolved scenario (seed included) and of the code/catalog that simulate it."""
+    payload = json.dumps(scenario.model_dump(mode="json"), sort_keys=True, default=str)
+    return hashlib.sha256((code_fingerprint() + payload).encode()).hexdigest()
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("RLSIM_CACHE_DIR") or ".rlsim-cache")
+
+
+class ResultCache:
+    """One JSON file per simulated scenario, written atomically (safe to interrupt)."""
+
+    def __init__(self, root: str | os.PathLike | None):
+        self.root = None if root is None else Path(root) / CACHE_FORMAT
+
+    def _path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> dict | None:
+        if self.root is None:
+            return None
+        p = self._path(key)
+        try:
+            return json.loads(p.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def put(self, key: str, record: dict) -> None:
+        if self.root is None:
+            return
+        p = self._path(key)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(record, default=_json_default))
+        os.replace(tmp, p)
+
+
+def _json_default(o):
+    if hasattr(o, "item"):
+        return o.item()
+    return str(o)
+
+
+# --------------------------------------------------------------------------------------- one scenario
+def run_scenario(scenario) -> dict:
+    """Simulate one scenario; returns a flat record (picklable, JSON-able). User errors become ``error``."""
+    from .api import project
+
+    t0 = time.perf_counter()
+    try:
+        res = project(scenario)
+    except RlsimError as e:
+        return {"error": str(e)}
+    row = res.summary_row()
+    sp = res.speedup
+    if "exposed_generation" in sp:
+        row["speedup_exposed_generation"] = sp["exposed_generation"]
+    for prefix, r in (("ar", res.baseline), ("spec", res.speculative)):
+        g = r.generation
+        row[f"{prefix}_gen_tail_s"] = g.tail_s
+        row[f"{prefix}_gen_iterations_max"] = g.iterations_max
+        row[f"{prefix}_gen_preemptions"] = g.preemptions
+        flat = {}
+        for k, v in r.extra.items():  # scalars of the step's extras, one level of nesting flattened
+            if isinstance(v, dict):
+                flat.update({k2: v2 for k2, v2 in v.items() if k2 not in flat})
+            else:
+                flat[k] = v
+        for k, v in flat.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v)):
+                row[f"{prefix}_x_{k}"] = float(v)
+    sc = res.scenario
+    info = {"gen_gpus": sc.get("gen_gpus_resolved"), "train_gpus": sc.get("train_gpus_resolved"),
+            "n_replicas": sc.get("n_replicas"), "drafter_network": sc.get("drafter_network")}
+    return {"metrics": {k: float(v) for k, v in row.items()}, "info": info, "notes": list(res.notes),
+            "sim_s": time.perf_counter() - t0}
+
+
+def _run_batch(scenarios: list) -> list[dict]:
+    return [run_scenario(s) for s in scenarios]
+
+
+def _descriptors(scenario) -> dict:
+    w = scenario.workload
+    return {
+        "workload": w.name, "model": w.model, "hardware": w.hardware, "gpus": w.gpus, "colocated": w.colocated,
+        "tensor_parallel_size": w.generation.tensor_parallel_size, "num_prompts_per_step": w.num_prompts_per_step,
+        "num_generations_per_prompt": w.num_generations_per_prompt,
+        "response_median_tokens": w.response_length.median_tokens, "max_new_tokens": w.response_length.max_tokens,
+        "k": scenario.k, "drafter": scenario.drafter, "draft_model": scenario.draft_model,
+        "acceptance_length_input": scenario.acceptance_length, "draft_quality": scenario.draft_quality,
+        "draft_quality_decay": scenario.draft_quality_decay, "lag": scenario.lag,
+        "in_flight_weight_updates": w.in_flight_weight_updates, "calibration": scenario.calibration,
+    }
+
+
+# ---------------------------------------------------------------------------------------- statistics
+_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+
+
+def t_critical_975(dof: int) -> float:
+    """Two-sided 95% Student-t critical value (table to 30 degrees of freedom, then 1.96 + 2.4/dof)."""
+    if dof < 1:
+        return float("nan")
+    return _T975[dof - 1] if dof <= 30 else 1.959964 + 2.4 / dof
+
+
+def aggregate(per_seed, metrics: list[str] | None = None):
+    """Per-seed rows -> one row per grid point: mean, std and 95% CI of every metric, ``n_seeds``."""
+    import numpy as np
+    import pandas as pd
+
+    df = per_seed
+    if "seed" not in df.columns:
+        return df
+    metrics = metrics or metric_columns(df)
+    keys = [c for c in df.columns if c not in metrics and c not in ("seed", "error", "sim_s", "cached")]
+    rows = []
+    for _, g in df.groupby("point", sort=True, dropna=False):
+        first = g.iloc[0]
+        row = {c: first[c] for c in keys}
+        ok = g[g["error"].isna()] if "error" in g.columns else g
+        row["n_seeds"] = len(ok)
+        if "error" in g.columns:
+            errs = g["error"].dropna()
+            row["error"] = errs.iloc[0] if len(errs) else None
+        n = len(ok)
+        tcrit = t_critical_975(n - 1)
+        for m in metrics:
+            x = ok[m].to_numpy(dtype=float)
+            x = x[np.isfinite(x)]
+            mean = float(x.mean()) if len(x) else float("nan")
+            std = float(x.std(ddof=1)) if len(x) > 1 else float("nan")
+            half = tcrit * std / math.sqrt(len(x)) if len(x) > 1 else float("nan")
+            row[m], row[f"{m}_std"], row[f"{m}_ci_lo"], row[f"{m}_ci_hi"] = mean, std, mean - half, mean + half
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    means = [m for m in metrics if m in out.columns]
+    stats = [f"{m}_{s}" for m in means for s in ("std", "ci_lo", "ci_hi")]
+    return out[[c for c in out.columns if c not in means and c not in stats] + means + stats]
+
+
+def metric_columns(df) -> list[str]:
+    """The metric columns of a sweep table: numeric, not a scenario descriptor nor a statistic."""
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    skip = set(DESCRIPTORS) | {"point", "seed", "error", "sim_s", "cached", "n_seeds", "scenario_hash"}
+    skip |= set(df.attrs.get("axes", ()))
+    cols = []
+    for c in df.columns:
+        if c in skip or c.endswith(("_std", "_ci_lo", "_ci_hi")):
+            continue
+        if is_numeric_dtype(df[c]) and not is_bool_dtype(df[c]):
+            cols.append(c)
+    return cols
+
+
+def is_aggregated(df) -> bool:
+    return "n_seeds" in df.columns or "seed" not in df.columns
+
+
+# ------------------------------------------------------------------------------------------ executors
+def _progress(enabled: bool, total: int, done: int, label: str):
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    p = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                 TextColumn("eta"), TimeRemainingColumn(), console=Console(stderr=True), disable=not enabled,
+                 transient=False)
+    task = p.add_task(label, total=total, completed=done)
+    return p, task
+
+
+def _mp_context():
+    import multiprocessing as mp
+
+    method = os.environ.get("RLSIM_MP_START")
+    if method:
+        return mp.get_context(method)
+    if sys.platform.startswith("linux"):
+        # fork: workers inherit the imported simulator (fast start) and notebooks/unguarded scripts work
+        return mp.get_context("fork")
+    return mp.get_context()
+
+
+def _execute_process(todo: list, workers: int, on_result) -> None:
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
+        ex = ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context())
+    try:
+        # keep a bounded window of work in flight so an interrupt loses little and memory stays flat
+        it = iter(todo)
+        pending = {}
+        for key, sc in itertools.islice(it, workers * 4):
+            pending[ex.submit(run_scenario, sc)] = key
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for f in done:
+                key = pending.pop(f)
+                on_result(key, f.result())
+                nxt = next(it, None)
+                if nxt is not None:
+                    pending[ex.submit(run_scenario, nxt[1])] = nxt[0]
+    except BaseException:
+        ex.shutdown(wait=False, cancel_futures=True)
+        raise
+    ex.shutdown(wait=True)
+
+
+def _execute_serial(todo: list, on_result) -> None:
+    for key, sc in todo:
+        on_result(key, run_scenario(sc))
+
+
+def _execute_ray(todo: list, address: str | None, on_result, batch: int | None = None) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigurationError("--executor ray needs Ray: pip install 'rlsim[distributed]' (or pip install ray)") from None
+    started = False
+    if not ray.is_initialized():
+        kw = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+        if address:
+            kw["address"] = address
+        ray.init(**kw)
+        started = True
+    try:
+        cpus = max(int(ray.cluster_resources().get("CPU", 1)), 1)
+        # a few scenarios per task amortise Ray's per-task overhead; ~4 tasks per CPU keep progress live
+        size = batch or max(1, min(16, len(todo) // (cpus * 4) or 1))
+        remote = ray.remote(num_cpus=1, max_retries=1)(_run_batch)
+        chunks = [todo[i:i + size] for i in range(0, len(todo), size)]
+        refs = {remote.remote([sc for _, sc in ch]): ch for ch in chunks}
+        pending = list(refs)
+        try:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                for ref in done:
+                    for (key, _), rec in zip(refs[ref], ray.get(ref)):
+                        on_result(key, rec)
+        except BaseException:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise
+    finally:
+        if started:
+            ray.shutdown()
+
+
+# ---------------------------------------------------------------------------------------------- sweep
+def sweep(grid: dict | str | os.PathLike | None = None, *, seeds: int | Iterable[int] | None = None,
+          points: list[dict] | None = None, executor: str | None = None, workers: int | None = None,
+          address: str | None = None, cache_dir: str | os.PathLike | None = None, use_cache: bool = True,
+          progress: bool | None = None, out: str | os.PathLike | None = None, per_seed: bool | None = None,
+          skip_invalid: bool | None = None, **axes):
+    """Run a grid of scenarios x seeds and return a tidy pandas DataFrame (see the module docstring).
+
+    ``grid``: a mapping ``{axis: value or [values]}`` or a YAML file path; ``**axes`` add or override axes
+    (``k=[1, 3, 5]``). ``seeds``: a count (seeds 0..N-1) or a list (default 1). ``executor``: ``"process"``
+    (default: a local process pool of ``workers``, default all cores), ``"serial"`` (in this process) or
+    ``"ray"`` (``address`` of a cluster, else a local Ray instance). ``out``: ``.csv`` or ``.parquet`` file.
+    ``skip_invalid``: record impossible points in an ``error`` column instead of raising.
+    """
+    import pandas as pd
+
+    spec: dict[str, Any] = {"axes": {}, "points": None}
+    if isinstance(grid, (str, os.PathLike)):
+        spec = load_grid_file(grid)
+    elif isinstance(grid, dict):
+        spec["axes"] = dict(grid)
+    elif grid is not None:
+        raise ConfigurationError(f"grid must be a mapping or a YAML path, got {type(grid).__name__}")
+    spec["axes"].update(axes)
+    if points is not None:
+        spec["points"] = points
+
+    def setting(name, value, default):
+        return value if value is not None else spec.get(name, default)
+
+    seeds_ = seed_list(setting("seeds", seeds, 1))
+    executor = setting("executor", executor, "process")
+    workers = setting("workers", workers, None)
+    address = setting("address", address, None)
+    out = setting("out", out, None)
+    per_seed = bool(setting("per_seed", per_seed, False))
+    skip_invalid = bool(setting("skip_invalid", skip_invalid, False))
+    use_cache = bool(spec.get("use_cache", True)) and use_cache
+    cache_root = Path(setting("cache_dir", cache_dir, None) or default_cache_dir()) if use_cache else None
+    if executor not in ("process", "serial", "ray"):
+        raise ConfigurationError(f"executor = {executor!r}; allowed: process, serial, ray")
+    if progress is None:
+        progress = sys.stderr.isatty()
+
+    grid_points = expand_grid(spec["axes"], spec["points"])
+    from ..scenario import build_scenario
+
+    # 1) resolve every (point, seed) up front: impossible points fail before any simulation runs
+    has_async = importlib.util.find_spec("rlsim.pipeline.asynchronous") is not None
+    rows: list[dict] = []
+    jobs: dict[str, Any] = {}
+    for i, pt in enumerate(grid_points):
+        kw = scenario_kwargs(pt)
+        for s in seeds_:
+            row = {"point": i, **{canonical_axis(k): v for k, v in pt.items()}, "seed": s}
+            try:
+                sc = build_scenario(**kw, seed=s)
+                if sc.lag > 0 and not has_async:
+                    raise ConfigurationError(
+                        f"lag = {sc.lag}: asynchronous RL (rlsim.pipeline.asynchronous) is not in this build yet, so "
+                        "lag >= 1 cannot be simulated; sweep lag = 0 only (or pass skip_invalid / --skip-invalid)")
+            except (RlsimError, TypeError) as e:
+                msg = str(e)
+                if isinstance(e, TypeError):
+                    msg = f"unknown scenario field in {describe_point(pt)} ({e}); known axes: {', '.join(AXIS_TYPES)}"
+                if not skip_invalid:
+                    raise ConfigurationError(f"grid point {describe_point(pt)}: {msg}") from None
+                row["error"] = msg
+                rows.append(row)
+                continue
+            key = scenario_hash(sc)
+            row.update(_descriptors(sc))
+            row["scenario_hash"] = key
+            row["_scenario"] = sc
+            rows.append(row)
+            jobs.setdefault(key, sc)
+
+    # 2) what the cache already holds
+    cache = ResultCache(cache_root)
+    results: dict[str, dict] = {}
+    for key in jobs:
+        rec = cache.get(key)
+        if rec is not None and "metrics" in rec:
+            results[key] = rec
+    todo = [(k, sc) for k, sc in jobs.items() if k not in results]
+    n_cached = len(jobs) - len(todo)
+
+    # 3) simulate the rest
+    first_error: list[str] = []
+
+    def on_result(key: str, rec: dict) -> None:
+        results[key] = rec
+        if "error" in rec:
+            if not skip_invalid and not first_error:
+                first_error.append(key)
+                raise ConfigurationError(f"scenario {_point_of(rows, key)}: {rec['error']}")
+        else:
+            cache.put(key, rec)
+        prog.advance(task)
+
+    label = f"sweep ({n_cached} cached)" if n_cached else "sweep"
+    prog, task = _progress(bool(progress) and len(jobs) > 0, len(jobs), n_cached, label)
+    nworkers = int(workers) if workers else (os.cpu_count() or 1)
+    with prog:
+        if todo:
+            if executor == "ray":
+                _execute_ray(todo, address, on_result)
+            elif executor == "serial" or nworkers <= 1 or len(todo) == 1:
+                _execute_serial(todo, on_result)
+            else:
+                _execute_process(todo, min(nworkers, len(todo)), on_result)
+
+    # 4) the table
+    out_rows = []
+    for row in rows:
+        row = dict(row)
+        row.pop("_scenario", None)
+        key = row.get("scenario_hash")
+        rec = results.get(key) if key else None
+        if rec is not None and "error" in rec:
+            row["error"] = rec["error"]
+        elif rec is not None:
+            row.update({k: v for k, v in rec["info"].items()})
+            row.update(rec["metrics"])
+            row["sim_s"] = rec.get("sim_s")
+        out_rows.append(row)
+    metric_names: list[str] = []
+    for rec in results.values():
+        for m in rec.get("metrics", {}):
+            if m not in metric_names:
+                metric_names.append(m)
+    df = pd.DataFrame(out_rows)
+    if "error" not in df.columns:
+        df["error"] = None
+    df = _order_columns(df, [canonical_axis(k) for k in spec["axes"]])
+    if not per_seed:
+        ordered = [m for m in HEADLINE if m in metric_names] + [m for m in metric_names if m not in HEADLINE]
+        df = aggregate(df, [m for m in ordered if m in df.columns])
+        df = df.drop(columns=[c for c in ("scenario_hash",) if c in df.columns])
+        if df["error"].isna().all():
+            df = df.drop(columns=["error"])
+    elif df["error"].isna().all():
+        df = df.drop(columns=["error"])
+    df.attrs["axes"] = [canonical_axis(k) for k in spec["axes"]]
+    df.attrs["n_simulated"] = len(todo)
+    df.attrs["n_cached"] = n_cached
+    if out:
+        written = save_results(df, out)
+        df.attrs["out"] = str(written)
+    return df
+
+
+def _point_of(rows: list[dict], key: str) -> str:
+    for r in rows:
+        if r.get("scenario_hash") == key:
+            return describe_point({k: v for k, v in r.items() if k not in ("point", "scenario_hash", "_scenario")
+                                   and k not in DESCRIPTORS}) + f" (workload {r.get('workload')}, k={r.get('k')})"
+    return key[:12]
+
+
+def _order_columns(df, axis_names: list[str]):
+    first = ["point"] + [a for a in axis_names if a in df.columns]
+    desc = [c for c in DESCRIPTORS if c in df.columns and c not in first]
+    rest_front = [c for c in ("seed",) if c in df.columns]
+    head = [c for c in HEADLINE if c in df.columns]
+    used = set(first) | set(desc) | set(rest_front) | set(head)
+    tail = [c for c in df.columns if c not in used]
+    return df[first + desc + rest_front + head + tail]
+
+
+# --------------------------------------------------------------------------------------------- files
+def save_results(df, path: str | os.PathLike) -> Path:
+    """Write ``.csv`` or ``.parquet``. Parquet needs pyarrow (``pip install 'rlsim[parquet]'``); without it
+    the table goes to a ``.csv`` next to it and a warning says so."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if p.suffix.lower() in (".parquet", ".pq"):
+        if importlib.util.find_spec("pyarrow") is None and importlib.util.find_spec("fastparquet") is None:
+            alt = p.with_suffix(".csv")
+            warnings.warn(f"parquet needs pyarrow (pip install 'rlsim[parquet]'); wrote CSV instead: {alt}",
+                          RuntimeWarning, stacklevel=2)
+            df.to_csv(alt, index=False)
+            return alt
+        clean = df.copy()
+        for c in clean.columns:  # object columns mixing None and numbers confuse parquet writers
+            if clean[c].dtype == object:
+                clean[c] = clean[c].map(lambda v: None if v is None else str(v) if not isinstance(v, (str, bool)) else v)
+        clean.to_parquet(p, index=False)
+        return p
+    if p.suffix.lower() in (".csv", ".txt", ""):
+        df.to_csv(p, index=False)
+        return p
+    raise ConfigurationError(f"--out {p}: unknown format {p.suffix!r}; allowed: .csv, .parquet")
+
+
+def load_results(path: str | os.PathLike):
+    """Read a sweep table written by ``sweep(out=...)`` / ``rlsim sweep --out``."""
+    import pandas as pd
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigurationError(f"{p}: no such results file")
+    if p.suffix.lower() in (".parquet", ".pq"):
+        return pd.read_parquet(p)
+    return pd.read_csv(p)
+
+
+__all__ = ["sweep", "aggregate", "expand_grid", "load_grid_file", "save_results", "load_results", "scenario_hash",
+           "t_critical_975", "AXIS_TYPES"]
