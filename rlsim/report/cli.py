@@ -55,6 +55,7 @@ _COMMAND_MODULES = [
     "rlsim.report.cmd_calibrate",
     "rlsim.report.cmd_validate",
     "rlsim.report.cmd_sweep",
+    "rlsim.report.cmd_plot",
     "rlsim.report.cmd_adaptive",
 ]
 
