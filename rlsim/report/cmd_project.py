@@ -36,6 +36,8 @@ def project_cmd(
     seed: int = typer.Option(0, "--seed"),
     seeds: int = typer.Option(1, "--seeds", help="also run seeds --seed..--seed+N-1 and report mean and min/max"),
     calibration: str = typer.Option("auto", "--calibration", help="auto | roofline | calibrated"),
+    from_nemo_rl: Optional[str] = typer.Option(None, "--from-nemo-rl", help="NeMo-RL GRPO recipe (YAML) to read the "
+                                               "scenario from; flags override it"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ):
     """Step time of one RL step, autoregressive vs speculative, phase by phase."""
@@ -43,10 +45,16 @@ def project_cmd(
     from .seeds import project_seeds, seed_list
 
     seed_list(seed, seeds)  # validate before simulating
-    sc = build_scenario(model=model, workload=workload, hardware=hardware, gpus=gpus, k=k, drafter=drafter,
-                        acceptance_length=acceptance_length, draft_quality=draft_quality, lag=lag, gen_gpus=gen_gpus,
-                        train_gpus=train_gpus, seed=seed, calibration=calibration, draft_model=draft_model,
-                        in_flight_weight_updates=in_flight_weight_updates or None,
+    flags = dict(model=model, workload=workload, hardware=hardware, gpus=gpus, k=k, drafter=drafter,
+                 acceptance_length=acceptance_length, draft_quality=draft_quality, lag=lag, gen_gpus=gen_gpus,
+                 train_gpus=train_gpus, draft_model=draft_model, in_flight_weight_updates=in_flight_weight_updates or None)
+    recipe = None
+    if from_nemo_rl is not None:
+        from .nemo_rl import from_nemo_rl as read_recipe, merge_flags
+
+        recipe = read_recipe(from_nemo_rl)
+        flags = merge_flags(recipe, flags)  # flags win
+    sc = build_scenario(**flags, seed=seed, calibration=calibration,
                         options={"partial_rollout": True} if partial_rollouts else None)
     res = project(sc)
     if timeline:
@@ -57,11 +65,16 @@ def project_cmd(
         plot_timeline(tl_sc, timeline)
     spread = project_seeds(sc, seeds, first=res) if seeds > 1 else None
     if as_json:
-        emit_json(res.to_dict() | ({"seed_spread": spread.to_dict()} if spread else {}))
+        emit_json(res.to_dict() | ({"seed_spread": spread.to_dict()} if spread else {})
+                  | ({"nemo_rl": recipe.to_dict()} if recipe else {}))
     else:
         from .tables import projection_table
 
         projection_table(res)
+        if recipe:
+            from .nemo_rl import print_mapping
+
+            print_mapping(recipe)
         if spread:
             from .seeds import spread_table
 
