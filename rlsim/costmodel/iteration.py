@@ -156,10 +156,9 @@ class IterationCostModel:
             inter = spec.intermediate_size // self.tp
             mlp = t.gemm_s(T, 2 * inter, h, dt) + t.gemm_s(T, h, inter, dt)
             inter_act = inter
-        # norms (2 + qk-norm), rope, residual adds, activation, KV-cache write: bytes read + written
-        ew_bytes = T * (h * 2.0 * 2 * 2 + 2 * (qh + kvh) * hd * 2.0 * 2 + 3 * inter_act * 2.0
-                        + 2 * kvh * hd * BYTES[self.kv_dtype] * 2)
-        ew = t.elementwise_s(ew_bytes, n_kernels=6)
+        # norms (2), rope over q and k heads, residual adds (2), activation, KV-cache write
+        ew = t.elementwise_ops_s(T, [("rmsnorm", h, 2), ("rope", (qh + kvh) * hd, 1), ("residual_add", h, 2),
+                                     ("silu_mul", inter_act, 1), ("kv_cache_write", 2 * kvh * hd, 1)])
         # communication: all-reduce after attention and after the MLP (TP), or MoE all-to-all (DP attention)
         ar_bytes = T * h * 2.0
         comm = 2 * t.collective_s("all_reduce", ar_bytes, self.tp, self.comm_bw, self.comm_scaleout)

@@ -80,12 +80,13 @@ class KernelTimer:
         return np.where(m > 0, np.maximum(t, self.latency["kernel_floor_s"]), 0.0)
 
     def attention_s(self, phase: str, n_seqs, kv_read_tokens, qk_pairs, q_tokens,
-                    n_q_heads: int, n_kv_heads: int, head_dim: int, kv_dtype: str = "bf16"):
+                    n_q_heads: int, n_kv_heads: int, head_dim: int, kv_dtype: str = "bf16", kv_spread: float = 1.0):
         """Attention of one layer on one GPU over a batch.
 
         kv_read_tokens: sum over sequences of the KV length each reads (every sequence's own length).
         qk_pairs: sum over sequences of (query tokens x keys attended), causal masking included.
         q_tokens: total query tokens (for Q/O traffic).
+        kv_spread: max / mean KV length in the batch (the roofline ignores it; measured kernels differ).
         """
         kv_b = np.asarray(kv_read_tokens, dtype=float) * 2 * n_kv_heads * head_dim * BYTES[kv_dtype]
         qo_b = np.asarray(q_tokens, dtype=float) * 2 * n_q_heads * head_dim * 2.0
@@ -117,6 +118,14 @@ class KernelTimer:
         bytes_ = np.asarray(bytes_, dtype=float)
         t = self._mem(bytes_, "elementwise")
         return np.where(bytes_ > 0, np.maximum(t, n_kernels * self.latency["kernel_floor_s"]), 0.0)
+
+    def elementwise_ops_s(self, tokens, ops):
+        """Elementwise kernels over ``tokens`` rows: ops = [(op, width, count)], op in rmsnorm, rope,
+        residual_add, silu_mul, kv_cache_write (bytes read + written = width x 2 B x a per-op factor)."""
+        factor = {"rmsnorm": 2.0, "silu_mul": 3.0, "rope": 2.0, "residual_add": 3.0, "kv_cache_write": 2.0}
+        tokens = np.asarray(tokens, dtype=float)
+        bytes_ = sum(c * tokens * w * 2.0 * factor.get(o, 2.0) for o, w, c in ops)
+        return self.elementwise_s(bytes_, n_kernels=int(sum(c for _, _, c in ops)))
 
     def sampling_s(self, op: str, rows, vocab: int):
         """Softmax/sampling (``sample``), ``argmax`` or ``rejection_sample`` over fp32 logits."""

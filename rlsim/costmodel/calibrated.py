@@ -1,0 +1,511 @@
+"""Calibrated kernel timer: predictors fitted on tables measured on real GPUs (calibration/<gpu>/).
+
+Per op class (see docs/calibration.md):
+- gemm: for a measured (dtype, n, k): piecewise-linear interpolation of log time over log m;
+  beyond the largest measured m, linear in m (compute-bound) and flagged as extrapolated. An
+  unmeasured (n, k): the nearest measured shape (by weight size and aspect), scaled by the ratio of
+  the two shapes' roofline times.
+- attention (decode / verify / prefill): t = c0 + c1*B + c2*kv_bytes + c3*flops, non-negative
+  least squares weighted for relative error, one fit per phase; a call is classed by its mean query
+  tokens per sequence (1: decode, <= 16: verify, else prefill).
+- moe: t = c0 + c1*tokens + c2*expert_weight_bytes_touched + c3*flops (NNLS, relative); fp8 scales
+  the byte and FLOP features by the dtype (no fp8 grouped GEMM was measured).
+- elementwise: t = c0*kernels + c1*bytes; sampling: per op t = c0 + c1*rows*vocab.
+- launch: measured per-kernel gap of CUDA-graph replay and eager launch.
+- collectives (when measured on 2+ GPUs): t = alpha + factor(n)*bytes/bw per op, fitted at the
+  measured rank count, the ring factor carrying it to other counts.
+
+Transfer to a GPU that was not measured (GB200, B200): the prediction on the source GPU is scaled by
+the ratio of the op's roofline time on the target to that on the source, each roofline being
+max(FLOPs / peak, bytes / bandwidth) + 3 us (so latency-bound kernels do not get faster with peaks).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..catalog import HardwareProfile, load_hardware
+from ..catalog.loader import catalog_dir
+from ..errors import CalibrationDataError
+from .timer import BYTES, KernelTimer
+
+GPU_DIR_TO_PROFILE = {"h100": "h100-sxm", "h200": "h200-sxm"}
+REQUIRED = {
+    "gemm.csv": ["dtype", "m", "n", "k", "time_s"],
+    "attention.csv": ["phase", "batch", "q_len", "kv_len_mean", "total_kv_tokens", "total_q_tokens", "n_q_heads",
+                      "n_kv_heads", "head_dim", "time_s"],
+    "moe.csv": ["dtype", "tokens", "num_experts", "top_k", "hidden", "moe_intermediate", "distinct_experts",
+                "local_assignments", "time_s"],
+    "elementwise.csv": ["op", "tokens", "hidden", "time_s"],
+    "sampling.csv": ["op", "rows", "vocab", "time_s"],
+    "overhead.csv": ["mode", "n_kernels", "time_per_kernel_s"],
+}
+OPTIONAL = {"collectives.csv": ["op", "ranks", "bytes", "time_s"]}
+EW_BYTES_FACTOR = {"rmsnorm": 2.0, "silu_mul": 3.0, "rope": 2.0, "residual_add": 3.0, "kv_cache_write": 2.0}
+LATENCY_S = 3e-6
+_KV_GRID = np.arange(0.0, 26.01, 0.25)  # log2 of mean KV tokens per sequence
+
+
+def _nnls(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Non-negative least squares (Lawson-Hanson, small problems) on rows scaled by w."""
+    A = X * w[:, None]
+    b = y * w
+    n = A.shape[1]
+    P: list[int] = []
+    x = np.zeros(n)
+    for _ in range(3 * n + 10):
+        grad = A.T @ (b - A @ x)
+        Z = [j for j in range(n) if j not in P]
+        if not Z or max(grad[j] for j in Z) <= 1e-12 * max(1.0, np.abs(grad).max()):
+            break
+        P.append(max(Z, key=lambda j: grad[j]))
+        while True:
+            z = np.zeros(n)
+            z[P] = np.linalg.lstsq(A[:, P], b, rcond=None)[0]
+            if (z[P] > 0).all():
+                x = z
+                break
+            neg = [j for j in P if z[j] <= 0]
+            alpha = min(x[j] / (x[j] - z[j]) for j in neg if x[j] - z[j] != 0) if neg else 1.0
+            x = x + alpha * (z - x)
+            P = [j for j in P if x[j] > 1e-18]
+    return x
+
+
+class LogRatioKNN:
+    """k-nearest-neighbour regression of log(measured / roofline) in a log-feature space.
+
+    The roofline carries the magnitude (so predictions outside the grid scale physically); the
+    neighbours carry the efficiency shape measured around the query. Inverse-distance weights."""
+
+    def __init__(self, Z: np.ndarray, log_ratio: np.ndarray, scale: np.ndarray, k: int = 4):
+        self.Z = np.asarray(Z, float) * scale
+        self.y = np.asarray(log_ratio, float)
+        self.scale = np.asarray(scale, float)
+        self.k = min(k, len(self.y))
+        self.lo = self.Z.min(axis=0)
+        self.hi = self.Z.max(axis=0)
+
+    def predict(self, Zq: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
+        Zq = np.atleast_2d(np.asarray(Zq, float)) * self.scale
+        d = np.sqrt(((Zq[:, None, :] - self.Z[None, :, :]) ** 2).sum(-1))
+        if exclude is not None:
+            d[np.arange(len(Zq)), exclude] = np.inf
+        idx = np.argpartition(d, self.k - 1, axis=1)[:, : self.k]
+        dd = np.take_along_axis(d, idx, 1)
+        w = 1.0 / (dd + 1e-3)
+        return (w * self.y[idx]).sum(1) / w.sum(1)
+
+    def predict_curve(self, z_fixed: np.ndarray, dim: int, grid: np.ndarray) -> np.ndarray:
+        """``predict`` along one feature (``dim`` takes the values ``grid``, the others ``z_fixed``):
+        the distance over the fixed features is computed once per measured row."""
+        zf = np.asarray(z_fixed, float) * self.scale
+        other = np.ones(zf.size, bool)
+        other[dim] = False
+        base = ((self.Z[:, other] - zf[other]) ** 2).sum(1)
+        d = np.sqrt(base[None, :] + (grid[:, None] * self.scale[dim] - self.Z[None, :, dim]) ** 2)
+        idx = np.argpartition(d, self.k - 1, axis=1)[:, : self.k]
+        w = 1.0 / (np.take_along_axis(d, idx, 1) + 1e-3)
+        return (w * self.y[idx]).sum(1) / w.sum(1)
+
+    def outside(self, Zq: np.ndarray) -> bool:
+        Zq = np.atleast_2d(np.asarray(Zq, float)) * self.scale
+        return bool(((Zq < self.lo - 1e-9) | (Zq > self.hi + 1e-9)).any())
+
+
+def _roof(flops, bytes_, peak, bw):
+    return np.maximum(np.asarray(flops, float) / peak, np.asarray(bytes_, float) / bw) + LATENCY_S
+
+
+def _read(path: Path, cols: list[str], gpu_name: str | None):
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(path)
+    except Exception as e:  # noqa: BLE001 - any parse failure is a data error for the user
+        raise CalibrationDataError(f"{path}: cannot parse CSV ({type(e).__name__}: {e})") from None
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise CalibrationDataError(f"{path}: missing columns {missing} (truncated or wrong file?); needs {cols}")
+    if df.empty:
+        raise CalibrationDataError(f"{path}: no rows")
+    bad = df[cols].isna().any(axis=1)
+    if bad.any():
+        raise CalibrationDataError(f"{path}: {int(bad.sum())} incomplete rows (first at line {int(np.flatnonzero(bad)[0]) + 2}); "
+                                   "truncated file?")
+    if (df["time_s"] <= 0).any():
+        raise CalibrationDataError(f"{path}: non-positive time_s values")
+    if gpu_name and "gpu" in df.columns:
+        other = sorted(set(df["gpu"]) - {gpu_name})
+        if other:
+            raise CalibrationDataError(f"{path}: rows measured on {other}, but meta.json says {gpu_name!r} (mixed GPUs)")
+    return df
+
+
+# ------------------------------------------------------------------------------------------ features
+def attention_features(batch, kv_tokens, qk_pairs, q_tokens, n_q_heads, n_kv_heads, head_dim):
+    kv_bytes = np.asarray(kv_tokens, float) * 2 * n_kv_heads * head_dim * 2.0 + np.asarray(q_tokens, float) * 2 * n_q_heads * head_dim * 2.0
+    flops = 4.0 * np.asarray(qk_pairs, float) * n_q_heads * head_dim
+    b = np.asarray(batch, float)
+    return np.stack(np.broadcast_arrays(np.ones_like(b), b, kv_bytes, flops), axis=-1)
+
+
+def _row_pairs(df):
+    """Query-key pairs of each measured attention row (causal, bottom-right aligned)."""
+    q = df["q_len"].to_numpy(float)
+    kv_total = df["total_kv_tokens"].to_numpy(float)
+    B = df["batch"].to_numpy(float)
+    kv_mean = kv_total / B
+    # each sequence attends q queries over its kv keys, the last q of them causally
+    return B * (q * np.maximum(kv_mean - q, 0) + q * (q + 1) / 2)
+
+
+def moe_features(tokens, distinct, assignments, hidden, inter, dtype="bf16"):
+    b = BYTES[dtype]
+    w_bytes = np.asarray(distinct, float) * 3 * hidden * inter * b
+    flops = 2.0 * np.asarray(assignments, float) * 3 * hidden * inter * (b / 2.0)
+    t = np.asarray(tokens, float) * hidden
+    return np.stack(np.broadcast_arrays(np.ones_like(t), t, w_bytes, flops), axis=-1)
+
+
+ATT_SCALE = np.array([1.0, 1.0, 2.0, 1.5, 1.5, 2.0])
+MOE_SCALE = np.array([1.0, 1.0, 2.0, 2.0])
+
+
+def attention_query(B, kv_total, qk_pairs, q_tokens, n_q, n_kv, hd, peak, bw, spread=1.0):
+    """(features, roofline seconds) of attention calls: features log2 [B, mean KV, q per seq, kv heads, group,
+    max KV / mean KV] (uneven batches run other kernels, at other efficiencies)."""
+    B = np.maximum(np.asarray(B, float), 1e-9)
+    kv_total = np.asarray(kv_total, float)
+    q = np.maximum(np.asarray(q_tokens, float) / B, 1.0)
+    Z = np.stack(np.broadcast_arrays(np.log2(B), np.log2(np.maximum(kv_total / B, 1.0)), np.log2(q),
+                                     np.log2(np.broadcast_to(np.asarray(n_kv, float), B.shape)),
+                                     np.log2(np.broadcast_to(np.asarray(n_q, float) / np.asarray(n_kv, float), B.shape)),
+                                     np.log2(np.maximum(np.broadcast_to(np.asarray(spread, float), B.shape), 1.0))), -1)
+    flops = 4.0 * np.asarray(qk_pairs, float) * n_q * hd
+    bytes_ = kv_total * 2 * n_kv * hd * 2.0 + np.asarray(q_tokens, float) * 2 * n_q * hd * 2.0
+    return Z, _roof(flops, bytes_, peak, bw)
+
+
+def attention_knn_data(a, peak, bw):
+    Z, roof = attention_query(a["batch"].to_numpy(float), a["total_kv_tokens"].to_numpy(float), _row_pairs(a),
+                              a["total_q_tokens"].to_numpy(float), a["n_q_heads"].to_numpy(float),
+                              a["n_kv_heads"].to_numpy(float), a["head_dim"].to_numpy(float), peak, bw,
+                              a["kv_len_max"].to_numpy(float) / np.maximum(a["kv_len_mean"].to_numpy(float), 1.0)
+                              if "kv_len_max" in a.columns else 1.0)
+    return Z, np.log(a["time_s"].to_numpy(float) / roof)
+
+
+def moe_query(tokens, n_local, assignments, distinct, hidden, inter, dtype, peak, bw):
+    tokens = np.maximum(np.asarray(tokens, float), 1e-9)
+    b = BYTES[dtype]
+    Z = np.stack(np.broadcast_arrays(np.log2(tokens), np.log2(np.asarray(n_local, float)), np.log2(np.asarray(hidden, float)),
+                                     np.log2(np.asarray(inter, float))), -1)
+    flops = 2.0 * np.asarray(assignments, float) * 3 * hidden * inter
+    bytes_ = np.asarray(distinct, float) * 3 * hidden * inter * b + np.asarray(assignments, float) * hidden * 2.0 * 2
+    return Z, _roof(flops, bytes_, peak * (2.0 / b), bw)
+
+
+def moe_knn_data(m, peak, bw):
+    Z, roof = moe_query(m["tokens"].to_numpy(float), m["num_experts"].to_numpy(float),
+                        m["local_assignments"].to_numpy(float), m["distinct_experts"].to_numpy(float),
+                        m["hidden"].to_numpy(float), m["moe_intermediate"].to_numpy(float), "bf16", peak, bw)
+    return Z, np.log(m["time_s"].to_numpy(float) / roof)
+
+
+def ew_query(op, tokens, width, bw):
+    tokens = np.maximum(np.asarray(tokens, float), 1e-9)
+    Z = np.stack(np.broadcast_arrays(np.log2(tokens), np.log2(np.asarray(width, float))), -1)
+    return Z, _roof(0.0, tokens * np.asarray(width, float) * 2.0 * EW_BYTES_FACTOR.get(op, 2.0), 1.0, bw)
+
+
+def ew_knn_data(grp, bw):
+    op = grp["op"].iloc[0]
+    Z, roof = ew_query(op, grp["tokens"].to_numpy(float), grp["hidden"].to_numpy(float), bw)
+    return Z, np.log(grp["time_s"].to_numpy(float) / roof)
+
+
+def sampling_query(rows, vocab, bw):
+    rows = np.maximum(np.asarray(rows, float), 1e-9)
+    Z = np.stack(np.broadcast_arrays(np.log2(rows), np.log2(np.asarray(vocab, float))), -1)
+    return Z, _roof(0.0, rows * np.asarray(vocab, float) * 4.0, 1.0, bw)
+
+
+def sampling_knn_data(grp, bw):
+    Z, roof = sampling_query(grp["rows"].to_numpy(float), grp["vocab"].to_numpy(float), bw)
+    return Z, np.log(grp["time_s"].to_numpy(float) / roof)
+
+
+@dataclass
+class CalibrationTables:
+    gpu: str  # directory name (h100, h200)
+    meta: dict
+    gemm: dict  # (dtype, n, k) -> (m array, t array)
+    attention: LogRatioKNN
+    moe: LogRatioKNN
+    elementwise: dict  # op -> LogRatioKNN
+    sampling: dict  # op -> LogRatioKNN
+    overhead: dict
+    collectives: dict = field(default_factory=dict)  # op -> (ranks, alpha, bw)
+    frames: dict = field(default_factory=dict)
+
+
+def fit_tables(gpu_dir: Path) -> CalibrationTables:
+    meta_p = gpu_dir / "meta.json"
+    if not meta_p.is_file():
+        raise CalibrationDataError(f"{gpu_dir}: no meta.json (GPU, driver, versions, grid); not a calibration folder")
+    try:
+        meta = json.loads(meta_p.read_text())
+    except json.JSONDecodeError as e:
+        raise CalibrationDataError(f"{meta_p}: not valid JSON: {e}") from None
+    gpu_name = meta.get("gpu")
+    expect = gpu_dir.name.lower()
+    if gpu_name and expect not in gpu_name.lower().replace(" ", ""):
+        raise CalibrationDataError(f"{meta_p}: measured on {gpu_name!r}, but the folder is {gpu_dir.name!r} (wrong GPU)")
+    frames = {}
+    for name, cols in REQUIRED.items():
+        p = gpu_dir / name
+        if not p.is_file():
+            raise CalibrationDataError(f"{gpu_dir}: missing {name} (required tables: {', '.join(REQUIRED)})")
+        frames[name] = _read(p, cols, gpu_name)
+    for name, cols in OPTIONAL.items():
+        p = gpu_dir / name
+        if p.is_file():
+            frames[name] = _read(p, cols, None)
+    g = frames["gemm.csv"]
+    gemm = {}
+    for (dt, n, k), grp in g.groupby(["dtype", "n", "k"]):
+        grp = grp.sort_values("m")
+        gemm[(dt, int(n), int(k))] = (grp["m"].to_numpy(float), grp["time_s"].to_numpy(float))
+    if not gemm:
+        raise CalibrationDataError(f"{gpu_dir}/gemm.csv: no GEMM shapes")
+    src_hw = load_hardware(GPU_DIR_TO_PROFILE.get(gpu_dir.name, "h100-sxm"))
+    peak, bw = src_hw.peak_flops["bf16"], src_hw.hbm_bandwidth_bytes_per_s
+    a = frames["attention.csv"]
+    for phase in ("decode", "verify", "prefill"):
+        if not (a["phase"] == phase).any():
+            raise CalibrationDataError(f"{gpu_dir}/attention.csv: no {phase!r} rows (missing grid points)")
+    Za, ra = attention_knn_data(a, peak, bw)
+    att = LogRatioKNN(Za, ra, ATT_SCALE, k=2)
+    m = frames["moe.csv"]
+    Zm, rm = moe_knn_data(m, peak, bw)
+    moe = LogRatioKNN(Zm, rm, MOE_SCALE)
+    e = frames["elementwise.csv"]
+    ew = {op: LogRatioKNN(*ew_knn_data(grp, bw), np.array([1.0, 1.0])) for op, grp in e.groupby("op")}
+    sm = frames["sampling.csv"]
+    samp = {op: LogRatioKNN(*sampling_knn_data(grp, bw), np.array([1.0, 1.0])) for op, grp in sm.groupby("op")}
+    o = frames["overhead.csv"]
+    ov = {}
+    for mode in ("graph", "eager"):
+        rows = o[o["mode"] == mode]
+        if len(rows):
+            ov[mode] = float(rows["time_per_kernel_s"].median())
+    coll = {}
+    if "collectives.csv" in frames:
+        c = frames["collectives.csv"]
+        for (op, ranks), grp in c.groupby(["op", "ranks"]):
+            X = np.stack([np.ones(len(grp)), grp["bytes"].to_numpy(float)], axis=1)
+            y = grp["time_s"].to_numpy(float)
+            alpha, inv_bw = _nnls(X, y, 1.0 / y)
+            coll[(op, int(ranks))] = (float(alpha), float(inv_bw))
+    return CalibrationTables(gpu_dir.name, meta, gemm, att, moe, ew, samp, ov, coll, frames)
+
+
+def _att_X(grp):
+    return attention_features(grp["batch"].to_numpy(float), grp["total_kv_tokens"].to_numpy(float), _row_pairs(grp),
+                              grp["total_q_tokens"].to_numpy(float), grp["n_q_heads"].to_numpy(float),
+                              grp["n_kv_heads"].to_numpy(float), grp["head_dim"].to_numpy(float))
+
+
+def _moe_X(m):
+    return moe_features(m["tokens"].to_numpy(float), m["distinct_experts"].to_numpy(float),
+                        m["local_assignments"].to_numpy(float), m["hidden"].to_numpy(float),
+                        m["moe_intermediate"].to_numpy(float), "bf16")
+
+
+def _ew_X(e):
+    f = e["op"].map(EW_BYTES_FACTOR).fillna(2.0).to_numpy(float)
+    bytes_ = e["tokens"].to_numpy(float) * e["hidden"].to_numpy(float) * 2.0 * f
+    return np.stack([np.ones(len(e)), bytes_], axis=1)
+
+
+@functools.lru_cache(maxsize=None)
+def load_tables(gpu: str) -> CalibrationTables:
+    root = catalog_dir("calibration")
+    d = root / gpu
+    if not d.is_dir():
+        avail = sorted(p.name for p in root.iterdir() if p.is_dir())
+        raise CalibrationDataError(f"no calibration folder {gpu!r} under {root}; available: {', '.join(avail) or 'none'}")
+    return fit_tables(d)
+
+
+def gemm_interp(m_meas: np.ndarray, t_meas: np.ndarray, m) -> tuple[np.ndarray, bool]:
+    m = np.asarray(m, float)
+    lm, lt = np.log(m_meas), np.log(t_meas)
+    out = np.exp(np.interp(np.log(np.maximum(m, 1.0)), lm, lt))
+    hi = m > m_meas[-1]
+    if hi.any() and m_meas.size >= 2:  # compute-bound: linear in m from the last two points
+        slope = (t_meas[-1] - t_meas[-2]) / (m_meas[-1] - m_meas[-2])
+        out = np.where(hi, t_meas[-1] + slope * (m - m_meas[-1]), out)
+    return out, bool(hi.any())
+
+
+class CalibratedTimer(KernelTimer):
+    """KernelTimer whose op-class predictors are fitted on measured tables."""
+
+    def __init__(self, hardware: HardwareProfile, tables: CalibrationTables, source: HardwareProfile):
+        super().__init__(hardware)
+        self.tables = tables
+        self.source = source
+        self.transfer = source.name != hardware.name
+        how = (f"projected from {tables.gpu.upper()} calibration onto {hardware.name}'s peaks" if self.transfer
+               else f"calibrated on {tables.gpu.upper()}")
+        self.label = (f"{how} (calibration/{tables.gpu}, measured {tables.meta.get('date', '?')}, "
+                      f"torch {tables.meta.get('torch', '?')})")
+        if "graph" in tables.overhead:
+            self.latency["graph_gap_s"] = tables.overhead["graph"]
+        if "eager" in tables.overhead:
+            self.latency["eager_launch_s"] = tables.overhead["eager"]
+        self.extrapolated = set()
+        self._curves: dict = {}
+
+    # -- transfer
+    def _roof_on(self, hw: HardwareProfile, flops, bytes_, dtype):
+        peak = hw.peak_flops.get(dtype, hw.peak_flops["bf16"])
+        return np.maximum(np.asarray(flops, float) / peak, np.asarray(bytes_, float) / hw.hbm_bandwidth_bytes_per_s) + LATENCY_S
+
+    def _move(self, t_src, flops, bytes_, dtype="bf16"):
+        if not self.transfer:
+            return t_src
+        return t_src * self._roof_on(self.hardware, flops, bytes_, dtype) / self._roof_on(self.source, flops, bytes_, dtype)
+
+    # -- op classes
+    def gemm_s(self, m, n: int, k: int, dtype: str = "bf16"):
+        m = np.asarray(m, float)
+        tab = self.tables.gemm
+        key = (dtype, int(n), int(k))
+        b = BYTES[dtype]
+        flops = 2.0 * m * n * k
+        bytes_ = (m * k + k * n) * b + m * n * 2.0
+        if key in tab:
+            t, hi = gemm_interp(*tab[key], m)
+        else:
+            cands = [s for s in tab if s[0] == dtype] or list(tab)
+            nn = min(cands, key=lambda s: abs(np.log(s[1] * s[2] / (n * k))) + 0.5 * abs(np.log(s[1] / s[2] * k / n)))
+            t0, hi = gemm_interp(*tab[nn], m)
+            f0 = 2.0 * m * nn[1] * nn[2]
+            b0 = (m * nn[2] + nn[2] * nn[1]) * BYTES[nn[0]] + m * nn[1] * 2.0
+            t = t0 * self._roof_on(self.source, flops, bytes_, dtype) / self._roof_on(self.source, f0, b0, nn[0])
+            self.extrapolated.add(f"gemm shape ({n}x{k}, {dtype}) not measured: scaled from ({nn[1]}x{nn[2]})")
+        if hi:
+            self.extrapolated.add(f"gemm m > {int(tab.get(key, next(iter(tab.values())))[0][-1])} tokens")
+        return np.where(m > 0, self._move(t, flops, bytes_, dtype), 0.0)
+
+    def _src(self):
+        return self.source.peak_flops["bf16"], self.source.hbm_bandwidth_bytes_per_s
+
+    def attention_s(self, phase, n_seqs, kv_read_tokens, qk_pairs, q_tokens, n_q_heads, n_kv_heads, head_dim,
+                    kv_dtype="bf16", kv_spread=1.0):
+        n_seqs, kv, pairs, qt = np.broadcast_arrays(*(np.asarray(x, float) for x in (n_seqs, kv_read_tokens, qk_pairs,
+                                                                                        q_tokens)))
+        peak, bw = self._src()
+        kvb = kv * (0.5 if kv_dtype == "fp8" else 1.0)
+        spread = float(np.clip(kv_spread, 1.0, 64.0))
+        Z, roof = attention_query(n_seqs, kvb, pairs, qt, n_q_heads, n_kv_heads, head_dim, peak, bw, spread)
+        # cached 1D curves over mean KV per (batch, q, heads): the hot path only interpolates
+        lr = np.empty(n_seqs.shape)
+        key_b = np.round(n_seqs, 2).ravel()
+        key_q = np.round(Z[..., 2].ravel() * 4) / 4
+        flat_lr = lr.ravel()
+        zkv = Z[..., 1].ravel()
+        for b_val, q_val in set(zip(key_b.tolist(), key_q.tolist())):
+            sel = (key_b == b_val) & (key_q == q_val)
+            curve = self._att_curve(b_val, q_val, n_q_heads, n_kv_heads, spread)
+            flat_lr[sel] = np.interp(zkv[sel], _KV_GRID, curve)
+        if self.tables.attention.outside(Z.reshape(-1, 6)[:1]) or zkv.max(initial=0) > self.tables.attention.hi[1]:
+            self.extrapolated.add("attention outside the measured (batch, KV length) grid")
+        t = roof * np.exp(lr)
+        flops = 4.0 * pairs * n_q_heads * head_dim
+        bytes_ = kvb * 2 * n_kv_heads * head_dim * 2.0
+        return np.where(n_seqs > 0, self._move(t, flops, bytes_), 0.0)
+
+    def _att_curve(self, b_val, q_val, n_q, n_kv, spread):
+        sp = round(float(np.log2(spread)) * 2) / 2  # half-octave bins of unevenness
+        key = (b_val, q_val, float(n_q), float(n_kv), sp)
+        c = self._curves.get(key)
+        if c is None:
+            z = np.array([np.log2(max(b_val, 1e-9)), 0.0, q_val, np.log2(n_kv), np.log2(n_q / n_kv), sp])
+            c = self._curves[key] = self.tables.attention.predict_curve(z, 1, _KV_GRID)
+        return c
+
+    def moe_s(self, tokens, n_local_experts, top_k_local, hidden, moe_inter, dtype="bf16", num_experts_total=0, top_k=0):
+        tokens = np.atleast_1d(np.asarray(tokens, float))
+        frac = top_k / num_experts_total if num_experts_total else 1.0
+        distinct = n_local_experts * (1.0 - np.power(1.0 - frac, tokens))
+        assignments = tokens * top_k_local
+        peak, bw = self._src()
+        Z, roof = moe_query(tokens, n_local_experts, assignments, distinct, hidden, moe_inter, dtype, peak, bw)
+        t = roof * np.exp(self.tables.moe.predict(Z))
+        if self.tables.moe.outside(Z):
+            self.extrapolated.add("moe outside the measured (tokens, experts, shape) grid")
+        b = BYTES[dtype]
+        flops = 2.0 * assignments * 3 * hidden * moe_inter
+        bytes_ = distinct * 3 * hidden * moe_inter * b
+        return np.where(tokens > 0, self._move(t, flops, bytes_, dtype), 0.0)
+
+    def elementwise_ops_s(self, tokens, ops):
+        tokens = np.atleast_1d(np.asarray(tokens, float))
+        _, bw = self._src()
+        total = np.zeros(tokens.shape)
+        for op, width, count in ops:
+            knn = self.tables.elementwise.get(op) or next(iter(self.tables.elementwise.values()))
+            Z, roof = ew_query(op, tokens, width, bw)
+            total = total + count * roof * np.exp(knn.predict(Z))
+        bytes_ = sum(c * tokens * w * 2.0 * EW_BYTES_FACTOR.get(o, 2.0) for o, w, c in ops)
+        return np.where(tokens > 0, self._move(total, 0.0, bytes_), 0.0)
+
+    def sampling_s(self, op, rows, vocab):
+        rows = np.atleast_1d(np.asarray(rows, float))
+        _, bw = self._src()
+        knn = self.tables.sampling.get(op) or self.tables.sampling.get("sample")
+        Z, roof = sampling_query(rows, vocab, bw)
+        t = roof * np.exp(knn.predict(Z))
+        return np.where(rows > 0, self._move(t, 0.0, rows * vocab * 4.0), 0.0)
+
+    def collective_s(self, op, bytes_per_rank, ranks, bandwidth_bytes_per_s, scaleout=False):
+        fit = self.tables.collectives
+        measured = [r for (o, r) in fit if o == op]
+        if ranks <= 1 or scaleout or not measured:
+            return super().collective_s(op, bytes_per_rank, ranks, bandwidth_bytes_per_s, scaleout)
+        r0 = min(measured, key=lambda r: abs(r - ranks))
+        alpha, inv_bw = fit[(op, r0)]
+        fac = lambda n: {"all_reduce": 2.0 * (n - 1) / n, "all_gather": (n - 1) / n, "reduce_scatter": (n - 1) / n,  # noqa: E731
+                         "all_to_all": (n - 1) / n, "broadcast": 1.0}[op]
+        b = np.asarray(bytes_per_rank, float)
+        t = alpha + inv_bw * b * fac(ranks) / fac(r0)
+        if r0 != ranks:
+            self.extrapolated.add(f"{op} at {ranks} ranks (measured at {r0})")
+        # another GPU's link: scale the bandwidth term by the link ratio
+        if self.transfer:
+            t = alpha + (t - alpha) * self.source.nvlink_bandwidth_bytes_per_s / self.hardware.nvlink_bandwidth_bytes_per_s
+        return np.where(b > 0, t, 0.0)
+
+
+def calibrated_timer(hw: HardwareProfile, required: bool = False) -> CalibratedTimer | None:
+    src = hw.calibration_source
+    try:
+        tables = load_tables(src)
+    except CalibrationDataError:
+        if required:
+            raise
+        root = catalog_dir("calibration")
+        if (root / src).is_dir():  # present but broken: never silently fall back
+            raise
+        return None
+    source_hw = load_hardware(GPU_DIR_TO_PROFILE.get(src, hw.name))
+    return CalibratedTimer(hw, tables, source_hw)

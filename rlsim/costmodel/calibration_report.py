@@ -1,0 +1,82 @@
+"""Held-out accuracy of the calibrated predictors: each measured point is predicted by a fit that did
+not see it (leave-one-out for interpolation and small tables, 10-fold for the attention fits), and
+the relative error |pred - meas| / meas is summarised per op class (median, p90)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .calibrated import CalibrationTables, LogRatioKNN, _nnls, fit_tables, gemm_interp
+
+
+def _errors_gemm(t: CalibrationTables) -> np.ndarray:
+    errs = []
+    for (dt, n, k), (m, y) in t.gemm.items():
+        for i in range(1, len(m) - 1):  # interior points: interpolation from the neighbours
+            keep = np.arange(len(m)) != i
+            pred, _ = gemm_interp(m[keep], y[keep], m[i])
+            errs.append(abs(float(pred) - y[i]) / y[i])
+    return np.asarray(errs)
+
+
+def _errors_folds(X: np.ndarray, y: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
+    n = len(y)
+    idx = np.random.default_rng(seed).permutation(n)
+    parts = np.array_split(idx, min(folds, n))
+    pred = np.empty(n)
+    for part in parts:
+        train = np.setdiff1d(idx, part)
+        c = _nnls(X[train], y[train], 1.0 / y[train])
+        pred[part] = X[part] @ c
+    return np.abs(pred - y) / y
+
+
+def _knn_loo(knn: LogRatioKNN) -> np.ndarray:
+    n = len(knn.y)
+    pred = knn.predict(knn.Z / knn.scale, exclude=np.arange(n))
+    return np.abs(np.exp(pred - knn.y) - 1.0)  # the roofline cancels: |t_pred / t_meas - 1|
+
+
+def heldout_errors(t: CalibrationTables) -> dict[str, np.ndarray]:
+    out = {"gemm": _errors_gemm(t)}
+    phases = t.frames["attention.csv"]["phase"].to_numpy()
+    att = _knn_loo(t.attention)
+    for ph in ("decode", "verify", "prefill"):
+        out[f"attention_{ph}"] = att[phases == ph]
+    out["moe"] = _knn_loo(t.moe)
+    out["elementwise"] = np.concatenate([_knn_loo(k) for k in t.elementwise.values()])
+    out["sampling"] = np.concatenate([_knn_loo(k) for k in t.sampling.values()])
+    if "collectives.csv" in t.frames:
+        c = t.frames["collectives.csv"]
+        errs = []
+        for _, grp in c.groupby(["op", "ranks"]):
+            X = np.stack([np.ones(len(grp)), grp["bytes"].to_numpy(float)], axis=1)
+            errs.append(_errors_folds(X, grp["time_s"].to_numpy(float), len(grp)))
+        out["collectives"] = np.concatenate(errs)
+    return out
+
+
+def summarize(errors: dict[str, np.ndarray]) -> dict[str, dict]:
+    return {k: {"n": int(v.size), "median": float(np.median(v)), "p90": float(np.quantile(v, 0.9)),
+                "max": float(v.max())} for k, v in errors.items() if v.size}
+
+
+def report(gpu_dir: Path) -> dict:
+    t = fit_tables(gpu_dir)
+    return {"gpu": t.meta.get("gpu"), "folder": gpu_dir.name, "method": "leave-one-out: each point predicted "
+            "without itself (gemm: log-log interpolation from neighbouring m; attention, moe, elementwise, sampling: "
+            "k-NN on log(measured/roofline); collectives: alpha-beta fit)", "op_classes": summarize(heldout_errors(t))}
+
+
+def write_report(gpu_dir: Path) -> dict:
+    r = report(gpu_dir)
+    (gpu_dir / "report.json").write_text(json.dumps(r, indent=1) + "\n")
+    lines = [f"# Held-out accuracy, {r['gpu']} ({r['folder']})", "", f"Method: {r['method']}.", "",
+             "| op class | points | median error | p90 error | max error |", "|---|---:|---:|---:|---:|"]
+    for k, v in r["op_classes"].items():
+        lines.append(f"| {k} | {v['n']} | {v['median']:.1%} | {v['p90']:.1%} | {v['max']:.1%} |")
+    (gpu_dir / "report.md").write_text("\n".join(lines) + "\n")
+    return r

@@ -1,0 +1,55 @@
+"""Calibration: a fresh fit on the committed data must not regress the committed held-out report,
+and the calibrated timer must be used by default where tables exist."""
+
+import json
+
+import numpy as np
+import pytest
+
+from rlsim.catalog import load_hardware
+from rlsim.catalog.loader import catalog_dir
+from rlsim.costmodel.calibrated import CalibratedTimer, calibrated_timer
+from rlsim.costmodel.calibration_report import report
+from rlsim.costmodel.select import get_timer
+
+GPUS = [p.name for p in sorted(catalog_dir("calibration").iterdir()) if (p / "report.json").is_file()]
+
+
+@pytest.mark.parametrize("gpu", GPUS)
+def test_fresh_fit_does_not_regress_committed_report(gpu):
+    d = catalog_dir("calibration") / gpu
+    committed = json.loads((d / "report.json").read_text())["op_classes"]
+    fresh = report(d)["op_classes"]
+    for op, c in committed.items():
+        f = fresh[op]
+        assert f["median"] <= c["median"] * 1.02 + 1e-4, (op, f, c)
+        assert f["p90"] <= c["p90"] * 1.02 + 1e-4, (op, f, c)
+
+
+def test_default_timer_is_calibrated_where_tables_exist():
+    hw = load_hardware("h100-sxm")
+    t = get_timer(hw, "auto")
+    assert isinstance(t, CalibratedTimer) and "calibrated on H100" in t.describe()
+    assert not isinstance(get_timer(hw, "roofline"), CalibratedTimer)
+
+
+def test_calibrated_gemm_reproduces_measured_points():
+    hw = load_hardware("h100-sxm")
+    t = calibrated_timer(hw)
+    (dt, n, k), (m, y) = next(iter(t.tables.gemm.items()))
+    np.testing.assert_allclose(t.gemm_s(m, n, k, dt), y, rtol=1e-9)
+
+
+def test_transfer_to_unmeasured_gpu_scales_with_peaks():
+    src = load_hardware("h100-sxm")
+    t_src = calibrated_timer(src)
+    faster = src.model_copy(update={"name": "h100-fast", "hbm_bandwidth_bytes_per_s": 2 * src.hbm_bandwidth_bytes_per_s,
+                                    "peak_flops": {k: 2 * v for k, v in src.peak_flops.items()}})
+    t_dst = CalibratedTimer(faster, t_src.tables, src)
+    assert "projected from H100" in t_dst.describe()
+    big = float(t_src.gemm_s(8192, 8192, 8192)[0] if np.ndim(t_src.gemm_s(8192, 8192, 8192)) else t_src.gemm_s(8192, 8192, 8192))
+    big2 = float(np.asarray(t_dst.gemm_s(8192, 8192, 8192)).ravel()[0])
+    assert big2 == pytest.approx(big / 2, rel=0.02)  # compute-bound: twice the peak, half the time
+    tiny = float(np.asarray(t_src.gemm_s(1, 128, 128)).ravel()[0])
+    tiny2 = float(np.asarray(t_dst.gemm_s(1, 128, 128)).ravel()[0])
+    assert tiny2 > 0.75 * tiny  # latency-bound: barely faster
