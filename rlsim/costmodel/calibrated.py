@@ -253,6 +253,7 @@ class CalibrationTables:
     overhead: dict
     collectives: dict = field(default_factory=dict)  # op -> (ranks, alpha, bw)
     frames: dict = field(default_factory=dict)
+    curves: dict = field(default_factory=dict)  # attention log-ratio curves over mean KV, shared by all timers
 
 
 def fit_tables(gpu_dir: Path) -> CalibrationTables:
@@ -372,7 +373,7 @@ class CalibratedTimer(KernelTimer):
         if "eager" in tables.overhead:
             self.latency["eager_launch_s"] = tables.overhead["eager"]
         self.extrapolated = set()
-        self._curves: dict = {}
+        self._curves = tables.curves
 
     # -- transfer
     def _roof_on(self, hw: HardwareProfile, flops, bytes_, dtype):

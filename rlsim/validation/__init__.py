@@ -1,0 +1,1 @@
+"""Validation of the simulator against measurements (ground-truth rollouts, the reference study)."""
