@@ -38,11 +38,21 @@ def _worker(rank: int, world: int, out_dir: str, quick: bool, resume: bool, port
     import torch
     import torch.distributed as dist
 
-    torch.cuda.set_device(rank)
-    dev = torch.device("cuda", rank)
-    dist.init_process_group("nccl", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
-                            world_size=world, device_id=dev)
-    gpu = torch.cuda.get_device_name(rank)
+    import time
+
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.set_device(rank)
+        dev = torch.device("cuda", rank)
+        dist.init_process_group("nccl", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                                world_size=world, device_id=dev)
+        gpu = torch.cuda.get_device_name(rank)
+    else:  # CPU/gloo: only to test the flow without GPUs
+        dev = torch.device("cpu")
+        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                                world_size=world)
+        gpu = "cpu-gloo"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     # rank 0 owns the CSV and decides (broadcast) which points are already done
     table = CsvTable(Path(out_dir), "collectives", resume=resume) if rank == 0 else None
     pts = collectives_grid(world, quick)
@@ -73,23 +83,36 @@ def _worker(rank: int, world: int, out_dir: str, quick: bool, resume: bool, port
         else:
             fn = lambda: dist.all_reduce(x)  # noqa: E731
         reps = 30 if nbytes <= 4 * 1024 ** 2 else (10 if nbytes <= 64 * 1024 ** 2 else 5)
-        for _ in range(3):
-            fn()
-        torch.cuda.synchronize()
-        dist.barrier()
-        ev = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
-              for _ in range(reps)]
-        for a, b in ev:
-            a.record()
-            fn()
-            b.record()
-        torch.cuda.synchronize()
-        ts = [a.elapsed_time(b) / 1e3 for a, b in ev]
-        stats = torch.tensor([percentile(ts, 50), percentile(ts, 10), percentile(ts, 90)],
-                             device=dev, dtype=torch.float64)
+        try:
+            for _ in range(3):
+                fn()
+            sync()
+            dist.barrier()
+            if cuda:
+                ev = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+                      for _ in range(reps)]
+                for a, b in ev:
+                    a.record()
+                    fn()
+                    b.record()
+                torch.cuda.synchronize()
+                ts = [a.elapsed_time(b) / 1e3 for a, b in ev]
+            else:
+                ts = []
+                for _ in range(reps):
+                    t0 = time.perf_counter()
+                    fn()
+                    ts.append(time.perf_counter() - t0)
+            ok = 1.0
+        except Exception as e:  # noqa: BLE001  (e.g. an op the backend lacks)
+            print(f"[collectives] rank {rank} {op} {nbytes}: {type(e).__name__}: {str(e)[:150]}",
+                  flush=True)
+            ts, ok = [float("nan")], 0.0
+        stats = torch.tensor([percentile(ts, 50), percentile(ts, 10), percentile(ts, 90),
+                              -ok], device=dev, dtype=torch.float64)
         dist.all_reduce(stats, op=dist.ReduceOp.MAX)
-        if rank == 0:
-            t, p10, p90 = stats.tolist()
+        if rank == 0 and stats[3].item() < 0:  # every rank succeeded
+            t, p10, p90, _ = stats.tolist()
             alg, bus = busbw(op, nbytes, world, t)
             table.write({**row, "time_s": t, "time_p10_s": p10, "time_p90_s": p90,
                          "busbw_bytes_per_s": bus, "algbw_bytes_per_s": alg, "repeats": reps})
@@ -109,6 +132,7 @@ def run_collectives(out_dir: Path, quick: bool = False, resume: bool = True,
     import torch
     import torch.multiprocessing as mp
 
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
     n = ranks or torch.cuda.device_count()
     if n < 2:
         print("[collectives] fewer than 2 GPUs: skipped", flush=True)
