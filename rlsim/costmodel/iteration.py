@@ -42,6 +42,7 @@ KERNELS_PER_DENSE_LAYER = 12
 KERNELS_PER_MOE_LAYER = 17
 KERNELS_OUTSIDE_LAYERS = 10
 KERNELS_PER_DRAFT_PASS = 16
+_STATIC_KEYS = ("gpu", "n_kernels", "graph", "host", "n_small", "small_s")
 
 
 @dataclass
@@ -209,8 +210,8 @@ class IterationCostModel:
             b0 = IterationBatch(n_decode=[n_decode], k=[k], decode_kv_tokens=[0.0])
             parts = self._static_parts(b0)
             st = self._static_cache[key] = tuple(float(np.asarray(parts[x])[0]) if np.ndim(parts[x]) else float(parts[x])
-                                                 for x in ("gpu", "n_kernels", "graph", "host"))
-        gpu_static, n_kernels, graph, host = st
+                                                 for x in _STATIC_KEYS)
+        gpu_static, n_kernels, graph, host, n_small, small_s = st
         kv = np.asarray(decode_kv_tokens, dtype=float)
         dp, q = self.dp, k + 1.0
         m = self.model
@@ -223,7 +224,7 @@ class IterationCostModel:
             dyn = dyn + self._attention_stack_s(n_decode / dp, kv_read, q * kv / dp, n_decode * q / dp, d, n_layers)
             if k > 1:
                 dyn = dyn + (k - 1) * self._attention_stack_s(n_decode / dp, kv_read, kv_read, n_decode / dp, d, n_layers)
-        return self.timer.launch_overhead_s(n_kernels, bool(graph), gpu_static + dyn) + host
+        return self.timer.launch_overhead_s(n_kernels, bool(graph), gpu_static + dyn, n_small, small_s) + host
 
     def decode_iterations_time_s(self, n_decode: np.ndarray, k: int, decode_kv_tokens: np.ndarray,
                                  stride: int = 8) -> np.ndarray:
@@ -252,10 +253,10 @@ class IterationCostModel:
             parts = self._static_parts(b0)
             for j, bsz in enumerate(missing):
                 self._static_cache[(bsz, k)] = tuple(float(np.broadcast_to(parts[x], (len(missing),))[j])
-                                                     for x in ("gpu", "n_kernels", "graph", "host"))
+                                                     for x in _STATIC_KEYS)
         table = np.array([self._static_cache[(int(x), k)] for x in sizes])
         pos = np.repeat(np.arange(sizes.size), np.diff(np.concatenate([run_start, [n_decode.size]])))
-        gpu_static, n_kernels, graph, host = (table[pos, c] for c in range(4))
+        gpu_static, n_kernels, graph, host, n_small, small_s = (table[pos, c] for c in range(len(_STATIC_KEYS)))
         dp, q, m = self.dp, k + 1.0, self.model
         B = n_decode.astype(float)
         kv_read = (kv + B * q) / dp
@@ -267,7 +268,7 @@ class IterationCostModel:
             dyn = dyn + self._attention_stack_s(B / dp, kv_read, q * kv / dp, B * q / dp, d, n_layers)
             if k > 1:
                 dyn = dyn + (k - 1) * self._attention_stack_s(B / dp, kv_read, kv_read, B / dp, d, n_layers)
-        return self.timer.launch_overhead_s(n_kernels, graph > 0.5, gpu_static + dyn) + host
+        return self.timer.launch_overhead_s(n_kernels, graph > 0.5, gpu_static + dyn, n_small, small_s) + host
 
     def _static_parts(self, b: IterationBatch) -> dict:
         out = self.breakdown(b, attention=False)
@@ -300,8 +301,12 @@ class IterationCostModel:
         gpu = gpu + draft
         n_kernels = n_kernels + np.where(k > 0, k * KERNELS_PER_DRAFT_PASS * (self.method in ("eagle3", "mtp", "draft-model")), 0.0)
         graph = (T_engine <= self.hardware.cudagraph_capture_max_tokens) & (not self.enforce_eager)
+        # short kernels (norms, rope, residual adds, activation, cache write: 6 per layer)
+        n_small = 6.0 * m.num_hidden_layers
+        small_s = out["norm_rope_act"] / n_small
         out["gpu"], out["n_kernels"], out["graph"] = gpu, n_kernels, graph
-        total_gpu = self.timer.launch_overhead_s(n_kernels, graph, gpu)
+        out["n_small"], out["small_s"] = np.broadcast_to(n_small, np.shape(gpu)), small_s
+        total_gpu = self.timer.launch_overhead_s(n_kernels, graph, gpu, n_small, small_s)
         out["launch_gaps"] = total_gpu - gpu
         n_seq = b.n_decode + b.n_prefill_seqs
         if self.method == "ngram":
@@ -315,7 +320,7 @@ class IterationCostModel:
 
     def report(self, b: IterationBatch) -> dict[str, np.ndarray]:
         """``breakdown`` without the bookkeeping keys (for tables)."""
-        return {k: v for k, v in self.breakdown(b).items() if k not in ("gpu", "n_kernels", "graph")}
+        return {k: v for k, v in self.breakdown(b).items() if k not in ("gpu", "n_kernels", "graph", "n_small", "small_s")}
 
     def _draft_s(self, b: IterationBatch, out: dict, attention: bool = True) -> np.ndarray:
         k = b.k

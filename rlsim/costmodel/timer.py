@@ -145,13 +145,17 @@ class KernelTimer:
         b = np.asarray(bytes_per_rank, dtype=float)
         return np.where(b > 0, lat + factor * b / bandwidth_bytes_per_s, 0.0)
 
-    def launch_overhead_s(self, n_kernels, graph, gpu_time_s):
+    def launch_overhead_s(self, n_kernels, graph, gpu_time_s, n_small=0.0, small_time_s=0.0):
         """Iteration time once kernel launches are accounted: with a CUDA graph the kernels replay
-        back to back (a small gap each); eagerly the host must launch each one, and the iteration
-        takes whichever is longer, the GPU work or the host's launches."""
+        back to back (a small gap each). Eagerly the host must launch each one: the iteration takes at
+        least the host's launches, and the GPU cannot run ahead of the host through a run of small
+        kernels, so each of the ``n_small`` short kernels (``small_time_s`` each) takes at least one
+        launch time."""
         n_kernels = np.asarray(n_kernels, dtype=float)
+        launch = self.latency["eager_launch_s"]
         with_gaps = gpu_time_s + n_kernels * self.latency["graph_gap_s"]
-        eager = np.maximum(with_gaps, n_kernels * self.latency["eager_launch_s"])
+        stall = np.asarray(n_small, float) * np.maximum(launch - np.asarray(small_time_s, float), 0.0)
+        eager = np.maximum(with_gaps + stall, n_kernels * launch)
         return np.where(graph, with_gaps, eager)
 
     def describe(self) -> str:
