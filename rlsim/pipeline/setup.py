@@ -42,15 +42,28 @@ class Setup:
     def policy(self, speculative: bool) -> SpecPolicy:
         if not speculative:
             return SpecPolicy(AcceptanceModel.none())
-        sched = self.scenario.num_speculative_tokens_per_batch_size
+        sc = self.scenario
+        sched = sc.num_speculative_tokens_per_batch_size
+        k_for = None
         if sched:
-            def k_for(b: int, _s=tuple(tuple(x) for x in sched)) -> int:
-                for lo, hi, kk in _s:
-                    if lo <= b <= hi:
-                        return kk
-                return 0
-            return SpecPolicy(self.acceptance, k_for)
-        return SpecPolicy(self.acceptance)
+            from ..speculation.adaptive import k_for_batch, validate_k_schedule
+
+            if sc.k == 0:
+                raise ConfigurationError("a k schedule (num_speculative_tokens_per_batch_size) needs speculation on: "
+                                         "pass --k >= 1 (the k at which the draft's acceptance is given)")
+            e = sc.workload.engine
+            k_for = k_for_batch(validate_k_schedule(sched, e.max_num_speculative_tokens, e.max_num_seqs))
+        # acceptance that varies across sequences / along the response (rlsim/engine/variable_acceptance.py)
+        spread = float(sc.options.get("acceptance_sequence_spread", 0.0) or 0.0)
+        decay = float(sc.options.get("acceptance_response_decay", 0.0) or 0.0)
+        if spread or decay:
+            from ..engine.variable_acceptance import VariableAcceptancePolicy
+
+            return VariableAcceptancePolicy(self.acceptance, k_for, sequence_spread=spread, response_decay=decay,
+                                            reference_k=sc.k, reference_lengths=self.sample_step_lengths(0)[1],
+                                            preserve_mean=bool(sc.options.get("acceptance_preserve_mean", True)),
+                                            seed=sc.seed)
+        return SpecPolicy(self.acceptance, k_for)
 
     def sample_step_lengths(self, step: int = 0) -> tuple[np.ndarray, np.ndarray]:
         w = self.scenario.workload

@@ -38,6 +38,22 @@ def project_cmd(
     calibration: str = typer.Option("auto", "--calibration", help="auto | roofline | calibrated"),
     from_nemo_rl: Optional[str] = typer.Option(None, "--from-nemo-rl", help="NeMo-RL GRPO recipe (YAML) to read the "
                                                "scenario from; flags override it"),
+    k_schedule: Optional[str] = typer.Option(None, "--k-schedule", help="k by live batch size, '1-16:5,17-64:3,65-1024:0' "
+                                             "or JSON [[1,16,5],...] (vLLM num_speculative_tokens_per_batch_size)"),
+    acceptance_from: Optional[str] = typer.Option(None, "--acceptance-from", help="fit per-position acceptance from "
+                                                  "vLLM spec-decode metrics (Prometheus text) or a NeMo-RL JSON/JSONL log"),
+    draft_quality_decay: Optional[float] = typer.Option(None, "--draft-quality-decay",
+                                                        help="with --draft-quality: rate x decay**position (0..1]"),
+    acceptance_spread: Optional[float] = typer.Option(None, "--acceptance-spread", help="per-sequence Beta spread of "
+                                                      "acceptance, 0..1 (mean AL kept)"),
+    acceptance_response_decay: Optional[float] = typer.Option(None, "--acceptance-response-decay", help="fraction of "
+                                                              "per-token acceptance lost per 1000 response tokens"),
+    steps: Optional[int] = typer.Option(None, "--steps", help="simulate N steps: offline vs online draft with drift"),
+    drift_steps: float = typer.Option(650.0, "--drift-steps", help="offline draft drift time constant in steps (0 = none)"),
+    drift_floor: float = typer.Option(0.8, "--drift-floor", help="fraction of AL-1 a fully drifted draft keeps"),
+    adapt_steps: float = typer.Option(85.0, "--adapt-steps", help="online adaptation time constant in steps"),
+    draft_init: float = typer.Option(1.0, "--draft-init", help="draft's AL-1 at step 0 as a fraction of the workload's "
+                                     "(1 = in-domain; 0.81 = the study's UltraChat-init draft)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ):
     """Step time of one RL step, autoregressive vs speculative, phase by phase."""
@@ -54,8 +70,14 @@ def project_cmd(
 
         recipe = read_recipe(from_nemo_rl)
         flags = merge_flags(recipe, flags)  # flags win
+    from .cmd_adaptive import apply_project_extras, run_drift_steps
+
+    flags, extra_options = apply_project_extras(flags, k_schedule, acceptance_from, acceptance_spread,
+                                                acceptance_response_decay, draft_quality_decay)
     sc = build_scenario(**flags, seed=seed, calibration=calibration,
-                        options={"partial_rollout": True} if partial_rollouts else None)
+                        options=(({"partial_rollout": True} if partial_rollouts else {}) | extra_options) or None)
+    if steps is not None:
+        return run_drift_steps(sc, steps, drift_steps, drift_floor, adapt_steps, draft_init, as_json)
     res = project(sc)
     if timeline:
         from .timeline import plot_timeline

@@ -1,0 +1,288 @@
+"""``rlsim optimize-k``: the batch-adaptive k schedule of a workload, against the best fixed k.
+
+The optimiser (rlsim/speculation/adaptive.py) picks, for every live batch size, the k that maximises
+goodput per iteration (tokens per round over round cost); both the schedule and every fixed k are
+then simulated (synchronous steps, the same sampled lengths) and compared on rollout (generation)
+and end-to-end step time. The schedule's extra CUDA-graph tiers are charged: their memory comes
+out of every replica's KV cache in the simulation, their capture time (once per engine start) is
+amortised over ``--amortise-steps`` steps in the end-to-end figure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Optional
+
+import numpy as np
+import typer
+
+from .cli import emit_json, user_errors
+
+REFERENCE_SCHEDULE = [(1, 16, 5), (17, 64, 3), (65, 128, 1), (129, 100000, 0)]  # vLLM's example for an 8B EAGLE-3
+
+
+def register(app: typer.Typer) -> None:
+    app.command("optimize-k")(optimize_k_cmd)
+
+
+def _acceptance_inputs(al_curve: str | None, acceptance_from: str | None) -> tuple[list[float] | None, str | None]:
+    from ..errors import ConfigurationError
+    from ..speculation.traces import STUDY_AL_CURVES, fit_al_curve, load_acceptance_trace, parse_al_curve
+
+    if al_curve and acceptance_from:
+        raise ConfigurationError("give --al-curve or --acceptance-from, not both")
+    if al_curve:
+        if al_curve in STUDY_AL_CURVES:
+            return fit_al_curve(STUDY_AL_CURVES[al_curve]), f"study AL curve {al_curve} {STUDY_AL_CURVES[al_curve]}"
+        return fit_al_curve(parse_al_curve(al_curve)), f"AL curve {al_curve}"
+    if acceptance_from:
+        fit = load_acceptance_trace(acceptance_from)
+        return fit.unconditional_rates, f"trace {fit.source} (k {fit.k}, AL {fit.acceptance_length:.3f})"
+    return None, None
+
+
+def _simulate(sc, samples: int, kv_reserve_bytes: float = 0.0) -> dict:
+    """Mean over ``samples`` sampled steps of the AR and speculative sync step (pipeline API)."""
+    from ..pipeline import build_setup, simulate_sync_step
+
+    setup = build_setup(sc)
+    if kv_reserve_bytes > 0:
+        mem = setup.memory_spec
+        lost = int(math.ceil(kv_reserve_bytes / mem.kv_bytes_per_token_per_gpu)) * setup.layout.data_parallel_size
+        setup.memory_spec = dataclasses.replace(mem, kv_capacity_tokens=max(mem.kv_capacity_tokens - lost, 1))
+    out = {"gen_ar": [], "step_ar": [], "gen": [], "step": [], "al": [], "preempt": []}
+    for s in range(samples):
+        ar, _ = simulate_sync_step(setup, speculative=False, step=s)
+        sp, _ = simulate_sync_step(setup, speculative=True, step=s)
+        out["gen_ar"].append(ar.phases_s["generation"]); out["step_ar"].append(ar.step_s)
+        out["gen"].append(sp.phases_s["generation"]); out["step"].append(sp.step_s)
+        out["al"].append(sp.generation.realized_acceptance_length); out["preempt"].append(sp.generation.preemptions)
+    res = {k: float(np.mean(v)) for k, v in out.items()}
+    res["kv_capacity_tokens"] = setup.memory_spec.kv_capacity_tokens
+    return res
+
+
+def optimize_k(workload: str | None = None, model: str | None = None, hardware: str | None = None,
+               gpus: int | None = None, k_max: int = 7, max_tiers: int | None = None, samples: int = 1,
+               al_curve: str | None = None, acceptance_from: str | None = None, draft_quality: float | None = None,
+               amortise_steps: int = 100, seed: int = 0, calibration: str = "auto", reference: bool = True) -> dict:
+    """Optimise the k schedule of a workload and simulate it against every fixed k in 1..k_max."""
+    from ..engine import assign_to_replicas
+    from ..errors import ConfigurationError
+    from ..pipeline import build_setup
+    from ..scenario import build_scenario
+    from ..speculation.adaptive import (context_by_batch, cuda_graph_cost, decode_time_estimate_s, format_k_schedule,
+                                        goodput_table, k_for_batch, optimal_schedule, validate_k_schedule)
+
+    if k_max < 1:
+        raise ConfigurationError(f"--k-max = {k_max}; allowed: >= 1")
+    if samples < 1:
+        raise ConfigurationError(f"--samples = {samples}; allowed: >= 1")
+    if amortise_steps < 1:
+        raise ConfigurationError(f"--amortise-steps = {amortise_steps}; allowed: >= 1")
+    rates, acc_source = _acceptance_inputs(al_curve, acceptance_from)
+    common = dict(workload=workload, model=model, hardware=hardware, gpus=gpus, seed=seed, calibration=calibration,
+                  acceptance_rates_per_position=rates, draft_quality=draft_quality)
+    # the draft at k_max: per-position rates are kept up to k_max (beyond a curve's last k: its last rate)
+    sc_max = build_scenario(k=k_max, **common)
+    if sc_max.lag > 0:
+        raise ConfigurationError("optimize-k simulates synchronous steps; use a workload with lag 0")
+    setup = build_setup(sc_max)
+    w = sc_max.workload
+    e = w.engine
+    if k_max > e.max_num_speculative_tokens:
+        raise ConfigurationError(f"--k-max = {k_max} exceeds the engine's max_num_speculative_tokens ({e.max_num_speculative_tokens})")
+    prompts, responses = setup.sample_step_lengths(0)
+    shards = assign_to_replicas(len(prompts), setup.n_replicas)
+    b_top = int(min(e.max_num_seqs, max(len(s) for s in shards)))
+    ctx, span = context_by_batch(prompts, responses, shards, b_top)
+    table = goodput_table(setup.cost_spec, setup.acceptance, range(1, b_top + 1), range(0, k_max + 1), ctx)
+    sched = validate_k_schedule(optimal_schedule(table, span, max_tiers=max_tiers, max_batch=e.max_num_seqs),
+                                e.max_num_speculative_tokens, e.max_num_seqs)
+    hw, m = setup.hardware, setup.model
+    d_layers = getattr(setup.drafter.network, "num_hidden_layers", 0) if setup.drafter.method in ("eagle3", "draft-model") else (
+        m.mtp_num_layers if setup.drafter.method == "mtp" else 0)
+
+    def graphs(s):
+        return cuda_graph_cost(s, hw.cudagraph_capture_max_tokens, m.num_hidden_layers, d_layers, e.max_num_seqs)
+
+    fixed = {}
+    for k in range(1, k_max + 1):
+        r = _simulate(build_scenario(k=k, **common), samples)
+        r["graphs"] = graphs([(1, e.max_num_seqs, k)]).as_dict()
+        r["estimate_decode_s"] = decode_time_estimate_s(table, span, lambda b, _k=k: _k)
+        fixed[k] = r
+    best_k = min(fixed, key=lambda k: fixed[k]["gen"])
+    g_sched = graphs(sched)
+    extra = g_sched.minus(graphs([(1, e.max_num_seqs, best_k)]))
+    adaptive = _simulate(build_scenario(k=k_max, num_speculative_tokens_per_batch_size=[list(x) for x in sched], **common),
+                         samples, kv_reserve_bytes=extra.bytes_per_gpu)
+    adaptive["graphs"] = g_sched.as_dict()
+    adaptive["extra_graphs_vs_best_fixed"] = extra.as_dict()
+    adaptive["estimate_decode_s"] = decode_time_estimate_s(table, span, k_for_batch(sched))
+    amort = extra.capture_s / amortise_steps
+    adaptive["step_with_capture"] = adaptive["step"] + amort
+    out = {
+        "workload": w.name, "model": w.model, "hardware": w.hardware, "gpus": w.gpus, "n_replicas": setup.n_replicas,
+        "sequences_per_replica_max": b_top, "k_max": k_max, "samples": samples, "acceptance": acc_source or
+        ("draft quality" if draft_quality is not None else f"workload AL {w.speculation.acceptance_length} at k = "
+                                                            f"{w.speculation.num_speculative_tokens} (constant per-token rate)"),
+        "acceptance_length_by_k": {int(k): float(a) for k, a in zip(table.ks, table.tokens_per_round)},
+        "schedule": [list(x) for x in sched], "schedule_text": format_k_schedule(sched),
+        "best_k_by_batch": {int(b): int(k) for b, k in zip(table.batch_sizes, table.best_k)},
+        "fixed": fixed, "best_fixed_k": best_k, "adaptive": adaptive,
+        "speedup_vs_best_fixed": {
+            "generation": fixed[best_k]["gen"] / adaptive["gen"],
+            "step": fixed[best_k]["step"] / adaptive["step_with_capture"],
+        },
+        "speedup_vs_ar": {"generation": adaptive["gen_ar"] / adaptive["gen"],
+                          "step": adaptive["step_ar"] / adaptive["step_with_capture"]},
+        "switching_cost_charged": (
+            f"{extra.graphs_target + extra.graphs_draft} extra CUDA graphs (target {extra.graphs_target}, draft "
+            f"{extra.graphs_draft}) over the best fixed k: {extra.bytes_per_gpu / 1e9:.2f} GB per GPU taken from the KV "
+            f"cache; {extra.capture_s:.1f} s of capture at engine start, amortised over {amortise_steps} steps "
+            f"(+{amort:.3f} s per step)"),
+        "amortise_steps": amortise_steps,
+    }
+    if reference:
+        ref = [(lo, hi, min(k, k_max)) for lo, hi, k in REFERENCE_SCHEDULE]
+        ref[-1] = (ref[-1][0], max(ref[-1][1], e.max_num_seqs), ref[-1][2])
+        g_ref = graphs(ref).minus(graphs([(1, e.max_num_seqs, best_k)]))
+        r = _simulate(build_scenario(k=k_max, num_speculative_tokens_per_batch_size=[list(x) for x in ref], **common),
+                      samples, kv_reserve_bytes=g_ref.bytes_per_gpu)
+        r["schedule_text"] = format_k_schedule(ref)
+        r["step_with_capture"] = r["step"] + g_ref.capture_s / amortise_steps
+        out["reference_schedule"] = r
+    return out
+
+
+def print_optimize_k(res: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    c = Console()
+    t = Table(title=(f"{res['model']} on {res['gpus']} x {res['hardware']} ({res['workload']}): up to "
+                     f"{res['sequences_per_replica_max']} sequences per replica, {res['samples']} sampled step(s)"),
+              title_justify="left")
+    for col in ("k policy", "AL realised", "generation (s)", "step (s)", "gen. speedup vs AR", "step speedup vs AR"):
+        t.add_column(col, justify="right" if col != "k policy" else "left")
+    for k, r in res["fixed"].items():
+        mark = " (best fixed)" if k == res["best_fixed_k"] else ""
+        t.add_row(f"fixed k={k}{mark}", f"{r['al']:.2f}", f"{r['gen']:.2f}", f"{r['step']:.2f}",
+                  f"{r['gen_ar'] / r['gen']:.2f}x", f"{r['step_ar'] / r['step']:.2f}x")
+    if "reference_schedule" in res:
+        r = res["reference_schedule"]
+        t.add_row(f"vLLM example {r['schedule_text']}", f"{r['al']:.2f}", f"{r['gen']:.2f}", f"{r['step_with_capture']:.2f}",
+                  f"{r['gen_ar'] / r['gen']:.2f}x", f"{r['step_ar'] / r['step_with_capture']:.2f}x")
+    a = res["adaptive"]
+    t.add_row(f"[bold]adaptive {res['schedule_text']}[/bold]", f"{a['al']:.2f}", f"{a['gen']:.2f}",
+              f"{a['step_with_capture']:.2f}", f"{a['gen_ar'] / a['gen']:.2f}x", f"{a['step_ar'] / a['step_with_capture']:.2f}x")
+    c.print(t)
+    s = res["speedup_vs_best_fixed"]
+    c.print(f"adaptive vs best fixed k = {res['best_fixed_k']}: rollout {s['generation']:.3f}x, end-to-end {s['step']:.3f}x")
+    c.print(f"acceptance: {res['acceptance']}; AL by k: "
+            + ", ".join(f"{k}: {v:.2f}" for k, v in res["acceptance_length_by_k"].items() if k > 0))
+    c.print(f"[dim]switching cost: {res['switching_cost_charged']}[/dim]")
+
+
+@user_errors
+def optimize_k_cmd(
+    workload: Optional[str] = typer.Option(None, "--workload", help="catalog workload name or YAML path"),
+    model: Optional[str] = typer.Option(None, "--model", help="catalog model (alone: its default workload)"),
+    hardware: Optional[str] = typer.Option(None, "--hardware", help="hardware profile (default: the workload's)"),
+    gpus: Optional[int] = typer.Option(None, "--gpus", help="total GPUs"),
+    k_max: int = typer.Option(7, "--k-max", help="largest k considered (the study measured up to 7)"),
+    max_tiers: Optional[int] = typer.Option(None, "--max-tiers", help="at most this many distinct k (CUDA-graph tiers)"),
+    samples: int = typer.Option(1, "--samples", help="sampled steps averaged per configuration"),
+    al_curve: Optional[str] = typer.Option(None, "--al-curve",
+                                           help="ALs measured at several k, '3:3.32,5:4.35,7:5.06', or rl-zero / rl-think (the study's)"),
+    acceptance_from: Optional[str] = typer.Option(None, "--acceptance-from", help="vLLM metrics / NeMo-RL log to fit rates from"),
+    draft_quality: Optional[float] = typer.Option(None, "--draft-quality", help="per-token acceptance rate (0..1)"),
+    amortise_steps: int = typer.Option(100, "--amortise-steps", help="steps over which CUDA-graph capture is amortised"),
+    seed: int = typer.Option(0, "--seed"),
+    calibration: str = typer.Option("auto", "--calibration", help="auto | roofline | calibrated"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+):
+    """Find the k-by-batch-size schedule that maximises goodput and compare it with the best fixed k."""
+    res = optimize_k(workload=workload, model=model, hardware=hardware, gpus=gpus, k_max=k_max, max_tiers=max_tiers,
+                     samples=samples, al_curve=al_curve, acceptance_from=acceptance_from, draft_quality=draft_quality,
+                     amortise_steps=amortise_steps, seed=seed, calibration=calibration)
+    if as_json:
+        emit_json(res)
+    else:
+        print_optimize_k(res)
+
+
+# ---------------------------------------------------------------------------------------------- rlsim project extras
+def apply_project_extras(flags: dict, k_schedule: str | None = None, acceptance_from: str | None = None,
+                         acceptance_spread: float | None = None, acceptance_response_decay: float | None = None,
+                         draft_quality_decay: float | None = None) -> tuple[dict, dict]:
+    """``rlsim project`` flags of this module -> (build_scenario arguments, scenario options)."""
+    from ..errors import ConfigurationError
+    from ..speculation.adaptive import parse_k_schedule, validate_k_schedule
+    from ..speculation.traces import load_acceptance_trace
+
+    flags = dict(flags)
+    options: dict = {}
+    if k_schedule is not None:
+        flags["num_speculative_tokens_per_batch_size"] = [list(e) for e in validate_k_schedule(parse_k_schedule(k_schedule))]
+    if acceptance_from is not None:
+        given = [n for n in ("acceptance_length", "draft_quality") if flags.get(n) is not None]
+        if given:
+            raise ConfigurationError(f"--acceptance-from gives the acceptance; drop --{given[0].replace('_', '-')}")
+        fit = load_acceptance_trace(acceptance_from, k=flags.get("k"))
+        flags["acceptance_rates_per_position"] = list(fit.unconditional_rates)
+        if flags.get("k") is None:
+            flags["k"] = fit.k
+    if draft_quality_decay is not None:
+        if flags.get("draft_quality") is None:
+            raise ConfigurationError("--draft-quality-decay shapes --draft-quality: give --draft-quality too")
+        flags["draft_quality_decay"] = draft_quality_decay
+    if acceptance_spread:
+        options["acceptance_sequence_spread"] = float(acceptance_spread)
+    if acceptance_response_decay:
+        options["acceptance_response_decay"] = float(acceptance_response_decay)
+    return flags, options
+
+
+def run_drift_steps(sc, steps: int, drift_steps: float = 650.0, drift_floor: float = 0.8, adapt_steps: float = 85.0,
+                    draft_init: float = 1.0, as_json: bool = False) -> None:
+    """``rlsim project --steps N``: offline vs online draft over N synchronous steps."""
+    from ..pipeline import build_setup
+    from ..pipeline.drift import DriftModel, simulate_drift_run
+
+    drift = DriftModel(drift_steps=float("inf") if drift_steps == 0 else drift_steps, floor=drift_floor,
+                       adapt_steps=adapt_steps, init=draft_init)
+    run = simulate_drift_run(build_setup(sc), steps, drift)
+    if as_json:
+        emit_json(run.to_dict())
+        return
+    print_drift_run(run)
+
+
+def print_drift_run(run, console=None, max_rows: int = 12) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    c = console or Console()
+    n = len(run.steps)
+    stride = max(1, math.ceil(n / max_rows))
+    rows = sorted(set(list(range(0, n, stride)) + [n - 1]))
+    cum = {m: run.cumulative(f"{m}_step_s") for m in ("ar", "offline", "online")}
+    t = Table(title=f"{run.workload}: {n} RL steps, k = {run.k}, offline vs online draft (time in s)", title_justify="left")
+    for col in ("step", "AL offline", "AL online", "step AR", "step offline", "step online", "online training +",
+                "cum. AR", "cum. offline", "cum. online"):
+        t.add_column(col, justify="right")
+    for i in rows:
+        s = run.steps[i]
+        t.add_row(str(s.step), f"{s.al_offline:.3f}", f"{s.al_online:.3f}", f"{s.ar_step_s:.1f}", f"{s.offline_step_s:.1f}",
+                  f"{s.online_step_s:.1f}", f"{s.online_training_extra_s:.2f}", f"{cum['ar'][i]:.0f}",
+                  f"{cum['offline'][i]:.0f}", f"{cum['online'][i]:.0f}")
+    c.print(t)
+    tot = run.totals
+    c.print(f"total: AR {tot['ar_step_s']:.0f} s, offline draft {tot['offline_step_s']:.0f} s ({tot['offline_vs_ar']:.3f}x), "
+            f"online draft {tot['online_step_s']:.0f} s ({tot['online_vs_ar']:.3f}x, of which draft training "
+            f"{tot['online_training_extra_s']:.1f} s); online vs offline {tot['online_vs_offline']:.4f}x")
+    for note in run.notes:
+        c.print(f"[dim]{note}[/dim]")

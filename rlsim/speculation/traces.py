@@ -1,0 +1,394 @@
+"""Acceptance from real traces: vLLM's spec-decode metrics or NeMo-RL's logged acceptance.
+
+Inputs understood (``load_acceptance_trace`` picks by content):
+
+- **vLLM Prometheus text** (a scrape of ``/metrics`` or ``prometheus_client.generate_latest()`` in an
+  offline ``LLM``): the V1 counters ``vllm:spec_decode_num_drafts``, ``vllm:spec_decode_num_draft_tokens``,
+  ``vllm:spec_decode_num_accepted_tokens`` and ``vllm:spec_decode_num_accepted_tokens_per_pos{position="i"}``
+  (exposed with the ``_total`` suffix; names checked against vllm/v1/spec_decode/metrics.py of vLLM
+  0.32). Samples of every engine / model label set are summed. Counters are cumulative since engine
+  start: pass a second, earlier scrape as ``baseline`` to fit only what happened in between.
+- **JSON / JSONL** logs (NeMo-RL's metrics, one object per step, or a dump of ``LLM.get_metrics()``):
+  nested keys are flattened with ``/`` and matched on their last component:
+  raw counters ``num_drafts``, ``num_draft_tokens``, ``num_accepted_tokens``,
+  ``num_accepted_tokens_per_pos`` (a list, or ``..._per_pos_<i>`` / ``...{position="i"}`` keys) with
+  or without the ``spec_decode_`` prefix; or rates ``spec_acceptance_length`` (also
+  ``acceptance_length``, ``mean_acceptance_length``) and per-position rates (a list under
+  ``spec_acceptance_rate_per_pos`` / ``spec_acceptance_per_position``, or ``spec_acceptance_rate_pos_<i>``
+  keys). Per-position rates are read with vLLM's definition (unconditional: P(the first i+1 drafts
+  all accepted)). Records are pooled weighted by their ``num_drafts`` when present, else equally.
+
+Fit: unconditional ``p_i = accepted_per_pos[i] / num_drafts``, AL = 1 + accepted / num_drafts, k = the
+number of positions (drafters such as n-gram may propose fewer than k tokens in a round: that is in
+the counts and in p_i, as vLLM measures it). Counting noise can make p_i increase slightly with
+position; the fit takes the running minimum (reported in ``notes``). With only an AL (no per-position
+data) the constant-rate model of ``AcceptanceModel.from_acceptance_length`` is used at k.
+
+``fit_al_curve`` fits per-position rates to mean ALs measured at several k (piecewise geometric).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigurationError
+from .acceptance import AcceptanceModel, _solve_constant_rate
+
+_PROM_LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([-+0-9.eEinfINFaN]+)(?:\s+\d+)?\s*$')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"')
+
+
+@dataclass
+class TraceFit:
+    """Acceptance fitted from a trace."""
+
+    k: int
+    unconditional_rates: list[float]  # p_i, vLLM's per-position acceptance
+    acceptance_length: float
+    num_drafts: float | None = None
+    num_draft_tokens: float | None = None
+    num_accepted_tokens: float | None = None
+    source: str = ""
+    per_step_acceptance_length: list[float] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def model(self) -> AcceptanceModel:
+        return AcceptanceModel.from_unconditional_rates(self.unconditional_rates)
+
+    @property
+    def draft_acceptance_rate(self) -> float | None:
+        """vLLM's 'acceptance rate': accepted / draft tokens."""
+        if self.num_draft_tokens and self.num_accepted_tokens is not None:
+            return self.num_accepted_tokens / self.num_draft_tokens
+        return None
+
+    def as_dict(self) -> dict:
+        return {"k": self.k, "unconditional_rates": list(self.unconditional_rates),
+                "conditional_rates": list(self.model.conditional_rates), "acceptance_length": self.acceptance_length,
+                "num_drafts": self.num_drafts, "num_draft_tokens": self.num_draft_tokens,
+                "num_accepted_tokens": self.num_accepted_tokens, "draft_acceptance_rate": self.draft_acceptance_rate,
+                "source": self.source, "per_step_acceptance_length": list(self.per_step_acceptance_length),
+                "notes": list(self.notes)}
+
+
+# ---------------------------------------------------------------------------------------------- counters
+def _fit_counts(drafts: float, draft_tokens: float | None, accepted: float | None, per_pos: list[float],
+                source: str) -> TraceFit:
+    notes = []
+    if drafts <= 0:
+        raise ConfigurationError(f"{source}: num_drafts = {drafts}: no speculative rounds recorded (was speculation on?)")
+    if not per_pos:
+        if accepted is None or draft_tokens is None:
+            raise ConfigurationError(f"{source}: has num_drafts but neither per-position counts nor accepted/draft tokens")
+        k = int(round(draft_tokens / drafts))
+        if k < 1:
+            raise ConfigurationError(f"{source}: num_draft_tokens / num_drafts = {draft_tokens / drafts:.2f}; cannot infer k")
+        al = 1.0 + accepted / drafts
+        rate = _solve_constant_rate(k, al)
+        p = [rate ** (i + 1) for i in range(k)]
+        notes.append(f"no per-position counts: constant conditional rate {rate:.4f} at k = {k} (from AL {al:.4f})")
+        return TraceFit(k, p, al, drafts, draft_tokens, accepted, source, notes=notes)
+    p = [float(a) / drafts for a in per_pos]
+    for i, v in enumerate(p):
+        if v > 1.0 + 1e-9:
+            raise ConfigurationError(f"{source}: accepted tokens at position {i} ({per_pos[i]:g}) exceed num_drafts ({drafts:g})")
+    mono = list(np.minimum.accumulate(p))
+    if any(b < a - 1e-12 for a, b in zip(p, mono)):
+        notes.append("per-position rates increased with position (counting noise?); running minimum taken")
+    acc_sum = float(sum(per_pos))
+    if accepted is not None and accepted > 0 and abs(acc_sum - accepted) > 0.01 * accepted + 1:
+        notes.append(f"per-position accepted tokens sum to {acc_sum:g} but num_accepted_tokens = {accepted:g}; "
+                     "per-position counts used")
+    al = 1.0 + float(sum(mono))
+    if draft_tokens is not None and draft_tokens < len(p) * drafts - 0.5:
+        notes.append(f"drafts carried {draft_tokens / drafts:.2f} tokens on average (< k = {len(p)}): a drafter that "
+                     "proposes fewer tokens when it finds no match (n-gram); that is in the rates")
+    return TraceFit(len(p), [float(x) for x in mono], al, drafts, draft_tokens, accepted, source, notes=notes)
+
+
+# ---------------------------------------------------------------------------------------------- Prometheus
+def parse_prometheus(text: str) -> dict[str, list[tuple[dict, float]]]:
+    """Samples of a Prometheus text exposition: name -> [(labels, value), ...]."""
+    out: dict[str, list[tuple[dict, float]]] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = _PROM_LINE.match(line)
+        if not m:
+            continue
+        name, labels, value = m.group(1), m.group(2) or "", m.group(3)
+        try:
+            v = float(value)
+        except ValueError:
+            continue
+        out.setdefault(name, []).append(({k: v_ for k, v_ in _LABEL.findall(labels)}, v))
+    return out
+
+
+def _prom_counts(samples: dict, prefix: str = "vllm:spec_decode_") -> tuple[float | None, float | None, float | None, list[float]]:
+    def total(base: str) -> float | None:
+        for name in (prefix + base + "_total", prefix + base):
+            if name in samples:
+                return float(sum(v for _, v in samples[name]))
+        return None
+
+    drafts = total("num_drafts")
+    draft_tokens = total("num_draft_tokens")
+    accepted = total("num_accepted_tokens")
+    per: dict[int, float] = {}
+    for name in (prefix + "num_accepted_tokens_per_pos_total", prefix + "num_accepted_tokens_per_pos"):
+        for labels, v in samples.get(name, []):
+            if "position" in labels:
+                i = int(labels["position"])
+                per[i] = per.get(i, 0.0) + v
+        if per:
+            break
+    per_pos = [per.get(i, 0.0) for i in range(max(per) + 1)] if per else []
+    return drafts, draft_tokens, accepted, per_pos
+
+
+def fit_prometheus(text: str, baseline: str | None = None, source: str = "prometheus text") -> TraceFit:
+    """Fit from a vLLM /metrics scrape; with ``baseline`` (an earlier scrape), from the difference."""
+    d, dt, a, pp = _prom_counts(parse_prometheus(text))
+    if d is None:
+        raise ConfigurationError(
+            f"{source}: no vllm:spec_decode_num_drafts counter (expected vLLM V1 metrics with speculative decoding on: "
+            "vllm:spec_decode_num_drafts_total, ..._num_draft_tokens_total, ..._num_accepted_tokens_total, "
+            "..._num_accepted_tokens_per_pos_total{position=...})")
+    if baseline is not None:
+        d0, dt0, a0, pp0 = _prom_counts(parse_prometheus(baseline))
+        d -= d0 or 0.0
+        dt = None if dt is None else dt - (dt0 or 0.0)
+        a = None if a is None else a - (a0 or 0.0)
+        pp = [x - (pp0[i] if i < len(pp0) else 0.0) for i, x in enumerate(pp)]
+        if d < 0 or any(x < 0 for x in pp):
+            raise ConfigurationError(f"{source}: counters decreased against the baseline scrape (engine restarted? "
+                                     "pass the earlier scrape as baseline)")
+    return _fit_counts(d, dt, a, pp, source)
+
+
+# ---------------------------------------------------------------------------------------------- JSON / JSONL
+def _flatten(obj, prefix: str = "") -> dict:
+    out = {}
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            key = f"{prefix}/{k}" if prefix else str(k)
+            if isinstance(v, dict):
+                out.update(_flatten(v, key))
+            else:
+                out[key] = v
+    return out
+
+
+_AL_KEYS = ("spec_acceptance_length", "mean_acceptance_length", "acceptance_length", "spec_decode_acceptance_length")
+_POS_LIST_KEYS = ("spec_acceptance_rate_per_pos", "spec_acceptance_per_position", "spec_acceptance_rates_per_position",
+                  "acceptance_rates_per_position", "acceptance_rate_per_pos", "spec_decode_acceptance_rate_per_pos")
+_POS_KEY = re.compile(r"(?:spec_)?(?:decode_)?accept(?:ance|ed)?_(?:rate|length)?_?(?:per_)?pos(?:ition)?_?(\d+)$")
+_COUNT_POS_KEY = re.compile(r'(?:spec_decode_)?num_accepted_tokens_per_pos(?:_total)?(?:_|\{position="?)(\d+)"?\}?$')
+
+
+def _last(key: str) -> str:
+    s = key.rsplit("/", 1)[-1]
+    return s[len("vllm:"):] if s.startswith("vllm:") else s
+
+
+def _record_fit(rec: dict) -> dict:
+    """What one JSON record carries: counts and/or rates."""
+    flat = _flatten(rec)
+    got: dict = {"per_pos_counts": {}, "per_pos_rates": {}}
+    for key, v in flat.items():
+        name = _last(key)
+        base = name[len("spec_decode_"):] if name.startswith("spec_decode_") else name
+        if base.endswith("_total"):
+            base = base[: -len("_total")]
+        if isinstance(v, bool):
+            continue
+        if base == "num_accepted_tokens_per_pos" and isinstance(v, list):
+            got["per_pos_counts"] = {i: float(x) for i, x in enumerate(v)}
+        elif base in ("num_drafts", "num_draft_tokens", "num_accepted_tokens") and isinstance(v, (int, float)):
+            got[base] = float(v)
+        elif name in _POS_LIST_KEYS and isinstance(v, list):
+            got["per_pos_rates"] = {i: float(x) for i, x in enumerate(v)}
+        elif name in _AL_KEYS and isinstance(v, (int, float)):
+            got["al"] = float(v)
+        elif name in ("num_speculative_tokens", "k") and isinstance(v, (int, float)):
+            got["k"] = int(v)
+        elif name == "step" and isinstance(v, (int, float)):
+            got["step"] = int(v)
+        elif isinstance(v, (int, float)):
+            m = _COUNT_POS_KEY.fullmatch(name)
+            if m:
+                got["per_pos_counts"][int(m.group(1))] = float(v)
+                continue
+            m = _POS_KEY.search(name)
+            if m and "num_" not in name:
+                got["per_pos_rates"][int(m.group(1))] = float(v)
+    return got
+
+
+def _get_metrics_records(obj) -> list[dict] | None:
+    """A dump of vLLM's ``LLM.get_metrics()`` ([{name, labels, value|values}, ...]) -> one record."""
+    if not (isinstance(obj, list) and obj and all(isinstance(x, dict) and "name" in x for x in obj)):
+        return None
+    rec: dict = {}
+    for m in obj:
+        name = _last(str(m["name"]))
+        if "values" in m:
+            prev = rec.get(name, [])
+            vals = [float(x) for x in m["values"]]
+            rec[name] = [a + b for a, b in zip(prev, vals)] + vals[len(prev):] if prev else vals
+        elif "value" in m and isinstance(m["value"], (int, float)):
+            rec[name] = rec.get(name, 0.0) + float(m["value"])
+    return [rec]
+
+
+def fit_json_records(records: list[dict], source: str = "json", k: int | None = None) -> TraceFit:
+    """Pool JSON records (one per step, or one in all) into a fit."""
+    parsed = [_record_fit(r) for r in records if isinstance(r, dict)]
+    parsed = [p for p in parsed if set(p) - {"per_pos_counts", "per_pos_rates", "step"} or p["per_pos_counts"]
+              or p["per_pos_rates"]]
+    if not parsed:
+        raise ConfigurationError(
+            f"{source}: no acceptance metrics found; expected keys such as num_drafts + num_accepted_tokens_per_pos "
+            "(counts), or spec_acceptance_length / spec_acceptance_rate_per_pos (rates)")
+    per_step = [p["al"] for p in parsed if "al" in p]
+    # 1) counts, pooled by summing (exact)
+    counted = [p for p in parsed if "num_drafts" in p]
+    if counted:
+        d = sum(p["num_drafts"] for p in counted)
+        dt = sum(p["num_draft_tokens"] for p in counted) if all("num_draft_tokens" in p for p in counted) else None
+        a = sum(p["num_accepted_tokens"] for p in counted) if all("num_accepted_tokens" in p for p in counted) else None
+        n = max((max(p["per_pos_counts"]) + 1 for p in counted if p["per_pos_counts"]), default=0)
+        pp = [sum(p["per_pos_counts"].get(i, 0.0) for p in counted) for i in range(n)]
+        fit = _fit_counts(d, dt, a, pp, source)
+        if not per_step:
+            per_step = [1.0 + sum(p["per_pos_counts"].values()) / p["num_drafts"] for p in counted
+                        if p["per_pos_counts"] and p["num_drafts"] > 0]
+        fit.per_step_acceptance_length = per_step
+        return fit
+    # 2) rates: per-position lists/keys, pooled equally over records
+    with_pos = [p for p in parsed if p["per_pos_rates"]]
+    notes = []
+    if with_pos:
+        n = max(max(p["per_pos_rates"]) + 1 for p in with_pos)
+        rows = np.array([[p["per_pos_rates"].get(i, np.nan) for i in range(n)] for p in with_pos])
+        p_mean = np.nanmean(rows, axis=0)
+        if np.any(np.isnan(p_mean)):
+            raise ConfigurationError(f"{source}: per-position rates have missing positions")
+        for i, x in enumerate(p_mean):
+            if not 0.0 <= x <= 1.0:
+                raise ConfigurationError(f"{source}: per-position acceptance at position {i} = {x:.4f}; allowed 0..1 "
+                                         "(vLLM's unconditional rate)")
+        mono = np.minimum.accumulate(p_mean)
+        if np.any(mono < p_mean - 1e-12):
+            notes.append("per-position rates increased with position; running minimum taken (are they conditional "
+                         "rates? rlsim reads vLLM's unconditional definition)")
+        if len(with_pos) > 1:
+            notes.append(f"{len(with_pos)} records averaged with equal weight (no num_drafts to weight them)")
+        al = 1.0 + float(mono.sum())
+        if per_step and abs(np.mean(per_step) - al) > 0.05:
+            notes.append(f"logged mean acceptance length {np.mean(per_step):.3f} differs from 1 + sum of per-position "
+                         f"rates {al:.3f}; per-position rates used")
+        return TraceFit(n, [float(x) for x in mono], al, source=source, per_step_acceptance_length=per_step, notes=notes)
+    # 3) AL only: needs k
+    ks = {p["k"] for p in parsed if "k" in p}
+    k_eff = k if k is not None else (ks.pop() if len(ks) == 1 else None)
+    if k_eff is None or k_eff < 1:
+        raise ConfigurationError(f"{source}: only an acceptance length is logged; give k (num_speculative_tokens) to "
+                                 "turn it into per-position rates (--k)")
+    al = float(np.mean(per_step))
+    if not 1.0 <= al <= k_eff + 1:
+        raise ConfigurationError(f"{source}: mean acceptance length {al:.3f} is impossible at k = {k_eff}; allowed 1..{k_eff + 1}")
+    rate = _solve_constant_rate(k_eff, al)
+    notes.append(f"only acceptance lengths logged: constant conditional rate {rate:.4f} at k = {k_eff}")
+    return TraceFit(k_eff, [rate ** (i + 1) for i in range(k_eff)], al, source=source, per_step_acceptance_length=per_step,
+                    notes=notes)
+
+
+def load_acceptance_trace(path: str | Path, baseline: str | Path | None = None, k: int | None = None) -> TraceFit:
+    """Fit acceptance from a file: vLLM Prometheus text, JSON (object, list of objects, get_metrics dump) or JSONL."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigurationError(f"--acceptance-from {path}: no such file")
+    text = p.read_text()
+    src = p.name
+    stripped = text.lstrip()
+    if not stripped:
+        raise ConfigurationError(f"--acceptance-from {path}: empty file")
+    if stripped[0] in "[{":
+        records: list | None = None
+        try:
+            obj = json.loads(text)
+            records = _get_metrics_records(obj)
+            if records is None:
+                records = obj if isinstance(obj, list) else [obj]
+        except json.JSONDecodeError:
+            records = []
+            for n, line in enumerate(text.splitlines(), 1):
+                if line.strip():
+                    try:
+                        records.append(json.loads(line))
+                    except json.JSONDecodeError as e:
+                        raise ConfigurationError(f"{src}: line {n} is not JSON ({e.msg}); expected JSON, JSONL or "
+                                                 "Prometheus text") from None
+        return fit_json_records(records, src, k)
+    base = Path(baseline).read_text() if baseline is not None else None
+    return fit_prometheus(text, base, src)
+
+
+# ---------------------------------------------------------------------------------------------- AL curve
+def fit_al_curve(al_by_k: dict[int, float]) -> list[float]:
+    """Unconditional per-position rates from mean ALs measured at several k (e.g. the study's RL-Zero
+    EAGLE-3: {3: 3.32, 5: 4.35, 7: 5.06}). Piecewise geometric: a constant conditional rate over the
+    positions up to the smallest k, then a constant conditional rate over each next stretch, solved so
+    that every measured AL is matched exactly. Returns p_0..p_{kmax-1}."""
+    if not al_by_k:
+        raise ConfigurationError("empty AL curve")
+    ks = sorted(int(k) for k in al_by_k)
+    if ks[0] < 1:
+        raise ConfigurationError(f"AL curve has k = {ks[0]}; allowed: >= 1")
+    p: list[float] = []
+    prev_k, prev_al, last_p = 0, 1.0, 1.0
+    for k in ks:
+        al = float(al_by_k[k])
+        gain = al - prev_al  # sum of p over positions prev_k..k-1
+        n = k - prev_k
+        if gain < -1e-9 or gain > n * last_p + 1e-9:
+            raise ConfigurationError(
+                f"AL {al} at k = {k} is inconsistent with AL {prev_al} at k = {prev_k}: the {n} extra positions can add "
+                f"0..{n * last_p:.3f} (rates cannot rise with position)")
+        # last_p * (c + c^2 + ... + c^n) = gain
+        c = _solve_constant_rate(n, 1.0 + gain / last_p) if last_p > 0 else 0.0
+        for j in range(1, n + 1):
+            p.append(last_p * c ** j)
+        prev_k, prev_al, last_p = k, al, p[-1]
+    return p
+
+
+def parse_al_curve(text: str) -> dict[int, float]:
+    """``"3:3.32,5:4.35,7:5.06"`` -> {3: 3.32, 5: 4.35, 7: 5.06}."""
+    out = {}
+    for part in text.split(","):
+        m = re.fullmatch(r"\s*(\d+)\s*:\s*([0-9.]+)\s*", part)
+        if not m:
+            raise ConfigurationError(f"AL curve entry {part.strip()!r} is not K:AL (e.g. '3:3.32,5:4.35')")
+        out[int(m.group(1))] = float(m.group(2))
+    return out
+
+
+# The study's measured EAGLE-3 (DAPO-initialised, offline) ALs at k = 3, 5, 7 (shared/reference/paper-8b.md).
+STUDY_AL_CURVES = {
+    "rl-zero": {3: 3.32, 5: 4.35, 7: 5.06},
+    "rl-think": {3: 2.77, 5: 3.23, 7: 3.48},
+}
+
+__all__ = ["STUDY_AL_CURVES", "TraceFit", "fit_al_curve", "fit_json_records", "fit_prometheus", "load_acceptance_trace",
+           "parse_al_curve", "parse_prometheus"]
+
