@@ -38,7 +38,7 @@ def test_parse_text_and_json_agree():
     ([(1, 1024, 16)], "allowed: 0..15"),
     ([(1, 512, 3)], "513-1024"),
     ([(5, 2, 3)], "start <= end"),
-    ([(0, 0, 3), (1, 1024, 2)], None),
+    ([(0, 16, 3), (17, 1024, 2)], None),
 ])
 def test_validation_errors_are_clear(sched, needle):
     if needle is None:  # a schedule may start at batch 0
