@@ -53,3 +53,41 @@ def test_transfer_to_unmeasured_gpu_scales_with_peaks():
     tiny = float(np.asarray(t_src.gemm_s(1, 128, 128)).ravel()[0])
     tiny2 = float(np.asarray(t_dst.gemm_s(1, 128, 128)).ravel()[0])
     assert tiny2 > 0.75 * tiny  # latency-bound: barely faster
+
+
+def test_vllm_backend_explains_itself_when_absent():
+    from typer.testing import CliRunner
+
+    from rlsim.calibration import vllm_backend
+    from rlsim.report.cli import app
+
+    ok, why = vllm_backend.vllm_available()
+    if ok:
+        import pytest
+
+        pytest.skip("vLLM is installed here: the absent-path message is not reachable")
+    assert "vLLM is not installed" in why
+    r = CliRunner().invoke(app, ["calibrate", "--backend", "vllm", "--quick"])
+    assert r.exit_code == 2 and "vLLM is not installed" in r.output
+    assert len(list(vllm_backend.grid_points(True))) == 4
+
+
+def test_corrupt_calibration_is_a_clear_error(tmp_path):
+    import shutil
+
+    from rlsim.costmodel.calibrated import fit_tables
+    from rlsim.errors import CalibrationDataError
+
+    src = catalog_dir("calibration") / "h100"
+    d = tmp_path / "h100"
+    shutil.copytree(src, d, ignore=shutil.ignore_patterns("rollouts"))
+    text = (d / "gemm.csv").read_text().splitlines()
+    (d / "gemm.csv").write_text("\n".join(text[:50] + [text[50][:20]]) + "\n")  # truncated last row
+    with pytest.raises(CalibrationDataError, match="gemm.csv"):
+        fit_tables(d)
+    shutil.copy(src / "gemm.csv", d / "gemm.csv")
+    meta = json.loads((d / "meta.json").read_text())
+    meta["gpu"] = "NVIDIA A100"
+    (d / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(CalibrationDataError, match="wrong GPU"):
+        fit_tables(d)

@@ -49,13 +49,16 @@ def heldout_errors(t: CalibrationTables) -> dict[str, np.ndarray]:
     out["moe"] = _knn_loo(t.moe)
     out["elementwise"] = np.concatenate([_knn_loo(k) for k in t.elementwise.values()])
     out["sampling"] = np.concatenate([_knn_loo(k) for k in t.sampling.values()])
-    if "collectives.csv" in t.frames:
-        c = t.frames["collectives.csv"]
+    if "collectives.csv" in t.frames:  # the bandwidth regime (>= 4 MB), where the model is fitted
+        from .calibrated import COLL_BW_MIN_BYTES
+
         errs = []
-        for _, grp in c.groupby(["op", "ranks"]):
-            X = np.stack([np.ones(len(grp)), grp["bytes"].to_numpy(float)], axis=1)
-            errs.append(_errors_folds(X, grp["time_s"].to_numpy(float), len(grp)))
-        out["collectives"] = np.concatenate(errs)
+        for (op, ranks), (_, bm, tm) in t.collectives.items():
+            for i in range(1, len(bm) - 1):
+                keep = np.arange(len(bm)) != i
+                pred, _ = gemm_interp(bm[keep], tm[keep], bm[i])
+                errs.append(abs(float(pred) - tm[i]) / tm[i])
+        out["collectives_bw"] = np.asarray(errs)
     return out
 
 
@@ -68,7 +71,7 @@ def report(gpu_dir: Path) -> dict:
     t = fit_tables(gpu_dir)
     return {"gpu": t.meta.get("gpu"), "folder": gpu_dir.name, "method": "leave-one-out: each point predicted "
             "without itself (gemm: log-log interpolation from neighbouring m; attention, moe, elementwise, sampling: "
-            "k-NN on log(measured/roofline); collectives: alpha-beta fit)", "op_classes": summarize(heldout_errors(t))}
+            "k-NN on log(measured/roofline); collectives: log-log interpolation over message size >= 4 MB)", "op_classes": summarize(heldout_errors(t))}
 
 
 def write_report(gpu_dir: Path) -> dict:
