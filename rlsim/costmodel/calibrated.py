@@ -346,7 +346,8 @@ def _cache_path(d: Path) -> Path | None:
     import hashlib
     import os
 
-    h = hashlib.sha256(b"rlsim-tables-v3")
+    h = hashlib.sha256(b"rlsim-tables")
+    h.update(Path(__file__).read_bytes())  # the fitting code is part of the key
     for p in sorted(d.glob("*.csv")) + [d / "meta.json"]:
         if p.is_file():
             h.update(p.name.encode())
