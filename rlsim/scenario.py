@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .catalog import Workload, load_hardware, load_model, load_workload
-from .errors import ConfigurationError
+from .errors import CatalogError, ConfigurationError
 
 
 class Scenario(BaseModel):
@@ -67,6 +68,25 @@ _WORKLOAD_OVERRIDES = {
 }
 
 
+# Largest inputs the simulator accepts (beyond them memory, not the answer, is the limit).
+MAX_GPUS = 1 << 20
+MAX_SEQUENCES_PER_STEP = 1 << 24
+
+
+def _is_yaml_path(name: str) -> bool:
+    return name.endswith((".yaml", ".yml"))
+
+
+def _validated(cls, data: dict, what: str):
+    """``cls.model_validate(data)``, a pydantic error turned into one line naming the field and value."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        from .catalog.loader import describe_validation_error
+
+        raise ConfigurationError(f"{what}: {describe_validation_error(e)}") from None
+
+
 def build_scenario(model: str | None = None, workload: str | None = None, hardware: str | None = None,
                    gpus: int | None = None, k: int | None = None, drafter: str | None = None,
                    acceptance_length: float | None = None, lag: int | None = None, gen_gpus: int | None = None,
@@ -77,6 +97,10 @@ def build_scenario(model: str | None = None, workload: str | None = None, hardwa
                    tensor_parallel_size: int | None = None, response_median_tokens: float | None = None,
                    max_new_tokens: int | None = None, options: dict | None = None, **workload_fields) -> Scenario:
     """Resolve a scenario from a workload and overrides (the CLI flags map 1:1 onto these arguments)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigurationError(f"--seed = {seed!r}; allowed: an integer >= 0")
+    if lag is not None and lag < 0:
+        raise ConfigurationError(f"--lag = {lag}; allowed: >= 0 (0 = synchronous, >= 1 = asynchronous with that policy lag)")
     if workload is None:
         if model is None:
             raise ConfigurationError("give a model (--model) or a workload (--workload)")
@@ -89,23 +113,28 @@ def build_scenario(model: str | None = None, workload: str | None = None, hardwa
     if model is not None:
         spec = load_model(model)
         if spec.name != load_model(w.model).name:
-            upd["model"] = spec.name
+            upd["model"] = model if _is_yaml_path(model) else spec.name  # a user's YAML file stays a path
     if hardware is not None:
-        upd["hardware"] = load_hardware(hardware).name
+        hw_name = load_hardware(hardware).name
+        upd["hardware"] = hardware if _is_yaml_path(hardware) else hw_name
     if gpus is not None:
-        if gpus < 1:
-            raise ConfigurationError(f"--gpus = {gpus}; allowed: >= 1")
+        if not (1 <= gpus <= MAX_GPUS):
+            raise ConfigurationError(f"--gpus = {gpus}; allowed: >= 1 (at most {MAX_GPUS:,})")
         upd["gpus"] = gpus
         upd["gen_gpus"] = None
         upd["train_gpus"] = None
     if gen_gpus is not None or train_gpus is not None:
         for name, v in (("--gen-gpus", gen_gpus), ("--train-gpus", train_gpus)):
-            if v is not None and v < 1:
-                raise ConfigurationError(f"{name} = {v}; allowed: >= 1")
+            if v is not None and not (1 <= v <= MAX_GPUS):
+                raise ConfigurationError(f"{name} = {v}; allowed: >= 1 (at most {MAX_GPUS:,})")
         upd["colocated"] = False
         upd["gen_gpus"] = gen_gpus
         upd["train_gpus"] = train_gpus
         if gen_gpus is not None and train_gpus is not None:
+            if gpus is not None and gpus != gen_gpus + train_gpus:
+                raise ConfigurationError(
+                    f"--gpus = {gpus} but --gen-gpus {gen_gpus} + --train-gpus {train_gpus} = {gen_gpus + train_gpus}; "
+                    "pass either --gpus or both of --gen-gpus/--train-gpus, or make them add up")
             upd["gpus"] = gen_gpus + train_gpus
     for key, value in workload_fields.items():
         if key not in _WORKLOAD_OVERRIDES:
@@ -120,19 +149,42 @@ def build_scenario(model: str | None = None, workload: str | None = None, hardwa
             rl["median_tokens"] = response_median_tokens
         if max_new_tokens is not None:
             rl["max_tokens"] = max_new_tokens
-        upd["response_length"] = type(w.response_length).model_validate(rl)
+        upd["response_length"] = _validated(type(w.response_length), rl,
+                                            "response length (response_median_tokens / max_new_tokens)")
     if lag is not None:
         upd["max_trajectory_age_steps"] = lag
     if upd:
-        w = Workload.model_validate({**w.model_dump(), **{k_: (v.model_dump() if hasattr(v, "model_dump") else v)
-                                                           for k_, v in upd.items()}})
+        w = _validated(Workload, {**w.model_dump(), **{k_: (v.model_dump() if hasattr(v, "model_dump") else v)
+                                                        for k_, v in upd.items()}},
+                       f"workload {w.name} with overrides {', '.join(sorted(upd))}")
+    for name, v in (("gpus", w.gpus), ("gen_gpus", w.gen_gpus), ("train_gpus", w.train_gpus)):
+        if v is not None and not (1 <= v <= MAX_GPUS):
+            raise ConfigurationError(f"{name} = {v} (workload {w.name}); allowed: 1..{MAX_GPUS:,}")
+    if w.sequences_per_step > MAX_SEQUENCES_PER_STEP:
+        raise ConfigurationError(
+            f"sequences per step = {w.sequences_per_step:,} (num_prompts_per_step {w.num_prompts_per_step} x "
+            f"num_generations_per_prompt {w.num_generations_per_prompt}); allowed: up to {MAX_SEQUENCES_PER_STEP:,}")
+    if not w.colocated and (w.gen_gpus is None) != (w.train_gpus is None):
+        given, v = ("--gen-gpus", w.gen_gpus) if w.gen_gpus is not None else ("--train-gpus", w.train_gpus)
+        if v >= w.gpus:
+            raise ConfigurationError(
+                f"{given} = {v} leaves no GPUs for the other pool out of --gpus = {w.gpus}; allowed: 1..{w.gpus - 1}, "
+                "or pass both --gen-gpus and --train-gpus")
+    try:  # the model and hardware the (overridden) workload names must exist
+        load_model(w.model)
+        load_hardware(w.hardware)
+    except CatalogError as e:
+        raise CatalogError(f"workload {workload}: {e}") from None
     spec_cfg = w.speculation
     k_eff = spec_cfg.num_speculative_tokens if k is None else k
     if k_eff < 0:
         raise ConfigurationError(f"--k = {k_eff}; allowed: >= 0")
     if k_eff > w.engine.max_num_speculative_tokens:
+        src = "--k" if k is not None else f"speculation.num_speculative_tokens of workload {w.name}"
         raise ConfigurationError(
-            f"--k = {k_eff} exceeds the engine's maximum num_speculative_tokens ({w.engine.max_num_speculative_tokens})")
+            f"{src} = {k_eff} exceeds the engine's maximum num_speculative_tokens "
+            f"(engine.max_num_speculative_tokens = {w.engine.max_num_speculative_tokens}); allowed: "
+            f"0..{w.engine.max_num_speculative_tokens}")
     method = drafter or spec_cfg.method
     from .speculation.drafters import DRAFTERS
 
@@ -142,6 +194,19 @@ def build_scenario(model: str | None = None, workload: str | None = None, hardwa
     rates = acceptance_rates_per_position
     if al is not None and k_eff > 0 and not (1.0 <= al <= k_eff + 1):
         raise ConfigurationError(f"--acceptance-length = {al} is impossible at k = {k_eff}; allowed: 1 <= AL <= k+1 = {k_eff + 1}")
+    if al is not None and k_eff == 0 and al != 1.0:
+        raise ConfigurationError(
+            f"--acceptance-length = {al} is impossible at k = 0 (autoregressive decoding yields 1 token per round); "
+            f"allowed: AL = 1 at k = 0, or pass --k >= {max(int(np.ceil(al - 1)), 1) if np.isfinite(al) else 1}")
+    if num_speculative_tokens_per_batch_size:
+        for row in num_speculative_tokens_per_batch_size:
+            if len(row) != 3 or not (0 <= row[0] <= row[1]) or not (0 <= row[2] <= w.engine.max_num_speculative_tokens):
+                raise ConfigurationError(
+                    f"num_speculative_tokens_per_batch_size entry {tuple(row)}: allowed (min_batch, max_batch, k) with "
+                    f"0 <= min_batch <= max_batch and 0 <= k <= {w.engine.max_num_speculative_tokens}")
+    gc = (options or {}).get("group_correlation", 0.0)
+    if not (isinstance(gc, (int, float)) and 0.0 <= gc <= 1.0):
+        raise ConfigurationError(f"options.group_correlation = {gc!r}; allowed: 0..1")
     if al is None and rates is None and draft_quality is None and k_eff > 0:
         if method != spec_cfg.method:
             raise ConfigurationError(
@@ -154,9 +219,10 @@ def build_scenario(model: str | None = None, workload: str | None = None, hardwa
     if w.max_trajectory_age_steps > 0 and w.colocated and gen_gpus is None and train_gpus is None:
         # async needs separate generation and training pools; the pipeline chooses a split
         w = w.model_copy(update={"colocated": False})
-    return Scenario(workload=w, num_speculative_tokens=k_eff, drafter=method, acceptance_length=al,
-                    acceptance_rates_per_position=rates, draft_quality=draft_quality,
-                    draft_quality_decay=draft_quality_decay, draft_model=draft_model or spec_cfg.draft_model,
-                    num_speculative_tokens_per_batch_size=num_speculative_tokens_per_batch_size,
-                    max_trajectory_age_steps=w.max_trajectory_age_steps, seed=seed, calibration=calibration,
-                    options=options or {})
+    return _validated(Scenario, dict(
+        workload=w, num_speculative_tokens=k_eff, drafter=method, acceptance_length=al,
+        acceptance_rates_per_position=rates, draft_quality=draft_quality, draft_quality_decay=draft_quality_decay,
+        draft_model=draft_model or spec_cfg.draft_model,
+        num_speculative_tokens_per_batch_size=num_speculative_tokens_per_batch_size,
+        max_trajectory_age_steps=w.max_trajectory_age_steps, seed=int(seed), calibration=calibration,
+        options=options or {}), "scenario")

@@ -29,6 +29,10 @@ def data_roots() -> list[Path]:
     roots: list[Path] = []
     env = os.environ.get("RLSIM_CATALOG")
     if env:
+        if not Path(env).is_dir():  # a typo here must not silently fall back to the built-in catalog
+            raise CatalogError(
+                f"RLSIM_CATALOG = {env!r} is not a folder; allowed: a folder holding any of hardware_profiles/, "
+                "workloads/, workloads/models/, workloads/drafts/, calibration/ (or unset RLSIM_CATALOG)")
         roots.append(Path(env))
     roots.append(_PACKAGE_DIR.parent)  # source checkout / editable install
     roots.append(_PACKAGE_DIR / "_data")  # wheel install
@@ -43,38 +47,100 @@ def catalog_dir(folder: str) -> Path:
     raise CatalogError(f"catalog folder {folder!r} not found under any of: {', '.join(map(str, data_roots()))}")
 
 
-def _format_validation_error(path: Path, err: ValidationError, raw: dict) -> str:
-    lines = []
+def describe_validation_error(err: ValidationError, raw=None) -> str:
+    """A pydantic error as one line: each problem as ``field `a.b` = value: what is allowed``, joined by ';'.
+    ``raw``: the input mapping, to show values pydantic does not echo."""
+    items = []
     for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"]) or "(file)"
-        value = raw
-        for part in e["loc"]:
-            if isinstance(value, dict) and part in value:
-                value = value[part]
-            elif isinstance(value, list) and isinstance(part, int) and part < len(value):
-                value = value[part]
-            else:
-                value = None
-                break
+        is_key = "[key]" in e["loc"]  # a dict key that is not allowed (e.g. peak_flops.fp4)
+        parts_ = [x for x in e["loc"] if x != "[key]"]
+        loc = ".".join(str(x) for x in parts_)
+        value = raw if raw is not None else e.get("input")
+        if raw is not None:
+            for part in parts_:
+                if isinstance(value, dict) and part in value:
+                    value = value[part]
+                elif isinstance(value, list) and isinstance(part, int) and part < len(value):
+                    value = value[part]
+                else:
+                    value = None
+                    break
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown key (typo?)"
+        elif e["type"] == "missing":
+            msg, value = "missing (a required key)", None
         elif e["type"] == "literal_error" and e.get("ctx", {}).get("expected"):
             msg = f"allowed: {e['ctx']['expected']}"
+        elif e["type"] == "value_error":
+            msg = msg.removeprefix("Value error, ")
+        if is_key:
+            msg, value = f"unknown key; {msg}", None
+        if not loc or e["type"] == "value_error" and isinstance(value, dict):
+            items.append(msg if not loc else f"`{loc}`: {msg}")
+            continue
         shown = "" if value is None or isinstance(value, (dict, list)) else f" = {value!r}"
-        lines.append(f"{path}: field `{loc}`{shown}: {msg}")
-    return "; ".join(lines)
+        items.append(f"field `{loc}`{shown}: {msg}")
+    return "; ".join(items)
+
+
+def _format_validation_error(path: Path, err: ValidationError, raw: dict) -> str:
+    return f"{path}: {describe_validation_error(err, raw)}"
+
+
+def _yaml_where(e: yaml.YAMLError) -> str:
+    """A YAML error as one line: where (line, column) and what."""
+    if isinstance(e, yaml.reader.ReaderError):
+        ch = f"#x{e.character:04x}" if isinstance(e.character, int) else repr(e.character)
+        return f" at byte {e.position}: character {ch} is not allowed ({e.reason}); a text file is expected"
+    mark, cmark = getattr(e, "problem_mark", None), getattr(e, "context_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    what = " ".join((getattr(e, "problem", None) or str(e)).split())
+    ctx = getattr(e, "context", None)
+    if ctx:
+        what += f" ({ctx}" + (f" started at line {cmark.line + 1}, column {cmark.column + 1})" if cmark else ")")
+    return f"{where}: {what}"
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """Safe YAML loader that refuses duplicate keys (PyYAML silently keeps the last one: a typo'd
+    copy-paste would override a value without a word)."""
+
+
+def _mapping_without_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False):
+    seen: dict = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            first = seen.get(key)
+        except TypeError:  # an unhashable key: let the base constructor complain
+            break
+        if first is not None:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first at line {first + 1}); each key may appear once",
+                key_node.start_mark)
+        seen[key] = key_node.start_mark.line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
 
 
 def load_yaml_model(path: Path, cls: type[T], overrides: dict | None = None) -> T:
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as e:
-        raise CatalogError(f"{path}: not valid YAML: {e}") from None
+        raise CatalogError(f"{path}: not valid YAML{_yaml_where(e)}") from None
+    except UnicodeDecodeError as e:
+        raise CatalogError(f"{path}: not a UTF-8 text file (byte {e.start}: {e.object[e.start:e.start + 1]!r})") from None
     except OSError as e:
         raise CatalogError(f"{path}: cannot read: {e.strerror}") from None
+    if raw is None:
+        raise CatalogError(f"{path}: the file is empty; expected a mapping of fields (key: value lines)")
     if not isinstance(raw, dict):
-        raise CatalogError(f"{path}: expected a mapping of fields, got {type(raw).__name__}")
+        raise CatalogError(f"{path}: expected a mapping of fields (key: value lines), got a {type(raw).__name__}")
     if overrides:
         raw = {**raw, **overrides}
     try:
@@ -93,8 +159,13 @@ def _lookup(folder: str, what: str, name: str) -> Path:
     if name in files:
         return files[name]
     p = Path(name)
-    if p.suffix in (".yaml", ".yml") and p.is_file():
-        return p
+    if p.suffix in (".yaml", ".yml"):
+        if p.is_file():
+            return p
+        raise CatalogError(f"{what} file {name!r} " + ("is a folder" if p.is_dir() else "does not exist")
+                           + f"; allowed: an existing .yaml file or a catalog name ({', '.join(sorted(files))})")
+    if p.is_file():
+        raise CatalogError(f"{what} file {name!r}: a catalog file must end in .yaml or .yml")
     raise CatalogError(f"unknown {what} {name!r}; allowed: {', '.join(sorted(files))} (or a path to a .yaml file)")
 
 

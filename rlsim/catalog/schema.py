@@ -20,6 +20,24 @@ class Strict(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, data):
+        """pydantic reads true/false as 1/0 for a number field; YAML turns yes/no/on/off into booleans."""
+        if isinstance(data, dict):
+            for name, f in cls.model_fields.items():
+                v = data.get(name)
+                if isinstance(v, bool) and _is_number_annotation(f.annotation):
+                    raise ValueError(f"field `{name}` = {v}: a number is expected, not true/false")
+        return data
+
+
+def _is_number_annotation(ann) -> bool:
+    import typing
+
+    args = typing.get_args(ann) or (ann,)
+    return any(a in (int, float) for a in args) and bool not in args
+
 
 class Sourced(Strict):
     sources: dict[str, str] = Field(default_factory=dict)
@@ -241,6 +259,24 @@ class SpeculationConfig(Strict):
     acceptance_rates_per_position: list[float] | None = None
     draft_model: str | None = None
 
+    @model_validator(mode="after")
+    def _possible(self):
+        k, al = self.num_speculative_tokens, self.acceptance_length
+        if al is not None and not (al <= k + 1):
+            raise ValueError(f"acceptance_length = {al} is impossible at num_speculative_tokens = {k}; "
+                             f"allowed: 1 <= AL <= k+1 = {k + 1}")
+        rates = self.acceptance_rates_per_position
+        if rates is not None:
+            if not rates:
+                raise ValueError("acceptance_rates_per_position is empty; give one rate per draft position (0..1)")
+            for i, r in enumerate(rates):
+                if not (0.0 <= r <= 1.0):
+                    raise ValueError(f"acceptance_rates_per_position[{i}] = {r}; allowed: 0..1")
+                if i and r > rates[i - 1] + 1e-9:
+                    raise ValueError(f"acceptance_rates_per_position must not increase with position (vLLM's "
+                                     f"unconditional rates): [{i}] = {r} > [{i - 1}] = {rates[i - 1]}")
+        return self
+
 
 class Workload(Strict):
     name: str
@@ -248,8 +284,8 @@ class Workload(Strict):
     model: str
     hardware: str = "gb200-nvl72"
     gpus: int = Field(ge=1)
-    gen_gpus: int | None = None
-    train_gpus: int | None = None
+    gen_gpus: int | None = Field(default=None, ge=1)
+    train_gpus: int | None = Field(default=None, ge=1)
     colocated: bool = True
     num_prompts_per_step: int = Field(ge=1)
     num_generations_per_prompt: int = Field(ge=1)
@@ -269,6 +305,16 @@ class Workload(Strict):
     training_mfu: float | None = Field(default=None, gt=0, le=1)
     logprob_mfu: float | None = Field(default=None, gt=0, le=1)
     sources: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _pools(self):
+        if self.colocated and (self.gen_gpus is not None or self.train_gpus is not None):
+            raise ValueError(f"gen_gpus/train_gpus ({self.gen_gpus}/{self.train_gpus}) apply only to separate pools: "
+                             "set colocated: false, or remove them (colocated runs use all `gpus` for both)")
+        if self.gen_gpus is not None and self.train_gpus is not None and self.gen_gpus + self.train_gpus != self.gpus:
+            raise ValueError(f"gen_gpus {self.gen_gpus} + train_gpus {self.train_gpus} = "
+                             f"{self.gen_gpus + self.train_gpus} != gpus {self.gpus}")
+        return self
 
     @property
     def sequences_per_step(self) -> int:

@@ -1,0 +1,496 @@
+"""Run every bad input in ``CASES`` through the real ``rlsim`` CLI (and a few through the Python API)
+and write ``docs/errors.md``: the input, what is wrong with it, the exit code and the exact message.
+
+    python scripts/gen_errors_doc.py            # rewrite docs/errors.md
+    python scripts/gen_errors_doc.py --check    # exit 1 if docs/errors.md is not what the code prints now
+
+``tests/test_bad_inputs.py`` imports this file: each case must exit with code 2 and print exactly one
+line on stderr that starts with ``error:`` and contains the case's ``expect`` strings, never a
+traceback, and docs/errors.md must be current. Files a case needs (YAML, a catalog folder) are written
+under a temporary folder shown as ``<tmp>`` in the document; the repository root is shown as ``<repo>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import io
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+DOC = REPO / "docs" / "errors.md"
+TMP = "<tmp>"
+DELETE = object()
+
+
+# ------------------------------------------------------------------------------------ file builders
+def _catalog_yaml(rel: str) -> dict:
+    return yaml.safe_load((REPO / rel).read_text())
+
+
+def _edit(d: dict, edits: dict[str, Any]) -> dict:
+    d = copy.deepcopy(d)
+    for path, value in edits.items():
+        *parents, last = path.split(".")
+        node = d
+        for p in parents:
+            node = node.setdefault(p, {})
+        if value is DELETE:
+            node.pop(last, None)
+        else:
+            node[last] = value
+    return d
+
+
+def workload(**edits) -> str:
+    """rl-zero-8b.yaml with ``edits`` (dotted keys; DELETE removes a key)."""
+    return yaml.safe_dump(_edit(_catalog_yaml("workloads/rl-zero-8b.yaml"), _dotted(edits)), sort_keys=False)
+
+
+def model(base: str = "qwen3-8b", **edits) -> str:
+    return yaml.safe_dump(_edit(_catalog_yaml(f"workloads/models/{base}.yaml"), _dotted(edits)), sort_keys=False)
+
+
+def hardware(base: str = "h100-sxm", **edits) -> str:
+    return yaml.safe_dump(_edit(_catalog_yaml(f"hardware_profiles/{base}.yaml"), _dotted(edits)), sort_keys=False)
+
+
+def draft(base: str = "eagle3-qwen3-8b", **edits) -> str:
+    return yaml.safe_dump(_edit(_catalog_yaml(f"workloads/drafts/{base}.yaml"), _dotted(edits)), sort_keys=False)
+
+
+def _dotted(edits: dict) -> dict:
+    """Python keywords cannot hold dots or dashes: ``generation__tensor_parallel_size`` -> dotted."""
+    return {k.replace("__", ".").replace("_DASH_", "-"): v for k, v in edits.items()}
+
+
+# ------------------------------------------------------------------------------------ cases
+@dataclass
+class Case:
+    what: str  # what is wrong, in words
+    args: list[str] | None = None  # rlsim argv (``<tmp>`` = this case's folder)
+    expect: tuple[str, ...] = ()  # substrings the message must contain
+    files: dict[str, str] = field(default_factory=dict)  # relative path -> text (``<tmp>`` substituted)
+    env: dict[str, str] = field(default_factory=dict)
+    api: dict | None = None  # instead of args: ``project_scenario(**api)`` through the Python API
+    section: str = ""
+
+
+P = ["project", "--workload", "rl-zero-8b"]
+PW = ["project", "--workload", f"{TMP}/w.yaml"]
+IT = ["iteration", "--model", "qwen3-8b", "--batch", "8", "--context", "1024"]
+
+
+def _cases() -> list[Case]:
+    c: list[Case] = []
+
+    def add(section, what, args=None, expect=(), **kw):
+        c.append(Case(what, args, tuple(expect), section=section, **kw))
+
+    # ---- command line: usage
+    s = "Command line: usage"
+    add(s, "unknown command (typo)", ["projekt"], ["No such command 'projekt'", "Did you mean 'project'"])
+    add(s, "unknown option", P + ["--gpu", "8"], ["No such option: --gpu"])
+    add(s, "option without its value", ["project", "--workload"], ["requires an argument"])
+    add(s, "extra positional argument", P + ["8"], ["unexpected extra argument"])
+    add(s, "integer flag given a word", P + ["--gpus", "many"], ["--gpus", "integer"])
+    add(s, "integer flag given a fraction", P + ["--gpus", "1.5"], ["--gpus", "integer"])
+    add(s, "number flag given a word", P + ["--acceptance-length", "high"], ["--acceptance-length", "number"])
+    add(s, "required option missing (iteration --model)", ["iteration", "--batch", "1", "--context", "1"],
+        ["Missing option '--model'"])
+    # ---- command line: values
+    s = "Command line: values"
+    add(s, "no model and no workload", ["project"], ["give a model (--model) or a workload (--workload)"])
+    add(s, "unknown model", ["project", "--model", "gpt-9"], ["unknown model 'gpt-9'", "allowed:", "qwen3-8b"])
+    add(s, "unknown workload", ["project", "--workload", "rl-zero"], ["unknown workload 'rl-zero'", "rl-zero-8b"])
+    add(s, "unknown hardware", P + ["--hardware", "tpu-v5"], ["unknown hardware profile 'tpu-v5'", "h100-sxm"])
+    add(s, "unknown drafter", P + ["--drafter", "medusa"], ["unknown drafter 'medusa'", "eagle3, mtp, draft-model, ngram"])
+    add(s, "unknown calibration mode", P + ["--calibration", "magic"], ["allowed: auto, roofline, calibrated"])
+    add(s, "zero GPUs", P + ["--gpus", "0"], ["--gpus = 0", ">= 1"])
+    add(s, "absurdly many GPUs", P + ["--gpus", "10000000000"], ["--gpus = 10000000000", "at most 1,048,576"])
+    add(s, "negative GPUs", P + ["--gpus", "-8"], ["--gpus = -8", ">= 1"])
+    add(s, "negative k", P + ["--k", "-1"], ["--k = -1", ">= 0"])
+    add(s, "negative lag", P + ["--lag", "-1"], ["--lag = -1", ">= 0"])
+    add(s, "negative seed", P + ["--seed", "-1"], ["--seed = -1", ">= 0"])
+    add(s, "zero seeds", P + ["--seeds", "0"], ["--seeds = 0", "1..1000"])
+    add(s, "too many seeds", P + ["--seeds", "5000"], ["--seeds = 5000", "1..1000"])
+    add(s, "acceptance length below 1", P + ["--acceptance-length", "0.5"], ["= 0.5 is impossible at k = 3", "k+1 = 4"])
+    add(s, "acceptance length above k+1", P + ["--acceptance-length", "4.5"], ["= 4.5 is impossible at k = 3", "k+1 = 4"])
+    add(s, "acceptance length above k+1 (k given)", P + ["--k", "1", "--acceptance-length", "3.32"],
+        ["impossible at k = 1", "k+1 = 2"])
+    add(s, "acceptance length at k = 0", P + ["--k", "0", "--acceptance-length", "2.5"],
+        ["impossible at k = 0", "--k >= 2"])
+    add(s, "acceptance length NaN", P + ["--acceptance-length", "nan"], ["= nan is impossible"])
+    add(s, "acceptance length infinite", P + ["--acceptance-length", "inf"], ["= inf is impossible"])
+    add(s, "draft quality above 1", P + ["--draft-quality", "1.5"], ["--draft-quality = 1.5", "0..1"])
+    add(s, "draft quality negative", P + ["--draft-quality", "-0.1"], ["--draft-quality = -0.1", "0..1"])
+    add(s, "draft quality NaN", P + ["--draft-quality", "nan"], ["--draft-quality = nan"])
+    add(s, "another drafter without its acceptance", P + ["--drafter", "ngram"],
+        ["gives the acceptance of drafter 'eagle3', not 'ngram'", "--acceptance-length"])
+    add(s, "MTP drafter for a model without MTP heads", P + ["--drafter", "mtp", "--acceptance-length", "2"],
+        ["mtp_num_layers = 0"])
+    add(s, "draft model with another tokenizer", ["project", "--model", "qwen3-8b", "--drafter", "draft-model",
+                                                   "--draft-model", "llama-3.2-1b", "--acceptance-length", "2"],
+        ["vocab_size 128256", "151936", "share the target's tokenizer"])
+    add(s, "unknown draft model", ["project", "--model", "qwen3-8b", "--drafter", "draft-model", "--draft-model",
+                                   "qwen9-tiny", "--acceptance-length", "2"], ["unknown model 'qwen9-tiny'"])
+    add(s, "zero generation GPUs", P + ["--gen-gpus", "0"], ["--gen-gpus = 0", ">= 1"])
+    add(s, "zero training GPUs", P + ["--gen-gpus", "16", "--train-gpus", "0"], ["--train-gpus = 0", ">= 1"])
+    add(s, "generation GPUs >= all GPUs", P + ["--gen-gpus", "40"], ["--gen-gpus = 40", "--gpus = 32", "1..31"])
+    add(s, "training GPUs >= all GPUs", P + ["--train-gpus", "32"], ["--train-gpus = 32", "1..31"])
+    add(s, "--gpus disagrees with --gen-gpus + --train-gpus", P + ["--gpus", "32", "--gen-gpus", "8", "--train-gpus", "8"],
+        ["--gpus = 32", "= 16"])
+    # ---- impossible configurations
+    s = "Impossible configurations (explained with numbers)"
+    add(s, "k above the engine's maximum", P + ["--k", "16"], ["--k = 16", "maximum", "0..15"])
+    add(s, "model does not fit one GPU", ["project", "--workload", "rl-llama-8b", "--model", "llama-3.1-70b",
+                                          "--hardware", "h100-sxm"], ["does not fit", "GB", "tensor_parallel_size"])
+    add(s, "GPUs do not divide into replicas", ["project", "--workload", "rl-235b", "--gpus", "100"],
+        ["generation GPUs = 100", "replicas of 8 GPUs", "multiple of 8"])
+    add(s, "fewer GPUs than one replica", ["project", "--workload", "rl-235b", "--gpus", "4"],
+        ["generation GPUs = 4", "replicas of 8 GPUs"])
+    add(s, "training GPUs not a whole number of model-parallel groups", P + ["--gen-gpus", "8", "--train-gpus", "3"],
+        ["--train-gpus = 3", "groups of 2 GPUs"])
+    add(s, "generation GPUs not a whole number of replicas (split given)",
+        ["project", "--workload", "rl-235b", "--gen-gpus", "12", "--train-gpus", "32"],
+        ["generation GPUs = 12", "replicas of 8"])
+    add(s, "tensor parallelism does not divide the attention heads (iteration)", IT + ["--tp", "3"],
+        ["tensor_parallel_size = 3", "num_attention_heads = 32", "allowed: [1, 2, 4, 8, 16]"])
+    # ---- iteration flags
+    s = "Command line: `rlsim iteration`"
+    add(s, "zero batch", ["iteration", "--model", "qwen3-8b", "--batch", "0", "--context", "10"], ["--batch 0", "batch >= 1"])
+    add(s, "zero context", ["iteration", "--model", "qwen3-8b", "--batch", "1", "--context", "0"], ["context >= 1"])
+    add(s, "negative k", IT + ["--k", "-2"], ["--k -2", "k >= 0"])
+    add(s, "k above the engine's maximum", IT + ["--k", "99"], ["--k = 99", "maximum", "0..15"])
+    add(s, "unknown dtype", IT + ["--dtype", "fp4"], ["--dtype = 'fp4'", "bf16, fp8"])
+    add(s, "zero tensor parallelism", IT + ["--tp", "0"], ["--tp = 0", ">= 1"])
+    add(s, "unknown drafter", IT + ["--k", "3", "--drafter", "medusa"], ["unknown drafter 'medusa'"])
+    add(s, "unknown hardware", IT + ["--hardware", "a100"], ["unknown hardware profile 'a100'"])
+    add(s, "unknown calibration mode", IT + ["--calibration", "x"], ["allowed: auto, roofline, calibrated"])
+    # ---- files
+    s = "Files (any catalog YAML given as a path)"
+    add(s, "workload file does not exist", ["project", "--workload", f"{TMP}/nope.yaml"], ["workload file", "nope.yaml", "does not exist"])
+    add(s, "model file does not exist", ["project", "--model", f"{TMP}/nope.yaml"], ["nope.yaml", "cannot read"])
+    add(s, "workload file without .yaml suffix", ["project", "--workload", f"{TMP}/w.txt"], ["w.txt", "must end in .yaml or .yml"],
+        files={"w.txt": workload()})
+    add(s, "empty file", PW, ["w.yaml", "the file is empty"], files={"w.yaml": ""})
+    add(s, "file is a list, not a mapping", PW, ["expected a mapping of fields", "got a list"], files={"w.yaml": "- a\n- b\n"})
+    add(s, "not valid YAML", PW, ["w.yaml: not valid YAML"], files={"w.yaml": "name: x\ngpus: [1, 2\n"})
+    add(s, "tab-indented YAML", PW, ["not valid YAML"], files={"w.yaml": "name: x\n\tgpus: 3\n"})
+    add(s, "binary garbage", PW, ["w.yaml"], files={"w.yaml": "\x00\x01\x02 garbage"})
+    add(s, "not UTF-8 text", PW, ["w.yaml", "not a UTF-8 text file"], files={"w.yaml": "\udcff\udcfe gpus: 3"})
+    add(s, "duplicate key (the second would silently win)", PW, ["duplicate key 'gpus' (first at line", "once"],
+        files={"w.yaml": workload() + "gpus: 64\n"})
+    add(s, "a folder named like a file", ["project", "--model", f"{TMP}/dir.yaml"], ["dir.yaml", "cannot read"],
+        files={"dir.yaml/x": "x"})
+    # ---- workload YAML
+    s = "Workload YAML (`--workload file.yaml`)"
+    add(s, "unknown top-level key (typo)", PW, ["field `num_prompts_per_stp` = 64: unknown key (typo?)"],
+        files={"w.yaml": workload(num_prompts_per_step=DELETE, num_prompts_per_stp=64)})
+    add(s, "unknown key in generation", PW, ["field `generation.tensor_paralel_size` = 2: unknown key"],
+        files={"w.yaml": workload(generation__tensor_paralel_size=2)})
+    add(s, "unknown key in training", PW, ["field `training.tp` = 2: unknown key"],
+        files={"w.yaml": workload(training__tp=2)})
+    add(s, "unknown key in engine", PW, ["field `engine.max_batch` = 8: unknown key"],
+        files={"w.yaml": workload(engine__max_batch=8)})
+    add(s, "unknown key in speculation", PW, ["field `speculation.k` = 3: unknown key"],
+        files={"w.yaml": workload(speculation__k=3)})
+    add(s, "unknown key in response_length", PW, ["field `response_length.mean_tokens` = 900: unknown key"],
+        files={"w.yaml": workload(response_length__mean_tokens=900)})
+    add(s, "unknown key in prompt_length", PW, ["field `prompt_length.max` = 10: unknown key"],
+        files={"w.yaml": workload(prompt_length__max=10)})
+    add(s, "required key missing", PW, ["field `gpus`", "missing (a required key)"], files={"w.yaml": workload(gpus=DELETE)})
+    add(s, "GPUs as yes/no (YAML reads a boolean)", PW, ["field `gpus` = True", "a number is expected"],
+        files={"w.yaml": workload().replace("gpus: 32", "gpus: yes")})
+    add(s, "nested section not a mapping", PW, ["field `engine`", "dictionary"], files={"w.yaml": workload(engine=5)})
+    add(s, "GPUs as a word", PW, ["field `gpus` = 'many'", "integer"], files={"w.yaml": workload(gpus="many")})
+    add(s, "zero prompts per step", PW, ["field `num_prompts_per_step` = 0", "greater than or equal to 1"],
+        files={"w.yaml": workload(num_prompts_per_step=0)})
+    add(s, "unknown length distribution", PW, ["field `response_length.distribution` = 'normal'", "fixed", "lognormal"],
+        files={"w.yaml": workload(response_length__distribution="normal")})
+    add(s, "min_tokens > max_tokens", PW, ["min_tokens (16) > max_tokens (8)"],
+        files={"w.yaml": workload(response_length__max_tokens=8)})
+    add(s, "sigma out of range", PW, ["field `response_length.sigma` = 9", "less than or equal to 4"],
+        files={"w.yaml": workload(response_length__sigma=9)})
+    add(s, "median tokens zero", PW, ["field `prompt_length.median_tokens` = 0", "greater than 0"],
+        files={"w.yaml": workload(prompt_length__median_tokens=0)})
+    add(s, "median tokens NaN", PW, ["field `prompt_length.median_tokens` = nan"],
+        files={"w.yaml": workload(prompt_length__median_tokens=float("nan"))})
+    add(s, "gpu_memory_utilization above 0.98", PW, ["field `engine.gpu_memory_utilization` = 1.5"],
+        files={"w.yaml": workload(engine__gpu_memory_utilization=1.5)})
+    add(s, "max_num_batched_tokens too small", PW, ["field `engine.max_num_batched_tokens` = 10", "64"],
+        files={"w.yaml": workload(engine__max_num_batched_tokens=10)})
+    add(s, "unknown dtype", PW, ["field `generation_dtype` = 'fp4'", "'bf16'", "'fp8'"],
+        files={"w.yaml": workload(generation_dtype="fp4")})
+    add(s, "unknown drafter method", PW, ["field `speculation.method` = 'medusa'", "'eagle3'"],
+        files={"w.yaml": workload(speculation__method="medusa")})
+    add(s, "acceptance length above k+1", PW, ["acceptance_length = 5.0 is impossible at num_speculative_tokens = 3",
+                                               "k+1 = 4"],
+        files={"w.yaml": workload(speculation__acceptance_length=5.0)})
+    add(s, "acceptance length below 1", PW, ["field `speculation.acceptance_length` = 0.5"],
+        files={"w.yaml": workload(speculation__acceptance_length=0.5)})
+    add(s, "per-position acceptance increasing", PW, ["must not increase with position", "[1] = 0.7 > [0] = 0.5"],
+        files={"w.yaml": workload(speculation__acceptance_rates_per_position=[0.5, 0.7])})
+    add(s, "per-position acceptance above 1", PW, ["acceptance_rates_per_position[0] = 1.2", "0..1"],
+        files={"w.yaml": workload(speculation__acceptance_rates_per_position=[1.2])})
+    add(s, "k above the engine's maximum", PW, ["speculation.num_speculative_tokens of workload", "= 20", "maximum", "0..15"],
+        files={"w.yaml": workload(speculation__num_speculative_tokens=20, speculation__acceptance_length=3.0)})
+    add(s, "training_mfu above 1", PW, ["field `training_mfu` = 2"], files={"w.yaml": workload(training_mfu=2)})
+    add(s, "negative data loading time", PW, ["field `data_loading_s` = -1"], files={"w.yaml": workload(data_loading_s=-1)})
+    add(s, "negative policy lag", PW, ["field `max_trajectory_age_steps` = -1"],
+        files={"w.yaml": workload(max_trajectory_age_steps=-1)})
+    add(s, "generation/training pools on a colocated run", PW, ["gen_gpus/train_gpus (8/24)", "colocated: false"],
+        files={"w.yaml": workload(gen_gpus=8, train_gpus=24)})
+    add(s, "pools that do not add up to gpus", PW, ["gen_gpus 8 + train_gpus 8 = 16 != gpus 32"],
+        files={"w.yaml": workload(colocated=False, gen_gpus=8, train_gpus=8)})
+    add(s, "unknown model named in the workload", PW, ["unknown model 'qwen3-9b'"],
+        files={"w.yaml": workload(model="qwen3-9b")})
+    add(s, "unknown hardware named in the workload", PW, ["unknown hardware profile 'h300'"],
+        files={"w.yaml": workload(hardware="h300")})
+    add(s, "data parallel attention on a dense model", PW, ["data_parallel_size = 2", "dense", "allowed: 1"],
+        files={"w.yaml": workload(generation__data_parallel_size=2)})
+    add(s, "GPU memory too small for the model", PW, ["does not fit", "gpu_memory_utilization 0.1"],
+        files={"w.yaml": workload(engine__gpu_memory_utilization=0.1)})
+    # ---- model YAML
+    s = "Model YAML (`--model file.yaml`)"
+    PM = ["project", "--workload", "rl-zero-8b", "--model", f"{TMP}/m.yaml"]
+    add(s, "unknown key (typo)", PM, ["field `num_hiden_layers` = 36: unknown key (typo?)"],
+        files={"m.yaml": model(num_hiden_layers=36, num_hidden_layers=DELETE)})
+    add(s, "unknown architecture", PM, ["field `architecture` = 'mamba'", "'dense'", "'moe'"],
+        files={"m.yaml": model(architecture="mamba")})
+    add(s, "a number without a source", PM, ["numbers without a source: hidden_size"],
+        files={"m.yaml": model(sources__hidden_size=DELETE)})
+    add(s, "heads not a multiple of KV heads", PM, ["num_attention_heads must be a multiple of num_key_value_heads"],
+        files={"m.yaml": model(num_key_value_heads=5)})
+    add(s, "MoE model without experts", PM, ["a moe model needs num_experts >= 1"], files={"m.yaml": model(architecture="moe")})
+    add(s, "zero layers", PM, ["field `num_hidden_layers` = 0"], files={"m.yaml": model(num_hidden_layers=0)})
+    add(s, "aliases not a list", PM, ["field `aliases`", "list"], files={"m.yaml": model(aliases="q8")})
+    add(s, "EAGLE-3 head that is not in the catalog", PM, ["unknown draft head 'eagle3-q8'"],
+        files={"m.yaml": model(drafts__eagle3="eagle3-q8")})
+    # ---- draft YAML
+    s = "Draft-head YAML (named by a model's `drafts.eagle3`)"
+    drafted = model(drafts__eagle3=f"{TMP}/d.yaml")
+    add(s, "unknown key in the draft head", PM, ["d.yaml", "field `hidden_sizes` = 4096: unknown key"],
+        files={"m.yaml": drafted, "d.yaml": draft(hidden_sizes=4096)})
+    add(s, "draft head of an unknown method", PM, ["d.yaml", "field `method` = 'medusa'"],
+        files={"m.yaml": drafted, "d.yaml": draft(method="medusa")})
+    add(s, "draft head with zero vocabulary", PM, ["d.yaml", "field `draft_vocab_size` = 0"],
+        files={"m.yaml": drafted, "d.yaml": draft(draft_vocab_size=0)})
+    # ---- hardware YAML
+    s = "Hardware YAML (`--hardware file.yaml`)"
+    PH = P + ["--hardware", f"{TMP}/h.yaml"]
+    add(s, "unknown key (typo)", PH, ["field `hbm_bandwith_bytes_per_s` = 3350000000000.0: unknown key"],
+        files={"h.yaml": hardware(hbm_bandwith_bytes_per_s=3.35e12)})
+    add(s, "peak FLOPs without bf16", PH, ["peak_flops must give at least bf16"], files={"h.yaml": hardware(peak_flops={"fp8": 1e15})})
+    add(s, "negative peak FLOPs", PH, ["peak_flops.bf16 must be > 0"], files={"h.yaml": hardware(peak_flops={"bf16": -1.0})})
+    add(s, "unknown dtype in peak FLOPs", PH, ["field `peak_flops.fp4`"],
+        files={"h.yaml": hardware(peak_flops={"bf16": 1e15, "fp4": 2e15})})
+    add(s, "zero memory bandwidth", PH, ["field `hbm_bandwidth_bytes_per_s` = 0"], files={"h.yaml": hardware(hbm_bandwidth_bytes_per_s=0)})
+    add(s, "a number without a source", PH, ["numbers without a source: nvlink_domain_size"],
+        files={"h.yaml": hardware(sources__nvlink_domain_size=DELETE)})
+    add(s, "GPU memory too small for the model", PH, ["does not fit", "available 3.0 GB"],
+        files={"h.yaml": hardware(hbm_capacity_bytes=5.0e9)})
+    add(s, "capacity as text", PH, ["field `hbm_capacity_bytes` = '80GB'", "number"],
+        files={"h.yaml": hardware(hbm_capacity_bytes="80GB")})
+    # ---- catalog folder
+    s = "Catalog folder (`$RLSIM_CATALOG`)"
+    add(s, "RLSIM_CATALOG is not a folder", P, ["RLSIM_CATALOG", "not a folder"], env={"RLSIM_CATALOG": f"{TMP}/missing"})
+    add(s, "a broken model file in the catalog", ["project", "--model", "qwen3-8b"], ["models/bad.yaml", "unknown key"],
+        env={"RLSIM_CATALOG": TMP}, files={"workloads/models/bad.yaml": model(name="bad", colour="red")})
+    # ---- Python API
+    s = "Python API (`rlsim.project_scenario(...)`: an `RlsimError`, never a pydantic or numpy error)"
+    W = {"workload": "rl-zero-8b"}
+    add(s, "zero prompts per step", api=W | {"num_prompts_per_step": 0}, expect=["num_prompts_per_step", "= 0"])
+    add(s, "zero generations per prompt", api=W | {"num_generations_per_prompt": 0},
+        expect=["num_generations_per_prompt", "= 0"])
+    add(s, "max_new_tokens below the minimum response", api=W | {"max_new_tokens": 4}, expect=["min_tokens (16) > max_tokens (4)"])
+    add(s, "negative median response", api=W | {"response_median_tokens": -5.0}, expect=["median_tokens", "= -5.0"])
+    add(s, "absurdly many sequences per step", api=W | {"num_prompts_per_step": 10**6, "num_generations_per_prompt": 1000},
+        expect=["sequences per step = 1,000,000,000", "up to 16,777,216"])
+    add(s, "unknown override", api=W | {"num_prompt_per_step": 8}, expect=["unknown scenario field 'num_prompt_per_step'"])
+    add(s, "unknown dtype override", api=W | {"generation_dtype": "fp4"}, expect=["generation_dtype", "'fp4'"])
+    add(s, "tensor parallel size 0", api=W | {"tensor_parallel_size": 0}, expect=["tensor_parallel_size", "= 0"])
+    add(s, "seed not an integer", api=W | {"seed": 1.5}, expect=["--seed = 1.5"])
+    add(s, "group correlation above 1", api=W | {"options": {"group_correlation": 2.0}},
+        expect=["group_correlation = 2.0", "0..1"])
+    add(s, "per-batch-size k above the maximum", api=W | {"num_speculative_tokens_per_batch_size": [(1, 64, 20)]},
+        expect=["(1, 64, 20)", "0 <= k <= 15"])
+    add(s, "per-position acceptance increasing", api=W | {"acceptance_rates_per_position": [0.5, 0.8]},
+        expect=["must not increase"])
+    add(s, "draft quality decay 0", api=W | {"draft_quality": 0.8, "draft_quality_decay": 0.0}, expect=["position_decay = 0.0"])
+    return c
+
+
+CASES = _cases()
+
+
+# ------------------------------------------------------------------------------------ running
+@dataclass
+class Outcome:
+    exit_code: int
+    stderr: str
+    stdout: str
+
+    @property
+    def message(self) -> str:
+        lines = [ln for ln in self.stderr.splitlines() if ln.strip()]
+        return " / ".join(lines)
+
+
+def _clear_catalog_caches() -> None:
+    from rlsim.catalog import loader
+
+    for name in ("list_models", "load_model", "load_draft", "load_hardware", "load_workload"):
+        getattr(loader, name).cache_clear()
+
+
+@contextlib.contextmanager
+def _environment(env: dict[str, str]):
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    if env:
+        _clear_catalog_caches()
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        if env:
+            _clear_catalog_caches()
+
+
+def run_case(case: Case, workdir: Path) -> Outcome:
+    """Run one case in-process (typer's CliRunner: the same code path as the installed ``rlsim``)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    sub = lambda x: x.replace(TMP, str(workdir))  # noqa: E731
+    for rel, text in case.files.items():
+        p = workdir / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(sub(text).encode("utf-8", "surrogateescape"))
+    env = {k: sub(v) for k, v in case.env.items()}
+    with _environment(env):
+        if case.api is not None:
+            return _run_api(case.api)
+        from typer.testing import CliRunner
+
+        from rlsim.report.cli import app
+
+        r = CliRunner().invoke(app, [sub(a) for a in case.args], prog_name="rlsim")
+        err = r.stderr
+        if r.exception is not None and not isinstance(r.exception, SystemExit):
+            import traceback
+
+            err += "".join(traceback.format_exception(type(r.exception), r.exception, r.exception.__traceback__))
+        return Outcome(r.exit_code, err, r.stdout)
+
+
+def _run_api(kwargs: dict) -> Outcome:
+    from rlsim import project_scenario
+    from rlsim.errors import RlsimError
+
+    try:
+        project_scenario(**kwargs)
+    except RlsimError as e:
+        return Outcome(2, f"{type(e).__name__}: {e}\n", "")
+    except Exception as e:  # noqa: BLE001 - a non-rlsim error is what the tests catch
+        import traceback
+
+        return Outcome(1, "Traceback (most recent call last):\n" + traceback.format_exc() + f"{type(e).__name__}\n", "")
+    return Outcome(0, "", "")
+
+
+def sanitize(text: str, workdir: Path) -> str:
+    return text.replace(str(workdir), TMP).replace(str(REPO), "<repo>")
+
+
+def run_all(root: Path | None = None) -> list[tuple[Case, Outcome, str]]:
+    """Every case -> (case, outcome, sanitized message)."""
+    own = root is None
+    tmp = tempfile.TemporaryDirectory(prefix="rlsim-errors-") if own else None
+    root = Path(tmp.name) if own else root
+    out = []
+    try:
+        for i, case in enumerate(CASES):
+            wd = root / f"case{i:03d}"
+            o = run_case(case, wd)
+            out.append((case, o, sanitize(o.message, wd)))
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    return out
+
+
+def _md(s: str) -> str:
+    return s.replace("|", "\\|").replace("\n", " ")
+
+
+def _shell(args: list[str]) -> str:
+    import shlex
+
+    return "rlsim " + " ".join(shlex.quote(a) if a != "" else "''" for a in args)
+
+
+def render(results: list[tuple[Case, Outcome, str]]) -> str:
+    lines = [
+        "# Bad inputs and what rlsim says",
+        "",
+        "Generated by `python scripts/gen_errors_doc.py` (do not edit by hand); `tests/test_bad_inputs.py`",
+        "checks that every input below still exits with code 2 and one `error:` line (never a traceback)",
+        "and that this file is current. Files a case writes live under `<tmp>` (shown per case);",
+        "`<repo>` is the repository root. Python API cases raise an `RlsimError` (exit code shown as 2).",
+        "",
+        f"{len(results)} bad inputs.",
+    ]
+    section = None
+    n = 0
+    for case, o, msg in results:
+        if case.section != section:
+            section = case.section
+            lines += ["", f"## {section}", "", "| # | input | what is wrong | exit | message |", "|---|---|---|---|---|"]
+        n += 1
+        if case.api is not None:
+            inp = "project_scenario(" + ", ".join(f"{k}={v!r}" for k, v in case.api.items()) + ")"
+        else:
+            inp = _shell(case.args)
+        if case.env:
+            inp = " ".join(f"{k}={v}" for k, v in case.env.items()) + " " + inp
+        if case.files:
+            inp += " — with " + ", ".join(f"`{TMP}/{rel}`" for rel in case.files)
+        lines.append(f"| {n} | `{_md(inp).replace(' — with ', '` — with ')}{'' if case.files else '`'} | {_md(case.what)} | "
+                     f"{o.exit_code} | {_md(msg)} |")
+    lines += ["", "## Not validated yet", "",
+              "- Trace files: no command reads a trace file yet (nothing to validate).",
+              "- Calibration tables (`calibration/<gpu>/*.csv`): see `tests/test_calibration_errors.py`.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="exit 1 if docs/errors.md is stale")
+    a = ap.parse_args(argv)
+    text = render(run_all())
+    if a.check:
+        if not DOC.exists() or DOC.read_text() != text:
+            print("docs/errors.md is stale: run python scripts/gen_errors_doc.py", file=sys.stderr)
+            return 1
+        return 0
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text(text)
+    print(f"wrote {DOC.relative_to(REPO)} ({len(CASES)} cases)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO))
+    raise SystemExit(main())
