@@ -88,6 +88,7 @@ def measured_cmd(
         if len(cx):
             con.print("crossover (smallest start batch where speculation stops paying; None = pays at every measured N):")
             for _, r in cx.iterrows():
-                con.print(f"  k={r['k']} AL={r['target_al']:.1f}: measured {r['meas_crossover_N']}, predicted "
-                          f"{r['pred_crossover_N']}  (speedup by N measured {r['meas_speedup_by_N']}, predicted "
+                fmt = lambda v: "pays at every N" if v is None or pd.isna(v) else f"N={int(v)}"  # noqa: E731
+                con.print(f"  k={r['k']} AL={r['target_al']:.1f}: measured {fmt(r['meas_crossover_N'])}, predicted "
+                          f"{fmt(r['pred_crossover_N'])}  (speedup by N measured {r['meas_speedup_by_N']}, predicted "
                           f"{r['pred_speedup_by_N']})")

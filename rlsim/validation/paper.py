@@ -164,21 +164,28 @@ def decompose(workload: str, calibration: str = "auto") -> dict:
             "with_verification": verify, "with_drafting": full}
 
 
+def predict_table_rows(wl: str, calibration: str = "auto") -> dict:
+    """Table 1 rows (AR and spec) predicted for one workload, mean over the fit seeds."""
+    setup = build_setup(_scenario(wl, calibration))
+    rows = {"ar": {}, "spec": {}}
+    acc = {"ar": [], "spec": []}
+    for s in FIT_SEEDS:
+        for mode, spec in (("ar", False), ("spec", True)):
+            r, _ = simulate_sync_step(setup, spec, step=s)
+            acc[mode].append(r)
+    for mode in ("ar", "spec"):
+        rs = acc[mode]
+        ph = {k: float(np.mean([r.phases_s[k] for r in rs])) for k in rs[0].phases_s}
+        rows[mode] = {"data": ph["data"], "prepare": ph["refit"], "generation": ph["generation"],
+                      "logprob": ph["logprob"], "training": ph["training"], "step": float(np.mean([r.step_s for r in rs]))}
+    return rows
+
+
 def predict_table(calibration: str = "auto") -> dict:
     out = {}
     for wl in WORKLOADS:
         setup = build_setup(_scenario(wl, calibration))
-        rows = {"ar": {}, "spec": {}}
-        acc = {"ar": [], "spec": []}
-        for s in FIT_SEEDS:
-            for mode, spec in (("ar", False), ("spec", True)):
-                r, _ = simulate_sync_step(setup, spec, step=s)
-                acc[mode].append(r)
-        for mode in ("ar", "spec"):
-            rs = acc[mode]
-            ph = {k: float(np.mean([r.phases_s[k] for r in rs])) for k in rs[0].phases_s}
-            rows[mode] = {"data": ph["data"], "prepare": ph["refit"], "generation": ph["generation"],
-                          "logprob": ph["logprob"], "training": ph["training"], "step": float(np.mean([r.step_s for r in rs]))}
+        rows = predict_table_rows(wl, calibration)
         gen_sp = rows["ar"]["generation"] / rows["spec"]["generation"]
         step_sp = rows["ar"]["step"] / rows["spec"]["step"]
         pub = TABLE1[wl]
