@@ -17,13 +17,20 @@ from typing import Optional
 import numpy as np
 import typer
 
-from .cli import emit_json, user_errors
+
+def emit_json(obj) -> None:
+    from .cli import emit_json as _emit
+
+    _emit(obj)
 
 REFERENCE_SCHEDULE = [(1, 16, 5), (17, 64, 3), (65, 128, 1), (129, 100000, 0)]  # vLLM's example for an 8B EAGLE-3
 
 
 def register(app: typer.Typer) -> None:
-    app.command("optimize-k")(optimize_k_cmd)
+    # cli is imported here, not at module level: this module's functions are importable on their own
+    from .cli import user_errors
+
+    app.command("optimize-k")(user_errors(optimize_k_cmd))
 
 
 def _acceptance_inputs(al_curve: str | None, acceptance_from: str | None) -> tuple[list[float] | None, str | None]:
@@ -186,14 +193,13 @@ def print_optimize_k(res: dict) -> None:
     c.print(f"[dim]switching cost: {res['switching_cost_charged']}[/dim]")
 
 
-@user_errors
 def optimize_k_cmd(
     workload: Optional[str] = typer.Option(None, "--workload", help="catalog workload name or YAML path"),
     model: Optional[str] = typer.Option(None, "--model", help="catalog model (alone: its default workload)"),
     hardware: Optional[str] = typer.Option(None, "--hardware", help="hardware profile (default: the workload's)"),
     gpus: Optional[int] = typer.Option(None, "--gpus", help="total GPUs"),
     k_max: int = typer.Option(7, "--k-max", help="largest k considered (the study measured up to 7)"),
-    max_tiers: Optional[int] = typer.Option(None, "--max-tiers", help="at most this many distinct k (CUDA-graph tiers)"),
+    max_tiers: int = typer.Option(3, "--max-tiers", help="at most this many distinct k (CUDA-graph tiers); 0 = unlimited"),
     samples: int = typer.Option(1, "--samples", help="sampled steps averaged per configuration"),
     al_curve: Optional[str] = typer.Option(None, "--al-curve",
                                            help="ALs measured at several k, '3:3.32,5:4.35,7:5.06', or rl-zero / rl-think (the study's)"),
@@ -205,7 +211,7 @@ def optimize_k_cmd(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ):
     """Find the k-by-batch-size schedule that maximises goodput and compare it with the best fixed k."""
-    res = optimize_k(workload=workload, model=model, hardware=hardware, gpus=gpus, k_max=k_max, max_tiers=max_tiers,
+    res = optimize_k(workload=workload, model=model, hardware=hardware, gpus=gpus, k_max=k_max, max_tiers=max_tiers or None,
                      samples=samples, al_curve=al_curve, acceptance_from=acceptance_from, draft_quality=draft_quality,
                      amortise_steps=amortise_steps, seed=seed, calibration=calibration)
     if as_json:
