@@ -212,19 +212,23 @@ class IterationCostModel:
             st = self._static_cache[key] = tuple(float(np.asarray(parts[x])[0]) if np.ndim(parts[x]) else float(parts[x])
                                                  for x in _STATIC_KEYS)
         gpu_static, n_kernels, graph, host, n_small, small_s = st
-        kv = np.asarray(decode_kv_tokens, dtype=float)
-        dp, q = self.dp, k + 1.0
-        m = self.model
-        kv_read = (kv + n_decode * q) / dp
-        dyn = self._attention_stack_s(n_decode / dp, kv_read, (q * kv + n_decode * q * (q + 1) / 2) / dp,
-                                      n_decode * q / dp, m, m.num_hidden_layers)
+        dyn = self._decode_attention_s(float(n_decode), k, np.asarray(decode_kv_tokens, dtype=float))
+        return self.timer.launch_overhead_s(n_kernels, bool(graph), gpu_static + dyn, n_small, small_s) + host
+
+    def _decode_attention_s(self, B, k: int, kv: np.ndarray):
+        """The KV-dependent part of pure-decode iterations: target attention (k+1 queries per sequence over
+        its own KV) and the draft passes' attention. ``B`` may be a scalar or an array like ``kv``."""
+        dp, q, m = self.dp, k + 1.0, self.model
+        kv_read = (kv + B * q) / dp
+        dyn = self._attention_stack_s(B / dp, kv_read, (q * kv + B * q * (q + 1) / 2) / dp, B * q / dp, m,
+                                      m.num_hidden_layers)
         if k > 0 and self.method in ("eagle3", "mtp", "draft-model"):
             d = self.draft
             n_layers = d.num_hidden_layers if (isinstance(d, DraftSpec) or self.method == "draft-model") else m.mtp_num_layers
-            dyn = dyn + self._attention_stack_s(n_decode / dp, kv_read, q * kv / dp, n_decode * q / dp, d, n_layers)
+            dyn = dyn + self._attention_stack_s(B / dp, kv_read, q * kv / dp, B * q / dp, d, n_layers)
             if k > 1:
-                dyn = dyn + (k - 1) * self._attention_stack_s(n_decode / dp, kv_read, kv_read, n_decode / dp, d, n_layers)
-        return self.timer.launch_overhead_s(n_kernels, bool(graph), gpu_static + dyn, n_small, small_s) + host
+                dyn = dyn + (k - 1) * self._attention_stack_s(B / dp, kv_read, kv_read, B / dp, d, n_layers)
+        return dyn
 
     def decode_iterations_time_s(self, n_decode: np.ndarray, k: int, decode_kv_tokens: np.ndarray,
                                  stride: int = 8) -> np.ndarray:
@@ -257,17 +261,7 @@ class IterationCostModel:
         table = np.array([self._static_cache[(int(x), k)] for x in sizes])
         pos = np.repeat(np.arange(sizes.size), np.diff(np.concatenate([run_start, [n_decode.size]])))
         gpu_static, n_kernels, graph, host, n_small, small_s = (table[pos, c] for c in range(len(_STATIC_KEYS)))
-        dp, q, m = self.dp, k + 1.0, self.model
-        B = n_decode.astype(float)
-        kv_read = (kv + B * q) / dp
-        dyn = self._attention_stack_s(B / dp, kv_read, (q * kv + B * q * (q + 1) / 2) / dp, B * q / dp, m,
-                                      m.num_hidden_layers)
-        if k > 0 and self.method in ("eagle3", "mtp", "draft-model"):
-            d = self.draft
-            n_layers = d.num_hidden_layers if (isinstance(d, DraftSpec) or self.method == "draft-model") else m.mtp_num_layers
-            dyn = dyn + self._attention_stack_s(B / dp, kv_read, q * kv / dp, B * q / dp, d, n_layers)
-            if k > 1:
-                dyn = dyn + (k - 1) * self._attention_stack_s(B / dp, kv_read, kv_read, B / dp, d, n_layers)
+        dyn = self._decode_attention_s(n_decode.astype(float), k, kv)
         return self.timer.launch_overhead_s(n_kernels, graph > 0.5, gpu_static + dyn, n_small, small_s) + host
 
     def _static_parts(self, b: IterationBatch) -> dict:
