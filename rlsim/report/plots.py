@@ -317,9 +317,10 @@ def phase_bars(df, *, by: str | None = "k", facet: str | None = "workload", titl
     if not phases:
         raise ConfigurationError("the table has no per-phase times (ar_<phase>_s columns)")
     facets = _facets(df, facet)
-    ncols = min(len(facets), 3)
+    groups = max(g[by].nunique() for _, g in facets)
+    ncols = 1 if groups > 4 else min(len(facets), 3)  # many bar pairs: one wide panel per row
     nrows = math.ceil(len(facets) / ncols)
-    fig, axes = _figure(nrows, ncols, w=max(5.0, 1.1 * df[by].nunique() + 2.5), h=4.2)
+    fig, axes = _figure(nrows, ncols, w=min(max(5.0, 1.0 * groups + 2.5), 11.0), h=4.2)
     for idx, (flabel, g) in enumerate(facets):
         ax = axes[idx // ncols][idx % ncols]
         cols = [f"{p}_s" for p in ("ar_step", "spec_step")] + [f"{m}_{p}_s" for m in ("ar", "spec") for p in phases]

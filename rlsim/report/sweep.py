@@ -67,7 +67,7 @@ ALIASES = {"tp": "tensor_parallel_size", "num_speculative_tokens": "k", "max_tra
 DESCRIPTORS = ["workload", "model", "hardware", "gpus", "gen_gpus", "train_gpus", "colocated", "n_replicas",
                "tensor_parallel_size", "num_prompts_per_step", "num_generations_per_prompt", "response_median_tokens",
                "max_new_tokens", "k", "drafter", "drafter_network", "draft_model", "acceptance_length_input",
-               "draft_quality", "draft_quality_decay", "lag", "in_flight_weight_updates", "calibration"]
+               "draft_quality", "draft_quality_decay", "lag", "in_flight_weight_updates", "calibration", "kernel_costs"]
 HEADLINE = ["speedup_generation", "speedup_step", "ar_step_s", "spec_step_s", "acceptance_length"]
 _YAML_RESERVED = {"base", "grid", "points", "seeds", "workers", "executor", "address", "cache_dir", "out",
                   "per_seed", "skip_invalid", "use_cache"}
@@ -346,7 +346,8 @@ def run_scenario(scenario, reuse_ar: bool = True) -> dict:
                 row[f"{prefix}_x_{k}"] = float(v)
     sc = res.scenario
     info = {"gen_gpus": sc.get("gen_gpus_resolved"), "train_gpus": sc.get("train_gpus_resolved"),
-            "n_replicas": sc.get("n_replicas"), "drafter_network": sc.get("drafter_network")}
+            "n_replicas": sc.get("n_replicas"), "drafter_network": sc.get("drafter_network"),
+            "kernel_costs": res.calibration}
     return {"metrics": {k: float(v) for k, v in row.items()}, "info": info, "notes": list(res.notes),
             "sim_s": time.perf_counter() - t0}
 
