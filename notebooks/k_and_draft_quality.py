@@ -45,6 +45,9 @@ FIGURES = Path(os.environ.get("RLSIM_NOTEBOOK_FIGURES", "figures"))
 K = [1, 3] if SMALL else [1, 2, 3, 4, 5, 6, 7]
 QUALITY = [0.6, 0.9] if SMALL else [0.5, 0.6, 0.7, 0.8, 0.9]
 SEEDS = 1 if SMALL else 3
+# the small grid (CI) also shrinks each RL step (8 prompts per step for the 8B workloads, 32 for 235B)
+SHRINK_8B = {"num_prompts_per_step": 8} if SMALL else {}
+SHRINK_235B = {"num_prompts_per_step": 32} if SMALL else {}
 print(f"grid: k {K} x quality {QUALITY} x {SEEDS} seed(s); figures -> {FIGURES}/")
 
 # %% [markdown]
@@ -69,7 +72,7 @@ pd.DataFrame({w: {k: round(AcceptanceModel.from_acceptance_length(k, a).conditio
 # ## The 8B workloads (RL-Zero and RL-Think)
 
 # %%
-df8 = sweep(workload=["rl-zero-8b", "rl-think-8b"], k=K, draft_quality=QUALITY, seeds=SEEDS)
+df8 = sweep(workload=["rl-zero-8b", "rl-think-8b"], k=K, draft_quality=QUALITY, seeds=SEEDS, **SHRINK_8B)
 df8[["workload", "k", "draft_quality", "n_seeds", "acceptance_length", "speedup_generation", "speedup_step",
      "speedup_step_ci_lo", "speedup_step_ci_hi"]].round(3)
 
@@ -96,7 +99,7 @@ best.round(3)
 # ## Qwen3-235B-A22B (`rl-235b`: 512 GB200, rollout batch 4096, FP8 generation)
 
 # %%
-df235 = sweep(workload="rl-235b", k=K, draft_quality=QUALITY, seeds=SEEDS)
+df235 = sweep(workload="rl-235b", k=K, draft_quality=QUALITY, seeds=SEEDS, **SHRINK_235B)
 fig = plots.speedup_vs_k(df235)
 plots.save(fig, FIGURES / "speedup_vs_k_235b.png")
 fig
