@@ -36,8 +36,9 @@ def test_default_timer_is_calibrated_where_tables_exist():
 def test_calibrated_gemm_reproduces_measured_points():
     hw = load_hardware("h100-sxm")
     t = calibrated_timer(hw)
-    (dt, n, k), (m, y) = next(iter(t.tables.gemm.items()))
-    np.testing.assert_allclose(t.gemm_s(m, n, k, dt), y, rtol=1e-9)
+    for (dt, n, k), (m, y) in list(t.tables.gemm.items())[:20]:
+        # measured points are reproduced, except where a noisy point dips below a smaller m (made monotone)
+        np.testing.assert_allclose(t.gemm_s(m, n, k, dt), np.maximum.accumulate(y), rtol=1e-9)
 
 
 def test_transfer_to_unmeasured_gpu_scales_with_peaks():

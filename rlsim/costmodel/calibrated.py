@@ -392,8 +392,8 @@ def gemm_interp(m_meas: np.ndarray, t_meas: np.ndarray, m) -> tuple[np.ndarray, 
     lm, lt = np.log(m_meas), np.log(t_meas)
     out = np.exp(np.interp(np.log(np.maximum(m, 1.0)), lm, lt))
     hi = m > m_meas[-1]
-    if hi.any() and m_meas.size >= 2:  # compute-bound: linear in m from the last two points
-        slope = (t_meas[-1] - t_meas[-2]) / (m_meas[-1] - m_meas[-2])
+    if hi.any() and m_meas.size >= 2:  # compute-bound: linear in m from the last two points (never falling)
+        slope = max((t_meas[-1] - t_meas[-2]) / (m_meas[-1] - m_meas[-2]), 0.0)
         out = np.where(hi, t_meas[-1] + slope * (m - m_meas[-1]), out)
     return out, bool(hi.any())
 
@@ -428,26 +428,44 @@ class CalibratedTimer(KernelTimer):
         return t_src * self._roof_on(self.hardware, flops, bytes_, dtype) / self._roof_on(self.source, flops, bytes_, dtype)
 
     # -- op classes
+    def _monotone(self, key, grid: np.ndarray, times) -> tuple[np.ndarray, np.ndarray]:
+        """A cached curve of final (target-GPU) times over ``grid`` made non-decreasing: more work never
+        takes less time (measurement noise and the regime change of the transfer ratio would let it)."""
+        c = self._curves.get(key)
+        if c is None:
+            t = np.maximum.accumulate(np.asarray(times(grid), float))
+            c = self._curves[key] = (grid, t)
+        return c
+
     def gemm_s(self, m, n: int, k: int, dtype: str = "bf16"):
         m = np.asarray(m, float)
         tab = self.tables.gemm
         key = (dtype, int(n), int(k))
-        b = BYTES[dtype]
-        flops = 2.0 * m * n * k
-        bytes_ = (m * k + k * n) * b + m * n * 2.0
         if key in tab:
-            t, hi = gemm_interp(*tab[key], m)
+            m_src, t_src = tab[key]
+            scale = None
         else:
             cands = [s for s in tab if s[0] == dtype] or list(tab)
             nn = min(cands, key=lambda s: abs(np.log(s[1] * s[2] / (n * k))) + 0.5 * abs(np.log(s[1] / s[2] * k / n)))
-            t0, hi = gemm_interp(*tab[nn], m)
-            f0 = 2.0 * m * nn[1] * nn[2]
-            b0 = (m * nn[2] + nn[2] * nn[1]) * BYTES[nn[0]] + m * nn[1] * 2.0
-            t = t0 * self._roof_on(self.source, flops, bytes_, dtype) / self._roof_on(self.source, f0, b0, nn[0])
+            m_src, t_src = tab[nn]
+            scale = nn
             self.extrapolated.add(f"gemm shape ({n}x{k}, {dtype}) not measured: scaled from ({nn[1]}x{nn[2]})")
+
+        def times(mg):
+            b = BYTES[dtype]
+            fl, by = 2.0 * mg * n * k, (mg * k + k * n) * b + mg * n * 2.0
+            t = t_src.copy()
+            if scale is not None:  # the nearest measured shape, scaled by the ratio of roofline times
+                f0 = 2.0 * mg * scale[1] * scale[2]
+                b0 = (mg * scale[2] + scale[2] * scale[1]) * BYTES[scale[0]] + mg * scale[1] * 2.0
+                t = t * self._roof_on(self.source, fl, by, dtype) / self._roof_on(self.source, f0, b0, scale[0])
+            return self._move(t, fl, by, dtype)
+
+        mg, tg = self._monotone(("gemm", self.hardware.name) + key, m_src, times)
+        t, hi = gemm_interp(mg, tg, m)
         if hi:
-            self.extrapolated.add(f"gemm m > {int(tab.get(key, next(iter(tab.values())))[0][-1])} tokens")
-        return np.where(m > 0, self._move(t, flops, bytes_, dtype), 0.0)
+            self.extrapolated.add(f"gemm m > {int(mg[-1])} tokens")
+        return np.where(m > 0, t, 0.0)
 
     def _src(self):
         return self.source.peak_flops["bf16"], self.source.hbm_bandwidth_bytes_per_s
@@ -533,18 +551,22 @@ class CalibratedTimer(KernelTimer):
     def moe_s(self, tokens, n_local_experts, top_k_local, hidden, moe_inter, dtype="bf16", num_experts_total=0, top_k=0):
         tokens = np.atleast_1d(np.asarray(tokens, float))
         frac = top_k / num_experts_total if num_experts_total else 1.0
-        distinct = n_local_experts * (1.0 - np.power(1.0 - frac, tokens))
-        assignments = tokens * top_k_local
         peak, bw = self._src()
-        Z, roof = moe_query(tokens, n_local_experts, assignments, distinct, hidden, moe_inter, dtype, peak, bw)
         zf = (0.0, float(np.log2(n_local_experts)), float(np.log2(hidden)), float(np.log2(moe_inter)))
-        t = roof * np.exp(self._along("moe", self.tables.moe, zf, 0, Z[..., 0]))
-        if self.tables.moe.outside(Z):
-            self.extrapolated.add("moe outside the measured (tokens, experts, shape) grid")
         b = BYTES[dtype]
-        flops = 2.0 * assignments * 3 * hidden * moe_inter
-        bytes_ = distinct * 3 * hidden * moe_inter * b
-        return np.where(tokens > 0, self._move(t, flops, bytes_, dtype), 0.0)
+
+        def times(g):
+            distinct = n_local_experts * (1.0 - np.power(1.0 - frac, g))
+            assignments = g * top_k_local
+            Z, roof = moe_query(g, n_local_experts, assignments, distinct, hidden, moe_inter, dtype, peak, bw)
+            t = roof * np.exp(self.tables.moe.predict_curve(np.array(zf), 0, np.log2(g)))
+            return self._move(t, 2.0 * assignments * 3 * hidden * moe_inter, distinct * 3 * hidden * moe_inter * b, dtype)
+
+        key = ("moe", self.hardware.name, n_local_experts, float(top_k_local), hidden, moe_inter, dtype, frac)
+        g, tg = self._monotone(key, 2.0 ** _TOK_GRID, times)
+        if tokens.max(initial=0) > 2.0 ** self.tables.moe.hi[0] or n_local_experts > 2.0 ** self.tables.moe.hi[1]:
+            self.extrapolated.add("moe outside the measured (tokens, experts, shape) grid")
+        return np.where(tokens > 0, gemm_interp(g, tg, np.maximum(tokens, g[0]))[0], 0.0)
 
     def elementwise_ops_s(self, tokens, ops):
         tokens = np.atleast_1d(np.asarray(tokens, float))
@@ -552,18 +574,28 @@ class CalibratedTimer(KernelTimer):
         total = np.zeros(tokens.shape)
         for op, width, count in ops:
             knn = self.tables.elementwise.get(op) or next(iter(self.tables.elementwise.values()))
-            Z, roof = ew_query(op, tokens, width, bw)
-            total = total + count * roof * np.exp(self._along("ew:" + op, knn, (0.0, float(np.log2(width))), 0, Z[..., 0]))
-        bytes_ = sum(c * tokens * w * 2.0 * EW_BYTES_FACTOR.get(o, 2.0) for o, w, c in ops)
-        return np.where(tokens > 0, self._move(total, 0.0, bytes_), 0.0)
+
+            def times(g, op=op, width=width, knn=knn):
+                _, roof = ew_query(op, g, width, bw)
+                t = roof * np.exp(knn.predict_curve(np.array([0.0, float(np.log2(width))]), 0, np.log2(g)))
+                return self._move(t, 0.0, g * width * 2.0 * EW_BYTES_FACTOR.get(op, 2.0))
+
+            g, tg = self._monotone(("ew", self.hardware.name, op, float(width)), 2.0 ** _TOK_GRID, times)
+            total = total + count * gemm_interp(g, tg, np.maximum(tokens, g[0]))[0]
+        return np.where(tokens > 0, total, 0.0)
 
     def sampling_s(self, op, rows, vocab):
         rows = np.atleast_1d(np.asarray(rows, float))
         _, bw = self._src()
         knn = self.tables.sampling.get(op) or self.tables.sampling.get("sample")
-        Z, roof = sampling_query(rows, vocab, bw)
-        t = roof * np.exp(self._along("sampling:" + op, knn, (0.0, float(np.log2(vocab))), 0, Z[..., 0]))
-        return np.where(rows > 0, self._move(t, 0.0, rows * vocab * 4.0), 0.0)
+
+        def times(g):
+            _, roof = sampling_query(g, vocab, bw)
+            t = roof * np.exp(knn.predict_curve(np.array([0.0, float(np.log2(vocab))]), 0, np.log2(g)))
+            return self._move(t, 0.0, g * vocab * 4.0)
+
+        g, tg = self._monotone(("sampling", self.hardware.name, op, float(vocab)), 2.0 ** _TOK_GRID, times)
+        return np.where(rows > 0, gemm_interp(g, tg, np.maximum(rows, g[0]))[0], 0.0)
 
     def collective_s(self, op, bytes_per_rank, ranks, bandwidth_bytes_per_s, scaleout=False):
         fit = self.tables.collectives
