@@ -219,13 +219,17 @@ def sweep_table(df, max_rows: int = 40) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    axes = [a for a in df.attrs.get("axes", []) if a in df.columns]
-    for c in ("workload", "k"):
-        if c not in axes and c in df.columns and df[c].nunique(dropna=False) > 1:
+    def varies(c):
+        return c in df.columns and df[c].astype(str).nunique() > 1
+
+    axes = [a for a in df.attrs.get("axes", []) if varies(a)]  # fixed fields: in the title instead
+    fixed = [f"{a}={df[a].iloc[0]}" for a in df.attrs.get("axes", []) if a in df.columns and not varies(a)]
+    for c in ("k", "workload"):
+        if c not in axes and varies(c):
             axes.insert(0, c)
     cols = axes + [c for c in ("seed", "n_seeds") if c in df.columns]
-    t = Table(title=f"sweep: {len(df)} rows" + (f" (first {max_rows})" if len(df) > max_rows else ""),
-              title_justify="left")
+    t = Table(title=f"sweep: {len(df)} rows" + (f" (first {max_rows})" if len(df) > max_rows else "")
+              + (f"; {', '.join(fixed)}" if fixed else ""), title_justify="left")
     for c in cols:
         t.add_column(c)
     metrics = [m for m in ("acceptance_length", "speedup_generation", "speedup_step", "ar_step_s", "spec_step_s")
