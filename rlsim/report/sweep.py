@@ -465,9 +465,7 @@ def _mp_context():
 def _execute_process(todo: list, workers: int, on_result) -> None:
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
-        ex = ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(), initializer=_tune_worker_malloc)
+    ex = ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(), initializer=_tune_worker_malloc)
     try:
         # keep a bounded window of work in flight so an interrupt loses little and memory stays flat
         it = iter(todo)
@@ -638,7 +636,9 @@ def sweep(grid: dict | str | os.PathLike | None = None, *, seeds: int | Iterable
             elif executor == "serial" or nworkers <= 1 or len(todo) == 1:
                 _execute_serial(todo, on_result)
             else:
-                _execute_process(todo, min(nworkers, len(todo)), on_result)
+                with warnings.catch_warnings():  # Python >= 3.12 warns about fork in threaded processes
+                    warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
+                    _execute_process(todo, min(nworkers, len(todo)), on_result)
 
     # 4) the table
     out_rows = []
