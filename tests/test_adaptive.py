@@ -211,3 +211,16 @@ def test_variation_in_a_projection():
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["scenario"]["options"] == {"acceptance_sequence_spread": 0.2,
                                                              "acceptance_response_decay": 0.02}
+
+
+def test_cli_draft_quality_decay():
+    def al(*extra):
+        res = runner.invoke(app, ["project", "--workload", "rl-zero-8b", "--k", "3", "--draft-quality", "0.8", *extra,
+                                  "--json"])
+        assert res.exit_code == 0, res.output
+        return json.loads(res.stdout)["acceptance_length"]
+
+    assert al("--draft-quality-decay", "0.9") == pytest.approx(1 + 0.8 + 0.8 ** 2 * 0.9 + 0.8 ** 3 * 0.9 ** 3)
+    assert al() == pytest.approx(1 + 0.8 + 0.64 + 0.512)
+    bad = runner.invoke(app, ["project", "--workload", "rl-zero-8b", "--draft-quality-decay", "0.9"])
+    assert bad.exit_code == 2 and "give --draft-quality too" in bad.output
