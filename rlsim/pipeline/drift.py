@@ -244,8 +244,8 @@ def simulate_drift_run(setup: Setup, steps: int, drift: DriftModel | None = None
         nan = float("nan")
         out.append(DriftStep(
             s, acc_off.at_k(k).acceptance_length, acc_on.at_k(k).acceptance_length,
-            ar.step_s if ar else nan, off.step_s, on.step_s + extra,
-            ar.phases_s["generation"] if ar else nan, off.phases_s["generation"], on.phases_s["generation"], extra,
+            ar.step_s if ar else nan, off.step_s, float(on.step_s + extra),
+            ar.phases_s["generation"] if ar else nan, off.phases_s["generation"], on.phases_s["generation"], float(extra),
             off.generation.realized_acceptance_length, on.generation.realized_acceptance_length))
     notes = [f"offline AL(step) = 1 + (AL-1) * ({drift.floor} + ({drift.init} - {drift.floor}) exp(-step/{drift.drift_steps})); "
              f"online AL(step) = 1 + (AL-1) * ({drift.online} + ({drift.init} - {drift.online}) exp(-step/{drift.adapt_steps}))",
