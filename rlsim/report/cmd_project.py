@@ -61,6 +61,16 @@ def project_cmd(
     from .seeds import project_seeds, seed_list
 
     seed_list(seed, seeds)  # validate before simulating
+    if timeline is not None:
+        from pathlib import Path
+
+        from ..errors import ConfigurationError
+
+        tp_ = Path(timeline)
+        if tp_.suffix.lower() not in (".png", ".svg", ".pdf"):
+            raise ConfigurationError(f"--timeline {timeline}: unknown format {tp_.suffix!r}; allowed: .png, .svg, .pdf")
+        if not tp_.parent.is_dir():
+            raise ConfigurationError(f"--timeline {timeline}: folder {str(tp_.parent)!r} does not exist")
     flags = dict(model=model, workload=workload, hardware=hardware, gpus=gpus, k=k, drafter=drafter,
                  acceptance_length=acceptance_length, draft_quality=draft_quality, lag=lag, gen_gpus=gen_gpus,
                  train_gpus=train_gpus, draft_model=draft_model, in_flight_weight_updates=in_flight_weight_updates or None)
