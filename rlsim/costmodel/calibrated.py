@@ -136,6 +136,25 @@ def _read(path: Path, cols: list[str], gpu_name: str | None):
         raise CalibrationDataError(f"{path}: missing columns {missing} (truncated or wrong file?); needs {cols}")
     if df.empty:
         raise CalibrationDataError(f"{path}: no rows")
+    raw = path.read_bytes()
+    if raw and not raw.endswith(b"\n"):
+        last = raw.rsplit(b"\n", 1)[-1].decode(errors="replace")
+        if last.count(",") < len(df.columns) - 1:
+            raise CalibrationDataError(f"{path}: the last line is cut short ({last.count(',') + 1} of {len(df.columns)} "
+                                       "fields, no newline): truncated file")
+    text_cols = {"gpu", "dtype", "phase", "op", "mode", "kv_dist", "backend", "timing", "source", "impl", "alt_backend"}
+    for c in cols:
+        if c in text_cols:
+            continue
+        num = pd.to_numeric(df[c], errors="coerce")
+        bad_num = num.isna() & df[c].notna()
+        if bad_num.any():
+            i = int(np.flatnonzero(bad_num)[0])
+            raise CalibrationDataError(f"{path}: column {c!r} has a non-numeric value {df[c].iloc[i]!r} at line {i + 2}")
+        if not np.isfinite(num.dropna().to_numpy(float)).all():
+            i = int(np.flatnonzero(~np.isfinite(num.fillna(0).to_numpy(float)))[0])
+            raise CalibrationDataError(f"{path}: column {c!r} has a non-finite value at line {i + 2}")
+        df[c] = num
     bad = df[cols].isna().any(axis=1)
     if bad.any():
         raise CalibrationDataError(f"{path}: {int(bad.sum())} incomplete rows (first at line {int(np.flatnonzero(bad)[0]) + 2}); "
