@@ -88,10 +88,6 @@ def test_pristine_copy_loads(calib):
 
 
 # ------------------------------------------------------------------ truncated and malformed files
-_LOADER_GAP = ("rlsim/costmodel/calibrated.py:_read checks only NaN in the required columns and `time_s <= 0`: "
-               "{}; proposed fix in the hardening report (pd.to_numeric(errors='coerce') on numeric columns, "
-               "np.isfinite(time_s), and a last line without newline / with fewer fields than the header = truncated)")
-
 
 def test_truncated_csv_mid_row(calib):
     p = calib / "gemm.csv"
