@@ -133,8 +133,9 @@ def main() -> None:
     cpu = a.cpu
     if cpu is None and hasattr(os, "sched_getaffinity"):
         cpu = min(os.sched_getaffinity(0))
-    print(f"# rlsim scale benchmark: calibration {a.calibration}, one core (cpu {cpu}), python {sys.version.split()[0]}, "
-          f"{os.cpu_count()} cores on this machine, load average {os.getloadavg()[0]:.1f}")
+    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip()
+    print(f"# rlsim scale benchmark at {rev or '?'}: calibration {a.calibration}, one core (cpu {cpu}), python "
+          f"{sys.version.split()[0]}, {os.cpu_count()} cores on this machine, load average {os.getloadavg()[0]:.1f}")
     print(f"{'series':22s} {'gpus':>6s} {'seqs':>7s} {'repl':>6s} {'project_s':>9s} {'process_s':>9s} {'peak_mb':>7s} "
           f"{'events':>8s} {'ms/seq':>9s} {'AR step':>8s} {'spdup':>6s}")
     results = []
