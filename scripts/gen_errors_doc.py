@@ -580,7 +580,8 @@ def render(results: list[tuple[Case, Outcome, str]]) -> str:
     lines += ["", "## Not validated yet", "",
               "- Ground-truth rollout traces read by `rlsim validate measured` (committed files only, no user path).",
               "- Calibration tables: grid points missing from a table that still has rows of every phase and shape "
-              "class (the tables carry no expected row count to compare with); queries outside the measured grid "
+              "class (meta.json keeps the measured counts per run only as a Python-repr string, not checked against "
+              "the rows); queries outside the measured grid "
               "are flagged in the output instead (`extrapolated beyond the measured calibration grid`).",
               "- `rlsim timeline --out` (unknown format, missing folder) and `rlsim sweep --out` / `rlsim plot --out` "
               "(format checked only after the whole sweep ran).", ""]
