@@ -147,9 +147,11 @@ def build_setup(sc: Scenario) -> Setup:
         raise ConfigurationError(
             f"generation GPUs = {gen_gpus} do not divide into replicas of {rg} GPUs "
             f"(tensor_parallel_size {layout.tensor_parallel_size} x data_parallel_size {layout.data_parallel_size}); "
-            f"use a multiple of {rg}, e.g. {max(rg, gen_gpus // rg * rg)} or {(gen_gpus // rg + 1) * rg}")
+            f"use a multiple of {rg}, e.g. " + " or ".join(str(g) for g in sorted({max(rg, gen_gpus // rg * rg),
+                                                                                   (gen_gpus // rg + 1) * rg})))
     n_rep = gen_gpus // rg
-    prompts_max = w.prompt_length.max_tokens + 1
+    # vLLM refuses a request whose prompt + max new tokens exceed what one replica's KV cache can hold
+    prompts_max = w.prompt_length.max_tokens + w.response_length.max_tokens
     mem_ar = replica_memory(model, hw, layout, w.generation_dtype, w.kv_cache_dtype, w.engine.gpu_memory_utilization,
                             None, "none", prompts_max)
     mem_spec = replica_memory(model, hw, layout, w.generation_dtype, w.kv_cache_dtype, w.engine.gpu_memory_utilization,

@@ -31,8 +31,18 @@ def timeline_cmd(
     seed: int = typer.Option(0, "--seed"),
 ):
     """Gantt chart of a few steady-state steps: trainer and generation replicas (non-colocated)."""
+    from pathlib import Path
+
+    from ..errors import ConfigurationError
     from ..scenario import build_scenario
     from .timeline import plot_timeline
+
+    if Path(out).suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise ConfigurationError(f"--out {out!r}: allowed formats .png, .svg, .pdf")
+    if not Path(out).resolve().parent.is_dir():
+        raise ConfigurationError(f"--out {out!r}: folder {str(Path(out).resolve().parent)!r} does not exist")
+    if replicas < 1 or steps < 1:
+        raise ConfigurationError(f"--replicas {replicas}, --steps {steps}: allowed >= 1")
 
     sc = build_scenario(model=model, workload=workload, hardware=hardware, gpus=gpus, k=k,
                         acceptance_length=acceptance_length, lag=lag, gen_gpus=gen_gpus, train_gpus=train_gpus, seed=seed)

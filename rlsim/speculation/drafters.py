@@ -44,7 +44,12 @@ def resolve_drafter(model: ModelSpec, method: str, draft_model: str | None = Non
         name = model.drafts.get("eagle3")
         if not name:
             raise ConfigurationError(f"{model.name} has no EAGLE-3 head in the catalog (its `drafts.eagle3` is empty)")
-        return Drafter("eagle3", load_draft(name))
+        head = load_draft(name)
+        if head.target not in {model.name, *model.aliases} or head.hidden_size != model.hidden_size:
+            raise ConfigurationError(
+                f"{model.name}: drafts.eagle3 = {name!r} is a head for {head.target!r} (hidden_size {head.hidden_size}); "
+                f"it must target {model.name} (hidden_size {model.hidden_size})")
+        return Drafter("eagle3", head)
     name = draft_model or model.drafts.get("draft-model")
     if not name:
         raise ConfigurationError(f"drafter 'draft-model' needs --draft-model; {model.name} names no default")
