@@ -49,9 +49,7 @@ def heldout_errors(t: CalibrationTables) -> dict[str, np.ndarray]:
     out["moe"] = _knn_loo(t.moe)
     out["elementwise"] = np.concatenate([_knn_loo(k) for k in t.elementwise.values()])
     out["sampling"] = np.concatenate([_knn_loo(k) for k in t.sampling.values()])
-    if "collectives.csv" in t.frames:  # the bandwidth regime (>= 4 MB), where the model is fitted
-        from .calibrated import COLL_BW_MIN_BYTES
-
+    if "collectives.csv" in t.frames:  # the bandwidth regime (time > 2 x the launch floor), floor removed
         errs = []
         for (op, ranks), (_, bm, tm) in t.collectives.items():
             for i in range(1, len(bm) - 1):
@@ -71,7 +69,7 @@ def report(gpu_dir: Path) -> dict:
     t = fit_tables(gpu_dir)
     return {"gpu": t.meta.get("gpu"), "folder": gpu_dir.name, "method": "leave-one-out: each point predicted "
             "without itself (gemm: log-log interpolation from neighbouring m; attention, moe, elementwise, sampling: "
-            "k-NN on log(measured/roofline); collectives: log-log interpolation over message size >= 4 MB)", "op_classes": summarize(heldout_errors(t))}
+            "k-NN on log(measured/roofline); collectives: log-log interpolation of time less the launch floor, over messages taking > 2x the floor)", "op_classes": summarize(heldout_errors(t))}
 
 
 def write_report(gpu_dir: Path) -> dict:
