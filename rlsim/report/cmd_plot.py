@@ -139,6 +139,15 @@ def _make(name: str):
         from . import plots
         from .sweep import load_results, save_results
 
+        from pathlib import Path
+
+        from ..errors import ConfigurationError
+
+        out_p = Path(kw["out"] or f"rlsim-{name}.png")
+        if out_p.suffix.lower() not in (".png", ".svg", ".pdf"):  # before any simulation
+            raise ConfigurationError(f"--out {out_p}: unknown format {out_p.suffix!r}; allowed: .png, .svg, .pdf")
+        if kw["save_results"] is not None and Path(kw["save_results"]).suffix.lower() not in (".csv", ".txt", "", ".parquet", ".pq"):
+            raise ConfigurationError(f"--save-results {kw['save_results']}: unknown format; allowed: .csv, .parquet")
         flags = {a: kw[a] for a in AXIS_FLAGS}
         axes = collect_axes(flags, kw["set_"])
         if kw["from_"] is not None:

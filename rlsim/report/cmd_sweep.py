@@ -196,6 +196,8 @@ def sweep_cmd(
                  num_generations_per_prompt=num_generations_per_prompt, response_median_tokens=response_median_tokens,
                  max_new_tokens=max_new_tokens, calibration=calibration)
     axes = collect_axes(flags, set_)
+    if out is not None and Path(out).suffix.lower() not in (".csv", ".txt", "", ".parquet", ".pq"):
+        raise ConfigurationError(f"--out {out}: unknown format {Path(out).suffix!r}; allowed: .csv, .parquet")
     if grid is None and not axes:
         raise ConfigurationError("nothing to sweep: give axis flags (e.g. --workload rl-zero-8b --k 1,3,5) or --grid FILE")
     with warnings.catch_warnings(record=True) as caught:
