@@ -125,6 +125,22 @@ class _AdvanceStreams:
     def add_rows(self, N_new: np.ndarray) -> None:
         self.N = np.concatenate([self.N, np.asarray(N_new, np.int64)])
 
+    def compact(self, finished: np.ndarray) -> None:
+        """Free the streams of finished sequences (their rows become empty). Dropping whole rows keeps
+        ``flat`` sorted, and running rows keep their pointers, so later lookups are unchanged."""
+        for st in self.streams.values():
+            n_rows = st["slots"].size
+            dead = np.asarray(finished[:n_rows], bool) & (st["slots"] > 0)
+            if not dead.any():
+                continue
+            keep_elem = ~np.repeat(dead, st["slots"])
+            st["cum"] = st["cum"][keep_elem].copy()
+            st["flat"] = st["flat"][keep_elem].copy()
+            st["slots"] = np.where(dead, 0, st["slots"])
+            st["start"] = np.concatenate([[0], np.cumsum(st["slots"])[:-1]]).astype(np.int64)
+            st.pop("cum_buf", None)
+            st.pop("flat_buf", None)
+
     def _rows(self, k: int, idx: np.ndarray, rounds: np.ndarray, before: np.ndarray):
         adv = np.asarray(self.policy.sample_rounds(self.rng, k, rounds, idx, before), np.int64)
         slots = rounds + 1
@@ -250,6 +266,8 @@ class ReplicaSim:
         self.admit_time = np.concatenate([self.admit_time, np.full(P.size, np.nan)])
         self.arrival = np.concatenate([self.arrival, np.broadcast_to(np.asarray(arrival_s, float), P.shape)])
         self.queue.extend(int(i) for i in idx)
+        if n0:
+            self.streams.compact(self.status[:n0] == DONE)
         self.streams.add_rows(N)
         return idx
 
