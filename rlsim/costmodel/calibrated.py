@@ -52,32 +52,6 @@ _KV_GRID = np.arange(0.0, 26.01, 0.25)  # log2 of mean KV tokens per sequence
 _TOK_GRID = np.arange(-2.0, 24.01, 0.125)  # log2 of tokens / rows
 
 
-def _nnls(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Non-negative least squares (Lawson-Hanson, small problems) on rows scaled by w."""
-    A = X * w[:, None]
-    b = y * w
-    n = A.shape[1]
-    P: list[int] = []
-    x = np.zeros(n)
-    for _ in range(3 * n + 10):
-        grad = A.T @ (b - A @ x)
-        Z = [j for j in range(n) if j not in P]
-        if not Z or max(grad[j] for j in Z) <= 1e-12 * max(1.0, np.abs(grad).max()):
-            break
-        P.append(max(Z, key=lambda j: grad[j]))
-        while True:
-            z = np.zeros(n)
-            z[P] = np.linalg.lstsq(A[:, P], b, rcond=None)[0]
-            if (z[P] > 0).all():
-                x = z
-                break
-            neg = [j for j in P if z[j] <= 0]
-            alpha = min(x[j] / (x[j] - z[j]) for j in neg if x[j] - z[j] != 0) if neg else 1.0
-            x = x + alpha * (z - x)
-            P = [j for j in P if x[j] > 1e-18]
-    return x
-
-
 class LogRatioKNN:
     """k-nearest-neighbour regression of log(measured / roofline) in a log-feature space.
 
@@ -168,13 +142,6 @@ def _read(path: Path, cols: list[str], gpu_name: str | None):
 
 
 # ------------------------------------------------------------------------------------------ features
-def attention_features(batch, kv_tokens, qk_pairs, q_tokens, n_q_heads, n_kv_heads, head_dim):
-    kv_bytes = np.asarray(kv_tokens, float) * 2 * n_kv_heads * head_dim * 2.0 + np.asarray(q_tokens, float) * 2 * n_q_heads * head_dim * 2.0
-    flops = 4.0 * np.asarray(qk_pairs, float) * n_q_heads * head_dim
-    b = np.asarray(batch, float)
-    return np.stack(np.broadcast_arrays(np.ones_like(b), b, kv_bytes, flops), axis=-1)
-
-
 def _row_pairs(df):
     """Query-key pairs of each measured attention row (causal, bottom-right aligned)."""
     q = df["q_len"].to_numpy(float)
@@ -183,14 +150,6 @@ def _row_pairs(df):
     kv_mean = kv_total / B
     # each sequence attends q queries over its kv keys, the last q of them causally
     return B * (q * np.maximum(kv_mean - q, 0) + q * (q + 1) / 2)
-
-
-def moe_features(tokens, distinct, assignments, hidden, inter, dtype="bf16"):
-    b = BYTES[dtype]
-    w_bytes = np.asarray(distinct, float) * 3 * hidden * inter * b
-    flops = 2.0 * np.asarray(assignments, float) * 3 * hidden * inter * (b / 2.0)
-    t = np.asarray(tokens, float) * hidden
-    return np.stack(np.broadcast_arrays(np.ones_like(t), t, w_bytes, flops), axis=-1)
 
 
 ATT_SCALE = np.array([1.0, 1.0, 2.0, 1.5, 1.5, 2.0])
@@ -344,24 +303,6 @@ def fit_tables(gpu_dir: Path) -> CalibrationTables:
             t_bw = np.maximum(big["time_s"].to_numpy(float) - floor, 0.2 * big["time_s"].to_numpy(float))
             coll[(op, int(ranks))] = (floor, big["bytes"].to_numpy(float), t_bw)
     return CalibrationTables(gpu_dir.name, meta, gemm, att, moe, ew, samp, ov, coll, frames)
-
-
-def _att_X(grp):
-    return attention_features(grp["batch"].to_numpy(float), grp["total_kv_tokens"].to_numpy(float), _row_pairs(grp),
-                              grp["total_q_tokens"].to_numpy(float), grp["n_q_heads"].to_numpy(float),
-                              grp["n_kv_heads"].to_numpy(float), grp["head_dim"].to_numpy(float))
-
-
-def _moe_X(m):
-    return moe_features(m["tokens"].to_numpy(float), m["distinct_experts"].to_numpy(float),
-                        m["local_assignments"].to_numpy(float), m["hidden"].to_numpy(float),
-                        m["moe_intermediate"].to_numpy(float), "bf16")
-
-
-def _ew_X(e):
-    f = e["op"].map(EW_BYTES_FACTOR).fillna(2.0).to_numpy(float)
-    bytes_ = e["tokens"].to_numpy(float) * e["hidden"].to_numpy(float) * 2.0 * f
-    return np.stack([np.ones(len(e)), bytes_], axis=1)
 
 
 def _cache_path(d: Path) -> Path | None:
@@ -548,18 +489,6 @@ class CalibratedTimer(KernelTimer):
         flops = 4.0 * pairs * n_q_heads * head_dim
         bytes_ = kvb * 2 * n_kv_heads * head_dim * 2.0
         return np.where(n_seqs > 0, self._move(t, flops, bytes_), 0.0)
-
-    def _along(self, name: str, knn: LogRatioKNN, z_fixed: tuple, dim: int, zq: np.ndarray) -> np.ndarray:
-        """KNN prediction where only feature ``dim`` varies: a cached curve on a log2 grid, interpolated."""
-        key = (name, z_fixed)
-        c = self._curves.get(key)
-        if c is None:
-            z = np.array(z_fixed, float)
-            c = self._curves[key] = knn.predict_curve(z, dim, _TOK_GRID)
-        x = np.clip((np.asarray(zq, float) - _TOK_GRID[0]) / (_TOK_GRID[1] - _TOK_GRID[0]), 0, _TOK_GRID.size - 1)
-        i0 = np.minimum(x.astype(np.int64), _TOK_GRID.size - 2)
-        f = x - i0
-        return c[i0] * (1 - f) + c[i0 + 1] * f
 
     def _att_curve(self, b_val, q_val, n_q, n_kv, spread):
         sp = round(float(np.log2(spread)) * 2) / 2  # half-octave bins of unevenness

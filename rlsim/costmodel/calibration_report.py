@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .calibrated import CalibrationTables, LogRatioKNN, _nnls, fit_tables, gemm_interp
+from .calibrated import CalibrationTables, LogRatioKNN, fit_tables, gemm_interp
 
 
 def _errors_gemm(t: CalibrationTables) -> np.ndarray:
@@ -20,18 +20,6 @@ def _errors_gemm(t: CalibrationTables) -> np.ndarray:
             pred, _ = gemm_interp(m[keep], y[keep], m[i])
             errs.append(abs(float(pred) - y[i]) / y[i])
     return np.asarray(errs)
-
-
-def _errors_folds(X: np.ndarray, y: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
-    n = len(y)
-    idx = np.random.default_rng(seed).permutation(n)
-    parts = np.array_split(idx, min(folds, n))
-    pred = np.empty(n)
-    for part in parts:
-        train = np.setdiff1d(idx, part)
-        c = _nnls(X[train], y[train], 1.0 / y[train])
-        pred[part] = X[part] @ c
-    return np.abs(pred - y) / y
 
 
 def _knn_loo(knn: LogRatioKNN) -> np.ndarray:

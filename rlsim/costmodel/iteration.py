@@ -208,7 +208,7 @@ class IterationCostModel:
         st = self._static_cache.get(key)
         if st is None:
             b0 = IterationBatch(n_decode=[n_decode], k=[k], decode_kv_tokens=[0.0])
-            parts = self._static_parts(b0)
+            parts = self.breakdown(b0, attention=False)
             st = self._static_cache[key] = tuple(float(np.asarray(parts[x])[0]) if np.ndim(parts[x]) else float(parts[x])
                                                  for x in _STATIC_KEYS)
         gpu_static, n_kernels, graph, host, n_small, small_s = st
@@ -254,7 +254,7 @@ class IterationCostModel:
         if missing:
             b0 = IterationBatch(n_decode=np.asarray(missing, float), k=np.full(len(missing), k),
                                 decode_kv_tokens=np.zeros(len(missing)))
-            parts = self._static_parts(b0)
+            parts = self.breakdown(b0, attention=False)
             for j, bsz in enumerate(missing):
                 self._static_cache[(bsz, k)] = tuple(float(np.broadcast_to(parts[x], (len(missing),))[j])
                                                      for x in _STATIC_KEYS)
@@ -263,10 +263,6 @@ class IterationCostModel:
         gpu_static, n_kernels, graph, host, n_small, small_s = (table[pos, c] for c in range(len(_STATIC_KEYS)))
         dyn = self._decode_attention_s(n_decode.astype(float), k, kv)
         return self.timer.launch_overhead_s(n_kernels, graph > 0.5, gpu_static + dyn, n_small, small_s) + host
-
-    def _static_parts(self, b: IterationBatch) -> dict:
-        out = self.breakdown(b, attention=False)
-        return out
 
     def breakdown(self, b: IterationBatch, attention: bool = True) -> dict[str, np.ndarray]:
         """Seconds per op class for each iteration (arrays). Keys sum to ``total``.

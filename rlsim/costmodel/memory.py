@@ -56,14 +56,10 @@ def replica_memory(model: ModelSpec, hardware: HardwareProfile, layout: ReplicaL
     kv_tok = 2 * model.num_hidden_layers * kv_heads * model.head_dim * BYTES[kv_dtype]
     dw = 0.0
     if draft is not None and method in ("eagle3", "mtp", "draft-model"):
-        if isinstance(draft, DraftSpec):
-            dw = draft.params * 2.0 / tp
-            dkv = max(draft.num_key_value_heads // tp, 1)
-            kv_tok += 2 * draft.num_hidden_layers * dkv * draft.head_dim * BYTES[kv_dtype]
-        else:
-            dw = draft.total_params * 2.0 / tp
-            dkv = max(draft.num_key_value_heads // tp, 1)
-            kv_tok += 2 * draft.num_hidden_layers * dkv * draft.head_dim * BYTES[kv_dtype]
+        draft_params = draft.params if isinstance(draft, DraftSpec) else draft.total_params
+        dw = draft_params * 2.0 / tp
+        dkv = max(draft.num_key_value_heads // tp, 1)
+        kv_tok += 2 * draft.num_hidden_layers * dkv * draft.head_dim * BYTES[kv_dtype]
     usable = hardware.hbm_capacity_bytes * gpu_memory_utilization
     free = usable - w - dw - NON_KV_RESERVE_BYTES
     # one data-parallel rank's KV lives on its TP group; the replica holds dp of them

@@ -16,14 +16,11 @@ def get_timer(hw: HardwareProfile, calibration: str = "auto") -> KernelTimer:
         raise ConfigurationError(f"--calibration = {calibration!r}; allowed: {', '.join(CALIBRATION_CHOICES)}")
     if calibration == "roofline":
         return KernelTimer(hw)
-    try:
-        from .calibrated import calibrated_timer  # noqa: WPS433 (optional until tables exist)
-    except ImportError:
-        calibrated_timer = None
-    if calibrated_timer is not None:
-        t = calibrated_timer(hw, required=calibration == "calibrated")
-        if t is not None:
-            return t
+    from .calibrated import calibrated_timer
+
+    t = calibrated_timer(hw, required=calibration == "calibrated")
+    if t is not None:
+        return t
     if calibration == "calibrated":
         raise ConfigurationError(f"no calibration tables for {hw.name} (calibration_source {hw.calibration_source!r})")
     return KernelTimer(hw)

@@ -373,7 +373,7 @@ class ReplicaSim:
 
     def _mixed_step(self, run, prefilling) -> None:
         """One iteration with prefill chunks (and the decoding sequences alongside)."""
-        P, N, gen, need, pre = self.P, self.N, self.gen, self.need, self.pre
+        N, gen, need, pre = self.N, self.gen, self.need, self.pre
         dec = run[pre[run] >= need[run]]
         B = dec.size
         k = self.policy.k(B) if B else self.policy.k(0)

@@ -39,7 +39,6 @@ same uniforms; three passes), exact up to the slowness of the decay.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np

@@ -50,8 +50,6 @@ class AsyncRun:
     generated: int
     trained: int
     phases: dict[str, float]
-    gen_busy_s: float
-    gen_window_s: float
     n_replicas: int
     warmup: int
     replica_traces: list[dict] = field(default_factory=list)
@@ -173,15 +171,13 @@ def simulate_async(setup: Setup, speculative: bool, n_steps: int | None = None, 
         "step": float(np.mean(step_times)),
     }
     traces = [sims[r].result().trace for r in range(min(trace_replicas, R))]
-    gen_busy = sum(sim.stats["busy"] for sim in sims)
     return AsyncRun("speculative" if speculative else "autoregressive", release, done, t_start, t_end, W, refit_start,
-                    stale, dropped, generated, trained, phases, gen_busy, W[n_steps], R, warmup, traces, sims)
+                    stale, dropped, generated, trained, phases, R, warmup, traces, sims)
 
 
 def _partial_batch(sims, batches, lengths, step, per_step, W, L, consumed):
     """Partial rollouts: advance generation until ``per_step`` not-yet-trained trajectories have
     finished; take the earliest finishers (older than L at this step: dropped)."""
-    R = len(sims)
     # advance in small time slices so finish order is global
     horizon = max(sim.t for sim in sims)
     slice_s = None
@@ -198,11 +194,8 @@ def _partial_batch(sims, batches, lengths, step, per_step, W, L, consumed):
         if slice_s is None:
             slice_s = max(1e-3, 0.02 * (max(sim.t for sim in sims) - min(W[-1], horizon) + 1.0))
         target = min(sim.t for sim in sims) + slice_s
-        progressed = False
         for sim in sims:
-            before = sim.t
             sim.run(t_stop=target)
-            progressed |= sim.t > before or sim.done(np.arange(sim.P.size))
         if all(sim.done(np.arange(sim.P.size)) for sim in sims) and len(fresh) < per_step:
             break
         slice_s *= 1.5

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..catalog import DraftSpec, HardwareProfile, ModelSpec, load_hardware, load_model
+from ..catalog import HardwareProfile, ModelSpec, load_hardware, load_model
 from ..costmodel import IterationCostModel, ReplicaLayout, ReplicaMemory, replica_layout, replica_memory
 from ..costmodel.select import get_timer
 from ..costmodel.timer import KernelTimer

@@ -39,10 +39,9 @@ def calibrate_cmd(
     if backend != "torch":
         raise ConfigurationError(f"--backend = {backend!r}; allowed: torch, vllm")
     try:
-        import torch  # noqa: F401
+        import torch
     except ImportError:
         raise ConfigurationError("`rlsim calibrate` needs torch and a GPU: pip install 'rlsim[calibrate]'") from None
-    import torch
 
     if not torch.cuda.is_available():
         raise ConfigurationError("`rlsim calibrate` needs a CUDA GPU (torch.cuda.is_available() is False)")

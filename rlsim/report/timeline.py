@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from ..pipeline import build_setup
 from ..pipeline.asynchronous import simulate_async
 from ..scenario import Scenario
