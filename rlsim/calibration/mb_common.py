@@ -37,7 +37,7 @@ SCHEMAS: dict[str, list[str]] = {
     "overhead": ["gpu", "mode", "n_kernels", "time_per_kernel_s", "time_s", "repeats"],
     "collectives": [
         "gpu", "op", "ranks", "bytes", "time_s", "busbw_bytes_per_s", "time_p10_s",
-        "time_p90_s", "algbw_bytes_per_s", "repeats",
+        "time_p90_s", "algbw_bytes_per_s", "repeats", "time_graph_s",
     ],
 }
 

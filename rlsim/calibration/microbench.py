@@ -267,7 +267,8 @@ def _write_meta(path: Path, meta: dict) -> None:
 def run_calibration(out_dir: Path, quick: bool = False, ops: list[str] | None = None,
                     resume: bool = True, progress: bool = True, budget_s: float | None = None,
                     device_kind: str | None = None, meta_name: str = "meta.json",
-                    workloads: Path | None = None, ceilings: bool = True) -> None:
+                    workloads: Path | None = None, ceilings: bool = True,
+                    collective_ranks: list[int] | None = None) -> None:
     """Run the calibration microbenchmarks and write CSVs + meta into out_dir."""
     import torch
 
@@ -329,8 +330,8 @@ def run_calibration(out_dir: Path, quick: bool = False, ops: list[str] | None = 
         try:
             if op == "collectives":
                 C = _mod("mb_collectives")
-                n = C.run_collectives(out_dir, quick, resume, progress)
-                st = {"ranks": n}
+                n = C.run_collectives(out_dir, quick, resume, progress, collective_ranks)
+                st = {"ranks": collective_ranks or n}
             else:
                 st = runners[op](budget.deadline(op, ops[i:]))
         except Exception as e:  # noqa: BLE001
@@ -365,11 +366,15 @@ def main(argv=None) -> int:
     ap.add_argument("--meta-name", default="meta.json")
     ap.add_argument("--workloads", type=Path, default=None)
     ap.add_argument("--no-ceilings", action="store_true")
+    ap.add_argument("--ranks", default=None,
+                    help="collectives: comma list of participant counts (default: every GPU)")
     a = ap.parse_args(argv)
+    ranks = [int(r) for r in a.ranks.split(",") if r.strip()] if a.ranks else None
     ops = [o.strip() for o in a.ops.split(",") if o.strip()] if a.ops else None
     run_calibration(a.out, quick=a.quick, ops=ops, resume=not a.no_resume,
                     progress=not a.no_progress, budget_s=a.budget_s, device_kind=a.device_kind,
-                    meta_name=a.meta_name, workloads=a.workloads, ceilings=not a.no_ceilings)
+                    meta_name=a.meta_name, workloads=a.workloads, ceilings=not a.no_ceilings,
+                    collective_ranks=ranks)
     return 0
 
 

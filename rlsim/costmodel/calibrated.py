@@ -5,15 +5,14 @@ Per op class (see docs/calibration.md):
   beyond the largest measured m, linear in m (compute-bound) and flagged as extrapolated. An
   unmeasured (n, k): the nearest measured shape (by weight size and aspect), scaled by the ratio of
   the two shapes' roofline times.
-- attention (decode / verify / prefill): t = c0 + c1*B + c2*kv_bytes + c3*flops, non-negative
-  least squares weighted for relative error, one fit per phase; a call is classed by its mean query
-  tokens per sequence (1: decode, <= 16: verify, else prefill).
-- moe: t = c0 + c1*tokens + c2*expert_weight_bytes_touched + c3*flops (NNLS, relative); fp8 scales
-  the byte and FLOP features by the dtype (no fp8 grouped GEMM was measured).
-- elementwise: t = c0*kernels + c1*bytes; sampling: per op t = c0 + c1*rows*vocab.
+- attention (decode / prefill), MoE, elementwise, sampling: k-nearest-neighbour interpolation of
+  log(measured / roofline) over log-scaled shape features (``LogRatioKNN``); attention also uses the
+  KV-length unevenness.  Verification is the decode kernel plus the extra query FLOPs.  Every curve
+  is made non-decreasing in tokens (``_monotone``).
 - launch: measured per-kernel gap of CUDA-graph replay and eager launch.
-- collectives (when measured on 2+ GPUs): t = alpha + factor(n)*bytes/bw per op, fitted at the
-  measured rank count, the ring factor carrying it to other counts.
+- collectives (when measured on 2+ GPUs): the measured device time per call (CUDA-graph replay up to
+  16 MB, eager above) interpolated log-log over message size, per op and rank count; the nearest
+  measured rank count is carried to others by the ring factor (see ``collective_curves``).
 
 Transfer to a GPU that was not measured (GB200, B200): the prediction on the source GPU is scaled by
 the ratio of the op's roofline time on the target to that on the source, each roofline being
@@ -32,7 +31,7 @@ import numpy as np
 from ..catalog import HardwareProfile, load_hardware
 from ..catalog.loader import catalog_dir
 from ..errors import CalibrationDataError
-from .timer import BYTES, KernelTimer
+from .timer import BYTES, KernelTimer, ring_factor
 
 GPU_DIR_TO_PROFILE = {"h100": "h100-sxm", "h200": "h200-sxm"}
 REQUIRED = {
@@ -287,21 +286,7 @@ def fit_tables(gpu_dir: Path) -> CalibrationTables:
             ov[mode] = float(rows["time_per_kernel_s"].median())
     coll = {}
     if "collectives.csv" in frames:
-        # The small-message floor measured here (~50-80 us, flat up to 16 MB) is the host launching separate
-        # eager torch.distributed calls; engines capture their all-reduces in CUDA graphs (custom
-        # all-reduce), so the latency term stays the graph-captured estimate of the roofline timer, and the
-        # measured floor is subtracted from the bandwidth-regime times and only reported.
-        c = frames["collectives.csv"]
-        for (op, ranks), grp in c.groupby(["op", "ranks"]):
-            grp = grp.sort_values("bytes")
-            floor = float(grp["time_s"].min())
-            # the bandwidth regime: messages that take more than twice the launch floor; their time less
-            # the floor is the transfer itself (the floor reaches 16 MB on the 2-GPU H200 machine)
-            big = grp[grp["time_s"] > 2 * floor]
-            if len(big) < 2:
-                big = grp.tail(2)
-            t_bw = np.maximum(big["time_s"].to_numpy(float) - floor, 0.2 * big["time_s"].to_numpy(float))
-            coll[(op, int(ranks))] = (floor, big["bytes"].to_numpy(float), t_bw)
+        coll = collective_curves(frames["collectives.csv"])
     return CalibrationTables(gpu_dir.name, meta, gemm, att, moe, ew, samp, ov, coll, frames)
 
 
@@ -554,21 +539,50 @@ class CalibratedTimer(KernelTimer):
         if ranks <= 1 or scaleout or not measured:
             return super().collective_s(op, bytes_per_rank, ranks, bandwidth_bytes_per_s, scaleout)
         r0 = min(measured, key=lambda r: abs(r - ranks))
-        _, b_meas, t_meas = fit[(op, r0)]
-        fac = {"all_reduce": 2.0 * (ranks - 1) / ranks, "all_gather": (ranks - 1) / ranks,
-               "reduce_scatter": (ranks - 1) / ranks, "all_to_all": (ranks - 1) / ranks, "broadcast": 1.0}[op]
-        fac0 = {"all_reduce": 2.0 * (r0 - 1) / r0, "all_gather": (r0 - 1) / r0, "reduce_scatter": (r0 - 1) / r0,
-                "all_to_all": (r0 - 1) / r0, "broadcast": 1.0}[op]
+        latency, b_meas, t_meas = fit[(op, r0)]
         b = np.asarray(bytes_per_rank, float)
-        # seconds per byte measured at this size (log-log interpolation in the bandwidth regime; below it the
-        # smallest bandwidth-regime point's rate), carried to ``ranks`` by the ring factor
-        t_at, _ = gemm_interp(b_meas, t_meas, np.maximum(b, b_meas[0]))
-        bw_term = t_at / np.maximum(b, b_meas[0]) * b * fac / fac0
-        if self.transfer:  # another GPU's links: scale by the NVLink bandwidth ratio
+        # device time per call at this size: log-log interpolation of the measured curve; below the smallest
+        # message its time (the latency); above the largest, the largest message's bandwidth
+        t_at, _ = gemm_interp(b_meas, t_meas, np.clip(b, b_meas[0], b_meas[-1]))
+        t_at = np.where(b > b_meas[-1], t_meas[-1] * b / b_meas[-1], t_at)
+        # the transfer part, carried to ``ranks`` by the ring factor and to another GPU by its NVLink bandwidth
+        bw_term = np.maximum(t_at - latency, 0.0) * ring_factor(op, ranks) / ring_factor(op, r0)
+        if self.transfer:  # another GPU's links and latency
             bw_term = bw_term * self.source.nvlink_bandwidth_bytes_per_s / self.hardware.nvlink_bandwidth_bytes_per_s
+            latency = self.latency["collective_latency_nvlink_s"]
         if r0 != ranks:
             self.extrapolated.add(f"{op} at {ranks} ranks from the {r0}-rank measurement (ring factor)")
-        return np.where(b > 0, self.latency["collective_latency_nvlink_s"] + bw_term, 0.0)
+        return np.where(b > 0, latency + bw_term, 0.0)
+
+
+def collective_curves(c) -> dict:
+    """(op, ranks) -> (latency s, message bytes, device seconds per call), from collectives.csv.
+
+    The device time is the CUDA-graph replay time (``time_graph_s``, measured up to 16 MB) where there is
+    one, else the eager time.  Eager calls cost at least the host's launch (a 50-80 us floor, flat to
+    ~16 MB, that engines avoid by capturing their iterations); above that size the device time exceeds the
+    launch and hides it, so eager and graph agree there (within 4% at 16 MB on H200).  Where no graph time
+    was measured, eager points under twice the group's floor are dropped as launch-bound.  The curve is
+    made non-decreasing in size; the latency is its smallest message's time.
+    """
+    import pandas as pd
+
+    out = {}
+    for (op, ranks), grp in c.groupby(["op", "ranks"]):
+        grp = grp.sort_values("bytes")
+        t = grp["time_s"].to_numpy(float)
+        if "time_graph_s" in grp:
+            g = pd.to_numeric(grp["time_graph_s"], errors="coerce").to_numpy(float)
+        else:
+            g = np.full(len(t), np.nan)
+        keep = np.isfinite(g) | (t > 2 * np.nanmin(t)) | (np.arange(len(t)) >= len(t) - 2)
+        if not np.isfinite(g).any():
+            keep = (t > 2 * np.nanmin(t)) | (np.arange(len(t)) >= len(t) - 2)
+        dev = np.where(np.isfinite(g), g, t)[keep]
+        b = grp["bytes"].to_numpy(float)[keep]
+        dev = np.maximum.accumulate(dev)
+        out[(op, int(ranks))] = (float(dev[0]), b, dev)
+    return out
 
 
 def calibrated_timer(hw: HardwareProfile, required: bool = False) -> CalibratedTimer | None:

@@ -37,14 +37,14 @@ def heldout_errors(t: CalibrationTables) -> dict[str, np.ndarray]:
     out["moe"] = _knn_loo(t.moe)
     out["elementwise"] = np.concatenate([_knn_loo(k) for k in t.elementwise.values()])
     out["sampling"] = np.concatenate([_knn_loo(k) for k in t.sampling.values()])
-    if "collectives.csv" in t.frames:  # the bandwidth regime (time > 2 x the launch floor), floor removed
+    if "collectives.csv" in t.frames:  # device time per call over message size, interior points
         errs = []
         for (op, ranks), (_, bm, tm) in t.collectives.items():
             for i in range(1, len(bm) - 1):
                 keep = np.arange(len(bm)) != i
                 pred, _ = gemm_interp(bm[keep], tm[keep], bm[i])
                 errs.append(abs(float(pred) - tm[i]) / tm[i])
-        out["collectives_bw"] = np.asarray(errs)
+        out["collectives"] = np.asarray(errs)
     return out
 
 
@@ -57,7 +57,7 @@ def report(gpu_dir: Path) -> dict:
     t = fit_tables(gpu_dir)
     return {"gpu": t.meta.get("gpu"), "folder": gpu_dir.name, "method": "leave-one-out: each point predicted "
             "without itself (gemm: log-log interpolation from neighbouring m; attention, moe, elementwise, sampling: "
-            "k-NN on log(measured/roofline); collectives: log-log interpolation of time less the launch floor, over messages taking > 2x the floor)", "op_classes": summarize(heldout_errors(t))}
+            "k-NN on log(measured/roofline); collectives: log-log interpolation of the device time per call (CUDA-graph replay to 16 MB, eager above) over message size)", "op_classes": summarize(heldout_errors(t))}
 
 
 def write_report(gpu_dir: Path) -> dict:

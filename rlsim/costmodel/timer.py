@@ -49,6 +49,15 @@ FIXED_LATENCY_S = {
 }
 
 
+def ring_factor(op: str, ranks: int) -> float:
+    """Bytes each rank sends per byte of ``bytes_per_rank`` in a ring (nccl-tests' conventions):
+    all_reduce and broadcast: the tensor; all_gather: each rank's contribution (the output is ``ranks``
+    times it); reduce_scatter: each rank's input; all_to_all: each rank's whole send buffer."""
+    n = ranks
+    return {"all_reduce": 2.0 * (n - 1) / n, "all_gather": float(n - 1), "reduce_scatter": (n - 1) / n,
+            "all_to_all": (n - 1) / n, "broadcast": 1.0}[op]
+
+
 @dataclass
 class KernelTimer:
     """Roofline timer. Subclasses (calibrated timers) override per op class."""
@@ -135,12 +144,11 @@ class KernelTimer:
         return np.where(rows > 0, np.maximum(t, 2 * self.latency["kernel_floor_s"]), 0.0)
 
     def collective_s(self, op: str, bytes_per_rank, ranks: int, bandwidth_bytes_per_s: float, scaleout: bool = False):
-        """NCCL-style collective (ring algorithm bandwidth term + a latency term)."""
+        """NCCL-style collective (ring algorithm bandwidth term + a latency term); ``bytes_per_rank`` as in
+        ``ring_factor``."""
         if ranks <= 1:
             return np.zeros_like(np.asarray(bytes_per_rank, dtype=float))
-        n = ranks
-        factor = {"all_reduce": 2.0 * (n - 1) / n, "all_gather": (n - 1) / n, "reduce_scatter": (n - 1) / n,
-                  "all_to_all": (n - 1) / n, "broadcast": 1.0}[op]
+        factor = ring_factor(op, ranks)
         lat = self.latency["collective_latency_scaleout_s" if scaleout else "collective_latency_nvlink_s"]
         b = np.asarray(bytes_per_rank, dtype=float)
         return np.where(b > 0, lat + factor * b / bandwidth_bytes_per_s, 0.0)
