@@ -95,7 +95,8 @@ def build_scenario(model: str | None = None, workload: str | None = None, hardwa
                    draft_quality_decay: float = 1.0, draft_model: str | None = None,
                    num_speculative_tokens_per_batch_size: list | None = None, calibration: str = "auto",
                    tensor_parallel_size: int | None = None, response_median_tokens: float | None = None,
-                   max_new_tokens: int | None = None, options: dict | None = None, **workload_fields) -> Scenario:
+                   max_new_tokens: int | None = None, response_sigma: float | None = None,
+                   options: dict | None = None, **workload_fields) -> Scenario:
     """Resolve a scenario from a workload and overrides (the CLI flags map 1:1 onto these arguments)."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ConfigurationError(f"--seed = {seed!r}; allowed: an integer >= 0")
@@ -143,14 +144,19 @@ def build_scenario(model: str | None = None, workload: str | None = None, hardwa
             upd[key] = value
     if tensor_parallel_size is not None:
         upd["generation"] = w.generation.model_copy(update={"tensor_parallel_size": tensor_parallel_size})
-    if response_median_tokens is not None or max_new_tokens is not None:
+    if response_median_tokens is not None or max_new_tokens is not None or response_sigma is not None:
         rl = w.response_length.model_dump()
+        if response_sigma is not None:
+            if "sigma" not in rl:
+                raise ConfigurationError(f"response_sigma = {response_sigma}: workload {w.name}'s response lengths "
+                                         f"({rl.get('distribution')}) have no sigma; allowed only for lognormal lengths")
+            rl["sigma"] = response_sigma
         if response_median_tokens is not None:
             rl["median_tokens"] = response_median_tokens
         if max_new_tokens is not None:
             rl["max_tokens"] = max_new_tokens
         upd["response_length"] = _validated(type(w.response_length), rl,
-                                            "response length (response_median_tokens / max_new_tokens)")
+                                            "response length (response_median_tokens / max_new_tokens / response_sigma)")
     if lag is not None:
         upd["max_trajectory_age_steps"] = lag
     if upd:

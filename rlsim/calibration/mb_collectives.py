@@ -162,10 +162,76 @@ def _worker(rank: int, world: int, out_dir: str, quick: bool, resume: bool, port
                          "time_graph_s": tg})
         prog.step()
         del x
+    if cuda:
+        _custom_all_reduce(rank, world, dev, table, gpu, quick, dist, torch)
     if rank == 0:
         table.close()
     dist.barrier()
     dist.destroy_process_group()
+
+
+CUSTOM_AR_OPS = {"all_reduce_one_shot": "one_shot_all_reduce", "all_reduce_two_shot": "two_shot_all_reduce_"}
+CUSTOM_AR_MAX_BYTES = 8 * 1024 ** 2  # vLLM's custom all-reduce serves messages up to 8 MB by default
+
+
+def _custom_all_reduce(rank, world, dev, table, gpu, quick, dist, torch) -> None:
+    """Engine-style all-reduce over peer-to-peer symmetric memory (torch.ops.symm_mem one-shot and
+    two-shot: each rank reads the peers' buffers over NVLink, no NCCL, no multicast), the analogue of
+    vLLM's custom all-reduce for small TP messages.  Rows ``all_reduce_one_shot`` / ``_two_shot``;
+    ``time_graph_s`` is the CUDA-graph replay time per call.  Skipped where symmetric memory is absent."""
+    try:
+        import torch.distributed._symmetric_memory as symm_mem
+        group_name = dist.group.WORLD.group_name
+    except Exception as e:  # noqa: BLE001
+        if rank == 0:
+            print(f"[collectives] no symmetric memory: {type(e).__name__}: {str(e)[:120]}", flush=True)
+        return
+    try:
+        from .mb_grids import COLL_SIZES_FULL, COLL_SIZES_QUICK
+    except ImportError:
+        from mb_grids import COLL_SIZES_FULL, COLL_SIZES_QUICK
+    sizes = [b for b in (COLL_SIZES_QUICK if quick else COLL_SIZES_FULL) if b <= CUSTOM_AR_MAX_BYTES]
+    for op, fn_name in CUSTOM_AR_OPS.items():
+        for nbytes in sizes:
+            row = {"gpu": gpu, "op": op, "ranks": world, "bytes": nbytes}
+            skip = table.has(row) if rank == 0 else False
+            flag = torch.tensor([1 if skip else 0], device=dev)
+            dist.broadcast(flag, 0)
+            if int(flag.item()):
+                continue
+            ok, ts, tg = 1.0, [float("nan")], float("nan")
+            try:
+                buf = symm_mem.empty(nbytes // 2, dtype=torch.bfloat16, device=dev)
+                symm_mem.rendezvous(buf, dist.group.WORLD)
+                buf.copy_(torch.randn(nbytes // 2, device=dev, dtype=torch.bfloat16))
+                op_fn = getattr(torch.ops.symm_mem, fn_name)
+                fn = (lambda: op_fn(buf, "sum", group_name))  # noqa: E731
+                for _ in range(3):
+                    fn()
+                torch.cuda.synchronize()
+                dist.barrier()
+                ev = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(20)]
+                for a, b in ev:
+                    a.record()
+                    fn()
+                    b.record()
+                torch.cuda.synchronize()
+                ts = [a.elapsed_time(b) / 1e3 for a, b in ev]
+                tg = _graph_time(fn, dist, torch)
+            except Exception as e:  # noqa: BLE001
+                ok = 0.0
+                print(f"[collectives] rank {rank} {op} {nbytes}: {type(e).__name__}: {str(e)[:150]}", flush=True)
+            stats = torch.tensor([percentile(ts, 50), percentile(ts, 10), percentile(ts, 90), -ok, tg],
+                                 device=dev, dtype=torch.float64)
+            dist.all_reduce(stats, op=dist.ReduceOp.MAX)
+            if rank == 0 and stats[3].item() < 0:
+                t, p10, p90, _, tg_ = stats.tolist()
+                alg, bus = busbw("all_reduce", nbytes, world, t)
+                table.write({**row, "time_s": t, "time_p10_s": p10, "time_p90_s": p90, "busbw_bytes_per_s": bus,
+                             "algbw_bytes_per_s": alg, "repeats": 20, "time_graph_s": tg_})
+            dist.barrier()
+            if stats[3].item() >= 0:
+                break  # a rank failed this op: its larger sizes would fail alike (every rank decides the same)
 
 
 def run_collectives(out_dir: Path, quick: bool = False, resume: bool = True,

@@ -25,6 +25,8 @@ def paper_cmd(
     calibration: str = typer.Option("auto", "--calibration", help="auto | roofline | calibrated"),
     out: Optional[str] = typer.Option(None, "--out", help="write paper.md and paper.json into this folder"),
     as_json: bool = typer.Option(False, "--json"),
+    sensitivity: bool = typer.Option(False, "--sensitivity", help="also re-predict with each unpublished setting "
+                                     "changed (AR refit each time; a few minutes); with --out writes paper-sensitivity.md"),
 ):
     """The study's Table 1 beside rlsim's: stages, speedups, Amdahl bound, and where the gap goes."""
     from ..validation import paper
@@ -46,6 +48,16 @@ def paper_cmd(
         typer.echo(paper.format_report(res))
         bad = paper.check_targets(res)
         typer.echo("targets (spec k=3 generation and step within 10%): " + ("met" if not bad else "MISSED: " + "; ".join(bad)))
+    if sensitivity:
+        from ..validation import paper_sensitivity as ps
+
+        n = len(paper.WORKLOADS) * len(ps.VARIANTS)
+        done = iter(range(1, n + 1))
+        results = ps.sensitivity(calibration, progress=lambda what: typer.echo(f"[{next(done)}/{n}] {what}", err=True))
+        if out:
+            ps.save_sensitivity(results, Path(out))
+        if not as_json:
+            typer.echo(ps.format_sensitivity(results))
 
 
 @validate_app.command("measured")

@@ -92,7 +92,6 @@ def fit_workload(workload: str, calibration: str = "auto") -> Fit:
     """Bisection on the response median (log scale) to the AR generation time; MFUs in closed form."""
     target = TABLE1[workload]["ar"]
     lo, hi = 50.0, 30000.0
-    w = load_workload(workload)
     for _ in range(22):
         mid = float(np.sqrt(lo * hi))
         setup = build_setup(_scenario(workload, calibration, response_median_tokens=mid, k=0))
@@ -106,6 +105,14 @@ def fit_workload(workload: str, calibration: str = "auto") -> Fit:
     median = float(np.sqrt(lo * hi))
     setup = build_setup(_scenario(workload, calibration, response_median_tokens=median, k=0))
     g = _gen_time(setup, False)
+    training_mfu, logprob_mfu = fit_mfus(workload, setup)
+    return Fit(workload, median, training_mfu, logprob_mfu, g)
+
+
+def fit_mfus(workload: str, setup) -> tuple[float, float]:
+    """Training and log-prob MFU (closed form) that reproduce the study's AR stages for ``setup``'s lengths."""
+    target = TABLE1[workload]["ar"]
+    w = setup.scenario.workload
     tr_t, lp_t = [], []
     for s in FIT_SEEDS:
         p, n = setup.sample_step_lengths(s)
@@ -119,7 +126,7 @@ def fit_workload(workload: str, calibration: str = "auto") -> Fit:
     peak = setup.train_gpus * setup.hardware.peak_flops["bf16"]
     training_mfu = float(flops_tr / (peak * (target["training"] - opt_s)))
     logprob_mfu = float(np.mean([c.flops for c in lp_t]) / (peak * target["logprob"]))
-    return Fit(workload, median, training_mfu, logprob_mfu, g)
+    return training_mfu, logprob_mfu
 
 
 def write_fit(fit: Fit) -> Path:
@@ -164,9 +171,9 @@ def decompose(workload: str, calibration: str = "auto") -> dict:
             "with_verification": verify, "with_drafting": full}
 
 
-def predict_table_rows(wl: str, calibration: str = "auto") -> dict:
+def predict_table_rows(wl: str, calibration: str = "auto", **scenario_kwargs) -> dict:
     """Table 1 rows (AR and spec) predicted for one workload, mean over the fit seeds."""
-    setup = build_setup(_scenario(wl, calibration))
+    setup = build_setup(_scenario(wl, calibration, **scenario_kwargs))
     rows = {"ar": {}, "spec": {}}
     acc = {"ar": [], "spec": []}
     for s in FIT_SEEDS:
