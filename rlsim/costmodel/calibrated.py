@@ -534,15 +534,30 @@ class CalibratedTimer(KernelTimer):
         return np.where(rows > 0, gemm_interp(g, tg, np.maximum(rows, g[0]))[0], 0.0)
 
     def collective_s(self, op, bytes_per_rank, ranks, bandwidth_bytes_per_s, scaleout=False):
+        b = np.asarray(bytes_per_rank, float)
+        t = None if ranks <= 1 or scaleout else self._measured_collective_s(op, b, ranks)
+        if t is None:
+            return super().collective_s(op, bytes_per_rank, ranks, bandwidth_bytes_per_s, scaleout)
+        if op == "all_reduce":
+            # engines all-reduce small TP messages with their own peer-to-peer kernels (vLLM's custom
+            # all-reduce, one-shot or two-shot by size) where those beat NCCL: the fastest measured one
+            for alt in CUSTOM_ALL_REDUCE_OPS:
+                ta = self._measured_collective_s(alt, b, ranks, within_measured=True)
+                if ta is not None:
+                    t = np.minimum(t, ta)
+        return np.where(b > 0, t, 0.0)
+
+    def _measured_collective_s(self, op, b, ranks, within_measured=False):
+        """Device seconds per call from the measured curve of ``op`` at the nearest measured rank count
+        (None if never measured); with ``within_measured``, inf beyond the largest measured message."""
         fit = self.tables.collectives
         measured = [r for (o, r) in fit if o == op]
-        if ranks <= 1 or scaleout or not measured:
-            return super().collective_s(op, bytes_per_rank, ranks, bandwidth_bytes_per_s, scaleout)
+        if not measured:
+            return None
         r0 = min(measured, key=lambda r: abs(r - ranks))
         latency, b_meas, t_meas = fit[(op, r0)]
-        b = np.asarray(bytes_per_rank, float)
-        # device time per call at this size: log-log interpolation of the measured curve; below the smallest
-        # message its time (the latency); above the largest, the largest message's bandwidth
+        # log-log interpolation of the measured curve; below the smallest message its time (the latency);
+        # above the largest, the largest message's bandwidth
         t_at, _ = gemm_interp(b_meas, t_meas, np.clip(b, b_meas[0], b_meas[-1]))
         t_at = np.where(b > b_meas[-1], t_meas[-1] * b / b_meas[-1], t_at)
         # the transfer part, carried to ``ranks`` by the ring factor and to another GPU by its NVLink bandwidth
@@ -552,7 +567,11 @@ class CalibratedTimer(KernelTimer):
             latency = self.latency["collective_latency_nvlink_s"]
         if r0 != ranks:
             self.extrapolated.add(f"{op} at {ranks} ranks from the {r0}-rank measurement (ring factor)")
-        return np.where(b > 0, latency + bw_term, 0.0)
+        t = latency + bw_term
+        return np.where(b > b_meas[-1], np.inf, t) if within_measured else t
+
+
+CUSTOM_ALL_REDUCE_OPS = ("all_reduce_one_shot", "all_reduce_two_shot")
 
 
 def collective_curves(c) -> dict:

@@ -54,8 +54,9 @@ def ring_factor(op: str, ranks: int) -> float:
     all_reduce and broadcast: the tensor; all_gather: each rank's contribution (the output is ``ranks``
     times it); reduce_scatter: each rank's input; all_to_all: each rank's whole send buffer."""
     n = ranks
-    return {"all_reduce": 2.0 * (n - 1) / n, "all_gather": float(n - 1), "reduce_scatter": (n - 1) / n,
-            "all_to_all": (n - 1) / n, "broadcast": 1.0}[op]
+    if op.startswith("all_reduce"):  # NCCL's ring, or an engine's one-/two-shot all-reduce
+        return 2.0 * (n - 1) / n
+    return {"all_gather": float(n - 1), "reduce_scatter": (n - 1) / n, "all_to_all": (n - 1) / n, "broadcast": 1.0}[op]
 
 
 @dataclass
