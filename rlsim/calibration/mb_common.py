@@ -32,6 +32,10 @@ SCHEMAS: dict[str, list[str]] = {
         "gpu", "dtype", "tokens", "num_experts", "top_k", "hidden", "moe_intermediate",
         "distinct_experts", *TIME_COLS, "local_assignments", "backend",
     ],
+    "moe_fused": [
+        "gpu", "dtype", "tokens", "num_experts", "top_k", "hidden", "moe_intermediate",
+        "distinct_experts", *TIME_COLS, "local_assignments", "backend",
+    ],
     "elementwise": ["gpu", "op", "tokens", "hidden", *TIME_COLS, "impl"],
     "sampling": ["gpu", "op", "rows", "vocab", *TIME_COLS],
     "overhead": ["gpu", "mode", "n_kernels", "time_per_kernel_s", "time_s", "repeats"],
@@ -46,6 +50,7 @@ KEYS: dict[str, list[str]] = {
     "attention": ["gpu", "phase", "batch", "q_len", "kv_len_mean", "kv_dist", "n_q_heads",
                   "n_kv_heads", "head_dim", "chunked"],
     "moe": ["gpu", "dtype", "tokens", "num_experts", "top_k", "hidden", "moe_intermediate"],
+    "moe_fused": ["gpu", "dtype", "tokens", "num_experts", "top_k", "hidden", "moe_intermediate"],
     "elementwise": ["gpu", "op", "tokens", "hidden"],
     "sampling": ["gpu", "op", "rows", "vocab"],
     "overhead": ["gpu", "mode", "n_kernels"],

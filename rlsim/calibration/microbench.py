@@ -32,9 +32,9 @@ else:
     from . import mb_grids as G
     from .mb_common import Budget, CsvTable, Progress
 
-ALL_OPS = ["gemm", "attention", "moe", "elementwise", "sampling", "overhead", "collectives"]
+ALL_OPS = ["gemm", "attention", "moe", "moe_fused", "elementwise", "sampling", "overhead", "collectives"]
 # share of a wall-clock budget (--budget-s) per op class; unused time rolls over
-BUDGET_SHARES = {"gemm": 0.33, "attention": 0.37, "moe": 0.12, "elementwise": 0.05,
+BUDGET_SHARES = {"gemm": 0.33, "attention": 0.37, "moe": 0.12, "moe_fused": 0.1, "elementwise": 0.05,
                  "sampling": 0.09, "overhead": 0.02, "collectives": 0.3}
 
 
@@ -163,6 +163,18 @@ def run_moe(out_dir, quick, resume, progress, deadline, gpu):
     st = _loop("moe", pts, out_dir, gpu, resume, progress, deadline, measure)
     mb.W1 = mb.W2 = mb.Wr = None
     return {**st, "backend": mb.backend, "exactness_rel_err": errs}
+
+
+def run_moe_fused(out_dir, quick, resume, progress, deadline, gpu):
+    """The engine-style fused MoE (Triton, ``mb_fused_moe``) over the MoE grid -> moe_fused.csv."""
+    fm = _mod("mb_fused_moe").FusedMoEBench()
+    errs = fm.probe()
+    pts = G.moe_grid(quick)
+    pts.sort(key=lambda p: (p["hidden"], p["num_experts"], p["tokens"]))
+    st = _loop("moe_fused", pts, out_dir, gpu, resume, progress, deadline,
+               lambda p: fm.measure(p["tokens"], p["num_experts"], p["top_k"], p["hidden"], p["moe_intermediate"]))
+    fm.W1 = fm.W2 = fm.Wr = None
+    return {**st, "exactness_rel_err": errs}
 
 
 def run_elementwise(out_dir, quick, resume, progress, deadline, gpu):
@@ -321,6 +333,7 @@ def run_calibration(out_dir: Path, quick: bool = False, ops: list[str] | None = 
     runners = {"gemm": lambda d: run_gemm(out_dir, quick, resume, progress, d, gpu, workloads),
                "attention": lambda d: run_attention(out_dir, quick, resume, progress, d, gpu),
                "moe": lambda d: run_moe(out_dir, quick, resume, progress, d, gpu),
+               "moe_fused": lambda d: run_moe_fused(out_dir, quick, resume, progress, d, gpu),
                "elementwise": lambda d: run_elementwise(out_dir, quick, resume, progress, d, gpu),
                "sampling": lambda d: run_sampling(out_dir, quick, resume, progress, d, gpu),
                "overhead": lambda d: run_overhead(out_dir, quick, resume, progress, d, gpu)}

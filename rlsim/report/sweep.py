@@ -55,7 +55,7 @@ AXIS_TYPES: dict[str, type] = {
     "workload": str, "model": str, "hardware": str, "gpus": int, "k": int, "drafter": str,
     "acceptance_length": float, "draft_quality": float, "draft_quality_decay": float, "lag": int,
     "gen_gpus": int, "train_gpus": int, "split": str, "tensor_parallel_size": int,
-    "response_median_tokens": float, "max_new_tokens": int, "num_prompts_per_step": int,
+    "response_median_tokens": float, "max_new_tokens": int, "response_sigma": float, "num_prompts_per_step": int,
     "num_generations_per_prompt": int, "generation_dtype": str, "kv_cache_dtype": str, "draft_model": str,
     "calibration": str, "in_flight_weight_updates": bool, "colocated": bool, "reference_logprobs": bool,
     "training_mfu": float, "logprob_mfu": float, "data_loading_s": float,

@@ -1,0 +1,269 @@
+"""A vLLM-style fused MoE layer in Triton: what a serving engine runs for MoE experts.
+
+``torch._grouped_mm`` (``MoEBench``) costs 75-120 us per call at a few tokens, far above the weight
+traffic, so a table measured with it is pessimistic for decode. Engines run a fused kernel instead
+(vLLM's ``fused_moe`` Triton kernel, SGLang's copy of it): the (token, expert) assignments are sorted
+by expert and padded to a block of BLOCK_M rows (``moe_align_block_size``); one Triton GEMM program
+per (row block, column block) multiplies its rows by its expert's weights, reading only the experts a
+batch touches; the gate/up GEMM, SiLU x mul, the down GEMM scaled by the routing weight, and a sum
+over the top-k. This module is that pipeline, written here from the algorithm (no vLLM import):
+
+- router (logits, softmax, top-k, renormalise) as in ``MoEBench.route``;
+- routing in two Triton kernels, as vLLM's ``topk_softmax`` and ``moe_align_block_size`` CUDA kernels:
+  softmax + top-k + renormalise per token; then, in one program, per-expert counts padded to BLOCK_M,
+  prefix sums and the scatter of every (token, expert) slot to its expert's rows (static shapes:
+  CUDA-graph capturable), one expert id per block, -1 for experts on other GPUs and past the end;
+- ``_fused_moe_kernel`` twice (gate/up, then down with the routing weight); programs past the padded
+  total return at once and blocks of other GPUs' experts write zeros, as in vLLM;
+- SiLU x mul, and the sum over the top-k.
+
+Tile configurations are tried per shape and the fastest is kept (vLLM ships tuned configs per shape;
+``tile`` in the CSV says which won). Checked against the float32 reference of ``MoEBench``.
+"""
+
+from __future__ import annotations
+
+try:
+    from . import _timing as T
+    from .mb_ops import MoEBench, _torch
+except ImportError:  # run as a script from this folder
+    import _timing as T
+    from mb_ops import MoEBench, _torch
+
+CONFIGS = (  # (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages)
+    (16, 64, 128, 4, 3),
+    (16, 128, 128, 4, 3),
+    (32, 64, 128, 4, 3),
+    (64, 64, 64, 4, 3),
+    (64, 128, 64, 4, 3),
+    (128, 128, 64, 8, 3),
+)
+
+_KERNEL = None
+
+
+def _kernel():
+    global _KERNEL
+    if _KERNEL is not None:
+        return _KERNEL
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def _fused_moe_kernel(a_ptr, b_ptr, c_ptr, w_ptr, sorted_ptr, expert_ptr, total_ptr,
+                          N, K, n_slots, stride_am, stride_ak, stride_be, stride_bn, stride_bk,
+                          stride_cm, stride_cn,
+                          TOP_K: tl.constexpr, A_PER_SLOT: tl.constexpr, MUL_W: tl.constexpr,
+                          BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+        pid = tl.program_id(0)
+        n_pid_n = tl.cdiv(N, BLOCK_N)
+        pid_m = pid // n_pid_n
+        pid_n = pid % n_pid_n
+        total = tl.load(total_ptr)
+        if pid_m * BLOCK_M >= total:
+            return
+        expert = tl.load(expert_ptr + pid_m)
+        offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+        slot = tl.load(sorted_ptr + offs_m)
+        mask_m = slot < n_slots
+        offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+        if expert < 0:  # slots whose expert lives on another GPU: zeros, as vLLM writes under EP
+            c_ptrs = c_ptr + slot[:, None] * stride_cm + offs_n[None, :] * stride_cn
+            tl.store(c_ptrs, tl.zeros((BLOCK_M, BLOCK_N), dtype=c_ptr.dtype.element_ty),
+                     mask=mask_m[:, None] & (offs_n[None, :] < N))
+            return
+        if A_PER_SLOT:
+            a_row = slot
+        else:
+            a_row = slot // TOP_K
+        offs_k = tl.arange(0, BLOCK_K)
+        a_ptrs = a_ptr + a_row[:, None] * stride_am + offs_k[None, :] * stride_ak
+        b_ptrs = b_ptr + expert.to(tl.int64) * stride_be + offs_n[None, :] * stride_bn + offs_k[:, None] * stride_bk
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+        for k0 in range(0, K, BLOCK_K):
+            k_left = K - k0
+            a = tl.load(a_ptrs, mask=mask_m[:, None] & (offs_k[None, :] < k_left), other=0.0)
+            b = tl.load(b_ptrs, mask=(offs_k[:, None] < k_left) & (offs_n[None, :] < N), other=0.0)
+            acc += tl.dot(a, b)
+            a_ptrs += BLOCK_K * stride_ak
+            b_ptrs += BLOCK_K * stride_bk
+        if MUL_W:
+            w = tl.load(w_ptr + slot, mask=mask_m, other=0.0)
+            acc = acc * w[:, None]
+        c_ptrs = c_ptr + slot[:, None] * stride_cm + offs_n[None, :] * stride_cn
+        tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=mask_m[:, None] & (offs_n[None, :] < N))
+
+    @triton.jit
+    def _topk_softmax_kernel(logits_ptr, ids_ptr, w_ptr, T, E_LOCAL, N_EXP: tl.constexpr, TOP_K: tl.constexpr,
+                             BLOCK_T: tl.constexpr):
+        """Softmax over the router logits, top-k, renormalise; ids of non-local experts -> E_LOCAL."""
+        rows = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)
+        cols = tl.arange(0, N_EXP)
+        rmask = rows < T
+        x = tl.load(logits_ptr + rows[:, None] * N_EXP + cols[None, :], mask=rmask[:, None], other=0.0).to(tl.float32)
+        x = x - tl.max(x, axis=1)[:, None]
+        p = tl.exp(x)
+        p = p / tl.sum(p, axis=1)[:, None]
+        total = tl.zeros((BLOCK_T,), dtype=tl.float32)
+        for j in tl.static_range(TOP_K):
+            m = tl.max(p, axis=1)
+            idx = tl.argmax(p, axis=1)
+            total += m
+            tl.store(w_ptr + rows * TOP_K + j, m, mask=rmask)
+            tl.store(ids_ptr + rows * TOP_K + j, tl.where(idx < E_LOCAL, idx, E_LOCAL).to(tl.int32), mask=rmask)
+            p = tl.where(cols[None, :] == idx[:, None], -1.0, p)
+        for j in tl.static_range(TOP_K):
+            w = tl.load(w_ptr + rows * TOP_K + j, mask=rmask, other=0.0)
+            tl.store(w_ptr + rows * TOP_K + j, w / total, mask=rmask)
+
+    @triton.jit
+    def _align_kernel(ids_ptr, sorted_ptr, expert_ptr, total_ptr, cursor_ptr, S, E_LOCAL, MAX_PADDED,
+                      BLOCK_M: tl.constexpr, NB: tl.constexpr, CH: tl.constexpr, CHB: tl.constexpr):
+        """moe_align_block_size in one program: per-group counts (local experts 0..E-1, group E = other
+        GPUs' experts), padded to BLOCK_M, prefix sums, then every slot scattered to its group's next
+        free row (atomic cursor; order within a group is free), sentinel S in the padding, and one
+        expert id per block (-1 for the other-GPU group and past the end)."""
+        bins = tl.arange(0, NB)
+        counts = tl.zeros((NB,), dtype=tl.int32)
+        for c0 in range(0, S, CH):
+            offs = c0 + tl.arange(0, CH)
+            g = tl.load(ids_ptr + offs, mask=offs < S, other=NB - 1)
+            counts += tl.histogram(g, NB)
+        counts = tl.where(bins <= E_LOCAL, counts, 0)
+        padded = (counts + BLOCK_M - 1) // BLOCK_M * BLOCK_M
+        ends = tl.cumsum(padded, axis=0)
+        starts = ends - padded
+        total = tl.sum(padded, axis=0)
+        tl.store(cursor_ptr + bins, starts)
+        tl.store(total_ptr, total)
+        for r0 in range(0, MAX_PADDED, CH):
+            offs = r0 + tl.arange(0, CH)
+            tl.store(sorted_ptr + offs, tl.full((CH,), 0, tl.int32) + S, mask=offs < MAX_PADDED)
+        tl.debug_barrier()
+        for c0 in range(0, S, CH):
+            offs = c0 + tl.arange(0, CH)
+            m = offs < S
+            g = tl.load(ids_ptr + offs, mask=m, other=0)
+            dest = tl.atomic_add(cursor_ptr + g, 1, mask=m)
+            tl.store(sorted_ptr + dest, offs.to(tl.int32), mask=m)
+        for b0 in range(0, MAX_PADDED // BLOCK_M, CHB):  # CHB x NB comparisons per step (kept small)
+            blk = b0 + tl.arange(0, CHB)
+            start = blk * BLOCK_M
+            grp = tl.sum((ends[None, :] <= start[:, None]).to(tl.int32), axis=1)
+            e = tl.where((grp < E_LOCAL) & (start < total), grp, -1)
+            tl.store(expert_ptr + blk, e, mask=blk < MAX_PADDED // BLOCK_M)
+
+    _KERNEL = (_fused_moe_kernel, _topk_softmax_kernel, _align_kernel)
+    return _KERNEL
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << (max(int(n), 1) - 1).bit_length()
+
+
+def route_and_align(x, Wr, top_k: int, E: int, block_m: int):
+    """Router GEMM, then the two Triton routing kernels: (ids, weights, sorted slot ids, expert id per
+    block, padded total). Static shapes: CUDA-graph capturable."""
+    torch = _torch()
+    _, topk_softmax, align = _kernel()
+    T_ = x.shape[0]
+    S = T_ * top_k
+    logits = x @ Wr
+    ids = torch.empty(S, dtype=torch.int32, device=x.device)
+    w = torch.empty(S, dtype=torch.float32, device=x.device)
+    topk_softmax[((T_ + 15) // 16,)](logits, ids, w, T_, E, N_EXP=logits.shape[1], TOP_K=top_k, BLOCK_T=16)
+    nb = _next_pow2(E + 2)
+    max_padded = (S + (E + 1) * (block_m - 1) + block_m - 1) // block_m * block_m
+    sorted_ids = torch.empty(max_padded, dtype=torch.int32, device=x.device)
+    expert_ids = torch.empty(max_padded // block_m, dtype=torch.int32, device=x.device)
+    total = torch.empty(1, dtype=torch.int32, device=x.device)
+    cursor = torch.empty(nb, dtype=torch.int32, device=x.device)
+    align[(1,)](ids, sorted_ids, expert_ids, total, cursor, S, E, max_padded, BLOCK_M=block_m, NB=nb, CH=1024,
+                CHB=max(4096 // nb, 16), num_warps=8)
+    return ids, w, sorted_ids, expert_ids, total
+
+
+class FusedMoEBench(MoEBench):
+    """The fused MoE layer over the same grid and weights as ``MoEBench`` (backend ``triton_fused``)."""
+
+    def __init__(self, device="cuda"):
+        super().__init__(device)
+        self.backend = "triton_fused"
+        self.config = CONFIGS[0]
+
+    def fused_layer(self, x, W1, W2, Wr, top_k, E, config=None):
+        torch = _torch()
+        import torch.nn.functional as F
+
+        bm, bn, bk, warps, stages = config or self.config
+        T_, H = x.shape
+        inter2 = W1.shape[1]
+        _, w, sorted_ids, expert_ids, total = route_and_align(x, Wr, top_k, E, bm)
+        S = T_ * top_k
+        kern = _kernel()[0]
+        h = torch.empty((S, inter2), dtype=x.dtype, device=x.device)
+        grid = (expert_ids.numel() * ((inter2 + bn - 1) // bn),)
+        kern[grid](x, W1, h, w, sorted_ids, expert_ids, total, inter2, H, S,
+                   x.stride(0), x.stride(1), W1.stride(0), W1.stride(1), W1.stride(2), h.stride(0), h.stride(1),
+                   TOP_K=top_k, A_PER_SLOT=False, MUL_W=False, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk,
+                   num_warps=warps, num_stages=stages)
+        i = inter2 // 2
+        a = F.silu(h[:, :i]) * h[:, i:]
+        y = torch.empty((S, H), dtype=x.dtype, device=x.device)
+        grid = (expert_ids.numel() * ((H + bn - 1) // bn),)
+        kern[grid](a, W2, y, w, sorted_ids, expert_ids, total, H, i, S,
+                   a.stride(0), a.stride(1), W2.stride(0), W2.stride(1), W2.stride(2), y.stride(0), y.stride(1),
+                   TOP_K=top_k, A_PER_SLOT=True, MUL_W=True, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk,
+                   num_warps=warps, num_stages=stages)
+        return y.view(T_, top_k, H).sum(1)
+
+    def probe(self, hidden=256, inter=128, E=16, tokens=24, top_k=8):
+        """Check every tile configuration against the float32 reference."""
+        torch = _torch()
+        dt = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+        x = T.rand_tensor((tokens, hidden), dt, self.device)
+        W1 = T.rand_tensor((E, 2 * inter, hidden), dt, self.device, scale=hidden ** -0.5)
+        W2 = T.rand_tensor((E, hidden, inter), dt, self.device, scale=inter ** -0.5)
+        Wr = T.rand_tensor((hidden, 128), dt, self.device)
+        ref = self.reference(x, W1, W2, Wr, top_k, E)
+        errs = {}
+        for cfg in CONFIGS:
+            y = self.fused_layer(x, W1, W2, Wr, top_k, E, cfg).float()
+            errs[str(cfg)] = float((y - ref).norm() / ref.norm())
+        bad = {k: v for k, v in errs.items() if not v < 2e-2}
+        print(f"  fused moe exactness vs fp32 reference: max {max(errs.values()):.2e}", flush=True)
+        if bad:
+            raise RuntimeError(f"fused MoE configs off the reference: {bad}")
+        return errs
+
+    def measure(self, tokens, E, top_k, hidden, inter) -> dict:
+        torch = _torch()
+        W1, W2, Wr = self._weights(E, hidden, inter)
+        n_sets = 4 if tokens <= 4096 else 2
+        xs, n_loc, distinct = [], [], []
+        for _ in range(n_sets):
+            x = T.rand_tensor((tokens, hidden), torch.bfloat16, self.device)
+            _, _, _, counts = self.route(x, Wr, top_k, E)
+            ch = counts.tolist()
+            xs.append(x)
+            n_loc.append(sum(ch[:E]))
+            distinct.append(sum(1 for c in ch[:E] if c > 0))
+        best = None
+        for cfg in CONFIGS:
+            if cfg[0] > 16 and tokens * top_k < 4 * cfg[0]:
+                continue  # big row blocks only pay with many rows per expert
+            try:  # always a CUDA graph, as engines run decode; eager Triton launches are host-bound
+                r = T.bench(lambda i, c=cfg: self.fused_layer(xs[i], W1, W2, Wr, top_k, E, c), n_sets,
+                            graph_below_s=float("inf"))
+            except Exception as e:  # noqa: BLE001  (e.g. shared memory for a tile)
+                print(f"    config {cfg}: {type(e).__name__}: {str(e)[:100]}", flush=True)
+                continue
+            if best is None or r["time_s"] < best[0]["time_s"]:
+                best = (r, cfg)
+        if best is None:
+            raise RuntimeError("no fused MoE configuration ran")
+        r, cfg = best
+        r["distinct_experts"] = round(sum(distinct) / n_sets, 2)
+        r["local_assignments"] = round(sum(n_loc) / n_sets, 1)
+        r["backend"] = f"triton_fused {cfg[0]}x{cfg[1]}x{cfg[2]}"
+        return r
