@@ -50,10 +50,10 @@ def _kernel():
     import triton.language as tl
 
     @triton.jit
-    def _fused_moe_kernel(a_ptr, b_ptr, c_ptr, w_ptr, sorted_ptr, expert_ptr, total_ptr,
+    def _fused_moe_kernel(a_ptr, b_ptr, c_ptr, w_ptr, sorted_ptr, expert_ptr, total_ptr, a_scale_ptr, b_scale_ptr,
                           N, K, n_slots, stride_am, stride_ak, stride_be, stride_bn, stride_bk,
                           stride_cm, stride_cn,
-                          TOP_K: tl.constexpr, A_PER_SLOT: tl.constexpr, MUL_W: tl.constexpr,
+                          TOP_K: tl.constexpr, A_PER_SLOT: tl.constexpr, MUL_W: tl.constexpr, FP8: tl.constexpr,
                           BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
         pid = tl.program_id(0)
         n_pid_n = tl.cdiv(N, BLOCK_N)
@@ -87,6 +87,10 @@ def _kernel():
             acc += tl.dot(a, b)
             a_ptrs += BLOCK_K * stride_ak
             b_ptrs += BLOCK_K * stride_bk
+        if FP8:  # w8a8: per-row (token) activation scale x per-output-channel weight scale
+            a_s = tl.load(a_scale_ptr + a_row, mask=mask_m, other=0.0)
+            b_s = tl.load(b_scale_ptr + expert.to(tl.int64) * N + offs_n, mask=offs_n < N, other=0.0)
+            acc = acc * a_s[:, None] * b_s[None, :]
         if MUL_W:
             w = tl.load(w_ptr + slot, mask=mask_m, other=0.0)
             acc = acc * w[:, None]
@@ -153,7 +157,24 @@ def _kernel():
             e = tl.where((grp < E_LOCAL) & (start < total), grp, -1)
             tl.store(expert_ptr + blk, e, mask=blk < MAX_PADDED // BLOCK_M)
 
-    _KERNEL = (_fused_moe_kernel, _topk_softmax_kernel, _align_kernel)
+    @triton.jit
+    def _quant_fp8_kernel(x_ptr, q_ptr, s_ptr, K, stride_x, stride_q, BLOCK_K: tl.constexpr):
+        """Dynamic per-row fp8 (e4m3) quantisation: one program per row."""
+        row = tl.program_id(0)
+        amax = tl.zeros((BLOCK_K,), dtype=tl.float32)
+        for k0 in range(0, K, BLOCK_K):
+            offs = k0 + tl.arange(0, BLOCK_K)
+            x = tl.load(x_ptr + row * stride_x + offs, mask=offs < K, other=0.0).to(tl.float32)
+            amax = tl.maximum(amax, tl.abs(x))
+        scale = tl.maximum(tl.max(amax, axis=0), 1e-12) / 448.0
+        tl.store(s_ptr + row, scale)
+        for k0 in range(0, K, BLOCK_K):
+            offs = k0 + tl.arange(0, BLOCK_K)
+            x = tl.load(x_ptr + row * stride_x + offs, mask=offs < K, other=0.0).to(tl.float32)
+            xq = tl.minimum(tl.maximum(x / scale, -448.0), 448.0)  # e4m3 has no inf: stay finite
+            tl.store(q_ptr + row * stride_q + offs, xq.to(q_ptr.dtype.element_ty), mask=offs < K)
+
+    _KERNEL = (_fused_moe_kernel, _topk_softmax_kernel, _align_kernel, _quant_fp8_kernel)
     return _KERNEL
 
 
@@ -165,7 +186,7 @@ def route_and_align(x, Wr, top_k: int, E: int, block_m: int):
     """Router GEMM, then the two Triton routing kernels: (ids, weights, sorted slot ids, expert id per
     block, padded total). Static shapes: CUDA-graph capturable."""
     torch = _torch()
-    _, topk_softmax, align = _kernel()
+    _, topk_softmax, align, _ = _kernel()
     T_ = x.shape[0]
     S = T_ * top_k
     logits = x @ Wr
@@ -191,31 +212,53 @@ class FusedMoEBench(MoEBench):
         self.backend = "triton_fused"
         self.config = CONFIGS[0]
 
-    def fused_layer(self, x, W1, W2, Wr, top_k, E, config=None):
+    def fused_layer(self, x, W1, W2, Wr, top_k, E, config=None, fp8=None):
+        """``fp8`` = (W1 fp8, W1 scales [E, 2I], W2 fp8, W2 scales [E, H]): w8a8 with dynamic per-token
+        activation scales (vLLM's fp8 MoE); otherwise bf16 weights W1, W2."""
         torch = _torch()
         import torch.nn.functional as F
 
         bm, bn, bk, warps, stages = config or self.config
         T_, H = x.shape
+        kern, _, _, quant = _kernel()
+        if fp8 is not None:
+            W1, s1, W2, s2 = fp8
         inter2 = W1.shape[1]
         _, w, sorted_ids, expert_ids, total = route_and_align(x, Wr, top_k, E, bm)
         S = T_ * top_k
-        kern = _kernel()[0]
+
+        def q(t):  # (fp8 tensor, per-row scales) or (t, dummy)
+            if fp8 is None:
+                return t, w
+            qt = torch.empty(t.shape, dtype=torch.float8_e4m3fn, device=t.device)
+            sc = torch.empty(t.shape[0], dtype=torch.float32, device=t.device)
+            quant[(t.shape[0],)](t, qt, sc, t.shape[1], t.stride(0), qt.stride(0), BLOCK_K=1024)
+            return qt, sc
+
+        xa, xs = q(x)
         h = torch.empty((S, inter2), dtype=x.dtype, device=x.device)
         grid = (expert_ids.numel() * ((inter2 + bn - 1) // bn),)
-        kern[grid](x, W1, h, w, sorted_ids, expert_ids, total, inter2, H, S,
-                   x.stride(0), x.stride(1), W1.stride(0), W1.stride(1), W1.stride(2), h.stride(0), h.stride(1),
-                   TOP_K=top_k, A_PER_SLOT=False, MUL_W=False, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk,
-                   num_warps=warps, num_stages=stages)
+        kern[grid](xa, W1, h, w, sorted_ids, expert_ids, total, xs, s1 if fp8 else w, inter2, H, S,
+                   xa.stride(0), xa.stride(1), W1.stride(0), W1.stride(1), W1.stride(2), h.stride(0), h.stride(1),
+                   TOP_K=top_k, A_PER_SLOT=False, MUL_W=False, FP8=fp8 is not None, BLOCK_M=bm, BLOCK_N=bn,
+                   BLOCK_K=bk, num_warps=warps, num_stages=stages)
         i = inter2 // 2
         a = F.silu(h[:, :i]) * h[:, i:]
+        aa, as_ = q(a)
         y = torch.empty((S, H), dtype=x.dtype, device=x.device)
         grid = (expert_ids.numel() * ((H + bn - 1) // bn),)
-        kern[grid](a, W2, y, w, sorted_ids, expert_ids, total, H, i, S,
-                   a.stride(0), a.stride(1), W2.stride(0), W2.stride(1), W2.stride(2), y.stride(0), y.stride(1),
-                   TOP_K=top_k, A_PER_SLOT=True, MUL_W=True, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk,
-                   num_warps=warps, num_stages=stages)
+        kern[grid](aa, W2, y, w, sorted_ids, expert_ids, total, as_, s2 if fp8 else w, H, i, S,
+                   aa.stride(0), aa.stride(1), W2.stride(0), W2.stride(1), W2.stride(2), y.stride(0), y.stride(1),
+                   TOP_K=top_k, A_PER_SLOT=True, MUL_W=True, FP8=fp8 is not None, BLOCK_M=bm, BLOCK_N=bn,
+                   BLOCK_K=bk, num_warps=warps, num_stages=stages)
         return y.view(T_, top_k, H).sum(1)
+
+    @staticmethod
+    def quantize_weights(W):
+        """[E, N, K] -> (fp8 e4m3 weights, per-output-channel float32 scales [E, N])."""
+        torch = _torch()
+        s = W.float().abs().amax(-1).clamp_min(1e-12) / 448.0
+        return (W.float() / s[..., None]).to(torch.float8_e4m3fn), s.contiguous()
 
     def probe(self, hidden=256, inter=128, E=16, tokens=24, top_k=8):
         """Check every tile configuration against the float32 reference."""
@@ -231,14 +274,28 @@ class FusedMoEBench(MoEBench):
             y = self.fused_layer(x, W1, W2, Wr, top_k, E, cfg).float()
             errs[str(cfg)] = float((y - ref).norm() / ref.norm())
         bad = {k: v for k, v in errs.items() if not v < 2e-2}
+        if torch.cuda.is_available():  # w8a8 against the same reference: fp8 rounding, a few percent
+            f8 = (*self.quantize_weights(W1), *self.quantize_weights(W2))
+            for cfg in CONFIGS:
+                y = self.fused_layer(x, W1, W2, Wr, top_k, E, cfg, fp8=f8).float()
+                errs["fp8 " + str(cfg)] = e = float((y - ref).norm() / ref.norm())
+                if not e < 8e-2:
+                    bad["fp8 " + str(cfg)] = e
         print(f"  fused moe exactness vs fp32 reference: max {max(errs.values()):.2e}", flush=True)
         if bad:
             raise RuntimeError(f"fused MoE configs off the reference: {bad}")
         return errs
 
-    def measure(self, tokens, E, top_k, hidden, inter) -> dict:
+    def measure(self, tokens, E, top_k, hidden, inter, dtype="bf16") -> dict:
         torch = _torch()
         W1, W2, Wr = self._weights(E, hidden, inter)
+        f8 = None
+        if dtype == "fp8":
+            if getattr(self, "_f8key", None) != (E, hidden, inter):
+                self._f8 = None
+                self._f8 = (*self.quantize_weights(W1), *self.quantize_weights(W2))
+                self._f8key = (E, hidden, inter)
+            f8 = self._f8
         n_sets = 4 if tokens <= 4096 else 2
         xs, n_loc, distinct = [], [], []
         for _ in range(n_sets):
@@ -253,7 +310,7 @@ class FusedMoEBench(MoEBench):
             if cfg[0] > 16 and tokens * top_k < 4 * cfg[0]:
                 continue  # big row blocks only pay with many rows per expert
             try:  # always a CUDA graph, as engines run decode; eager Triton launches are host-bound
-                r = T.bench(lambda i, c=cfg: self.fused_layer(xs[i], W1, W2, Wr, top_k, E, c), n_sets,
+                r = T.bench(lambda i, c=cfg: self.fused_layer(xs[i], W1, W2, Wr, top_k, E, c, f8), n_sets,
                             graph_below_s=float("inf"))
             except Exception as e:  # noqa: BLE001  (e.g. shared memory for a tile)
                 print(f"    config {cfg}: {type(e).__name__}: {str(e)[:100]}", flush=True)

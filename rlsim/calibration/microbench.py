@@ -169,10 +169,11 @@ def run_moe_fused(out_dir, quick, resume, progress, deadline, gpu):
     """The engine-style fused MoE (Triton, ``mb_fused_moe``) over the MoE grid -> moe_fused.csv."""
     fm = _mod("mb_fused_moe").FusedMoEBench()
     errs = fm.probe()
-    pts = G.moe_grid(quick)
-    pts.sort(key=lambda p: (p["hidden"], p["num_experts"], p["tokens"]))
+    pts = [{**p, "dtype": dt} for dt in ("bf16", "fp8") for p in G.moe_grid(quick)]  # fp8: w8a8, as vLLM
+    pts.sort(key=lambda p: (p["dtype"], p["hidden"], p["num_experts"], p["tokens"]))
     st = _loop("moe_fused", pts, out_dir, gpu, resume, progress, deadline,
-               lambda p: fm.measure(p["tokens"], p["num_experts"], p["top_k"], p["hidden"], p["moe_intermediate"]))
+               lambda p: fm.measure(p["tokens"], p["num_experts"], p["top_k"], p["hidden"], p["moe_intermediate"],
+                                    p["dtype"]))
     fm.W1 = fm.W2 = fm.Wr = None
     return {**st, "exactness_rel_err": errs}
 

@@ -191,10 +191,10 @@ def moe_query(tokens, n_local, assignments, distinct, hidden, inter, dtype, peak
     return Z, _roof(flops, bytes_, peak * (2.0 / b), bw)
 
 
-def moe_knn_data(m, peak, bw):
+def moe_knn_data(m, peak, bw, dtype="bf16"):
     Z, roof = moe_query(m["tokens"].to_numpy(float), m["num_experts"].to_numpy(float),
                         m["local_assignments"].to_numpy(float), m["distinct_experts"].to_numpy(float),
-                        m["hidden"].to_numpy(float), m["moe_intermediate"].to_numpy(float), "bf16", peak, bw)
+                        m["hidden"].to_numpy(float), m["moe_intermediate"].to_numpy(float), dtype, peak, bw)
     return Z, np.log(m["time_s"].to_numpy(float) / roof)
 
 
@@ -227,7 +227,7 @@ class CalibrationTables:
     meta: dict
     gemm: dict  # (dtype, n, k) -> (m array, t array)
     attention: LogRatioKNN
-    moe: LogRatioKNN
+    moe: dict  # weight dtype -> LogRatioKNN
     elementwise: dict  # op -> LogRatioKNN
     sampling: dict  # op -> LogRatioKNN
     overhead: dict
@@ -274,8 +274,11 @@ def fit_tables(gpu_dir: Path) -> CalibrationTables:
     Za, ra = attention_knn_data(a, peak, bw)
     att = LogRatioKNN(Za, ra, ATT_SCALE, k=2)
     m = fastest_moe(frames)
-    Zm, rm = moe_knn_data(m, peak, bw)
-    moe = LogRatioKNN(Zm, rm, MOE_SCALE)
+    if not (m["dtype"] == "bf16").any():
+        raise CalibrationDataError(f"{gpu_dir}/moe.csv: no bf16 rows (missing grid points)")
+    # one predictor per measured weight dtype (bf16; fp8 w8a8 from the fused kernel); others scale bf16's
+    moe = {dt: LogRatioKNN(*moe_knn_data(grp, peak, bw, dt), MOE_SCALE) for dt, grp in m.groupby("dtype")
+           if dt in BYTES}
     e = frames["elementwise.csv"]
     ew = {op: LogRatioKNN(*ew_knn_data(grp, bw), np.array([1.0, 1.0])) for op, grp in e.groupby("op")}
     sm = frames["sampling.csv"]
@@ -505,17 +508,18 @@ class CalibratedTimer(KernelTimer):
         peak, bw = self._src()
         zf = (0.0, float(np.log2(n_local_experts)), float(np.log2(hidden)), float(np.log2(moe_inter)))
         b = BYTES[dtype]
+        knn = self.tables.moe.get(dtype) or self.tables.moe["bf16"]  # an unmeasured dtype: bf16's ratio
 
         def times(g):
             distinct = n_local_experts * (1.0 - np.power(1.0 - frac, g))
             assignments = g * top_k_local
             Z, roof = moe_query(g, n_local_experts, assignments, distinct, hidden, moe_inter, dtype, peak, bw)
-            t = roof * np.exp(self.tables.moe.predict_curve(np.array(zf), 0, np.log2(g)))
+            t = roof * np.exp(knn.predict_curve(np.array(zf), 0, np.log2(g)))
             return self._move(t, 2.0 * assignments * 3 * hidden * moe_inter, distinct * 3 * hidden * moe_inter * b, dtype)
 
         key = ("moe", self.hardware.name, n_local_experts, float(top_k_local), hidden, moe_inter, dtype, frac)
         g, tg = self._monotone(key, 2.0 ** _TOK_GRID, times)
-        if tokens.max(initial=0) > 2.0 ** self.tables.moe.hi[0] or n_local_experts > 2.0 ** self.tables.moe.hi[1]:
+        if tokens.max(initial=0) > 2.0 ** knn.hi[0] or n_local_experts > 2.0 ** knn.hi[1]:
             self.extrapolated.add("moe outside the measured (tokens, experts, shape) grid")
         return np.where(tokens > 0, gemm_interp(g, tg, np.maximum(tokens, g[0]))[0], 0.0)
 

@@ -34,7 +34,8 @@ def heldout_errors(t: CalibrationTables) -> dict[str, np.ndarray]:
     att = _knn_loo(t.attention)
     for ph in ("decode", "verify", "prefill"):
         out[f"attention_{ph}"] = att[phases == ph]
-    out["moe"] = _knn_loo(t.moe)
+    for dt, knn in t.moe.items():
+        out["moe" if dt == "bf16" else f"moe_{dt}"] = _knn_loo(knn)
     out["elementwise"] = np.concatenate([_knn_loo(k) for k in t.elementwise.values()])
     out["sampling"] = np.concatenate([_knn_loo(k) for k in t.sampling.values()])
     if "collectives.csv" in t.frames:  # device time per call over message size, interior points
