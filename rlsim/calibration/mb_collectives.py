@@ -33,6 +33,17 @@ GRAPH_MAX_BYTES = 16 * 1024 ** 2
 GRAPH_CALLS = 20
 
 
+def _event_times(fn, reps: int, torch) -> list[float]:
+    """Seconds of each of ``reps`` eager calls, by CUDA events around each call."""
+    ev = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(reps)]
+    for a, b in ev:
+        a.record()
+        fn()
+        b.record()
+    torch.cuda.synchronize()
+    return [a.elapsed_time(b) / 1e3 for a, b in ev]
+
+
 def _graph_time(fn, dist, torch) -> float:
     """Median seconds per call of GRAPH_CALLS calls of ``fn`` captured in one CUDA graph."""
     try:
@@ -126,14 +137,7 @@ def _worker(rank: int, world: int, out_dir: str, quick: bool, resume: bool, port
             sync()
             dist.barrier()
             if cuda:
-                ev = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
-                      for _ in range(reps)]
-                for a, b in ev:
-                    a.record()
-                    fn()
-                    b.record()
-                torch.cuda.synchronize()
-                ts = [a.elapsed_time(b) / 1e3 for a, b in ev]
+                ts = _event_times(fn, reps, torch)
             else:
                 ts = []
                 for _ in range(reps):
@@ -210,13 +214,7 @@ def _custom_all_reduce(rank, world, dev, table, gpu, quick, dist, torch) -> None
                     fn()
                 torch.cuda.synchronize()
                 dist.barrier()
-                ev = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(20)]
-                for a, b in ev:
-                    a.record()
-                    fn()
-                    b.record()
-                torch.cuda.synchronize()
-                ts = [a.elapsed_time(b) / 1e3 for a, b in ev]
+                ts = _event_times(fn, 20, torch)
                 tg = _graph_time(fn, dist, torch)
             except Exception as e:  # noqa: BLE001
                 ok = 0.0

@@ -235,22 +235,18 @@ class FusedMoEBench(MoEBench):
             quant[(t.shape[0],)](t, qt, sc, t.shape[1], t.stride(0), qt.stride(0), BLOCK_K=1024)
             return qt, sc
 
-        xa, xs = q(x)
-        h = torch.empty((S, inter2), dtype=x.dtype, device=x.device)
-        grid = (expert_ids.numel() * ((inter2 + bn - 1) // bn),)
-        kern[grid](xa, W1, h, w, sorted_ids, expert_ids, total, xs, s1 if fp8 else w, inter2, H, S,
-                   xa.stride(0), xa.stride(1), W1.stride(0), W1.stride(1), W1.stride(2), h.stride(0), h.stride(1),
-                   TOP_K=top_k, A_PER_SLOT=False, MUL_W=False, FP8=fp8 is not None, BLOCK_M=bm, BLOCK_N=bn,
-                   BLOCK_K=bk, num_warps=warps, num_stages=stages)
+        def gemm(a, a_scale, W, W_scale, n_out, a_per_slot):  # one fused expert GEMM over the sorted slots
+            c = torch.empty((S, n_out), dtype=x.dtype, device=x.device)
+            grid = (expert_ids.numel() * ((n_out + bn - 1) // bn),)
+            kern[grid](a, W, c, w, sorted_ids, expert_ids, total, a_scale, W_scale if fp8 else w, n_out, W.shape[2], S,
+                       a.stride(0), a.stride(1), W.stride(0), W.stride(1), W.stride(2), c.stride(0), c.stride(1),
+                       TOP_K=top_k, A_PER_SLOT=a_per_slot, MUL_W=a_per_slot, FP8=fp8 is not None, BLOCK_M=bm,
+                       BLOCK_N=bn, BLOCK_K=bk, num_warps=warps, num_stages=stages)
+            return c
+
+        h = gemm(*q(x), W1, s1 if fp8 else None, inter2, False)  # gate/up: rows are tokens
         i = inter2 // 2
-        a = F.silu(h[:, :i]) * h[:, i:]
-        aa, as_ = q(a)
-        y = torch.empty((S, H), dtype=x.dtype, device=x.device)
-        grid = (expert_ids.numel() * ((H + bn - 1) // bn),)
-        kern[grid](aa, W2, y, w, sorted_ids, expert_ids, total, as_, s2 if fp8 else w, H, i, S,
-                   aa.stride(0), aa.stride(1), W2.stride(0), W2.stride(1), W2.stride(2), y.stride(0), y.stride(1),
-                   TOP_K=top_k, A_PER_SLOT=True, MUL_W=True, FP8=fp8 is not None, BLOCK_M=bm, BLOCK_N=bn,
-                   BLOCK_K=bk, num_warps=warps, num_stages=stages)
+        y = gemm(*q(F.silu(h[:, :i]) * h[:, i:]), W2, s2 if fp8 else None, H, True)  # down, x routing weight
         return y.view(T_, top_k, H).sum(1)
 
     @staticmethod
