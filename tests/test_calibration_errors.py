@@ -87,6 +87,23 @@ def test_pristine_copy_loads(calib):
     assert t.gpu == "h100" and t.gemm
 
 
+def test_pristine_copy_is_complete(calib):
+    assert _load().incomplete == []
+
+
+def test_holes_in_a_table_are_reported_not_hidden(calib):
+    # a run stopped by its budget: every other MoE point missing, yet the file is well formed
+    p = calib / "moe.csv"
+    lines = p.read_text().splitlines()
+    p.write_text("\n".join(lines[:1] + lines[1::2]) + "\n")
+    t = _load()
+    assert t.incomplete == [f"moe.csv: {len(lines[1::2])} of {len(lines) - 1} planned points"]
+    timer = _timer()
+    assert any("partial calibration (moe.csv" in e for e in timer.extrapolated)
+    r = _cli(["calibrate", "report", "--gpu", "h100"])
+    assert r.exit_code == 0 and "partial calibration: moe.csv" in r.output
+
+
 # ------------------------------------------------------------------ truncated and malformed files
 
 def test_truncated_csv_mid_row(calib):

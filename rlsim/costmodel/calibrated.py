@@ -234,6 +234,7 @@ class CalibrationTables:
     collectives: dict = field(default_factory=dict)  # op -> (ranks, alpha, bw)
     frames: dict = field(default_factory=dict)
     curves: dict = field(default_factory=dict)  # attention log-ratio curves over mean KV, shared by all timers
+    incomplete: list = field(default_factory=list)  # "moe.csv: 40 of 78 planned points", from the meta files
 
 
 def fit_tables(gpu_dir: Path) -> CalibrationTables:
@@ -292,7 +293,31 @@ def fit_tables(gpu_dir: Path) -> CalibrationTables:
     coll = {}
     if "collectives.csv" in frames:
         coll = collective_curves(frames["collectives.csv"])
-    return CalibrationTables(gpu_dir.name, meta, gemm, att, moe, ew, samp, ov, coll, frames)
+    return CalibrationTables(gpu_dir.name, meta, gemm, att, moe, ew, samp, ov, coll, frames,
+                             incomplete=missing_points(gpu_dir, frames))
+
+
+def missing_points(gpu_dir: Path, frames: dict) -> list[str]:
+    """Tables with fewer rows than their calibration run planned (a run stopped by its time budget, a
+    failed point, a truncated file): the grid has holes the predictors interpolate across. The plan is
+    the largest ``planned`` count any full (not --quick) run of that op recorded in the folder's meta
+    files (meta.json, meta_<op>.json)."""
+    planned: dict[str, int] = {}
+    for mp in sorted(gpu_dir.glob("meta*.json")):
+        try:
+            results = json.loads(mp.read_text()).get("results", {})
+        except (json.JSONDecodeError, OSError, AttributeError):
+            continue
+        for op, st in results.items():
+            n = (st.get("progress") or {}).get("planned") if isinstance(st, dict) else None
+            if ":" not in op and isinstance(n, int):
+                planned[op] = max(planned.get(op, 0), n)
+    out = []
+    for op, n in sorted(planned.items()):
+        f = frames.get(f"{op}.csv")
+        if f is not None and len(f) < n:
+            out.append(f"{op}.csv: {len(f)} of {n} planned points")
+    return out
 
 
 def fastest_moe(frames: dict):
@@ -380,7 +405,7 @@ class CalibratedTimer(KernelTimer):
             self.latency["graph_gap_s"] = tables.overhead["graph"]
         if "eager" in tables.overhead:
             self.latency["eager_launch_s"] = tables.overhead["eager"]
-        self.extrapolated = set()
+        self.extrapolated = set(f"partial calibration ({m})" for m in tables.incomplete)
         self._curves = tables.curves
 
     # -- transfer

@@ -58,7 +58,8 @@ def report(gpu_dir: Path) -> dict:
     t = fit_tables(gpu_dir)
     return {"gpu": t.meta.get("gpu"), "folder": gpu_dir.name, "method": "leave-one-out: each point predicted "
             "without itself (gemm: log-log interpolation from neighbouring m; attention, moe, elementwise, sampling: "
-            "k-NN on log(measured/roofline); collectives: log-log interpolation of the device time per call (CUDA-graph replay to 16 MB, eager above) over message size)", "op_classes": summarize(heldout_errors(t))}
+            "k-NN on log(measured/roofline); collectives: log-log interpolation of the device time per call (CUDA-graph replay to 16 MB, eager above) over message size)", "op_classes": summarize(heldout_errors(t)),
+            "incomplete": list(t.incomplete)}
 
 
 def write_report(gpu_dir: Path) -> dict:

@@ -77,3 +77,5 @@ def report_cmd(
             t.add_row(k, str(v["n"]), f"{v['median']:.1%}", f"{v['p90']:.1%}", f"{v['max']:.1%}" + ("" if ok else " *"))
         Console().print(t)
         Console().print(f"[dim]{r['method']}; * misses the target (median < 5%, p90 < 15%)[/dim]")
+        for m in r.get("incomplete", []):
+            Console().print(f"[yellow]partial calibration: {m} (re-run `rlsim calibrate` to resume it)[/yellow]")
