@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigurationError
+from .yamlio import read_yaml_mapping
 
 _INTERP = re.compile(r"\$\{([^}]+)\}")
 
@@ -58,20 +59,9 @@ def _deep_merge(base: dict, over: dict) -> dict:
 
 
 def _load(path: Path, notes: list[str], seen: tuple = ()) -> dict:
-    import yaml
-
     if path.resolve() in seen:
         raise ConfigurationError(f"NeMo-RL recipe {path}: `defaults` loop")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as e:
-        raise ConfigurationError(f"NeMo-RL recipe {path}: cannot read: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise ConfigurationError(f"NeMo-RL recipe {path}: not valid YAML: {e}") from None
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigurationError(f"NeMo-RL recipe {path}: expected a mapping, got {type(raw).__name__}")
+    raw = read_yaml_mapping(path, "NeMo-RL recipe", empty_ok=True)
     parents = raw.pop("defaults", None)
     if parents is None:
         return raw

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import ConfigurationError, RlsimError
+from .yamlio import read_yaml_mapping
 
 CACHE_FORMAT = "v1"
 
@@ -84,17 +85,8 @@ def load_grid_file(path: str | os.PathLike) -> dict:
     """Read a YAML sweep file: top-level scenario fields (scalar = fixed, list = axis), or the sections
     ``base`` (fixed fields), ``grid`` (axes), ``points`` (list of partial scenarios); plus run settings
     (``seeds``, ``workers``, ``executor``, ``address``, ``cache_dir``, ``out``)."""
-    import yaml
-
     p = Path(path)
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except OSError as e:
-        raise ConfigurationError(f"sweep grid file {p}: cannot read: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise ConfigurationError(f"sweep grid file {p}: not valid YAML: {e}") from None
-    if not isinstance(raw, dict):
-        raise ConfigurationError(f"sweep grid file {p}: expected a mapping (axis: [values], ...), got {type(raw).__name__}")
+    raw = read_yaml_mapping(p, "sweep grid file", " (axis: [values], ...)")
     for sec in ("base", "grid"):
         if sec in raw and not isinstance(raw[sec], dict):
             raise ConfigurationError(f"sweep grid file {p}: `{sec}` must be a mapping of field: value(s)")
