@@ -28,3 +28,22 @@ def test_impossible_variant_is_reported_not_raised():
     v = ps.Variant("steep decay", {"options": {"acceptance_response_decay": 0.5}}, "test")
     (r,) = ps.sensitivity(workloads=("rl-zero-8b",), variants=(v,), per_step=False)
     assert r.spec_generation_s is None and r.note.startswith("not possible")
+
+
+def test_cli_sensitivity_json_and_files(tmp_path, monkeypatch):
+    # the command end to end on one workload and one quick variant: progress, files, one JSON document
+    import json
+
+    from typer.testing import CliRunner
+
+    from rlsim.report.cli import app
+
+    monkeypatch.setattr(paper, "WORKLOADS", ("rl-zero-8b",))
+    monkeypatch.setattr(ps, "VARIANTS", (ps.Variant("cap 1024", {"max_new_tokens": 1024}, "test"),))
+    r = CliRunner().invoke(app, ["validate", "paper", "--sensitivity", "--json", "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert set(doc) == {"table", "sensitivity"} and list(doc["table"]) == ["rl-zero-8b"]
+    assert doc["sensitivity"][0]["label"] == "cap 1024" and doc["sensitivity"][0]["median_tokens"] is None
+    assert "[1/1] rl-zero-8b: cap 1024" in r.stderr
+    assert "ruled out" in (tmp_path / "paper-sensitivity.md").read_text()

@@ -25,7 +25,7 @@ import numpy as np
 from ..engine import simulate_rollout
 from ..errors import RlsimError
 from ..pipeline import build_setup
-from .paper import FIT_SEEDS, TABLE1, WORKLOADS, _scenario, fit_mfus, predict_table_rows
+from .paper import FIT_SEEDS, TABLE1, _scenario, fit_mfus, predict_table_rows
 
 PER_STEP = {"rl-zero-8b": {"mean": 1.79, "max": 2.85}, "rl-think-8b": {"mean": 1.54, "max": 1.81}}
 N_STEPS = 12
@@ -145,11 +145,14 @@ def run_variant(workload: str, v: Variant, calibration: str = "auto", per_step: 
     return res
 
 
-def sensitivity(calibration: str = "auto", workloads=WORKLOADS, variants=VARIANTS, per_step: bool = True,
+def sensitivity(calibration: str = "auto", workloads=None, variants=None, per_step: bool = True,
                 progress: Callable[[str], None] | None = None) -> list[VariantResult]:
+    """Every variant (default ``VARIANTS``) on every workload (default the study's two)."""
+    from . import paper
+
     out = []
-    for wl in workloads:
-        for v in variants:
+    for wl in workloads or paper.WORKLOADS:
+        for v in variants or VARIANTS:
             if progress:
                 progress(f"{wl}: {v.label}")
             try:
