@@ -92,3 +92,21 @@ def test_corrupt_calibration_is_a_clear_error(tmp_path):
     (d / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(CalibrationDataError, match="wrong GPU"):
         fit_tables(d)
+
+
+def test_h100_uses_the_h200_collectives_of_the_same_nvlink_generation():
+    # no multi-GPU H100 was lent: its profile borrows calibration/h200's collectives (same NVLink 4),
+    # as measured (no bandwidth scaling, measured latency); GB200 (NVLink 5) scales them and says so
+    import numpy as np
+
+    from rlsim.catalog import load_hardware
+    from rlsim.costmodel.calibrated import calibrated_timer
+
+    h100, h200, gb = (load_hardware(n) for n in ("h100-sxm", "h200-sxm", "gb200-nvl72"))
+    t100, t200, tgb = (calibrated_timer(h, required=True) for h in (h100, h200, gb))
+    b = np.array([64 * 1024.0, 2.0 ** 20, 16 * 2.0 ** 20])
+    a100 = t100.collective_s("all_reduce", b, 4, h100.nvlink_bandwidth_bytes_per_s)
+    a200 = t200.collective_s("all_reduce", b, 4, h200.nvlink_bandwidth_bytes_per_s)
+    assert np.allclose(a100, a200) and "collectives from calibration/h200" in t100.label
+    agb = tgb.collective_s("all_reduce", b, 4, gb.nvlink_bandwidth_bytes_per_s)
+    assert agb[-1] < 0.7 * a200[-1]  # twice the NVLink bandwidth on a bandwidth-bound message

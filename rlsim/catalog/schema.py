@@ -63,9 +63,9 @@ class Sourced(Strict):
         return set()
 
     def _is_number_field(self, name: str) -> bool:
-        if name in self._sourced_text_fields():
-            return True
         value = getattr(self, name)
+        if name in self._sourced_text_fields():
+            return value is not None  # an optional setting left out needs no source
         if isinstance(value, bool):
             return True
         if isinstance(value, (int, float)):
@@ -87,6 +87,9 @@ class HardwareProfile(Sourced):
     scaleout_bandwidth_bytes_per_s: float = Field(gt=0, description="per GPU, per direction")
     cudagraph_capture_max_tokens: int = Field(ge=0)
     calibration_source: str
+    collectives_calibration_source: str | None = Field(
+        default=None, description="calibration folder whose collectives to use where calibration_source has none "
+                                  "(a GPU measured on one device but sharing another's NVLink generation)")
 
     @classmethod
     def _unsourced_fields(cls) -> set[str]:
@@ -94,7 +97,7 @@ class HardwareProfile(Sourced):
 
     @classmethod
     def _sourced_text_fields(cls) -> set[str]:
-        return {"calibration_source"}
+        return {"calibration_source", "collectives_calibration_source"}
 
     @field_validator("peak_flops")
     @classmethod

@@ -407,6 +407,16 @@ class CalibratedTimer(KernelTimer):
             self.latency["eager_launch_s"] = tables.overhead["eager"]
         self.extrapolated = set(f"partial calibration ({m})" for m in tables.incomplete)
         self._curves = tables.curves
+        # collectives: this folder's, or those of ``borrow_collectives`` (another folder measured on the same
+        # interconnect), with the hardware they were measured on
+        self.coll_fit, self.coll_source = tables.collectives, source
+        self.coll_missing_note = ""
+
+    def borrow_collectives(self, tables: CalibrationTables, measured_on: HardwareProfile) -> None:
+        """Use collectives measured elsewhere (``collectives_calibration_source``) where this folder has none."""
+        if tables.collectives and not self.tables.collectives:
+            self.coll_fit, self.coll_source = tables.collectives, measured_on
+            self.label += f"; collectives from calibration/{tables.gpu}"
 
     # -- transfer
     def _roof_on(self, hw: HardwareProfile, flops, bytes_, dtype):
@@ -581,6 +591,8 @@ class CalibratedTimer(KernelTimer):
         b = np.asarray(bytes_per_rank, float)
         t = None if ranks <= 1 or scaleout else self._measured_collective_s(op, b, ranks)
         if t is None:
+            if ranks > 1 and not scaleout and self.coll_missing_note:
+                self.extrapolated.add(self.coll_missing_note)
             return super().collective_s(op, bytes_per_rank, ranks, bandwidth_bytes_per_s, scaleout)
         if op == "all_reduce":
             # engines all-reduce small TP messages with their own peer-to-peer kernels (vLLM's custom
@@ -594,7 +606,7 @@ class CalibratedTimer(KernelTimer):
     def _measured_collective_s(self, op, b, ranks, within_measured=False):
         """Device seconds per call from the measured curve of ``op`` at the nearest measured rank count
         (None if never measured); with ``within_measured``, inf beyond the largest measured message."""
-        fit = self.tables.collectives
+        fit = self.coll_fit
         measured = [r for (o, r) in fit if o == op]
         if not measured:
             return None
@@ -606,8 +618,9 @@ class CalibratedTimer(KernelTimer):
         t_at = np.where(b > b_meas[-1], t_meas[-1] * b / b_meas[-1], t_at)
         # the transfer part, carried to ``ranks`` by the ring factor and to another GPU by its NVLink bandwidth
         bw_term = np.maximum(t_at - latency, 0.0) * ring_factor(op, ranks) / ring_factor(op, r0)
-        if self.transfer:  # another GPU's links and latency
-            bw_term = bw_term * self.source.nvlink_bandwidth_bytes_per_s / self.hardware.nvlink_bandwidth_bytes_per_s
+        src_bw = self.coll_source.nvlink_bandwidth_bytes_per_s
+        if src_bw != self.hardware.nvlink_bandwidth_bytes_per_s:  # another NVLink generation: its bandwidth and
+            bw_term = bw_term * src_bw / self.hardware.nvlink_bandwidth_bytes_per_s  # the catalogue's latency
             latency = self.latency["collective_latency_nvlink_s"]
         if r0 != ranks:
             self.extrapolated.add(f"{op} at {ranks} ranks from the {r0}-rank measurement (ring factor)")
@@ -660,4 +673,11 @@ def calibrated_timer(hw: HardwareProfile, required: bool = False) -> CalibratedT
             raise
         return None
     source_hw = load_hardware(GPU_DIR_TO_PROFILE.get(src, hw.name))
-    return CalibratedTimer(hw, tables, source_hw)
+    timer = CalibratedTimer(hw, tables, source_hw)
+    coll_src = hw.collectives_calibration_source
+    if coll_src and not tables.collectives:
+        if (catalog_dir("calibration") / coll_src).is_dir():  # present: used, and errors in it are raised
+            timer.borrow_collectives(load_tables(coll_src), load_hardware(GPU_DIR_TO_PROFILE.get(coll_src, hw.name)))
+        else:
+            timer.coll_missing_note = f"collectives: calibration/{coll_src} not shipped, roofline estimate"
+    return timer
