@@ -180,3 +180,31 @@ def test_cli_tiny_writes_outputs(tmp_path):
         iters = list(csv.DictReader(f))
     assert sum(r["run_id"] == runs[0]["run_id"] for r in iters) == int(runs[0]["iterations"])
     assert (tmp_path / "meta.json").exists()
+
+
+def test_moe_target_runs_and_matches_the_reference_layer():
+    # the MoE path of the harness (Qwen3-30B-A3B-like, tiny): every sequence generates its response, and
+    # a layer's experts on CPU are the float32 reference of the fused GPU kernel
+    tgt = cfg.tiny_moe_target()
+    dft = cfg.tiny_draft(tgt)
+    caps = model.Caps(max_num_seqs=16, max_num_batched_tokens=64, max_model_len=400, k_max=3)
+    rp = model.Replica(tgt, dft, "cpu", torch.float32, caps, seed=3)
+    assert "w1" in rp.layers[0] and rp.layers[0]["w1"].shape == (16, 128, 128)
+    rp.allocate_kv(256)
+    eng = engine_mod.Engine(rp, caps, use_graphs=False)
+    P, R = workload.sample_lengths(run_grid.LENGTHS["tiny"], 5, 2, "tiny")
+    res = eng.run(P, R, 3, _rates(3), seed=4)
+    assert res["tokens_generated"] == int(R.sum())
+    ops = import_module(f"{PKG}.ops")
+    lw = rp.layers[0]
+    x = torch.randn(6, 128)
+    y = ops.moe(x, lw["wr"], lw["w1"], lw["w2"], tgt.top_k)
+    p = torch.softmax(x @ lw["wr"], -1)
+    v, i = torch.topk(p, tgt.top_k)
+    v = v / v.sum(-1, keepdim=True)
+    ref = torch.zeros_like(x)
+    for t in range(6):
+        for j in range(tgt.top_k):
+            h = lw["w1"][i[t, j]] @ x[t]
+            ref[t] += v[t, j] * (lw["w2"][i[t, j]] @ (torch.nn.functional.silu(h[:64]) * h[64:]))
+    assert torch.allclose(y, ref, rtol=1e-4, atol=1e-5)

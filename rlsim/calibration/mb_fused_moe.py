@@ -204,6 +204,56 @@ def route_and_align(x, Wr, top_k: int, E: int, block_m: int):
     return ids, w, sorted_ids, expert_ids, total
 
 
+def fused_moe(x, W1, W2, Wr, top_k, E, config=None, fp8=None):
+    """One MoE layer's experts for tokens ``x`` [T, H]: router ``Wr`` [H, n_experts], local experts 0..E-1
+    with ``W1`` [E, 2I, H] (gate, up) and ``W2`` [E, H, I]; ``config`` a tile (BLOCK_M, BLOCK_N, BLOCK_K,
+    warps, stages), default ``pick_config``. ``fp8`` = (W1 fp8, W1 scales [E, 2I], W2 fp8, W2 scales
+    [E, H]): w8a8 with dynamic per-token activation scales (vLLM's fp8 MoE); otherwise bf16 W1, W2."""
+    torch = _torch()
+    import torch.nn.functional as F
+
+    bm, bn, bk, warps, stages = config or pick_config(x.shape[0])
+    T_, H = x.shape
+    kern, _, _, quant = _kernel()
+    if fp8 is not None:
+        W1, s1, W2, s2 = fp8
+    inter2 = W1.shape[1]
+    _, w, sorted_ids, expert_ids, total = route_and_align(x, Wr, top_k, E, bm)
+    S = T_ * top_k
+
+    def q(t):  # (fp8 tensor, per-row scales) or (t, dummy)
+        if fp8 is None:
+            return t, w
+        qt = torch.empty(t.shape, dtype=torch.float8_e4m3fn, device=t.device)
+        sc = torch.empty(t.shape[0], dtype=torch.float32, device=t.device)
+        quant[(t.shape[0],)](t, qt, sc, t.shape[1], t.stride(0), qt.stride(0), BLOCK_K=1024)
+        return qt, sc
+
+    def gemm(a, a_scale, W, W_scale, n_out, a_per_slot):  # one fused expert GEMM over the sorted slots
+        c = torch.empty((S, n_out), dtype=x.dtype, device=x.device)
+        grid = (expert_ids.numel() * ((n_out + bn - 1) // bn),)
+        kern[grid](a, W, c, w, sorted_ids, expert_ids, total, a_scale, W_scale if fp8 else w, n_out, W.shape[2], S,
+                   a.stride(0), a.stride(1), W.stride(0), W.stride(1), W.stride(2), c.stride(0), c.stride(1),
+                   TOP_K=top_k, A_PER_SLOT=a_per_slot, MUL_W=a_per_slot, FP8=fp8 is not None, BLOCK_M=bm,
+                   BLOCK_N=bn, BLOCK_K=bk, num_warps=warps, num_stages=stages)
+        return c
+
+    h = gemm(*q(x), W1, s1 if fp8 else None, inter2, False)  # gate/up: rows are tokens
+    i = inter2 // 2
+    y = gemm(*q(F.silu(h[:, :i]) * h[:, i:]), W2, s2 if fp8 else None, H, True)  # down, x routing weight
+    return y.view(T_, top_k, H).sum(1)
+
+
+def pick_config(tokens: int) -> tuple:
+    """A tile for ``tokens`` without trying them all (the configurations that won most often in the
+    H100/H200 measurements: small row blocks for decode, larger ones for prefill)."""
+    if tokens <= 128:
+        return CONFIGS[0]
+    if tokens <= 1024:
+        return CONFIGS[3]
+    return CONFIGS[5]
+
+
 class FusedMoEBench(MoEBench):
     """The fused MoE layer over the same grid and weights as ``MoEBench`` (backend ``triton_fused``)."""
 
@@ -213,41 +263,7 @@ class FusedMoEBench(MoEBench):
         self.config = CONFIGS[0]
 
     def fused_layer(self, x, W1, W2, Wr, top_k, E, config=None, fp8=None):
-        """``fp8`` = (W1 fp8, W1 scales [E, 2I], W2 fp8, W2 scales [E, H]): w8a8 with dynamic per-token
-        activation scales (vLLM's fp8 MoE); otherwise bf16 weights W1, W2."""
-        torch = _torch()
-        import torch.nn.functional as F
-
-        bm, bn, bk, warps, stages = config or self.config
-        T_, H = x.shape
-        kern, _, _, quant = _kernel()
-        if fp8 is not None:
-            W1, s1, W2, s2 = fp8
-        inter2 = W1.shape[1]
-        _, w, sorted_ids, expert_ids, total = route_and_align(x, Wr, top_k, E, bm)
-        S = T_ * top_k
-
-        def q(t):  # (fp8 tensor, per-row scales) or (t, dummy)
-            if fp8 is None:
-                return t, w
-            qt = torch.empty(t.shape, dtype=torch.float8_e4m3fn, device=t.device)
-            sc = torch.empty(t.shape[0], dtype=torch.float32, device=t.device)
-            quant[(t.shape[0],)](t, qt, sc, t.shape[1], t.stride(0), qt.stride(0), BLOCK_K=1024)
-            return qt, sc
-
-        def gemm(a, a_scale, W, W_scale, n_out, a_per_slot):  # one fused expert GEMM over the sorted slots
-            c = torch.empty((S, n_out), dtype=x.dtype, device=x.device)
-            grid = (expert_ids.numel() * ((n_out + bn - 1) // bn),)
-            kern[grid](a, W, c, w, sorted_ids, expert_ids, total, a_scale, W_scale if fp8 else w, n_out, W.shape[2], S,
-                       a.stride(0), a.stride(1), W.stride(0), W.stride(1), W.stride(2), c.stride(0), c.stride(1),
-                       TOP_K=top_k, A_PER_SLOT=a_per_slot, MUL_W=a_per_slot, FP8=fp8 is not None, BLOCK_M=bm,
-                       BLOCK_N=bn, BLOCK_K=bk, num_warps=warps, num_stages=stages)
-            return c
-
-        h = gemm(*q(x), W1, s1 if fp8 else None, inter2, False)  # gate/up: rows are tokens
-        i = inter2 // 2
-        y = gemm(*q(F.silu(h[:, :i]) * h[:, i:]), W2, s2 if fp8 else None, H, True)  # down, x routing weight
-        return y.view(T_, top_k, H).sum(1)
+        return fused_moe(x, W1, W2, Wr, top_k, E, config or self.config, fp8)
 
     @staticmethod
     def quantize_weights(W):

@@ -25,10 +25,17 @@ class TargetShape:
     rms_eps: float = 1e-6
     rope_theta: float = 1_000_000.0
     qk_norm: bool = True
+    num_experts: int = 0          # MoE (Qwen3-30B-A3B-like): experts per layer, all on this GPU
+    top_k: int = 0
+    moe_intermediate: int = 0
 
     @property
     def group(self) -> int:
         return self.n_heads // self.n_kv_heads
+
+    @property
+    def is_moe(self) -> bool:
+        return self.num_experts > 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -62,9 +69,14 @@ def _load_yaml(path: Path) -> dict:
 
 def load_target(name: str = "qwen3-8b") -> TargetShape:
     d = _load_yaml(REPO_ROOT / "workloads" / "models" / f"{name}.yaml")
-    if d.get("architecture", "dense") != "dense":
-        raise ValueError(f"harness supports dense models only, got {d.get('architecture')}")
+    arch = d.get("architecture", "dense")
+    if arch not in ("dense", "moe"):
+        raise ValueError(f"harness supports dense and MoE models, got {arch}")
+    moe = arch == "moe"
     return TargetShape(
+        num_experts=int(d["num_experts"]) if moe else 0,
+        top_k=int(d["num_experts_per_tok"]) if moe else 0,
+        moe_intermediate=int(d["moe_intermediate_size"]) if moe else 0,
         name=d["name"],
         num_layers=int(d["num_hidden_layers"]),
         hidden=int(d["hidden_size"]),
@@ -105,8 +117,14 @@ def tiny_target() -> TargetShape:
                        head_dim=32, intermediate=256, vocab=1000)
 
 
+def tiny_moe_target() -> TargetShape:
+    return TargetShape(name="tiny-moe", num_layers=4, hidden=128, n_heads=8, n_kv_heads=2,
+                       head_dim=32, intermediate=0, vocab=1000, num_experts=16, top_k=4,
+                       moe_intermediate=64)
+
+
 def tiny_draft(target: TargetShape) -> DraftShape:
     return DraftShape(name="tiny-eagle3", hidden=target.hidden, n_heads=target.n_heads,
                       n_kv_heads=target.n_kv_heads, head_dim=target.head_dim,
-                      intermediate=target.intermediate, draft_vocab=256,
+                      intermediate=target.intermediate or 256, draft_vocab=256,
                       aux_layers=default_aux_layers(target.num_layers))

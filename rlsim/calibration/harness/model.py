@@ -124,10 +124,17 @@ class Replica:
         self.embed = torch.randn((t.vocab, H), device=dev, dtype=dt, generator=gen)
         self.layers = []
         for _ in range(t.num_layers):
-            self.layers.append(dict(
-                ln1=norm(H), wqkv=lin((t.n_heads + 2 * t.n_kv_heads) * D, H),
-                qn=norm(D), kn=norm(D), wo=lin(H, t.n_heads * D), ln2=norm(H),
-                wgu=lin(2 * t.intermediate, H), wd=lin(H, t.intermediate)))
+            lw = dict(ln1=norm(H), wqkv=lin((t.n_heads + 2 * t.n_kv_heads) * D, H),
+                      qn=norm(D), kn=norm(D), wo=lin(H, t.n_heads * D), ln2=norm(H))
+            if t.is_moe:  # router [H, E]; experts' gate/up [E, 2I, H] and down [E, H, I]
+                E_, I_ = t.num_experts, t.moe_intermediate
+                lw["wr"] = torch.randn((H, E_), device=dev, dtype=dt, generator=gen)
+                lw["w1"] = torch.randn((E_, 2 * I_, H), device=dev, dtype=dt, generator=gen).mul_(1.0 / math.sqrt(H))
+                lw["w2"] = torch.randn((E_, H, I_), device=dev, dtype=dt, generator=gen).mul_(1.0 / math.sqrt(I_))
+            else:
+                lw["wgu"] = lin(2 * t.intermediate, H)
+                lw["wd"] = lin(H, t.intermediate)
+            self.layers.append(lw)
         self.final_norm = norm(H)
         self.lm_head = lin(t.vocab, H)
         if d is not None:
@@ -225,7 +232,10 @@ class Replica:
             x = self._attn_block(h, lw, li, pos, slots, groups, t.n_heads, t.n_kv_heads,
                                  t.qk_norm)
             h, res = ops.add_rmsnorm(x, res, lw["ln2"], t.rms_eps)
-            x = ops.silu_mul(h @ lw["wgu"].t()) @ lw["wd"].t()
+            if t.is_moe:
+                x = ops.moe(h, lw["wr"], lw["w1"], lw["w2"], t.top_k)
+            else:
+                x = ops.silu_mul(h @ lw["wgu"].t()) @ lw["wd"].t()
         h, _ = ops.add_rmsnorm(x, res, self.final_norm, t.rms_eps)
         aux = [aux_d[li] for li in self.dft.aux_layers] if aux_set else []
         if n_complete > 0:

@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from .attention import PAGE, exactness_check, fused_ops_check  # noqa: E402
-from .config import load_draft, load_target, tiny_draft, tiny_target  # noqa: E402
+from .config import load_draft, load_target, tiny_draft, tiny_moe_target, tiny_target  # noqa: E402
 from .engine import ITER_COLUMNS, Engine  # noqa: E402
 from .model import Caps, Replica  # noqa: E402
 from .workload import LengthSpec, expected_al, sample_lengths, solve_rate  # noqa: E402
@@ -89,6 +89,10 @@ def plan_grid(name: str) -> list[dict]:
             add("short", N, 3, 0.5)
             add("short", N, 3, 0.9)
         for N in (64, 512):
+            add("short", N, 0, None)
+            add("short", N, 3, 0.7)
+    elif name == "moe":  # an MoE target (--model qwen3-30b-a3b --draft eagle3-qwen3-30b-a3b) on one GPU
+        for N in (16, 64, 256):
             add("short", N, 0, None)
             add("short", N, 3, 0.7)
     elif name == "quick":
@@ -208,7 +212,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--tiny", action="store_true", help="tiny model config (tests)")
-    ap.add_argument("--grid", default=None, help="h100 | h200 | quick | tiny")
+    ap.add_argument("--grid", default=None, help="h100 | h200 | moe | quick | tiny")
     ap.add_argument("--out", required=True)
     ap.add_argument("--budget-s", type=float, default=1e9,
                     help="stop starting runs that would not end within this many seconds "
@@ -217,7 +221,7 @@ def main(argv=None):
                     help="absolute time.time() after which no run may end (overrides "
                          "--budget-s when earlier)")
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--model", default="qwen3-8b")
+    ap.add_argument("--model", default="qwen3-8b", help="a catalog model (dense or MoE); with --tiny: tiny-moe")
     ap.add_argument("--draft", default="eagle3-qwen3-8b")
     ap.add_argument("--gpu-memory-utilization", type=float, default=0.85)
     ap.add_argument("--kv-blocks", type=int, default=0, help="CPU / override pool size")
@@ -244,7 +248,7 @@ def main(argv=None):
             r["N"] = args.n_seqs or r["N"]
             r["length"] = args.length or r["length"]
     if args.tiny:
-        tgt = tiny_target()
+        tgt = tiny_moe_target() if args.model == "tiny-moe" else tiny_target()
         dft = tiny_draft(tgt)
     else:
         tgt = load_target(args.model)
