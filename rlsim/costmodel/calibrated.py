@@ -31,7 +31,7 @@ import numpy as np
 from ..catalog import HardwareProfile, load_hardware
 from ..catalog.loader import catalog_dir
 from ..errors import CalibrationDataError
-from .timer import BYTES, KernelTimer, ring_factor
+from .timer import BYTES, KERNELS_PER_FUSED_MOE, KernelTimer, ring_factor
 
 GPU_DIR_TO_PROFILE = {"h100": "h100-sxm", "h200": "h200-sxm"}
 REQUIRED = {
@@ -411,6 +411,9 @@ class CalibratedTimer(KernelTimer):
         # interconnect), with the hardware they were measured on
         self.coll_fit, self.coll_source = tables.collectives, source
         self.coll_missing_note = ""
+        # the measured MoE block (router GEMM, top-k, alignment, 2 expert GEMMs, activation, combine) was
+        # replayed from a CUDA graph: the gaps between its kernels are in its time
+        self.moe_kernels_with_gaps_inside = KERNELS_PER_FUSED_MOE
 
     def borrow_collectives(self, tables: CalibrationTables, measured_on: HardwareProfile) -> None:
         """Use collectives measured elsewhere (``collectives_calibration_source``) where this folder has none."""

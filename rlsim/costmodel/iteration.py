@@ -20,7 +20,7 @@ import numpy as np
 
 from ..catalog import DraftSpec, GenerationParallelism, HardwareProfile, ModelSpec
 from ..errors import ConfigurationError
-from .timer import BYTES, KernelTimer
+from .timer import BYTES, KERNELS_PER_FUSED_MOE, KernelTimer
 
 # Host-side engine overhead per iteration (scheduler, input preparation, output processing).
 # vLLM V1 overlaps most of it with GPU work (async scheduling); the residue below is an engineering
@@ -35,14 +35,14 @@ HOST_OVERHEAD = {
 }
 
 # Kernel launches per decoder layer (dense: norm, qkv, qk-norm, rope+cache write, attention, o,
-# all-reduce, add+norm, gate_up, act, down, all-reduce; MoE adds router, top-k, permute, a second
-# grouped GEMM, unpermute) and per iteration outside the layers (embedding, final norm, LM head,
+# all-reduce, add+norm, gate_up, act, down, all-reduce; MoE: the 9 that are not the MLP, and the fused
+# MoE block's KERNELS_PER_FUSED_MOE) and per iteration outside the layers (embedding, final norm, LM head,
 # gather, sampling). Counted from vLLM's Qwen3/Llama model code paths.
 KERNELS_PER_DENSE_LAYER = 12
-KERNELS_PER_MOE_LAYER = 17
+KERNELS_PER_MOE_LAYER = 9 + KERNELS_PER_FUSED_MOE
 KERNELS_OUTSIDE_LAYERS = 10
 KERNELS_PER_DRAFT_PASS = 16
-_STATIC_KEYS = ("gpu", "n_kernels", "graph", "host", "n_small", "small_s")
+_STATIC_KEYS = ("gpu", "n_kernels", "graph", "host", "n_small", "small_s", "n_gap")
 
 
 @dataclass
@@ -150,16 +150,16 @@ class IterationCostModel:
             n_local = m.num_experts // ep
             inter = m.moe_intermediate_size if ep > 1 else m.moe_intermediate_size // self.tp
             routed_tokens = T * self.dp  # every token of the engine is routed; experts see them all
+            # the whole MoE block (router, routing, experts with their activation, combine)
             mlp = t.moe_s(routed_tokens, n_local, m.num_experts_per_tok / ep, h, inter, dt, m.num_experts, m.num_experts_per_tok)
-            mlp = mlp + t.gemm_s(T, m.num_experts, h, "bf16")  # router
-            inter_act = m.num_experts_per_tok * inter / max(ep, 1)
+            act = []
         else:
             inter = spec.intermediate_size // self.tp
             mlp = t.gemm_s(T, 2 * inter, h, dt) + t.gemm_s(T, h, inter, dt)
-            inter_act = inter
-        # norms (2), rope over q and k heads, residual adds (2), activation, KV-cache write
-        ew = t.elementwise_ops_s(T, [("rmsnorm", h, 2), ("rope", (qh + kvh) * hd, 1), ("residual_add", h, 2),
-                                     ("silu_mul", inter_act, 1), ("kv_cache_write", 2 * kvh * hd, 1)])
+            act = [("silu_mul", inter, 1)]
+        # norms (2), rope over q and k heads, residual adds (2), the dense MLP's activation, KV-cache write
+        ew = t.elementwise_ops_s(T, [("rmsnorm", h, 2), ("rope", (qh + kvh) * hd, 1), ("residual_add", h, 2), *act,
+                                     ("kv_cache_write", 2 * kvh * hd, 1)])
         # communication: all-reduce after attention and after the MLP (TP), or MoE all-to-all (DP attention)
         ar_bytes = T * h * 2.0
         comm = 2 * t.collective_s("all_reduce", ar_bytes, self.tp, self.comm_bw, self.comm_scaleout)
@@ -211,9 +211,9 @@ class IterationCostModel:
             parts = self.breakdown(b0, attention=False)
             st = self._static_cache[key] = tuple(float(np.asarray(parts[x])[0]) if np.ndim(parts[x]) else float(parts[x])
                                                  for x in _STATIC_KEYS)
-        gpu_static, n_kernels, graph, host, n_small, small_s = st
+        gpu_static, n_kernels, graph, host, n_small, small_s, n_gap = st
         dyn = self._decode_attention_s(float(n_decode), k, np.asarray(decode_kv_tokens, dtype=float))
-        return self.timer.launch_overhead_s(n_kernels, bool(graph), gpu_static + dyn, n_small, small_s) + host
+        return self.timer.launch_overhead_s(n_kernels, bool(graph), gpu_static + dyn, n_small, small_s, n_gap) + host
 
     def _decode_attention_s(self, B, k: int, kv: np.ndarray):
         """The KV-dependent part of pure-decode iterations: target attention (k+1 queries per sequence over
@@ -260,9 +260,9 @@ class IterationCostModel:
                                                      for x in _STATIC_KEYS)
         table = np.array([self._static_cache[(int(x), k)] for x in sizes])
         pos = np.repeat(np.arange(sizes.size), np.diff(np.concatenate([run_start, [n_decode.size]])))
-        gpu_static, n_kernels, graph, host, n_small, small_s = (table[pos, c] for c in range(len(_STATIC_KEYS)))
+        gpu_static, n_kernels, graph, host, n_small, small_s, n_gap = (table[pos, c] for c in range(len(_STATIC_KEYS)))
         dyn = self._decode_attention_s(n_decode.astype(float), k, kv)
-        return self.timer.launch_overhead_s(n_kernels, graph > 0.5, gpu_static + dyn, n_small, small_s) + host
+        return self.timer.launch_overhead_s(n_kernels, graph > 0.5, gpu_static + dyn, n_small, small_s, n_gap) + host
 
     def breakdown(self, b: IterationBatch, attention: bool = True) -> dict[str, np.ndarray]:
         """Seconds per op class for each iteration (arrays). Keys sum to ``total``.
@@ -291,12 +291,16 @@ class IterationCostModel:
         gpu = gpu + draft
         n_kernels = n_kernels + np.where(k > 0, k * KERNELS_PER_DRAFT_PASS * (self.method in ("eagle3", "mtp", "draft-model")), 0.0)
         graph = (T_engine <= self.hardware.cudagraph_capture_max_tokens) & (not self.enforce_eager)
-        # short kernels (norms, rope, residual adds, activation, cache write: 6 per layer)
-        n_small = 6.0 * m.num_hidden_layers
+        # short kernels (norms, rope, residual adds, the dense activation, cache write: 6 or 5 per layer)
+        n_small = (5.0 if m.is_moe else 6.0) * m.num_hidden_layers
         small_s = out["norm_rope_act"] / n_small
+        # a measured MoE block's time holds the gaps between its own kernels: one gap per block remains
+        n_gap = n_kernels - (m.num_hidden_layers * (t.moe_kernels_with_gaps_inside - 1)
+                             if m.is_moe and t.moe_kernels_with_gaps_inside else 0)
         out["gpu"], out["n_kernels"], out["graph"] = gpu, n_kernels, graph
+        out["n_gap"] = np.broadcast_to(n_gap, np.shape(gpu))
         out["n_small"], out["small_s"] = np.broadcast_to(n_small, np.shape(gpu)), small_s
-        total_gpu = self.timer.launch_overhead_s(n_kernels, graph, gpu, n_small, small_s)
+        total_gpu = self.timer.launch_overhead_s(n_kernels, graph, gpu, n_small, small_s, n_gap)
         out["launch_gaps"] = total_gpu - gpu
         n_seq = b.n_decode + b.n_prefill_seqs
         if self.method == "ngram":
@@ -310,7 +314,8 @@ class IterationCostModel:
 
     def report(self, b: IterationBatch) -> dict[str, np.ndarray]:
         """``breakdown`` without the bookkeeping keys (for tables)."""
-        return {k: v for k, v in self.breakdown(b).items() if k not in ("gpu", "n_kernels", "graph", "n_small", "small_s")}
+        return {k: v for k, v in self.breakdown(b).items()
+                if k not in ("gpu", "n_kernels", "graph", "n_small", "small_s", "n_gap")}
 
     def _draft_s(self, b: IterationBatch, out: dict, attention: bool = True) -> np.ndarray:
         k = b.k

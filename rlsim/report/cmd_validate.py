@@ -68,7 +68,7 @@ def paper_cmd(
 @validate_app.command("measured")
 @user_errors
 def measured_cmd(
-    gpu: Optional[str] = typer.Option(None, "--gpu", help="h100 | h200 (default: every GPU with rollouts)"),
+    gpu: Optional[str] = typer.Option(None, "--gpu", help="h100 | h200 | h200-moe (default: every ground-truth set)"),
     calibration: str = typer.Option("auto", "--calibration"),
     out: Optional[str] = typer.Option(None, "--out", help="write measured_<gpu>.csv into this folder"),
 ):

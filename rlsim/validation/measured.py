@@ -21,8 +21,14 @@ from ..speculation import AcceptanceModel
 GPU_PROFILE = {"h100": "h100-sxm", "h200": "h200-sxm"}
 
 
+def rollout_dir(name: str) -> Path:
+    """A ground-truth set: ``h200`` -> calibration/h200/rollouts, ``h200-moe`` -> calibration/h200/rollouts-moe."""
+    gpu, _, suffix = name.partition("-")
+    return catalog_dir("calibration") / gpu / ("rollouts-" + suffix if suffix else "rollouts")
+
+
 def load_runs(gpu: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    d = catalog_dir("calibration") / gpu / "rollouts"
+    d = rollout_dir(gpu)
     if not (d / "runs.csv").is_file():
         raise CalibrationDataError(f"no ground-truth rollouts under {d}")
     runs = pd.read_csv(d / "runs.csv")
@@ -98,8 +104,11 @@ def crossover(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def available_gpus() -> list[str]:
+    """Ground-truth sets: one per GPU folder with rollouts/ (the dense 8B grid), plus one per rollouts-<x>/
+    (e.g. ``h200-moe``: an MoE target)."""
     root = catalog_dir("calibration")
-    return sorted(p.name for p in root.iterdir() if (p / "rollouts" / "runs.csv").is_file())
+    return sorted(p.parent.name + p.name[len("rollouts"):] for p in root.glob("*/rollouts*")
+                  if (p / "runs.csv").is_file())
 
 
 def save_artifacts(out_dir: Path, calibration: str = "auto") -> dict:

@@ -92,9 +92,20 @@ def plan_grid(name: str) -> list[dict]:
             add("short", N, 0, None)
             add("short", N, 3, 0.7)
     elif name == "moe":  # an MoE target (--model qwen3-30b-a3b --draft eagle3-qwen3-30b-a3b) on one GPU
-        for N in (16, 64, 256):
+        for N in (16, 64, 256):            # tier 1: AR and k=3 at AL 0.7
             add("short", N, 0, None)
             add("short", N, 3, 0.7)
+        add("short", 512, 0, None)         # tier 2: a larger batch, long responses
+        add("short", 512, 3, 0.7)
+        for N in (16, 256):
+            add("long", N, 0, None)
+            add("long", N, 3, 0.7)
+        for k in (1, 7):                   # tier 3: other k, other acceptance
+            for N in (16, 256):
+                add("short", N, k, 0.7)
+        for frac in (0.5, 0.9):
+            for N in (16, 256):
+                add("short", N, 3, frac)
     elif name == "quick":
         add("short", 16, 0, None)
         add("short", 16, 3, 0.7)
