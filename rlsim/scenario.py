@@ -210,6 +210,10 @@ def build_scenario(model: str | None = None, workload: str | None = None, hardwa
                 raise ConfigurationError(
                     f"num_speculative_tokens_per_batch_size entry {tuple(row)}: allowed (min_batch, max_batch, k) with "
                     f"0 <= min_batch <= max_batch and 0 <= k <= {w.engine.max_num_speculative_tokens}")
+    skew = (options or {}).get("moe_routing_skew", 0.0)
+    if isinstance(skew, bool) or not (isinstance(skew, (int, float)) and 0.0 <= skew <= 3.0):
+        raise ConfigurationError(f"moe_routing_skew = {skew!r}; allowed: 0..3 (Zipf exponent of expert popularity; "
+                                 "0 = uniform routing)")
     gc = (options or {}).get("group_correlation", 0.0)
     if not (isinstance(gc, (int, float)) and 0.0 <= gc <= 1.0):
         raise ConfigurationError(f"options.group_correlation = {gc!r}; allowed: 0..1")

@@ -389,6 +389,7 @@ def _cases() -> list[Case]:
     add(s, "timeline into a missing folder", P + ["--timeline", f"{TMP}/no/such/t.png"], ["does not exist"])
     add(s, "zero steps of draft drift", P + ["--steps", "0"], ["--steps = 0", ">= 1"])
     add(s, "acceptance spread above 1", P + ["--acceptance-spread", "2"], ["acceptance_sequence_spread = 2.0"])
+    add(s, "negative MoE routing skew", P + ["--moe-routing-skew", "-1"], ["moe_routing_skew = -1.0", "0..3"])
     add(s, "draft-quality decay without a draft quality", P + ["--draft-quality-decay", "0.5"], ["give --draft-quality too"])
     # ---- other commands
     s = "Other commands (`sweep`, `optimize-k`, `plot`, `calibrate`)"

@@ -117,3 +117,37 @@ def test_tp_must_divide_heads():
     m = load_model("qwen3-8b")
     with pytest.raises(ConfigurationError, match="tensor_parallel_size = 3"):
         replica_layout(m, GenerationParallelism(tensor_parallel_size=3))
+
+
+def test_expected_distinct_experts_uniform_and_skewed():
+    import numpy as np
+
+    from rlsim.costmodel.timer import expected_distinct_experts as distinct
+
+    T = np.array([1.0, 4.0, 16.0, 64.0, 512.0, 1e6])
+    uni = distinct(16, 128, 8, T, 0.0)
+    assert np.allclose(uni, 16 * (1 - (1 - 8 / 128) ** T))
+    for s in (0.5, 1.0, 2.0):
+        sk = distinct(16, 128, 8, T, s)
+        assert sk[0] == pytest.approx(16 * 8 / 128)      # one token still picks k experts
+        assert np.all(sk <= uni + 1e-9) and sk[-1] == pytest.approx(16, rel=1e-3)
+        assert np.all(np.diff(sk) >= 0)
+    assert np.all(distinct(16, 128, 8, T, 2.0) <= distinct(16, 128, 8, T, 0.5) + 1e-9)
+
+
+def test_moe_routing_skew_reaches_the_iteration_and_is_validated():
+    from rlsim.catalog import GenerationParallelism, load_hardware, load_model
+    from rlsim.costmodel import IterationBatch, IterationCostModel, replica_layout
+    from rlsim.costmodel.select import get_timer
+    from rlsim.errors import ConfigurationError
+    from rlsim.scenario import build_scenario
+
+    m, hw = load_model("qwen3-30b-a3b"), load_hardware("h200-sxm")
+    layout = replica_layout(m, GenerationParallelism(tensor_parallel_size=1))
+    b = IterationBatch(n_decode=[8], k=[0], decode_kv_tokens=[8 * 1000.0])
+    t = {s: float(IterationCostModel(m, hw, layout, get_timer(hw, "auto"), moe_routing_skew=s).iteration_time_s(b)[0])
+         for s in (0.0, 1.5)}
+    assert t[1.5] < 0.9 * t[0.0]  # 8 tokens touch far fewer experts when routing is skewed
+    for bad in (-0.5, 5, True):
+        with pytest.raises(ConfigurationError, match="moe_routing_skew"):
+            build_scenario(model="qwen3-30b-a3b", options={"moe_routing_skew": bad})

@@ -31,7 +31,7 @@ import numpy as np
 from ..catalog import HardwareProfile, load_hardware
 from ..catalog.loader import catalog_dir
 from ..errors import CalibrationDataError
-from .timer import BYTES, KERNELS_PER_FUSED_MOE, KernelTimer, ring_factor
+from .timer import BYTES, KERNELS_PER_FUSED_MOE, KernelTimer, expected_distinct_experts, ring_factor
 
 GPU_DIR_TO_PROFILE = {"h100": "h100-sxm", "h200": "h200-sxm"}
 REQUIRED = {
@@ -540,7 +540,8 @@ class CalibratedTimer(KernelTimer):
             c = self._curves[key] = self.tables.attention.predict_curve(z, 1, _KV_GRID)
         return c
 
-    def moe_s(self, tokens, n_local_experts, top_k_local, hidden, moe_inter, dtype="bf16", num_experts_total=0, top_k=0):
+    def moe_s(self, tokens, n_local_experts, top_k_local, hidden, moe_inter, dtype="bf16", num_experts_total=0, top_k=0,
+              routing_skew=0.0):
         tokens = np.atleast_1d(np.asarray(tokens, float))
         frac = top_k / num_experts_total if num_experts_total else 1.0
         peak, bw = self._src()
@@ -549,13 +550,16 @@ class CalibratedTimer(KernelTimer):
         knn = self.tables.moe.get(dtype) or self.tables.moe["bf16"]  # an unmeasured dtype: bf16's ratio
 
         def times(g):
-            distinct = n_local_experts * (1.0 - np.power(1.0 - frac, g))
+            # measured with uniform routing: the efficiency ratio is read there, the roofline gets the skewed
+            # routing's distinct experts (fewer weight bytes)
+            distinct = expected_distinct_experts(n_local_experts, num_experts_total, top_k, g, routing_skew)
             assignments = g * top_k_local
             Z, roof = moe_query(g, n_local_experts, assignments, distinct, hidden, moe_inter, dtype, peak, bw)
             t = roof * np.exp(knn.predict_curve(np.array(zf), 0, np.log2(g)))
             return self._move(t, 2.0 * assignments * 3 * hidden * moe_inter, distinct * 3 * hidden * moe_inter * b, dtype)
 
-        key = ("moe", self.hardware.name, n_local_experts, float(top_k_local), hidden, moe_inter, dtype, frac)
+        key = ("moe", self.hardware.name, n_local_experts, float(top_k_local), hidden, moe_inter, dtype, frac,
+               float(routing_skew))
         g, tg = self._monotone(key, 2.0 ** _TOK_GRID, times)
         if tokens.max(initial=0) > 2.0 ** knn.hi[0] or n_local_experts > 2.0 ** knn.hi[1]:
             self.extrapolated.add("moe outside the measured (tokens, experts, shape) grid")

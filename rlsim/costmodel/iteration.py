@@ -109,6 +109,7 @@ class IterationCostModel:
     draft: DraftSpec | ModelSpec | None = None
     enforce_eager: bool = False
     host: dict[str, float] = field(default_factory=lambda: dict(HOST_OVERHEAD))
+    moe_routing_skew: float = 0.0  # Zipf exponent of expert popularity (0: uniform routing)
 
     def __post_init__(self):
         self._static_cache: dict = {}
@@ -151,7 +152,8 @@ class IterationCostModel:
             inter = m.moe_intermediate_size if ep > 1 else m.moe_intermediate_size // self.tp
             routed_tokens = T * self.dp  # every token of the engine is routed; experts see them all
             # the whole MoE block (router, routing, experts with their activation, combine)
-            mlp = t.moe_s(routed_tokens, n_local, m.num_experts_per_tok / ep, h, inter, dt, m.num_experts, m.num_experts_per_tok)
+            mlp = t.moe_s(routed_tokens, n_local, m.num_experts_per_tok / ep, h, inter, dt, m.num_experts, m.num_experts_per_tok,
+                          self.moe_routing_skew)
             act = []
         else:
             inter = spec.intermediate_size // self.tp

@@ -54,6 +54,36 @@ FIXED_LATENCY_S = {
 KERNELS_PER_FUSED_MOE = 7
 
 
+def expected_distinct_experts(n_local: float, num_experts_total: int, top_k: int, tokens, skew: float = 0.0):
+    """Expected distinct local experts that ``tokens`` tokens touch in one MoE layer.
+
+    Uniform routing (``skew`` 0): each token picks ``top_k`` of ``num_experts_total``, so an expert is
+    touched with probability 1 - (1 - k/E)^T (shared/reference/gpu-measurement-notes.md). Real routers
+    are not uniform: with ``skew`` s > 0 expert popularity follows a Zipf law p_r ~ r^-s over the E
+    experts, an expert is picked by a token with probability k p_r (capped at 1, the excess handed to the
+    others so that each token still picks k), and the local experts are a
+    random subset of the E (EP places experts without regard to popularity), so the local count is the
+    global expectation x n_local / E. Fewer distinct experts means less weight traffic per iteration."""
+    tokens = np.asarray(tokens, dtype=float)
+    if not num_experts_total:
+        return np.full(tokens.shape, float(n_local))
+    frac = top_k / num_experts_total
+    if skew <= 0:
+        return n_local * (1.0 - np.power(1.0 - frac, tokens))
+    r = np.arange(1, num_experts_total + 1, dtype=float) ** -float(skew)
+    q = top_k * r / r.sum()
+    for _ in range(num_experts_total):  # a token picks k distinct experts: cap at 1, hand the excess on
+        over = q > 1.0
+        if not over.any():
+            break
+        excess = float((q[over] - 1.0).sum())
+        q[over] = 1.0
+        rest = q < 1.0
+        q[rest] += excess * q[rest] / q[rest].sum()
+    touched = 1.0 - np.power(1.0 - q[:, None], tokens.reshape(1, -1))
+    return (touched.sum(axis=0) * n_local / num_experts_total).reshape(tokens.shape)
+
+
 def ring_factor(op: str, ranks: int) -> float:
     """Bytes each rank sends per byte of ``bytes_per_rank`` in a ring (nccl-tests' conventions):
     all_reduce and broadcast: the tensor; all_gather: each rank's contribution (the output is ``ranks``
@@ -113,20 +143,19 @@ class KernelTimer:
         return np.where(np.asarray(n_seqs) > 0, np.maximum(t, self.latency["kernel_floor_s"]), 0.0)
 
     def moe_s(self, tokens, n_local_experts: int, top_k_local, hidden: int, moe_inter: int,
-              dtype: str = "bf16", num_experts_total: int = 0, top_k: int = 0):
+              dtype: str = "bf16", num_experts_total: int = 0, top_k: int = 0, routing_skew: float = 0.0):
         """One MoE block on one GPU, as an engine runs it: router GEMM, routing (top-k, alignment), the
         routed experts (gate_up + act + down) and the weighted combine.
 
         tokens: tokens routed by this GPU's router (all tokens of the batch under TP/EP).
         top_k_local: expected expert assignments per token that land on this GPU's experts.
         Weight traffic counts the distinct local experts the batch touches:
-        E_local * (1 - (1 - k/E)^T) (uniform routing; see gpu-measurement-notes.md).
+        ``expected_distinct_experts`` (uniform routing, or Zipf-skewed with ``routing_skew``).
         """
         tokens = np.asarray(tokens, dtype=float)
         b = BYTES[dtype]
         assignments = tokens * top_k_local
-        frac = top_k / num_experts_total if num_experts_total else 1.0
-        distinct = n_local_experts * (1.0 - np.power(1.0 - frac, tokens))
+        distinct = expected_distinct_experts(n_local_experts, num_experts_total, top_k, tokens, routing_skew)
         w_bytes = distinct * 3.0 * hidden * moe_inter * b
         a_bytes = assignments * (hidden * b * 2 + 3 * moe_inter * 2.0)
         flops = 2.0 * assignments * 3.0 * hidden * moe_inter

@@ -157,7 +157,8 @@ def build_setup(sc: Scenario) -> Setup:
     mem_spec = replica_memory(model, hw, layout, w.generation_dtype, w.kv_cache_dtype, w.engine.gpu_memory_utilization,
                               drafter.network, drafter.method, prompts_max)
     common = dict(model=model, hardware=hw, layout=layout, timer=timer, dtype=w.generation_dtype,
-                  kv_dtype=w.kv_cache_dtype, enforce_eager=w.engine.enforce_eager)
+                  kv_dtype=w.kv_cache_dtype, enforce_eager=w.engine.enforce_eager,
+                  moe_routing_skew=float(sc.options.get("moe_routing_skew", 0.0) or 0.0))
     cost_ar = IterationCostModel(method="none", **common)
     cost_spec = IterationCostModel(method=drafter.method, draft=drafter.network, **common)
     return Setup(sc, model, hw, timer, layout, drafter, acceptance, gen_gpus, train_gpus, n_rep, mem_ar, mem_spec,

@@ -48,6 +48,8 @@ def project_cmd(
                                                       "acceptance, 0..1 (mean AL kept)"),
     acceptance_response_decay: Optional[float] = typer.Option(None, "--acceptance-response-decay", help="fraction of "
                                                               "per-token acceptance lost per 1000 response tokens"),
+    moe_routing_skew: Optional[float] = typer.Option(None, "--moe-routing-skew", help="MoE: Zipf exponent of expert "
+                                                     "popularity, 0..3 (0 = uniform routing: the default)"),
     steps: Optional[int] = typer.Option(None, "--steps", help="simulate N steps: offline vs online draft with drift"),
     drift_steps: float = typer.Option(650.0, "--drift-steps", help="offline draft drift time constant in steps (0 = none)"),
     drift_floor: float = typer.Option(0.8, "--drift-floor", help="fraction of AL-1 a fully drifted draft keeps"),
@@ -84,6 +86,8 @@ def project_cmd(
 
     flags, extra_options = apply_project_extras(flags, k_schedule, acceptance_from, acceptance_spread,
                                                 acceptance_response_decay, draft_quality_decay)
+    if moe_routing_skew is not None:
+        extra_options["moe_routing_skew"] = moe_routing_skew
     sc = build_scenario(**flags, seed=seed, calibration=calibration,
                         options=(({"partial_rollout": True} if partial_rollouts else {}) | extra_options) or None)
     if steps is not None:
