@@ -147,9 +147,9 @@ def build_scenario(model: str | None = None, workload: str | None = None, hardwa
     if response_median_tokens is not None or max_new_tokens is not None or response_sigma is not None:
         rl = w.response_length.model_dump()
         if response_sigma is not None:
-            if "sigma" not in rl:
+            if rl["distribution"] != "lognormal":
                 raise ConfigurationError(f"response_sigma = {response_sigma}: workload {w.name}'s response lengths "
-                                         f"({rl.get('distribution')}) have no sigma; allowed only for lognormal lengths")
+                                         f"are {rl['distribution']!r}, without a sigma; allowed only for lognormal lengths")
             rl["sigma"] = response_sigma
         if response_median_tokens is not None:
             rl["median_tokens"] = response_median_tokens

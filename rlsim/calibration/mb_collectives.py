@@ -77,6 +77,30 @@ def _graph_time(fn, dist, torch) -> float:
         return float("nan")
 
 
+def _done_everywhere(table, row: dict, rank: int, dev, dist, torch) -> bool:
+    """Rank 0 owns the CSV: whether ``row`` is already measured there, broadcast to every rank."""
+    flag = torch.tensor([1 if rank == 0 and table.has(row) else 0], device=dev)
+    dist.broadcast(flag, 0)
+    return bool(flag.item())
+
+
+def _write_worst(table, row: dict, ts: list, ok: float, t_graph: float, bw_op: str, world: int, reps: int,
+                 rank: int, dev, dist, torch) -> bool:
+    """The slowest rank's (median, p10, p90, graph time) of one point; rank 0 writes the row if every rank
+    succeeded. Returns whether every rank succeeded (the same answer on every rank)."""
+    stats = torch.tensor([percentile(ts, 50), percentile(ts, 10), percentile(ts, 90), -ok, t_graph],
+                         device=dev, dtype=torch.float64)
+    dist.all_reduce(stats, op=dist.ReduceOp.MAX)
+    t, p10, p90, failed, tg = stats.tolist()
+    if failed >= 0:
+        return False
+    if rank == 0:
+        alg, bus = busbw(bw_op, row["bytes"], world, t)
+        table.write({**row, "time_s": t, "time_p10_s": p10, "time_p90_s": p90, "busbw_bytes_per_s": bus,
+                     "algbw_bytes_per_s": alg, "repeats": reps, "time_graph_s": tg})
+    return True
+
+
 def _worker(rank: int, world: int, out_dir: str, quick: bool, resume: bool, port: int,
             progress: bool, sys_path: list):
     set_no_multicast_env()
@@ -107,10 +131,7 @@ def _worker(rank: int, world: int, out_dir: str, quick: bool, resume: bool, port
     prog = Progress("collectives", len(pts), enabled=(progress and rank == 0))
     for pt in pts:
         row = {"gpu": gpu, **pt}
-        skip = table.has(row) if rank == 0 else False
-        flag = torch.tensor([1 if skip else 0], device=dev)
-        dist.broadcast(flag, 0)
-        if int(flag.item()):
+        if _done_everywhere(table, row, rank, dev, dist, torch):
             prog.step(skipped=True)
             continue
         nbytes = pt["bytes"]
@@ -155,15 +176,7 @@ def _worker(rank: int, world: int, out_dir: str, quick: bool, resume: bool, port
         t_graph = float("nan")
         if cuda and ok and nbytes <= GRAPH_MAX_BYTES:
             t_graph = _graph_time(fn, dist, torch)
-        stats = torch.tensor([percentile(ts, 50), percentile(ts, 10), percentile(ts, 90),
-                              -ok, t_graph], device=dev, dtype=torch.float64)
-        dist.all_reduce(stats, op=dist.ReduceOp.MAX)
-        if rank == 0 and stats[3].item() < 0:  # every rank succeeded
-            t, p10, p90, _, tg = stats.tolist()
-            alg, bus = busbw(op, nbytes, world, t)
-            table.write({**row, "time_s": t, "time_p10_s": p10, "time_p90_s": p90,
-                         "busbw_bytes_per_s": bus, "algbw_bytes_per_s": alg, "repeats": reps,
-                         "time_graph_s": tg})
+        _write_worst(table, row, ts, ok, t_graph, op, world, reps, rank, dev, dist, torch)
         prog.step()
         del x
     if cuda:
@@ -198,10 +211,7 @@ def _custom_all_reduce(rank, world, dev, table, gpu, quick, dist, torch) -> None
     for op, fn_name in CUSTOM_AR_OPS.items():
         for nbytes in sizes:
             row = {"gpu": gpu, "op": op, "ranks": world, "bytes": nbytes}
-            skip = table.has(row) if rank == 0 else False
-            flag = torch.tensor([1 if skip else 0], device=dev)
-            dist.broadcast(flag, 0)
-            if int(flag.item()):
+            if _done_everywhere(table, row, rank, dev, dist, torch):
                 continue
             ok, ts, tg = 1.0, [float("nan")], float("nan")
             try:
@@ -219,16 +229,9 @@ def _custom_all_reduce(rank, world, dev, table, gpu, quick, dist, torch) -> None
             except Exception as e:  # noqa: BLE001
                 ok = 0.0
                 print(f"[collectives] rank {rank} {op} {nbytes}: {type(e).__name__}: {str(e)[:150]}", flush=True)
-            stats = torch.tensor([percentile(ts, 50), percentile(ts, 10), percentile(ts, 90), -ok, tg],
-                                 device=dev, dtype=torch.float64)
-            dist.all_reduce(stats, op=dist.ReduceOp.MAX)
-            if rank == 0 and stats[3].item() < 0:
-                t, p10, p90, _, tg_ = stats.tolist()
-                alg, bus = busbw("all_reduce", nbytes, world, t)
-                table.write({**row, "time_s": t, "time_p10_s": p10, "time_p90_s": p90, "busbw_bytes_per_s": bus,
-                             "algbw_bytes_per_s": alg, "repeats": 20, "time_graph_s": tg_})
+            all_ok = _write_worst(table, row, ts, ok, tg, "all_reduce", world, 20, rank, dev, dist, torch)
             dist.barrier()
-            if stats[3].item() >= 0:
+            if not all_ok:
                 break  # a rank failed this op: its larger sizes would fail alike (every rank decides the same)
 
 

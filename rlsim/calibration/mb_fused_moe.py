@@ -178,10 +178,6 @@ def _kernel():
     return _KERNEL
 
 
-def _next_pow2(n: int) -> int:
-    return 1 << (max(int(n), 1) - 1).bit_length()
-
-
 def route_and_align(x, Wr, top_k: int, E: int, block_m: int):
     """Router GEMM, then the two Triton routing kernels: (ids, weights, sorted slot ids, expert id per
     block, padded total). Static shapes: CUDA-graph capturable."""
@@ -193,7 +189,9 @@ def route_and_align(x, Wr, top_k: int, E: int, block_m: int):
     ids = torch.empty(S, dtype=torch.int32, device=x.device)
     w = torch.empty(S, dtype=torch.float32, device=x.device)
     topk_softmax[((T_ + 15) // 16,)](logits, ids, w, T_, E, N_EXP=logits.shape[1], TOP_K=top_k, BLOCK_T=16)
-    nb = _next_pow2(E + 2)
+    import triton
+
+    nb = triton.next_power_of_2(E + 2)
     max_padded = (S + (E + 1) * (block_m - 1) + block_m - 1) // block_m * block_m
     sorted_ids = torch.empty(max_padded, dtype=torch.int32, device=x.device)
     expert_ids = torch.empty(max_padded // block_m, dtype=torch.int32, device=x.device)
@@ -260,10 +258,10 @@ class FusedMoEBench(MoEBench):
     def __init__(self, device="cuda"):
         super().__init__(device)
         self.backend = "triton_fused"
-        self.config = CONFIGS[0]
+        self._f8, self._f8key = None, None  # fp8 copies of the current weights, and their (E, hidden, inter)
 
     def fused_layer(self, x, W1, W2, Wr, top_k, E, config=None, fp8=None):
-        return fused_moe(x, W1, W2, Wr, top_k, E, config or self.config, fp8)
+        return fused_moe(x, W1, W2, Wr, top_k, E, config, fp8)
 
     @staticmethod
     def quantize_weights(W):
@@ -303,8 +301,8 @@ class FusedMoEBench(MoEBench):
         W1, W2, Wr = self._weights(E, hidden, inter)
         f8 = None
         if dtype == "fp8":
-            if getattr(self, "_f8key", None) != (E, hidden, inter):
-                self._f8 = None
+            if self._f8key != (E, hidden, inter):
+                self._f8 = None  # free the old copies first
                 self._f8 = (*self.quantize_weights(W1), *self.quantize_weights(W2))
                 self._f8key = (E, hidden, inter)
             f8 = self._f8

@@ -215,7 +215,8 @@ class MoEBench:
         out.index_add_(0, tok, y)
         return out
 
-    def reference(self, x, W1, W2, Wr, top_k, E):
+    @staticmethod
+    def reference(x, W1, W2, Wr, top_k, E):
         """Dense float32 reference of the same layer (local experts only)."""
         torch = _torch()
         import torch.nn.functional as F

@@ -174,7 +174,7 @@ def run_moe_fused(out_dir, quick, resume, progress, deadline, gpu):
     st = _loop("moe_fused", pts, out_dir, gpu, resume, progress, deadline,
                lambda p: fm.measure(p["tokens"], p["num_experts"], p["top_k"], p["hidden"], p["moe_intermediate"],
                                     p["dtype"]))
-    fm.W1 = fm.W2 = fm.Wr = None
+    fm.W1 = fm.W2 = fm.Wr = fm._f8 = None
     return {**st, "exactness_rel_err": errs}
 
 

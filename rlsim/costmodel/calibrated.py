@@ -231,7 +231,7 @@ class CalibrationTables:
     elementwise: dict  # op -> LogRatioKNN
     sampling: dict  # op -> LogRatioKNN
     overhead: dict
-    collectives: dict = field(default_factory=dict)  # op -> (ranks, alpha, bw)
+    collectives: dict = field(default_factory=dict)  # (op, ranks) -> (latency s, bytes, device s): collective_curves
     frames: dict = field(default_factory=dict)
     curves: dict = field(default_factory=dict)  # attention log-ratio curves over mean KV, shared by all timers
     incomplete: list = field(default_factory=list)  # "moe.csv: 40 of 78 planned points", from the meta files
@@ -543,7 +543,6 @@ class CalibratedTimer(KernelTimer):
     def moe_s(self, tokens, n_local_experts, top_k_local, hidden, moe_inter, dtype="bf16", num_experts_total=0, top_k=0,
               routing_skew=0.0):
         tokens = np.atleast_1d(np.asarray(tokens, float))
-        frac = top_k / num_experts_total if num_experts_total else 1.0
         peak, bw = self._src()
         zf = (0.0, float(np.log2(n_local_experts)), float(np.log2(hidden)), float(np.log2(moe_inter)))
         b = BYTES[dtype]
@@ -558,8 +557,8 @@ class CalibratedTimer(KernelTimer):
             t = roof * np.exp(knn.predict_curve(np.array(zf), 0, np.log2(g)))
             return self._move(t, 2.0 * assignments * 3 * hidden * moe_inter, distinct * 3 * hidden * moe_inter * b, dtype)
 
-        key = ("moe", self.hardware.name, n_local_experts, float(top_k_local), hidden, moe_inter, dtype, frac,
-               float(routing_skew))
+        key = ("moe", self.hardware.name, n_local_experts, float(top_k_local), hidden, moe_inter, dtype,
+               num_experts_total, top_k, float(routing_skew))
         g, tg = self._monotone(key, 2.0 ** _TOK_GRID, times)
         if tokens.max(initial=0) > 2.0 ** knn.hi[0] or n_local_experts > 2.0 ** knn.hi[1]:
             self.extrapolated.add("moe outside the measured (tokens, experts, shape) grid")
@@ -659,8 +658,6 @@ def collective_curves(c) -> dict:
         else:
             g = np.full(len(t), np.nan)
         keep = np.isfinite(g) | (t > 2 * np.nanmin(t)) | (np.arange(len(t)) >= len(t) - 2)
-        if not np.isfinite(g).any():
-            keep = (t > 2 * np.nanmin(t)) | (np.arange(len(t)) >= len(t) - 2)
         dev = np.where(np.isfinite(g), g, t)[keep]
         b = grp["bytes"].to_numpy(float)[keep]
         dev = np.maximum.accumulate(dev)

@@ -10,6 +10,7 @@ Every method is vectorised: size arguments may be numpy arrays, and an array of 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,6 +55,23 @@ FIXED_LATENCY_S = {
 KERNELS_PER_FUSED_MOE = 7
 
 
+@functools.lru_cache(maxsize=64)
+def _expert_pick_probabilities(num_experts_total: int, top_k: int, skew: float) -> tuple:
+    """Per expert (by popularity rank), the probability that one token picks it: k x Zipf(skew), capped at 1
+    with the excess handed to the others (a token picks k distinct experts)."""
+    r = np.arange(1, num_experts_total + 1, dtype=float) ** -skew
+    q = top_k * r / r.sum()
+    for _ in range(num_experts_total):
+        over = q > 1.0
+        if not over.any():
+            break
+        excess = float((q[over] - 1.0).sum())
+        q[over] = 1.0
+        rest = q < 1.0
+        q[rest] += excess * q[rest] / q[rest].sum()
+    return tuple(q)
+
+
 def expected_distinct_experts(n_local: float, num_experts_total: int, top_k: int, tokens, skew: float = 0.0):
     """Expected distinct local experts that ``tokens`` tokens touch in one MoE layer.
 
@@ -70,16 +88,7 @@ def expected_distinct_experts(n_local: float, num_experts_total: int, top_k: int
     frac = top_k / num_experts_total
     if skew <= 0:
         return n_local * (1.0 - np.power(1.0 - frac, tokens))
-    r = np.arange(1, num_experts_total + 1, dtype=float) ** -float(skew)
-    q = top_k * r / r.sum()
-    for _ in range(num_experts_total):  # a token picks k distinct experts: cap at 1, hand the excess on
-        over = q > 1.0
-        if not over.any():
-            break
-        excess = float((q[over] - 1.0).sum())
-        q[over] = 1.0
-        rest = q < 1.0
-        q[rest] += excess * q[rest] / q[rest].sum()
+    q = np.asarray(_expert_pick_probabilities(num_experts_total, top_k, float(skew)))
     touched = 1.0 - np.power(1.0 - q[:, None], tokens.reshape(1, -1))
     return (touched.sum(axis=0) * n_local / num_experts_total).reshape(tokens.shape)
 

@@ -64,7 +64,8 @@ class _CostAtK0:
         return self.base.decode_iterations_time_s(n_decode, 0, kv, stride)
 
 
-def _gen_time(setup, speculative: bool, seeds=FIT_SEEDS, cost=None) -> float:
+def gen_times(setup, speculative: bool, seeds=FIT_SEEDS, cost=None) -> list[float]:
+    """Generation seconds of the sampled step ``s`` for each of ``seeds`` (one rollout each)."""
     out = []
     for s in seeds:
         prompts, responses = setup.sample_step_lengths(s)
@@ -72,7 +73,11 @@ def _gen_time(setup, speculative: bool, seeds=FIT_SEEDS, cost=None) -> float:
         ro = simulate_rollout(prompts, responses, setup.n_replicas, c, setup.policy(speculative),
                               setup.replica_config(speculative), seed=setup.scenario.seed * 1000003 + s)
         out.append(ro.generation_time_s)
-    return float(np.mean(out))
+    return out
+
+
+def _gen_time(setup, speculative: bool, seeds=FIT_SEEDS, cost=None) -> float:
+    return float(np.mean(gen_times(setup, speculative, seeds, cost)))
 
 
 def _scenario(workload: str, calibration: str, **kw):

@@ -22,10 +22,9 @@ from typing import Callable
 
 import numpy as np
 
-from ..engine import simulate_rollout
 from ..errors import RlsimError
 from ..pipeline import build_setup
-from .paper import FIT_SEEDS, TABLE1, _scenario, fit_mfus, predict_table_rows
+from .paper import TABLE1, _gen_time, _scenario, fit_mfus, gen_times, predict_table_rows
 
 PER_STEP = {"rl-zero-8b": {"mean": 1.79, "max": 2.85}, "rl-think-8b": {"mean": 1.54, "max": 1.81}}
 N_STEPS = 12
@@ -78,17 +77,6 @@ class VariantResult:
     rows: dict = field(default_factory=dict)
 
 
-def _gen(setup, speculative: bool, steps, seed_offset: int = 0) -> list[float]:
-    out = []
-    for s in steps:
-        prompts, responses = setup.sample_step_lengths(s)
-        ro = simulate_rollout(prompts, responses, setup.n_replicas, setup.cost_spec if speculative else setup.cost_ar,
-                              setup.policy(speculative), setup.replica_config(speculative),
-                              seed=setup.scenario.seed * 1000003 + s + seed_offset)
-        out.append(ro.generation_time_s)
-    return out
-
-
 def refit_median(workload: str, calibration: str, kwargs: dict, start: float) -> tuple[float | None, float]:
     """Response median (tokens) whose simulated AR generation time equals the study's, by a safeguarded
     secant on log(median); None where no median in [50, 60000] reaches it (the cap binds)."""
@@ -96,7 +84,7 @@ def refit_median(workload: str, calibration: str, kwargs: dict, start: float) ->
 
     def f(m: float) -> float:
         setup = build_setup(_scenario(workload, calibration, response_median_tokens=m, k=0, **kwargs))
-        return float(np.mean(_gen(setup, False, FIT_SEEDS))) - target
+        return _gen_time(setup, False) - target
 
     lo, hi = np.log(50.0), np.log(60000.0)
     x0, x1 = np.log(start), np.log(start * 1.3)
@@ -140,7 +128,7 @@ def run_variant(workload: str, v: Variant, calibration: str = "auto", per_step: 
         steps = range(N_STEPS)
         ar_run = build_setup(_scenario(workload, calibration, **kw))
         spec_run = build_setup(_scenario(workload, calibration, seed=SPEC_RUN_SEED, **kw))
-        ratios = np.array(_gen(ar_run, False, steps)) / np.array(_gen(spec_run, True, steps))
+        ratios = np.array(gen_times(ar_run, False, steps)) / np.array(gen_times(spec_run, True, steps))
         res.per_step_mean, res.per_step_max = float(ratios.mean()), float(ratios.max())
     return res
 

@@ -221,39 +221,21 @@ def silu_mul_ref(gu):
     return (torch.nn.functional.silu(g) * u).to(gu.dtype)
 
 
-def _fused_moe_fn():
-    """``mb_fused_moe.fused_moe`` (rlsim/calibration, next to this package): the engine-style Triton MoE."""
+def _calibration_module(name: str):
+    """A microbenchmark module of rlsim/calibration (next to this package), e.g. the fused MoE."""
+    import importlib
     import sys
     from pathlib import Path
 
     calib = str(Path(__file__).resolve().parents[1])
     if calib not in sys.path:
         sys.path.insert(0, calib)
-    from mb_fused_moe import fused_moe  # noqa: E402
-
-    return fused_moe
+    return importlib.import_module(name)
 
 
 def moe(x: torch.Tensor, wr: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, top_k: int) -> torch.Tensor:
-    """MoE experts of one layer: the fused Triton kernel on a GPU, the reference elsewhere."""
+    """MoE experts of one layer: the fused Triton kernel (``mb_fused_moe.fused_moe``) on a GPU, elsewhere
+    the float32 reference of the MoE microbenchmark (``mb_ops.MoEBench.reference``)."""
     if use_triton(x):
-        return _fused_moe_fn()(x, w1, w2, wr, top_k, w1.shape[0])
-    return moe_ref(x, wr, w1, w2, top_k)
-
-
-def moe_ref(x, wr, w1, w2, top_k):
-    """Reference: softmax router, top-k renormalised, SiLU-gated experts, weighted sum (float32)."""
-    probs = torch.softmax((x @ wr).float(), dim=-1)
-    vals, ids = torch.topk(probs, top_k, dim=-1)
-    vals = vals / vals.sum(-1, keepdim=True)
-    xf = x.float()
-    out = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
-    inter = w2.shape[2]
-    for j in range(top_k):
-        e = ids[:, j]
-        h = torch.bmm(w1[e].float(), xf.unsqueeze(-1)).squeeze(-1)  # [T, 2I]
-        a = torch.nn.functional.silu(h[:, :inter]) * h[:, inter:]
-        y = torch.bmm(w2[e].float(), a.unsqueeze(-1)).squeeze(-1)  # [T, H]
-        out += vals[:, j:j + 1] * y
-    return out.to(x.dtype)
-
+        return _calibration_module("mb_fused_moe").fused_moe(x, w1, w2, wr, top_k, w1.shape[0])
+    return _calibration_module("mb_ops").MoEBench.reference(x, w1, w2, wr, top_k, w1.shape[0]).to(x.dtype)
