@@ -354,8 +354,8 @@ def _cases() -> list[Case]:
     add(s, "a required table missing", IC, ["missing moe.csv"], env=CAL, files=calibration(drop=("moe.csv",)))
     add(s, "table cut to its header", IC, ["attention.csv: no rows"], env=CAL,
         files=calibration(attention__csv=_csv_edit("h100", "attention.csv", lambda ls: ls[:1])))
-    add(s, "missing grid points (no verify attention)", IC, ["no 'verify' rows", "missing grid points"], env=CAL,
-        files=calibration(attention__csv=_csv_edit("h100", "attention.csv", lambda ls: _without_phase(ls, "verify"))))
+    add(s, "missing grid points (no decode attention)", IC, ["no 'decode' rows", "missing grid points"], env=CAL,
+        files=calibration(attention__csv=_csv_edit("h100", "attention.csv", lambda ls: _without_phase(ls, "decode"))))
     add(s, "a column missing", IC, ["sampling.csv: missing columns ['vocab']"], env=CAL,
         files=calibration(sampling__csv=_csv_edit("h100", "sampling.csv", lambda ls: _drop_column(ls, "vocab"))))
     add(s, "negative time", IC, ["gemm.csv: non-positive time_s"], env=CAL,

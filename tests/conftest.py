@@ -1,4 +1,10 @@
+import os
+import tempfile
+
 import pytest
+
+# Tests never read or write the user's caches (~/.cache/rlsim, .rlsim-cache/): one fresh folder per session.
+os.environ["RLSIM_CACHE_DIR"] = tempfile.mkdtemp(prefix="rlsim-test-cache-")
 
 
 @pytest.fixture(scope="session")

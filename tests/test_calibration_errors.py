@@ -211,9 +211,9 @@ def test_attention_phase_missing(calib):
     p = calib / "attention.csv"
     lines = p.read_text().splitlines()
     j = lines[0].split(",").index("phase")
-    keep = [lines[0]] + [ln for ln in lines[1:] if ln.split(",")[j] != "verify"]
+    keep = [lines[0]] + [ln for ln in lines[1:] if ln.split(",")[j] != "prefill"]
     p.write_text("\n".join(keep) + "\n")
-    _error("no 'verify' rows")
+    _error("no 'prefill' rows")
 
 
 def test_gemm_without_any_shape(calib):

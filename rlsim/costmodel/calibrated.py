@@ -49,8 +49,22 @@ OPTIONAL = {"collectives.csv": ["op", "ranks", "bytes", "time_s"],
 MOE_POINT = ["dtype", "tokens", "num_experts", "top_k", "hidden", "moe_intermediate"]
 EW_BYTES_FACTOR = {"rmsnorm": 2.0, "silu_mul": 3.0, "rope": 2.0, "residual_add": 3.0, "kv_cache_write": 2.0}
 LATENCY_S = 3e-6
+ATTENTION_FIT_PHASES = ("decode", "prefill")
 _KV_GRID = np.arange(0.0, 26.01, 0.25)  # log2 of mean KV tokens per sequence
 _TOK_GRID = np.arange(-2.0, 24.01, 0.125)  # log2 of tokens / rows
+
+
+def _nearest(d: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of the ``k`` smallest distances of each row, ties broken by row index.
+
+    On a regular grid many neighbours are exactly equally distant; ``np.argpartition`` returns such
+    ties in an order that depends on the CPU's SIMD path, so the fit (and every simulated number)
+    could differ between machines. Distances are first rounded to 1e-9 relative, so that two that
+    are equal in exact arithmetic but differ in the last bit (summation order) also tie, then sorted
+    stably: the nearest k, and among equals the lowest row index, on every machine."""
+    scale = np.where(np.isfinite(d), np.abs(d), 0.0).max(initial=0.0) or 1.0
+    dq = np.where(np.isfinite(d), np.round(d / scale, 9), np.inf)
+    return np.argsort(dq, axis=1, kind="stable")[:, :k]
 
 
 class LogRatioKNN:
@@ -72,7 +86,7 @@ class LogRatioKNN:
         d = np.sqrt(((Zq[:, None, :] - self.Z[None, :, :]) ** 2).sum(-1))
         if exclude is not None:
             d[np.arange(len(Zq)), exclude] = np.inf
-        idx = np.argpartition(d, self.k - 1, axis=1)[:, : self.k]
+        idx = _nearest(d, self.k)
         dd = np.take_along_axis(d, idx, 1)
         w = 1.0 / (dd + 1e-3)
         return (w * self.y[idx]).sum(1) / w.sum(1)
@@ -85,7 +99,7 @@ class LogRatioKNN:
         other[dim] = False
         base = ((self.Z[:, other] - zf[other]) ** 2).sum(1)
         d = np.sqrt(base[None, :] + (grid[:, None] * self.scale[dim] - self.Z[None, :, dim]) ** 2)
-        idx = np.argpartition(d, self.k - 1, axis=1)[:, : self.k]
+        idx = _nearest(d, self.k)
         w = 1.0 / (np.take_along_axis(d, idx, 1) + 1e-3)
         return (w * self.y[idx]).sum(1) / w.sum(1)
 
@@ -269,9 +283,14 @@ def fit_tables(gpu_dir: Path) -> CalibrationTables:
     src_hw = load_hardware(GPU_DIR_TO_PROFILE.get(gpu_dir.name, "h100-sxm"))
     peak, bw = src_hw.peak_flops["bf16"], src_hw.hbm_bandwidth_bytes_per_s
     a = frames["attention.csv"]
-    for phase in ("decode", "verify", "prefill"):
+    for phase in ATTENTION_FIT_PHASES:
         if not (a["phase"] == phase).any():
             raise CalibrationDataError(f"{gpu_dir}/attention.csv: no {phase!r} rows (missing grid points)")
+    # the timer prices verification as the decode kernel plus the extra query rows' FLOPs (an engine's
+    # kernel reads each sequence's KV once; the torch verify rows time two calls and a merge that no engine
+    # runs), so only decode and prefill rows are fitted: the verify rows stay in the table, unused
+    a = a[a["phase"].isin(ATTENTION_FIT_PHASES)].reset_index(drop=True)
+    frames["attention_fit"] = a
     Za, ra = attention_knn_data(a, peak, bw)
     att = LogRatioKNN(Za, ra, ATT_SCALE, k=2)
     m = fastest_moe(frames)
@@ -337,8 +356,14 @@ def _cache_path(d: Path) -> Path | None:
     import hashlib
     import os
 
+    from . import timer as _timer_module
+
     h = hashlib.sha256(b"rlsim-tables")
-    h.update(Path(__file__).read_bytes())  # the fitting code is part of the key
+    # everything the fit reads is part of the key: the fitting code, the timer module (BYTES, the roofline
+    # terms), the hardware profile of the measured GPU (its peaks normalise every table) and the data files
+    h.update(Path(__file__).read_bytes())
+    h.update(Path(_timer_module.__file__).read_bytes())
+    h.update(load_hardware(GPU_DIR_TO_PROFILE.get(d.name, "h100-sxm")).model_dump_json().encode())
     for p in sorted(d.glob("*.csv")) + [d / "meta.json"]:
         if p.is_file():
             h.update(p.name.encode())

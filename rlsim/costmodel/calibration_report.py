@@ -1,6 +1,9 @@
-"""Held-out accuracy of the calibrated predictors: each measured point is predicted by a fit that did
-not see it (leave-one-out for interpolation and small tables, 10-fold for the attention fits), and
-the relative error |pred - meas| / meas is summarised per op class (median, p90)."""
+"""Held-out accuracy of the predictors the timer uses: each measured point is predicted by a fit that did
+not see it (leave-one-out everywhere: GEMM and collectives interior points from their neighbours, the
+k-NN fits without the point itself), and the relative error |pred - meas| / meas is summarised per op
+class (median, p90, max). Attention is scored on the decode and prefill rows the timer is fitted on;
+verification is priced as the decode kernel plus the extra query FLOPs (not fitted on the verify rows),
+so no verify predictor is scored."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .calibrated import CalibrationTables, LogRatioKNN, fit_tables, gemm_interp
+from .calibrated import ATTENTION_FIT_PHASES, CalibrationTables, LogRatioKNN, fit_tables, gemm_interp
 
 
 def _errors_gemm(t: CalibrationTables) -> np.ndarray:
@@ -30,9 +33,9 @@ def _knn_loo(knn: LogRatioKNN) -> np.ndarray:
 
 def heldout_errors(t: CalibrationTables) -> dict[str, np.ndarray]:
     out = {"gemm": _errors_gemm(t)}
-    phases = t.frames["attention.csv"]["phase"].to_numpy()
+    phases = t.frames["attention_fit"]["phase"].to_numpy()
     att = _knn_loo(t.attention)
-    for ph in ("decode", "verify", "prefill"):
+    for ph in ATTENTION_FIT_PHASES:
         out[f"attention_{ph}"] = att[phases == ph]
     for dt, knn in t.moe.items():
         out["moe" if dt == "bf16" else f"moe_{dt}"] = _knn_loo(knn)
@@ -57,7 +60,8 @@ def summarize(errors: dict[str, np.ndarray]) -> dict[str, dict]:
 def report(gpu_dir: Path) -> dict:
     t = fit_tables(gpu_dir)
     return {"gpu": t.meta.get("gpu"), "folder": gpu_dir.name, "method": "leave-one-out: each point predicted "
-            "without itself (gemm: log-log interpolation from neighbouring m; attention, moe, elementwise, sampling: "
+            "without itself (gemm: log-log interpolation from neighbouring m; attention (decode and prefill rows; verify is "
+            "priced as decode + the extra query FLOPs, not fitted), moe, elementwise, sampling: "
             "k-NN on log(measured/roofline); collectives: log-log interpolation of the device time per call (CUDA-graph replay to 16 MB, eager above) over message size)", "op_classes": summarize(heldout_errors(t)),
             "incomplete": list(t.incomplete)}
 

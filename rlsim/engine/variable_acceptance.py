@@ -135,7 +135,7 @@ class VariableAcceptancePolicy(SpecPolicy):
     def _solve_mu(self, k: int) -> float:
         key = (tuple(self.acceptance.conditional_rates), self.sequence_spread, self.response_decay, k,
                None if self.reference_lengths is None or self.response_decay == 0 else
-               _position_hist(self.reference_lengths)[1].round(6).tobytes())
+               np.asarray(self.reference_lengths, dtype=float).tobytes())
         hit = _SOLVE_CACHE.get(key)
         if hit is not None:
             return hit
