@@ -30,6 +30,7 @@ class Scenario(BaseModel):
     max_trajectory_age_steps: int = Field(default=0, ge=0)
     seed: int = 0
     calibration: str = "auto"
+    engine: str = "vllm-0.17.1"  # engine profile (engine_profiles/<name>.yaml)
     options: dict[str, Any] = Field(default_factory=dict)
 
     @property
@@ -49,7 +50,8 @@ class Scenario(BaseModel):
             "sequences_per_step": w.sequences_per_step,
             "prompt_length": w.prompt_length.model_dump(), "response_length": w.response_length.model_dump(),
             "generation_dtype": w.generation_dtype, "kv_cache_dtype": w.kv_cache_dtype,
-            "generation_parallelism": w.generation.model_dump(), "engine": w.engine.model_dump(),
+            "generation_parallelism": w.generation.model_dump(), "engine": self.engine,
+            "engine_config": w.engine.model_dump(),
             "reference_logprobs": w.reference_logprobs,
             "num_speculative_tokens": self.k, "drafter": self.drafter, "draft_model": self.draft_model,
             "acceptance_length_input": self.acceptance_length,
@@ -67,6 +69,10 @@ _WORKLOAD_OVERRIDES = {
     "in_flight_weight_updates", "training_mfu", "logprob_mfu", "data_loading_s", "colocated",
 }
 
+
+# The rollout engine every projection models unless told otherwise: the one users and the reference study run
+# (NeMo-RL v0.6.0 pins vllm==0.17.1). ``ideal`` is the engine of the ground-truth harness.
+DEFAULT_ENGINE = "vllm-0.17.1"
 
 # Largest inputs the simulator accepts (beyond them memory, not the answer, is the limit).
 MAX_GPUS = 1 << 20
@@ -95,11 +101,18 @@ def build_scenario(model: str | None = None, workload: str | None = None, hardwa
                    draft_quality_decay: float = 1.0, draft_model: str | None = None,
                    num_speculative_tokens_per_batch_size: list | None = None, calibration: str = "auto",
                    tensor_parallel_size: int | None = None, response_median_tokens: float | None = None,
+                   engine: str | None = None,
                    max_new_tokens: int | None = None, response_sigma: float | None = None,
                    options: dict | None = None, **workload_fields) -> Scenario:
     """Resolve a scenario from a workload and overrides (the CLI flags map 1:1 onto these arguments)."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ConfigurationError(f"--seed = {seed!r}; allowed: an integer >= 0")
+    engine_name = DEFAULT_ENGINE if engine is None else engine
+    if not isinstance(engine_name, str):
+        raise ConfigurationError(f"--engine = {engine_name!r}; allowed: a name in engine_profiles/ or a .yaml path")
+    from .catalog import load_engine
+
+    engine_name = engine_name if _is_yaml_path(engine_name) else load_engine(engine_name).name
     if lag is not None and lag < 0:
         raise ConfigurationError(f"--lag = {lag}; allowed: >= 0 (0 = synchronous, >= 1 = asynchronous with that policy lag)")
     if workload is None:
@@ -235,4 +248,4 @@ def build_scenario(model: str | None = None, workload: str | None = None, hardwa
         draft_model=draft_model or spec_cfg.draft_model,
         num_speculative_tokens_per_batch_size=num_speculative_tokens_per_batch_size,
         max_trajectory_age_steps=w.max_trajectory_age_steps, seed=int(seed), calibration=calibration,
-        options=options or {}), "scenario")
+        engine=engine_name, options=options or {}), "scenario")

@@ -2,10 +2,12 @@
 
 from .loader import (
     catalog_dir,
+    list_engines,
     list_hardware,
     list_models,
     list_workloads,
     load_draft,
+    load_engine,
     load_hardware,
     load_model,
     load_workload,
@@ -14,6 +16,7 @@ from .loader import (
 from .schema import (
     DraftSpec,
     EngineConfig,
+    EngineProfile,
     GenerationParallelism,
     HardwareProfile,
     LengthDistribution,
@@ -24,8 +27,8 @@ from .schema import (
 )
 
 __all__ = [
-    "DraftSpec", "EngineConfig", "GenerationParallelism", "HardwareProfile", "LengthDistribution",
-    "ModelSpec", "SpeculationConfig", "TrainingParallelism", "Workload", "catalog_dir", "list_hardware",
-    "list_models", "list_workloads", "load_draft", "load_hardware", "load_model", "load_workload",
+    "DraftSpec", "EngineConfig", "EngineProfile", "GenerationParallelism", "HardwareProfile", "LengthDistribution",
+    "ModelSpec", "SpeculationConfig", "TrainingParallelism", "Workload", "catalog_dir", "list_engines", "list_hardware",
+    "list_models", "list_workloads", "load_draft", "load_engine", "load_hardware", "load_model", "load_workload",
     "load_yaml_model",
 ]

@@ -1,8 +1,8 @@
 """Finding and loading catalog files, with errors that name the file, the field, the bad value
 and what is allowed.
 
-Search order for each catalog folder (``hardware_profiles``, ``workloads``, ``workloads/models``,
-``workloads/drafts``, ``calibration``): ``$RLSIM_CATALOG/<folder>`` if set, the source checkout
+Search order for each catalog folder (``hardware_profiles``, ``engine_profiles``, ``workloads``,
+``workloads/models``, ``workloads/drafts``, ``calibration``): ``$RLSIM_CATALOG/<folder>`` if set, the source checkout
 (the repository root next to the package), then the copy shipped inside the wheel
 (``rlsim/_data/<folder>``).
 """
@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ..errors import CatalogError
-from .schema import DraftSpec, HardwareProfile, ModelSpec, Workload
+from .schema import DraftSpec, EngineProfile, HardwareProfile, ModelSpec, Workload
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -212,3 +212,13 @@ def list_workloads() -> list[str]:
 @functools.lru_cache(maxsize=None)
 def load_workload(name: str) -> Workload:
     return load_yaml_model(_lookup("workloads", "workload", name), Workload)
+
+
+@functools.lru_cache(maxsize=None)
+def load_engine(name: str) -> EngineProfile:
+    """An engine profile (engine_profiles/<name>.yaml, or a path to one)."""
+    return load_yaml_model(_lookup("engine_profiles", "engine profile", name), EngineProfile)
+
+
+def list_engines() -> list[str]:
+    return sorted(_names("engine_profiles"))

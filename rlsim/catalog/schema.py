@@ -322,3 +322,75 @@ class Workload(Strict):
     @property
     def sequences_per_step(self) -> int:
         return self.num_prompts_per_step * self.num_generations_per_prompt
+
+
+class GraphPolicy(Strict):
+    """How an engine uses CUDA graphs (vLLM ``compilation_config``), per step."""
+
+    capture_limit: Literal["hardware", "vllm"] = Field(
+        description="hardware: graph every step up to the hardware profile's cudagraph_capture_max_tokens (the ideal "
+                    "engine); vllm: vLLM's default max_cudagraph_capture_size = min(max_num_seqs x (1 + k) x 2, "
+                    "max_capture_tokens, max_num_batched_tokens), a larger step runs with no graph at all")
+    max_capture_tokens: int = Field(default=512, ge=1)
+    pad_to_capture_sizes: bool = Field(default=False, description="a graphed step runs at the next captured size "
+                                                                   "(sizes rounded up to multiples of k + 1)")
+    uniform_decode_for_full_graph: bool = Field(
+        default=False, description="a step with prefill tokens (not every request at k + 1 tokens) runs PIECEWISE: "
+                                   "the graph around the layers, attention eager")
+    drafter: Literal["full", "piecewise"] = Field(
+        default="full", description="graph mode of the draft passes (vLLM's EAGLE: PIECEWISE only, draft attention eager)")
+
+
+class EngineProfile(Sourced):
+    """What a rollout engine does per step, mechanism by mechanism (engine_profiles/*.yaml).
+
+    Each field names a mechanism; the cost model prices each from measurements (calibration/<gpu>/engine.csv,
+    calibration/host/) or from the engine's own cost model in its source, never from a fitted constant."""
+
+    name: str
+    description: str
+    engine: Literal["ideal", "vllm"]
+    version: str
+    graphs: GraphPolicy
+    verify_attention_blackwell: Literal["decode_plus_query_flops", "trtllm_gen_tile"] = Field(
+        description="verification attention on Blackwell: the decode kernel plus the extra query FLOPs (an ideal "
+                    "kernel), or FlashInfer's TRTLLM-gen decode kernel whose query tile grows with k + 1")
+    trtllm_tile_cost: dict[int, float] = Field(
+        default_factory=dict, description="per-KV-step main-loop cost by query tile size (FlashInfer's own cost model)")
+    sampler: Literal["ideal", "vllm-0.17.1", "lean"] = Field(
+        description="ideal: fused sampling / rejection sampling (calibration sampling.csv); vllm-0.17.1: the sampler "
+                    "and rejection sampler with log-probs op for op (engine.csv); lean: the same without the "
+                    "[B(k+1), V] log-prob buffers")
+    draft_token_choice: Literal["draft_vocab", "full_vocab_scatter"] = Field(
+        description="draft_vocab: argmax over the draft's vocabulary; full_vocab_scatter: a [B, V_target] tensor filled "
+                    "with -inf, the draft logits scattered into it, argmax over V_target (every draft step)")
+    host: Literal["ideal_residue", "measured"] = Field(
+        description="ideal_residue: a small exposed host cost per step (engineering estimate); measured: the engine's "
+                    "host work per step and per speculative round (calibration/host, engine.csv)")
+    async_scheduling: Literal["always", "vllm"] = Field(
+        description="always: host work overlaps the GPU; vllm: vLLM 0.17.1's rule: on, except for n-gram drafting and "
+                    "the Ray executor (tensor_parallel_size > 1 under NeMo-RL)")
+
+    @classmethod
+    def _unsourced_fields(cls) -> set[str]:
+        return {"sources", "name", "description", "engine", "version"}
+
+    @classmethod
+    def _sourced_text_fields(cls) -> set[str]:
+        return {"verify_attention_blackwell", "sampler", "draft_token_choice", "host", "async_scheduling", "graphs"}
+
+    @field_validator("trtllm_tile_cost")
+    @classmethod
+    def _tiles(cls, v: dict[int, float]) -> dict[int, float]:
+        for t, c in v.items():
+            if t < 1 or t & (t - 1):
+                raise ValueError(f"trtllm_tile_cost: tile size {t} is not a power of two")
+            if not (c > 0 and c < 1e3):
+                raise ValueError(f"trtllm_tile_cost[{t}] = {c}; allowed: a positive cost factor")
+        return v
+
+    @model_validator(mode="after")
+    def _tile_table(self):
+        if self.verify_attention_blackwell == "trtllm_gen_tile" and not self.trtllm_tile_cost:
+            raise ValueError("verify_attention_blackwell: trtllm_gen_tile needs trtllm_tile_cost (tile size -> cost)")
+        return self

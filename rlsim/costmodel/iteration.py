@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..catalog import DraftSpec, GenerationParallelism, HardwareProfile, ModelSpec
+from ..catalog import DraftSpec, EngineConfig, EngineProfile, GenerationParallelism, HardwareProfile, ModelSpec
 from ..errors import ConfigurationError
 from .timer import BYTES, KERNELS_PER_FUSED_MOE, KernelTimer
 
@@ -42,7 +42,28 @@ KERNELS_PER_DENSE_LAYER = 12
 KERNELS_PER_MOE_LAYER = 9 + KERNELS_PER_FUSED_MOE
 KERNELS_OUTSIDE_LAYERS = 10
 KERNELS_PER_DRAFT_PASS = 16
-_STATIC_KEYS = ("gpu", "n_kernels", "graph", "host", "n_small", "small_s", "n_gap")
+_STATIC_KEYS = ("gpu", "n_kernels", "graph", "host", "n_small", "small_s", "n_gap", "host_in", "async_sched")
+
+# graph modes of one step (``graph`` in a breakdown): no graph, PIECEWISE (graph around eager attention), FULL
+EAGER, PIECEWISE, FULL = 0, 1, 2
+GRAPH_MODE_NAMES = {EAGER: "eager", PIECEWISE: "piecewise", FULL: "full"}
+# vLLM's CUDAGraphWrapper replays one graph per piece; a decoder layer's attention splits the graph, so a
+# PIECEWISE forward of n layers replays n + 1 pieces and launches each layer's attention op eagerly (the
+# KV-cache write and the attention kernel: 2 launches). vllm 0.17.1 compilation/backends.py (split at
+# unified_attention_with_output), model_executor/layers/attention.
+ATTENTION_LAUNCHES_PER_LAYER = 2
+
+
+def vllm_capture_sizes(max_capture_tokens: int, k: int) -> np.ndarray:
+    """vLLM 0.17.1's captured CUDA-graph sizes in tokens: [1, 2, 4] + 8..248 step 8 + 256..max step 16
+    (config/vllm.py:1332-1424), each rounded up to a multiple of k + 1 and kept if <= max
+    (config/compilation.py:1146-1191)."""
+    base = [1, 2, 4] + list(range(8, 256, 8)) + list(range(256, max_capture_tokens + 1, 16))
+    q = k + 1
+    sizes = sorted({-(-s // q) * q for s in base if -(-s // q) * q <= max_capture_tokens})
+    if not sizes and q <= max_capture_tokens:
+        sizes = [q]
+    return np.asarray(sizes, dtype=float)
 
 
 @dataclass
@@ -110,9 +131,14 @@ class IterationCostModel:
     enforce_eager: bool = False
     host: dict[str, float] = field(default_factory=lambda: dict(HOST_OVERHEAD))
     moe_routing_skew: float = 0.0  # Zipf exponent of expert popularity (0: uniform routing)
+    # the rollout engine's mechanisms (engine_profiles/*.yaml); None = the ideal engine (as before profiles)
+    engine: EngineProfile | None = None
+    engine_config: EngineConfig | None = None  # vLLM knobs (max_num_seqs, max_num_batched_tokens)
+    configured_k: int = 0  # the engine's num_speculative_tokens (fixes its captured graph sizes)
 
     def __post_init__(self):
         self._static_cache: dict = {}
+        self._setup_engine()
         m, L = self.model, self.layout
         tp = L.tensor_parallel_size
         self.q_heads = m.num_attention_heads // tp
@@ -125,6 +151,90 @@ class IterationCostModel:
         self.kernels_per_layer = KERNELS_PER_MOE_LAYER if m.is_moe else KERNELS_PER_DENSE_LAYER
         if self.method in ("eagle3", "mtp", "draft-model") and self.draft is None:
             raise ConfigurationError(f"drafter {self.method!r} needs a draft network")
+
+
+    # ------------------------------------------------------------ engine profile
+    def _setup_engine(self) -> None:
+        e = self.engine
+        self.is_ideal = e is None or e.engine == "ideal"
+        # the ideal engine's host model: kernels with their launch costs plus an exposed residue per step
+        self.residue_host = self.is_ideal or e.host == "ideal_residue"
+        self.engine_tables = self.host_model = None
+        self.capture_sizes = None
+        if self.is_ideal:
+            return
+        from .engine_tables import load_engine_tables, load_host_model
+
+        src = self.hardware.calibration_source if (self.hardware.calibration_source in ("h100", "h200")) else "h200"
+        try:
+            self.engine_tables = load_engine_tables(src)
+        except Exception:  # noqa: BLE001 - a GPU measured without the engine table borrows the H200's
+            self.engine_tables = load_engine_tables("h200")
+        if e.host == "measured":
+            from ..errors import CalibrationDataError
+
+            try:
+                self.host_model = load_host_model()
+            except CalibrationDataError as err:  # not shipped: the per-step host work falls back to the residue
+                self.timer.extrapolated.add(f"engine host work per step: {err}; the ideal residue used instead")
+        ec = self.engine_config or EngineConfig()
+        kc = int(self.configured_k)
+        if e.graphs.capture_limit == "vllm":
+            limit = min(ec.max_num_seqs * (1 + kc) * 2, e.graphs.max_capture_tokens, ec.max_num_batched_tokens)
+        else:
+            limit = self.hardware.cudagraph_capture_max_tokens
+        self.capture_sizes = vllm_capture_sizes(int(limit), kc) if e.graphs.pad_to_capture_sizes else \
+            np.asarray([float(limit)])
+        self.capture_limit_tokens = float(self.capture_sizes[-1]) if self.capture_sizes.size else 0.0
+        # async scheduling (vllm 0.17.1 config/vllm.py:688-749): off for n-gram and for the Ray executor, which
+        # NeMo-RL uses whenever TP x PP > 1 (vllm_worker.py:448-451)
+        if e.async_scheduling == "always":
+            self.async_scheduling = True
+        else:
+            self.async_scheduling = self.method != "ngram" and self.layout.tensor_parallel_size == 1
+        # Blackwell verification attention (FlashInfer TRTLLM-gen decode kernel, query tile grows with k + 1)
+        self.trtllm_verify = (e.verify_attention_blackwell == "trtllm_gen_tile"
+                              and self.hardware.gpu.upper().startswith(("GB200", "B200", "GB300", "B300")))
+
+    def _graph_mode(self, T_engine, n_prefill_tokens):
+        """Graph mode per step (array): FULL, PIECEWISE or EAGER."""
+        T = np.asarray(T_engine, float)
+        if self.is_ideal:
+            g = (T <= self.hardware.cudagraph_capture_max_tokens) & (not self.enforce_eager)
+            return np.where(g, FULL, EAGER)
+        if self.enforce_eager:
+            return np.full(T.shape, EAGER)
+        fits = T <= self.capture_limit_tokens
+        mixed = np.asarray(n_prefill_tokens, float) > 0
+        full = fits & ~(mixed & self.engine.graphs.uniform_decode_for_full_graph)
+        return np.where(full, FULL, np.where(fits, PIECEWISE, EAGER))
+
+    def _padded_tokens(self, T_engine, mode):
+        """Tokens a graphed step runs at (the next captured size); eager steps run at their own size."""
+        T = np.asarray(T_engine, float)
+        if self.is_ideal or not self.engine.graphs.pad_to_capture_sizes:
+            return T
+        i = np.minimum(np.searchsorted(self.capture_sizes, T, side="left"), self.capture_sizes.size - 1)
+        return np.where(mode > EAGER, np.maximum(self.capture_sizes[i], T), T)
+
+    def _trtllm_factor(self, q) -> np.ndarray:
+        """Main-loop cost of the TRTLLM-gen decode kernel at q queries per sequence relative to q = 1:
+        the query tile is the smallest of 8..128 holding numHeadsQPerKv x q rows (FlashInfer 0.6.4
+        fmhaKernels.cuh:672-708), each priced by FlashInfer's own per-tile cost (566-581)."""
+        tiles = sorted(self.engine.trtllm_tile_cost)
+        cost = np.array([self.engine.trtllm_tile_cost[t] for t in tiles])
+        tiles = np.array(tiles, float)
+        group = max(self.model.num_attention_heads // self.model.num_key_value_heads, 1)
+
+        def c(rows):
+            i = np.minimum(np.searchsorted(tiles, np.asarray(rows, float), side="left"), tiles.size - 1)
+            return cost[i]
+
+        return c(group * np.asarray(q, float)) / c(group)
+
+    def _engine_component(self, name: str, B, k: int = 0, vocab: int = 0):
+        """(device s on this GPU, host s) of a measured engine component."""
+        return self.engine_tables.device_on(self.hardware, name, B, k, vocab)
 
     # ------------------------------------------------------------ target forward pieces
     def _attention_stack_s(self, seqs, kv_read, qk_pairs, q_tokens, spec: ModelSpec | DraftSpec, n_layers: int):
@@ -213,17 +323,41 @@ class IterationCostModel:
             parts = self.breakdown(b0, attention=False)
             st = self._static_cache[key] = tuple(float(np.asarray(parts[x])[0]) if np.ndim(parts[x]) else float(parts[x])
                                                  for x in _STATIC_KEYS)
-        gpu_static, n_kernels, graph, host, n_small, small_s, n_gap = st
         dyn = self._decode_attention_s(float(n_decode), k, np.asarray(decode_kv_tokens, dtype=float))
-        return self.timer.launch_overhead_s(n_kernels, bool(graph), gpu_static + dyn, n_small, small_s, n_gap) + host
+        return self._finish(*(np.asarray(x) for x in st), dyn)
+
+    def _finish(self, gpu_static, n_kernels, graph, host, n_small, small_s, n_gap, host_in, async_sched, dyn):
+        """Step time from its KV-independent parts and its attention (``dyn``).
+
+        Ideal engine: the kernels' time with their launch costs (CUDA-graph gaps, or eager launches) plus the
+        exposed host residue. Other engines: the GPU's work G (kernels, graph gaps, sampler, draft passes)
+        and the host's work H (per-step host ``host`` and the launches and per-round work ``host_in``): with
+        async scheduling the host runs a step ahead, so a step takes max(G, H); without it the per-step
+        host work is exposed: host + max(G, host_in)."""
+        if self.residue_host:
+            return self.timer.launch_overhead_s(n_kernels, graph >= PIECEWISE - 0.5, gpu_static + dyn, n_small, small_s,
+                                                n_gap) + host
+        G = gpu_static + dyn + n_gap * self.timer.latency["graph_gap_s"]
+        return np.where(async_sched > 0.5, np.maximum(G, host + host_in), host + np.maximum(G, host_in))
+
+    def _target_decode_attention_s(self, B, q, kv, n_layers: int, spec):
+        """Target attention of pure-decode steps: B sequences, q queries each over their own KV (sum ``kv``).
+        On Blackwell under an engine with FlashInfer's TRTLLM-gen decode kernel: the decode kernel (one query
+        row per sequence) times the tile cost factor; otherwise the timer's verify rule (decode + query FLOPs)."""
+        dp = self.dp
+        kv_read = (kv + B * q) / dp
+        if not self.is_ideal and self.trtllm_verify and np.any(np.asarray(q) > 1):
+            base = self._attention_stack_s(B / dp, kv_read, kv_read, B / dp, spec, n_layers)
+            return base * self._trtllm_factor(q)
+        return self._attention_stack_s(B / dp, kv_read, (q * kv + B * q * (q + 1) / 2) / dp, B * q / dp, spec,
+                                       n_layers)
 
     def _decode_attention_s(self, B, k: int, kv: np.ndarray):
         """The KV-dependent part of pure-decode iterations: target attention (k+1 queries per sequence over
         its own KV) and the draft passes' attention. ``B`` may be a scalar or an array like ``kv``."""
         dp, q, m = self.dp, k + 1.0, self.model
         kv_read = (kv + B * q) / dp
-        dyn = self._attention_stack_s(B / dp, kv_read, (q * kv + B * q * (q + 1) / 2) / dp, B * q / dp, m,
-                                      m.num_hidden_layers)
+        dyn = self._target_decode_attention_s(B, q, kv, m.num_hidden_layers, m)
         if k > 0 and self.method in ("eagle3", "mtp", "draft-model"):
             d = self.draft
             n_layers = d.num_hidden_layers if (isinstance(d, DraftSpec) or self.method == "draft-model") else m.mtp_num_layers
@@ -262,9 +396,9 @@ class IterationCostModel:
                                                      for x in _STATIC_KEYS)
         table = np.array([self._static_cache[(int(x), k)] for x in sizes])
         pos = np.repeat(np.arange(sizes.size), np.diff(np.concatenate([run_start, [n_decode.size]])))
-        gpu_static, n_kernels, graph, host, n_small, small_s, n_gap = (table[pos, c] for c in range(len(_STATIC_KEYS)))
+        cols = [table[pos, c] for c in range(len(_STATIC_KEYS))]
         dyn = self._decode_attention_s(n_decode.astype(float), k, kv)
-        return self.timer.launch_overhead_s(n_kernels, graph > 0.5, gpu_static + dyn, n_small, small_s, n_gap) + host
+        return self._finish(*cols, dyn)
 
     def breakdown(self, b: IterationBatch, attention: bool = True) -> dict[str, np.ndarray]:
         """Seconds per op class for each iteration (arrays). Keys sum to ``total``.
@@ -274,25 +408,42 @@ class IterationCostModel:
         k = b.k
         # attention aggregates: each decoding sequence attends with q queries over its own KV (+ the q new)
         q, dec_tokens, T_engine, seqs, kv_read, qk_pairs = self._aggregates(b)
-        T = T_engine / dp
+        mode = self._graph_mode(T_engine, b.n_prefill_tokens)
+        T_run = self._padded_tokens(T_engine, mode)  # a graphed step runs at its captured size
+        T = T_run / dp
         out: dict[str, np.ndarray] = {}
-        gpu = self._layer_stack_s(T, seqs, kv_read, qk_pairs, T, m, m.num_hidden_layers, m.is_moe, out, "", attention)
+        custom_attention = attention and not self.is_ideal and self.trtllm_verify
+        gpu = self._layer_stack_s(T, seqs, kv_read, qk_pairs, T_engine / dp, m, m.num_hidden_layers, m.is_moe, out, "",
+                                  attention and not custom_attention)
+        if custom_attention:  # decode-only steps on the TRTLLM-gen kernel; mixed steps as before
+            att_dec = self._target_decode_attention_s(b.n_decode, q, b.decode_kv_tokens, m.num_hidden_layers, m)
+            att_mix = self._attention_stack_s(seqs, kv_read, qk_pairs, T_engine / dp, m, m.num_hidden_layers)
+            att = np.where(b.n_prefill_tokens > 0, att_mix, att_dec)
+            out["attention"] = out.get("attention", 0.0) + att
+            gpu = gpu + att
         # LM head + logits gather + sampling / rejection sampling
         rows = (dec_tokens + b.n_prefill_done) / dp
         lm = t.gemm_s(rows, m.vocab_size // self.tp, m.hidden_size, "bf16")
         lm = lm + t.collective_s("all_gather", rows * (m.vocab_size // self.tp) * 2.0, self.tp, self.comm_bw, self.comm_scaleout)
         spec_rows = np.where(k > 0, dec_tokens / dp, 0.0)
         plain_rows = rows - spec_rows
-        samp = t.sampling_s("sample", plain_rows, m.vocab_size) + t.sampling_s("rejection_sample", spec_rows, m.vocab_size)
+        sampler_host = np.zeros_like(b.n_decode)
+        if self.is_ideal or self.engine.sampler == "ideal":
+            samp = t.sampling_s("sample", plain_rows, m.vocab_size) + t.sampling_s("rejection_sample", spec_rows,
+                                                                                       m.vocab_size)
+        else:
+            samp, sampler_host = self._engine_sampler_s(b, k)
         out["lm_head"] = lm
         out["sampling"] = samp
+        out["target_forward"] = gpu + lm
         gpu = gpu + lm + samp
         n_kernels = m.num_hidden_layers * self.kernels_per_layer + KERNELS_OUTSIDE_LAYERS
         # drafting for the next round
         draft = self._draft_s(b, out, attention)
+        draft_host = out.pop("_draft_host")
         gpu = gpu + draft
         n_kernels = n_kernels + np.where(k > 0, k * KERNELS_PER_DRAFT_PASS * (self.method in ("eagle3", "mtp", "draft-model")), 0.0)
-        graph = (T_engine <= self.hardware.cudagraph_capture_max_tokens) & (not self.enforce_eager)
+        graph = mode
         # short kernels (norms, rope, residual adds, the dense activation, cache write: 6 or 5 per layer)
         n_small = (5.0 if m.is_moe else 6.0) * m.num_hidden_layers
         small_s = out["norm_rope_act"] / n_small
@@ -302,28 +453,134 @@ class IterationCostModel:
         out["gpu"], out["n_kernels"], out["graph"] = gpu, n_kernels, graph
         out["n_gap"] = np.broadcast_to(n_gap, np.shape(gpu))
         out["n_small"], out["small_s"] = np.broadcast_to(n_small, np.shape(gpu)), small_s
-        total_gpu = self.timer.launch_overhead_s(n_kernels, graph, gpu, n_small, small_s, n_gap)
-        out["launch_gaps"] = total_gpu - gpu
         n_seq = b.n_decode + b.n_prefill_seqs
-        if self.method == "ngram":
-            host = np.where(n_seq > 0, self.host["sync_step_fixed_s"] + n_seq * (self.host["sync_per_seq_s"]
-                            + np.where(k > 0, self.host["ngram_per_seq_s"], 0.0)), 0.0)
+        if self.residue_host:
+            total_gpu = self.timer.launch_overhead_s(n_kernels, graph >= PIECEWISE, gpu, n_small, small_s, n_gap)
+            out["launch_gaps"] = total_gpu - gpu
+            if self.method == "ngram":
+                host = np.where(n_seq > 0, self.host["sync_step_fixed_s"] + n_seq * (self.host["sync_per_seq_s"]
+                                + np.where(k > 0, self.host["ngram_per_seq_s"], 0.0)), 0.0)
+            else:
+                host = np.where(n_seq > 0, self.host["step_fixed_s"] + n_seq * self.host["per_seq_s"], 0.0)
+            host_in = np.zeros_like(host)
+            async_sched = np.zeros_like(host)
+            out["host"] = host
+            out["host_in"] = host_in
+            out["exposed_host"] = host
+            out["total"] = total_gpu + host
         else:
-            host = np.where(n_seq > 0, self.host["step_fixed_s"] + n_seq * self.host["per_seq_s"], 0.0)
-        out["host"] = host
-        out["total"] = total_gpu + host
+            host, host_in = self._engine_host_s(b, k, mode, n_kernels, T_engine, sampler_host, draft_host)
+            async_sched = np.full(np.shape(gpu), 1.0 if self.async_scheduling else 0.0)
+            G = gpu + n_gap * t.latency["graph_gap_s"]
+            out["launch_gaps"] = G - gpu
+            total = self._finish(gpu, n_kernels, graph, host, n_small, small_s, n_gap, host_in, async_sched, 0.0)
+            out["host"] = host
+            out["host_in"] = host_in
+            out["exposed_host"] = total - G
+            out["total"] = total
+        out["async_sched"] = np.broadcast_to(async_sched, np.shape(gpu))
         return out
 
+    # ------------------------------------------------------------ engine mechanisms (non-ideal engines)
+    def _engine_sampler_s(self, b: IterationBatch, k):
+        """(device s, host s) of the engine's sampler per step: the plain sampler on decode rows without
+        speculation (and on prefill completions), the rejection sampler on speculative rows."""
+        m = self.model
+        dp = self.dp
+        lean = self.engine.sampler == "lean"
+        B_plain = np.where(k > 0, 0.0, b.n_decode) / dp + b.n_prefill_done / dp
+        B_spec = np.where(k > 0, b.n_decode / dp, 0.0)
+        dev = np.zeros_like(b.n_decode)
+        host = np.zeros_like(b.n_decode)
+        d, h = self._engine_component("sampler_ar", np.maximum(B_plain, 1.0), 0, m.vocab_size)
+        dev = dev + np.where(B_plain > 0, d, 0.0)
+        host = host + np.where((B_plain > 0) & (B_spec <= 0), h, 0.0)
+        for kk in np.unique(k[k > 0]).astype(int) if np.any(k > 0) else []:
+            sel = (k == kk) & (B_spec > 0)
+            comp = "rejection_sampler_lean" if lean and self.engine_tables.has_component("rejection_sampler_lean") \
+                else "rejection_sampler"
+            d, h = self._engine_component(comp, np.maximum(B_spec, 1.0), int(kk), m.vocab_size)
+            dev = dev + np.where(sel, d, 0.0)
+            host = host + np.where(sel, h, 0.0)
+        return dev, host
+
+    def _engine_host_s(self, b: IterationBatch, k, mode, n_kernels, T_engine, sampler_host, draft_host):
+        """Host seconds of one step: (per-step work exposed without async scheduling, launches and per-round
+        work that overlap the GPU within the step)."""
+        lat = self.timer.latency
+        n_seq = (b.n_decode + b.n_prefill_seqs) / self.dp
+        hm = self.host_model
+        if hm is not None:
+            per_step = hm.seconds("step", n_seq, k)
+            if self.method == "ngram" and hm.has("ngram_search"):
+                ctx = np.where(k > 0, b.decode_kv_tokens / self.dp, 0.0)
+                per_step = per_step + np.where(k > 0, hm.seconds("ngram_search", b.n_decode / self.dp, k, ctx), 0.0)
+        else:
+            per_step = np.where(n_seq > 0, self.host["step_fixed_s"] + n_seq * self.host["per_seq_s"], 0.0)
+        # launching the target forward: one graph replay (FULL), the pieces and the eager attention ops
+        # (PIECEWISE), or every kernel (no graph)
+        replay = self._replay_host_s()
+        n_layers = self.model.num_hidden_layers
+        launch = np.where(mode == FULL, replay,
+                          np.where(mode == PIECEWISE, (n_layers + 1) * replay
+                                   + n_layers * ATTENTION_LAUNCHES_PER_LAYER * lat["eager_launch_s"],
+                                   n_kernels * lat["eager_launch_s"]))
+        host_in = np.where(n_seq > 0, launch + sampler_host + draft_host, 0.0)
+        return np.where(n_seq > 0, per_step, 0.0), host_in
+
+    def _replay_host_s(self) -> float:
+        d, h = self._engine_component("graph_replay", 1.0, 0, 0) if self.engine_tables.has_component("graph_replay") \
+            else (0.0, 10e-6)
+        return float(np.asarray(h).reshape(-1)[0])
+
+    def _draft_host_s(self, B, k, first_T):
+        """Host seconds of the k draft passes of a round (vLLM's EagleProposer): the first pass's input
+        preparation (per-request loops), then per pass its bookkeeping ops (passes 2..k), its forward's launch
+        (PIECEWISE: pieces replayed, attention eager; no graph above the capture limit) and its token choice."""
+        e, lat = self.engine, self.timer.latency
+        d = self.draft
+        n_layers = d.num_hidden_layers if (isinstance(d, DraftSpec) or self.method == "draft-model") else self.model.mtp_num_layers
+        replay = self._replay_host_s()
+        fits = first_T * self.dp <= self.capture_limit_tokens
+        if e.graphs.drafter == "piecewise":
+            fwd_first = np.where(fits, (n_layers + 1) * replay + n_layers * ATTENTION_LAUNCHES_PER_LAYER * lat["eager_launch_s"],
+                                 (n_layers * self.kernels_per_layer + 4) * lat["eager_launch_s"])
+            fwd_later = (n_layers + 1) * replay + n_layers * ATTENTION_LAUNCHES_PER_LAYER * lat["eager_launch_s"]
+        else:
+            fwd_first = fwd_later = replay
+        choice = "draft_choice_full_vocab" if e.draft_token_choice == "full_vocab_scatter" else "draft_choice_draft_vocab"
+        _, h_choice = self._engine_component(choice, np.maximum(B, 1.0), 0, self.model.vocab_size)
+        _, h_ops = self._engine_component("draft_step_ops", np.maximum(B, 1.0), 0, 0)
+        hm = self.host_model
+        first_prep = hm.seconds("spec_round", B, k) if (hm is not None and hm.has("spec_round")) else h_ops
+        lm_launch = lat["eager_launch_s"]
+        total = first_prep + fwd_first + h_choice + lm_launch + np.maximum(k - 1, 0) * (h_ops + fwd_later + h_choice + lm_launch)
+        return np.where((k > 0) & (B > 0), total, 0.0)
+
     def report(self, b: IterationBatch) -> dict[str, np.ndarray]:
-        """``breakdown`` without the bookkeeping keys (for tables)."""
-        return {k: v for k, v in self.breakdown(b).items()
-                if k not in ("gpu", "n_kernels", "graph", "n_small", "small_s", "n_gap")}
+        """``breakdown`` without the bookkeeping keys (for tables); the keys sum to ``total``: ``host`` is the
+        host time the GPU does not hide (all of it for the ideal engine's residue)."""
+        p = self.breakdown(b)
+        p["host"] = p["exposed_host"]
+        return {k: v for k, v in p.items()
+                if k not in ("gpu", "n_kernels", "graph", "n_small", "small_s", "n_gap", "host_in", "async_sched",
+                             "target_forward", "exposed_host")}
+
+    def round_parts(self, b: IterationBatch) -> dict[str, np.ndarray]:
+        """One step by part (``rlsim iteration --json``): target forward, draft passes, sampler (GPU seconds),
+        host work, the host time the GPU does not hide, and the graph mode the target ran in."""
+        p = self.breakdown(b)
+        return {"target_forward_s": p["target_forward"], "draft_s": p["draft"], "sampler_s": p["sampling"],
+                "launch_gaps_s": p["launch_gaps"], "host_s": p["host"] + p["host_in"], "exposed_host_s": p["exposed_host"],
+                "total_s": p["total"], "graph_mode": np.vectorize(GRAPH_MODE_NAMES.get)(np.asarray(p["graph"], int)),
+                "async_scheduling": np.asarray(p["async_sched"]) > 0.5}
 
     def _draft_s(self, b: IterationBatch, out: dict, attention: bool = True) -> np.ndarray:
         k = b.k
         zero = np.zeros_like(b.n_decode)
         if self.method in ("none", "ngram"):
             out["draft"] = zero
+            out["_draft_host"] = zero
             return zero
         d = self.draft
         dp = self.dp
@@ -350,13 +607,20 @@ class IterationCostModel:
         h = d.hidden_size
         fc = self.timer.gemm_s(first_T, h, fused * h, self.dtype) if fused > 1 else zero
         head = self.timer.gemm_s(later_T, vocab // self.tp if self.method == "draft-model" else vocab, h, "bf16")
-        pick = self.timer.sampling_s("argmax", later_T, vocab)
+        full_vocab = (not self.is_ideal and self.engine.draft_token_choice == "full_vocab_scatter"
+                      and isinstance(d, DraftSpec) and vocab < self.model.vocab_size)
+        if full_vocab:  # a [B, V_target] -inf tensor, the draft logits scattered in, argmax over V_target
+            pick, _ = self._engine_component("draft_choice_full_vocab", np.maximum(later_T, 1.0), 0, self.model.vocab_size)
+            pick = np.where(later_T > 0, pick, 0.0)
+        else:
+            pick = self.timer.sampling_s("argmax", later_T, vocab)
         per_pass_head = head + pick
         total = t1 + fc + np.maximum(k - 1, 0) * tl + k * per_pass_head
         total = np.where(active, total, 0.0)
         if attention:
             total = total + self._draft_attention_s(b)
         out["draft"] = total
+        out["_draft_host"] = zero if self.residue_host else self._draft_host_s(later_T, k, first_T)
         return total
 
     def iteration_time_s(self, b: IterationBatch) -> np.ndarray:

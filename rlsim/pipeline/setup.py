@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..catalog import HardwareProfile, ModelSpec, load_hardware, load_model
+from ..catalog import EngineProfile, HardwareProfile, ModelSpec, load_engine, load_hardware, load_model
 from ..costmodel import IterationCostModel, ReplicaLayout, ReplicaMemory, replica_layout, replica_memory
 from ..costmodel.select import get_timer
 from ..costmodel.timer import KernelTimer
@@ -33,6 +33,7 @@ class Setup:
     cost_ar: IterationCostModel
     cost_spec: IterationCostModel
     placement_note: str
+    engine: EngineProfile | None = None
 
     def replica_config(self, speculative: bool) -> ReplicaConfig:
         e = self.scenario.workload.engine
@@ -156,10 +157,14 @@ def build_setup(sc: Scenario) -> Setup:
                             None, "none", prompts_max)
     mem_spec = replica_memory(model, hw, layout, w.generation_dtype, w.kv_cache_dtype, w.engine.gpu_memory_utilization,
                               drafter.network, drafter.method, prompts_max)
+    engine = load_engine(sc.engine)
     common = dict(model=model, hardware=hw, layout=layout, timer=timer, dtype=w.generation_dtype,
                   kv_dtype=w.kv_cache_dtype, enforce_eager=w.engine.enforce_eager,
-                  moe_routing_skew=float(sc.options.get("moe_routing_skew", 0.0) or 0.0))
-    cost_ar = IterationCostModel(method="none", **common)
-    cost_spec = IterationCostModel(method=drafter.method, draft=drafter.network, **common)
+                  moe_routing_skew=float(sc.options.get("moe_routing_skew", 0.0) or 0.0),
+                  engine=None if engine.engine == "ideal" else engine, engine_config=w.engine)
+    # an AR run's engine is configured without speculation; a speculative one with the scenario's k (its
+    # captured CUDA-graph sizes depend on it)
+    cost_ar = IterationCostModel(method="none", configured_k=0, **common)
+    cost_spec = IterationCostModel(method=drafter.method, draft=drafter.network, configured_k=sc.k, **common)
     return Setup(sc, model, hw, timer, layout, drafter, acceptance, gen_gpus, train_gpus, n_rep, mem_ar, mem_spec,
-                 cost_ar, cost_spec, note)
+                 cost_ar, cost_spec, note, engine)

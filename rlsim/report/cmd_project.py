@@ -36,6 +36,8 @@ def project_cmd(
     seed: int = typer.Option(0, "--seed"),
     seeds: int = typer.Option(1, "--seeds", help="also run seeds --seed..--seed+N-1 and report mean and min/max"),
     calibration: str = typer.Option("auto", "--calibration", help="auto | roofline | calibrated"),
+    engine: Optional[str] = typer.Option(None, "--engine", help="rollout engine profile: vllm-0.17.1 (default, what "
+                                         "NeMo-RL v0.6.0 runs) | vllm-fixed | ideal (engine_profiles/, or a YAML path)"),
     from_nemo_rl: Optional[str] = typer.Option(None, "--from-nemo-rl", help="NeMo-RL GRPO recipe (YAML) to read the "
                                                "scenario from; flags override it"),
     k_schedule: Optional[str] = typer.Option(None, "--k-schedule", help="k by live batch size, '1-16:5,17-64:3,65-1024:0' "
@@ -88,6 +90,8 @@ def project_cmd(
                                                 acceptance_response_decay, draft_quality_decay)
     if moe_routing_skew is not None:
         extra_options["moe_routing_skew"] = moe_routing_skew
+    if engine is not None:
+        flags["engine"] = engine
     sc = build_scenario(**flags, seed=seed, calibration=calibration,
                         options=(({"partial_rollout": True} if partial_rollouts else {}) | extra_options) or None)
     if steps is not None:
@@ -129,10 +133,12 @@ def iteration_cmd(
     ep: bool = typer.Option(False, "--ep/--no-ep", help="enable_expert_parallel"),
     dtype: str = typer.Option("bf16", "--dtype", help="bf16 | fp8"),
     calibration: str = typer.Option("auto", "--calibration"),
+    engine: str = typer.Option("vllm-0.17.1", "--engine", help="rollout engine profile: vllm-0.17.1 | vllm-fixed | ideal"),
+    max_num_seqs: int = typer.Option(1024, "--max-num-seqs", help="vLLM max_num_seqs (sets its CUDA-graph capture limit)"),
     as_json: bool = typer.Option(False, "--json"),
 ):
-    """Predicted time of one decode (k=0) or verify+draft (k>0) iteration, broken down by op."""
-    from ..catalog import GenerationParallelism, load_hardware, load_model
+    """Predicted time of one decode (k=0) or verify+draft (k>0) iteration, broken down by op and by part."""
+    from ..catalog import EngineConfig, GenerationParallelism, load_engine, load_hardware, load_model
     from ..costmodel import IterationBatch, IterationCostModel, replica_layout
     from ..costmodel.select import get_timer
     from ..errors import ConfigurationError
@@ -140,8 +146,6 @@ def iteration_cmd(
 
     if batch < 1 or context < 1 or k < 0:
         raise ConfigurationError(f"--batch {batch}, --context {context}, --k {k}: allowed batch >= 1, context >= 1, k >= 0")
-    from ..catalog import EngineConfig
-
     k_max = EngineConfig().max_num_speculative_tokens
     if k > k_max:
         raise ConfigurationError(f"--k = {k} exceeds the engine's maximum num_speculative_tokens ({k_max}); allowed: 0..{k_max}")
@@ -149,25 +153,33 @@ def iteration_cmd(
         raise ConfigurationError(f"--tp = {tp}; allowed: >= 1 (tensor_parallel_size)")
     if dtype not in ("bf16", "fp8"):
         raise ConfigurationError(f"--dtype = {dtype!r}; allowed: bf16, fp8")
-    m, hw = load_model(model), load_hardware(hardware)
+    if max_num_seqs < 1:
+        raise ConfigurationError(f"--max-num-seqs = {max_num_seqs}; allowed: >= 1")
+    m, hw, eng = load_model(model), load_hardware(hardware), load_engine(engine)
     layout = replica_layout(m, GenerationParallelism(tensor_parallel_size=tp, enable_expert_parallel=ep))
     d = resolve_drafter(m, drafter) if k > 0 else None
     cm = IterationCostModel(m, hw, layout, get_timer(hw, calibration), dtype=dtype,
-                            method=d.method if d else "none", draft=d.network if d else None)
-    br = cm.report(IterationBatch(n_decode=[batch], k=[k], decode_kv_tokens=[batch * context]))
+                            method=d.method if d else "none", draft=d.network if d else None,
+                            engine=None if eng.engine == "ideal" else eng,
+                            engine_config=EngineConfig(max_num_seqs=max_num_seqs), configured_k=k)
+    b = IterationBatch(n_decode=[batch], k=[k], decode_kv_tokens=[batch * context])
+    br = cm.report(b)
+    parts = cm.round_parts(b)
     out = {name: float(v[0]) if hasattr(v, "__len__") else float(v) for name, v in br.items()}
+    round_parts = {name: (v[0].item() if hasattr(v, "__len__") else v) for name, v in parts.items()}
     tokens = batch * (k + 1)
-    info = {"model": m.name, "hardware": hw.name, "batch": batch, "context": context, "k": k, "tokens": tokens,
-            "tensor_parallel_size": tp, "dtype": dtype, "cuda_graph": tokens <= hw.cudagraph_capture_max_tokens,
-            "calibration": cm.timer.describe(), "time_s": out["total"], "breakdown_s": out}
+    info = {"model": m.name, "hardware": hw.name, "engine": eng.name, "batch": batch, "context": context, "k": k,
+            "tokens": tokens, "tensor_parallel_size": tp, "dtype": dtype,
+            "cuda_graph": round_parts["graph_mode"] != "eager", "graph_mode": round_parts["graph_mode"],
+            "calibration": cm.timer.describe(), "time_s": out["total"], "breakdown_s": out, "round": round_parts}
     if as_json:
         emit_json(info)
         return
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"{m.name} on {hw.name}: batch {batch}, context {context}, k {k} ({tokens} tokens, TP {tp}, {dtype})",
-              title_justify="left")
+    t = Table(title=f"{m.name} on {hw.name}, engine {eng.name}: batch {batch}, context {context}, k {k} "
+                    f"({tokens} tokens, TP {tp}, {dtype})", title_justify="left")
     t.add_column("op")
     t.add_column("ms", justify="right")
     t.add_column("share", justify="right")
@@ -177,4 +189,8 @@ def iteration_cmd(
         t.add_row(name, f"{v*1e3:.3f}", f"{v/out['total']:.0%}")
     t.add_row("[bold]total[/bold]", f"[bold]{out['total']*1e3:.3f}[/bold]", "100%")
     Console().print(t)
-    Console().print(f"[dim]CUDA graph: {info['cuda_graph']}; kernel costs: {info['calibration']}[/dim]")
+    rp = round_parts
+    Console().print(f"[dim]by part: target forward {rp['target_forward_s']*1e3:.3f} ms, draft {rp['draft_s']*1e3:.3f} ms, "
+                    f"sampler {rp['sampler_s']*1e3:.3f} ms (GPU); host {rp['host_s']*1e3:.3f} ms of which exposed "
+                    f"{rp['exposed_host_s']*1e3:.3f} ms; graph: {rp['graph_mode']}; async scheduling: "
+                    f"{'on' if rp['async_scheduling'] else 'off'}; kernel costs: {info['calibration']}[/dim]")

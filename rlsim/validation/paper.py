@@ -42,6 +42,18 @@ TABLE1 = {
 }
 PUBLISHED_SPEEDUP = {"rl-think-8b": {"generation": 1.54, "step": 1.35}, "rl-zero-8b": {"generation": 1.77, "step": 1.41}}
 WORKLOADS = ("rl-zero-8b", "rl-think-8b")
+# The same two runs under NeMo-RL v0.6.0's own DAPO recipe settings (the closest published setting for the study's
+# DAPO-Math runs; workloads/*-dapo-recipe.yaml): reported beside the default settings, never chosen by the result.
+DAPO_RECIPE_WORKLOADS = ("rl-zero-8b-dapo-recipe", "rl-think-8b-dapo-recipe")
+SETTINGS = {"default": WORKLOADS, "dapo-recipe": DAPO_RECIPE_WORKLOADS}
+
+
+def table_key(workload: str) -> str:
+    """The study's Table 1 column a workload reproduces (rl-zero-8b-dapo-recipe -> rl-zero-8b)."""
+    for base in WORKLOADS:
+        if workload == base or workload.startswith(base + "-"):
+            return base
+    raise KeyError(f"{workload!r} reproduces no Table 1 column; allowed: {', '.join(WORKLOADS)} and their variants")
 FIT_SEEDS = (0, 1, 2)
 TARGET_REL_ERR = 0.10  # issue: spec k=3 generation and step within 10%
 
@@ -95,7 +107,7 @@ class Fit:
 
 def fit_workload(workload: str, calibration: str = "auto") -> Fit:
     """Bisection on the response median (log scale) to the AR generation time; MFUs in closed form."""
-    target = TABLE1[workload]["ar"]
+    target = TABLE1[table_key(workload)]["ar"]
     lo, hi = 50.0, 30000.0
     for _ in range(22):
         mid = float(np.sqrt(lo * hi))
@@ -116,7 +128,7 @@ def fit_workload(workload: str, calibration: str = "auto") -> Fit:
 
 def fit_mfus(workload: str, setup) -> tuple[float, float]:
     """Training and log-prob MFU (closed form) that reproduce the study's AR stages for ``setup``'s lengths."""
-    target = TABLE1[workload]["ar"]
+    target = TABLE1[table_key(workload)]["ar"]
     w = setup.scenario.workload
     tr_t, lp_t = [], []
     for s in FIT_SEEDS:
@@ -138,6 +150,7 @@ def write_fit(fit: Fit) -> Path:
     """Write the fitted values into the workload YAML, with their source."""
     path = catalog_dir("workloads") / f"{fit.workload}.yaml"
     text = path.read_text()
+    key = table_key(fit.workload)
     text = re.sub(r"(response_length: \{[^}]*median_tokens: )[0-9.]+", rf"\g<1>{fit.median_tokens:.0f}", text)
     for key, val in (("training_mfu", fit.training_mfu), ("logprob_mfu", fit.logprob_mfu)):
         if re.search(rf"^{key}: ", text, flags=re.M):
@@ -146,12 +159,13 @@ def write_fit(fit: Fit) -> Path:
             text = text.replace("\nsources:\n", f"\n{key}: {val:.4f}\nsources:\n", 1)
     src = {
         "response_length": (f"median_tokens fitted by `rlsim validate paper --refit` so that the simulated AR generation "
-                            f"time equals the study's ({TABLE1[fit.workload]['ar']['generation']} s); lognormal sigma 0.8 "
+                            f"time equals the study's ({TABLE1[key]['ar']['generation']} s) under the default engine "
+                            f"(vllm-0.17.1); lognormal sigma 0.8 "
                             "(RL math responses are wide) capped at 16384 new tokens: not published, chosen"),
         "training_mfu": (f"fitted by `rlsim validate paper --refit` to the study's AR training stage "
-                         f"({TABLE1[fit.workload]['ar']['training']} s)"),
+                         f"({TABLE1[key]['ar']['training']} s)"),
         "logprob_mfu": (f"fitted by `rlsim validate paper --refit` to the study's AR log-prob stage "
-                        f"({TABLE1[fit.workload]['ar']['logprob']} s)"),
+                        f"({TABLE1[key]['ar']['logprob']} s)"),
     }
     for key, s in src.items():
         line = f'  {key}: "{s}"'
@@ -164,9 +178,9 @@ def write_fit(fit: Fit) -> Path:
     return path
 
 
-def decompose(workload: str, calibration: str = "auto") -> dict:
+def decompose(workload: str, calibration: str = "auto", **scenario_kwargs) -> dict:
     """Generation time of the speculative run with parts of its cost removed (mean over the fit seeds)."""
-    setup = build_setup(_scenario(workload, calibration))
+    setup = build_setup(_scenario(workload, calibration, **scenario_kwargs))
     al = setup.acceptance.acceptance_length
     ar = _gen_time(setup, False)
     rounds = _gen_time(setup, True, cost=_CostAtK0(setup.cost_ar))
@@ -174,6 +188,63 @@ def decompose(workload: str, calibration: str = "auto") -> dict:
     full = _gen_time(setup, True)
     return {"acceptance_length": al, "ar": ar, "ideal": ar / al, "rounds_at_ar_cost": rounds,
             "with_verification": verify, "with_drafting": full}
+
+
+# The engine mechanisms in the order `mechanism_ladder` switches them on, from the ideal engine to a vLLM profile:
+# (label, profile fields taken from the target profile at that rung)
+MECHANISMS = (
+    ("host work per step and round; async scheduling rule", ("host", "async_scheduling")),
+    ("CUDA graphs: token capture limit, padding, PIECEWISE steps and drafter", ("graphs",)),
+    ("verify attention kernel (Blackwell TRTLLM-gen tile)", ("verify_attention_blackwell", "trtllm_tile_cost")),
+    ("sampler / rejection sampler with log-probs", ("sampler",)),
+    ("draft token choice over the full vocabulary", ("draft_token_choice",)),
+)
+
+
+def mechanism_ladder(target: str = "vllm-0.17.1") -> list[tuple[str, object]]:
+    """Engine profiles from ``ideal`` to ``target``, switching one mechanism on per rung (cumulative)."""
+    from ..catalog import load_engine
+
+    ideal, tgt = load_engine("ideal"), load_engine(target)
+    rungs = [("ideal engine", ideal)]
+    fields = ideal.model_dump()
+    fields.update(name="ideal", engine="vllm", version="ladder")
+    for label, keys in MECHANISMS:
+        for k_ in keys:
+            fields[k_] = getattr(tgt, k_).model_dump() if hasattr(getattr(tgt, k_), "model_dump") else getattr(tgt, k_)
+            if k_ in tgt.sources:
+                fields["sources"] = {**fields["sources"], k_: tgt.sources[k_]}
+        fields["name"] = f"{target}-rung{len(rungs)}"
+        rungs.append((label, type(tgt).model_validate(fields)))
+    return rungs
+
+
+def decompose_mechanisms(workload: str, calibration: str = "auto", target: str = "vllm-0.17.1",
+                         seeds=FIT_SEEDS, **scenario_kwargs) -> list[dict]:
+    """AR and speculative generation seconds of the study's step with the target engine's mechanisms switched
+    on one at a time (the same sampled lengths; only the AR baseline of the target engine is fitted)."""
+    import tempfile
+
+    import yaml
+
+    from ..catalog import load_engine
+
+    rows = []
+    with tempfile.TemporaryDirectory() as td:
+        for label, prof in mechanism_ladder(target):
+            if prof.name == "ideal":
+                eng = "ideal"
+            else:
+                path = Path(td) / f"{prof.name}.yaml"
+                path.write_text(yaml.safe_dump(prof.model_dump()))
+                eng = str(path)
+            setup = build_setup(_scenario(workload, calibration, engine=eng, **scenario_kwargs))
+            ar = _gen_time(setup, False, seeds)
+            spec = _gen_time(setup, True, seeds)
+            rows.append({"mechanism": label, "ar_generation_s": ar, "spec_generation_s": spec,
+                         "generation_speedup": ar / spec})
+            load_engine.cache_clear()
+    return rows
 
 
 def predict_table_rows(wl: str, calibration: str = "auto", **scenario_kwargs) -> dict:
@@ -193,24 +264,31 @@ def predict_table_rows(wl: str, calibration: str = "auto", **scenario_kwargs) ->
     return rows
 
 
-def predict_table(calibration: str = "auto") -> dict:
+def predict_table(calibration: str = "auto", engine: str | None = None, workloads=WORKLOADS,
+                  mechanisms: bool = True) -> dict:
+    """Table 1 predicted per workload under ``engine`` (default: the scenario default, vllm-0.17.1), with the
+    classic decomposition (AR/AL -> rounds -> verification -> drafting) and, for a non-ideal engine, the gap
+    per engine mechanism (``decompose_mechanisms``)."""
     out = {}
-    for wl in WORKLOADS:
-        setup = build_setup(_scenario(wl, calibration))
-        rows = predict_table_rows(wl, calibration)
+    kw = {} if engine is None else {"engine": engine}
+    for wl in workloads:
+        setup = build_setup(_scenario(wl, calibration, **kw))
+        rows = predict_table_rows(wl, calibration, **kw)
         gen_sp = rows["ar"]["generation"] / rows["spec"]["generation"]
         step_sp = rows["ar"]["step"] / rows["spec"]["step"]
-        pub = TABLE1[wl]
+        pub = TABLE1[table_key(wl)]
         R = pub["ar"]["generation"] / pub["ar"]["step"]
         al = setup.acceptance.acceptance_length
         bound = 1 / (R / al + 1 - R)
         R_sim = rows["ar"]["generation"] / rows["ar"]["step"]
         bound_sim = 1 / (R_sim / al + 1 - R_sim)
-        dec = decompose(wl, calibration)
+        dec = decompose(wl, calibration, **kw)
+        eng = setup.scenario.engine
+        mech = decompose_mechanisms(wl, calibration, target=eng) if (mechanisms and eng != "ideal") else []
         out[wl] = {"predicted": rows, "published": pub, "speedup_predicted": {"generation": gen_sp, "step": step_sp},
-                   "speedup_published": PUBLISHED_SPEEDUP[wl], "amdahl_bound_published_R": bound,
+                   "speedup_published": PUBLISHED_SPEEDUP[table_key(wl)], "amdahl_bound_published_R": bound,
                    "amdahl_bound_simulated_R": bound_sim, "acceptance_length": al, "decomposition": dec,
-                   "calibration": setup.timer.describe(),
+                   "engine": eng, "mechanisms": mech, "calibration": setup.timer.describe(),
                    "rel_err": {f"{m}_{k}": rows[m][k] / pub[m][k] - 1 for m in ("ar", "spec") for k in pub[m]}}
     return out
 
@@ -218,7 +296,8 @@ def predict_table(calibration: str = "auto") -> dict:
 def format_report(res: dict) -> str:
     lines = ["# rlsim vs the study's Table 1 (arXiv 2604.26779), k = 3, EAGLE-3 DAPO-initialised", ""]
     for wl, r in res.items():
-        lines += [f"## {wl} (AL {r['acceptance_length']:.2f}; kernel costs: {r['calibration']})", "",
+        lines += [f"## {wl} (AL {r['acceptance_length']:.2f}; engine {r.get('engine', '?')}; kernel costs: "
+                  f"{r['calibration']})", "",
                   "| stage | AR published | AR rlsim | err | spec published | spec rlsim | err |",
                   "|---|---:|---:|---:|---:|---:|---:|"]
         for k in ("data", "prepare", "generation", "logprob", "training", "step"):
@@ -245,6 +324,17 @@ def format_report(res: dict) -> str:
             lines.append(f"| {name} | {v:.1f} | {d['ar'] / v:.2f}x | {lost} |")
             prev = v
         lines.append("")
+        if r.get("mechanisms"):
+            lines += [f"What each engine mechanism costs (ideal engine -> {r['engine']}, one mechanism switched on per "
+                      "row, cumulative; the same sampled lengths, mean of 3 seeds):", "",
+                      "| engine mechanism | AR gen s | spec gen s | gen speedup | speedup change |", "|---|---:|---:|---:|---:|"]
+            prev = None
+            for m in r["mechanisms"]:
+                ch = "" if prev is None else f"{m['generation_speedup'] - prev:+.2f}x"
+                lines.append(f"| {m['mechanism']} | {m['ar_generation_s']:.1f} | {m['spec_generation_s']:.1f} | "
+                             f"{m['generation_speedup']:.2f}x | {ch} |")
+                prev = m["generation_speedup"]
+            lines.append("")
     return "\n".join(lines)
 
 
