@@ -26,7 +26,18 @@ def test_nearest_breaks_ties_by_row_index():
     d2 = np.array([[0.5 + 2e-16, 0.5, 3.0]])
     assert _nearest(d2, 1).tolist() == [[0]]
     d3 = np.array([[np.inf, 0.1, np.inf, 0.1]])
-    assert _nearest(d3, 3).tolist() == [[1, 3, 0]]
+    assert _nearest(d3, 3).tolist() == [[0, 1, 3]]  # the set {1, 3, then the lowest-index inf}, in index order
+
+
+def test_nearest_equals_a_stable_sort():
+    """The O(n) selection picks the same neighbours as a stable sort by (rounded distance, index)."""
+    from rlsim.costmodel.calibrated import _nearest
+
+    rng = np.random.default_rng(0)
+    d = rng.integers(0, 6, size=(200, 50)).astype(float) * 0.25  # many exact ties
+    for k in (1, 2, 4, 7):
+        ref = np.sort(np.argsort(d, axis=1, kind="stable")[:, :k], axis=1)
+        assert (_nearest(d, k) == ref).all()
 
 
 def test_knn_prediction_independent_of_tie_order():

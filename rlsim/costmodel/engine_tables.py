@@ -156,12 +156,22 @@ def load_engine_tables(gpu: str) -> EngineTables:
 
 
 # ------------------------------------------------------------------------------------------------ host fit
+_HOST_KEYS = {"a_s": "a", "b_s_per_req": "b", "c_s_per_req_per_draft": "c", "d_s_per_req_token": "d",
+              "e_s_per_req2": "e"}
+
+
 @dataclass
 class HostModel:
-    """The engine's host work per step / per round: ``a + b * B + c * B * k (+ d * B * context)`` per component."""
+    """The engine's host work, per component: ``a + b*B + c*B*k + d*B*context + e*B^2`` seconds, fitted by
+    rlsim/calibration/mb_host.py on vLLM 0.17.1's own code (calibration/host/host_fit.json), times ``scale``:
+    the ratio of the GPU machine's host CPU to the CPU the fit was measured on (calibration/host/cpu_*.json,
+    rlsim/calibration/mb_cpu.py), so that every host time refers to one CPU, the one the GPU launch costs
+    (engine.csv) were measured with."""
 
     coefficients: dict  # component -> {"a": s, "b": s per request, "c": s per request per draft token, ...}
     meta: dict
+    scale: float = 1.0
+    scale_note: str = ""
 
     def seconds(self, component: str, B, k=0, context_tokens=0):
         c = self.coefficients.get(component)
@@ -169,36 +179,60 @@ class HostModel:
             raise CalibrationDataError(f"calibration/host/host_fit.json: no component {component!r}; "
                                        f"available: {', '.join(sorted(self.coefficients))}")
         B = np.asarray(B, float)
-        t = c.get("a", 0.0) + c.get("b", 0.0) * B + c.get("c", 0.0) * B * np.asarray(k, float) \
-            + c.get("d", 0.0) * np.asarray(context_tokens, float)
-        return np.where(B > 0, np.maximum(t, 0.0), 0.0)
+        t = c["a"] + c["b"] * B + c["c"] * B * np.asarray(k, float) \
+            + c["d"] * B * np.asarray(context_tokens, float) + c["e"] * B * B
+        return np.where(B > 0, np.maximum(t, 0.0), 0.0) * self.scale
 
     def has(self, component: str) -> bool:
         return component in self.coefficients
 
 
+def cpu_scale(host_dir) -> tuple[float, str]:
+    """GPU-machine host / fit-machine CPU time, geometric mean over mb_cpu's benchmarks (best of each machine's
+    runs: ``cpu_fit_machine*.json`` vs ``cpu_gpu_host*.json``); 1.0 when either is missing."""
+    import math
+
+    def best(pattern):
+        runs = [json.loads(p.read_text())["seconds"] for p in sorted(host_dir.glob(pattern))]
+        if not runs:
+            return None
+        return {k: min(r[k] for r in runs if k in r) for k in runs[0]}
+
+    fit, gpu = best("cpu_fit_machine*.json"), best("cpu_gpu_host*.json")
+    if not fit or not gpu:
+        return 1.0, "host times as measured (no CPU speed comparison shipped)"
+    rs = [gpu[k] / fit[k] for k in gpu if k in fit and fit[k] > 0 and gpu[k] > 0
+          and math.isfinite(fit[k]) and math.isfinite(gpu[k])]
+    s = math.exp(sum(math.log(r) for r in rs) / len(rs))
+    return s, f"host times scaled by {s:.2f} (the GPU machine's host CPU vs the fit's CPU, mb_cpu.py)"
+
+
 @functools.lru_cache(maxsize=None)
 def load_host_model() -> HostModel:
-    p = catalog_dir("calibration") / "host" / "host_fit.json"
+    d_ = catalog_dir("calibration") / "host"
+    p = d_ / "host_fit.json"
     if not p.is_file():
         raise CalibrationDataError(f"no host-work fit {p} (measured by rlsim/calibration/mb_host.py)")
     try:
         d = json.loads(p.read_text())
     except json.JSONDecodeError as e:
         raise CalibrationDataError(f"{p}: not valid JSON: {e}") from None
-    comps = d.get("components", d)
+    comps = d.get("components")
+    if not isinstance(comps, dict):
+        raise CalibrationDataError(f"{p}: no 'components' mapping")
     coeffs = {}
     for name, c in comps.items():
         if not isinstance(c, dict):
             continue
-        vals = {}
-        for key in ("a", "b", "c", "d"):
+        vals = dict.fromkeys("abcde", 0.0)
+        for key, short in _HOST_KEYS.items():
             v = c.get(key, 0.0)
-            if not isinstance(v, (int, float)) or not np.isfinite(v):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
                 raise CalibrationDataError(f"{p}: {name}.{key} = {v!r} is not a finite number")
-            vals[key] = float(v)
+            vals[short] = float(v)
         coeffs[name] = vals
-    return HostModel(coeffs, {k: v for k, v in d.items() if k != "components"})
+    scale, note = cpu_scale(d_)
+    return HostModel(coeffs, {k: v for k, v in d.items() if k != "components"}, scale, note)
 
 
 __all__ = ["EngineTables", "HostModel", "load_engine_tables", "load_host_model"]

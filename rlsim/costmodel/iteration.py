@@ -511,10 +511,19 @@ class IterationCostModel:
         n_seq = (b.n_decode + b.n_prefill_seqs) / self.dp
         hm = self.host_model
         if hm is not None:
-            per_step = hm.seconds("step", n_seq, k)
-            if self.method == "ngram" and hm.has("ngram_search"):
-                ctx = np.where(k > 0, b.decode_kv_tokens / self.dp, 0.0)
-                per_step = per_step + np.where(k > 0, hm.seconds("ngram_search", b.n_decode / self.dp, k, ctx), 0.0)
+            # vLLM 0.17.1's host work of one engine step, measured on its own code (calibration/host): the
+            # scheduler, the model runner's input preparation and bookkeeping, output processing and
+            # serialisation; async scheduler + async runner, or the synchronous pair (TP > 1, n-gram)
+            mode = "async" if self.async_scheduling else ("sync_ngram" if self.method == "ngram" else "sync")
+            spec = k > 0
+            per_step = np.where(spec, hm.seconds(f"engine_step_host_total@{mode}@spec", n_seq, k),
+                                hm.seconds(f"engine_step_host_total@{'async' if mode == 'async' else 'sync'}@ar", n_seq, 0))
+            if self.method == "ngram":  # the n-gram search over each request's whole context (measured at ~600
+                ctx = np.where(spec, b.decode_kv_tokens / np.maximum(b.n_decode, 1.0), 0.0)  # tokens inside the step)
+                nd = b.n_decode / self.dp
+                search = hm.seconds("ngram_propose@repetitive", nd, 0, ctx) \
+                    - hm.seconds("ngram_propose_engine@sync_ngram@spec", nd, k)
+                per_step = per_step + np.where(spec, np.maximum(search, 0.0), 0.0)
         else:
             per_step = np.where(n_seq > 0, self.host["step_fixed_s"] + n_seq * self.host["per_seq_s"], 0.0)
         # launching the target forward: one graph replay (FULL), the pieces and the eager attention ops
@@ -551,8 +560,9 @@ class IterationCostModel:
         choice = "draft_choice_full_vocab" if e.draft_token_choice == "full_vocab_scatter" else "draft_choice_draft_vocab"
         _, h_choice = self._engine_component(choice, np.maximum(B, 1.0), 0, self.model.vocab_size)
         _, h_ops = self._engine_component("draft_step_ops", np.maximum(B, 1.0), 0, 0)
-        hm = self.host_model
-        first_prep = hm.seconds("spec_round", B, k) if (hm is not None and hm.has("spec_round")) else h_ops
+        # the first pass's input preparation launches about as many small ops as a later pass's bookkeeping (its
+        # per-request Python loops are in the measured engine step, calibration/host)
+        first_prep = h_ops
         lm_launch = lat["eager_launch_s"]
         total = first_prep + fwd_first + h_choice + lm_launch + np.maximum(k - 1, 0) * (h_ops + fwd_later + h_choice + lm_launch)
         return np.where((k > 0) & (B > 0), total, 0.0)

@@ -36,6 +36,7 @@ AXIS_FLAGS = {
     "response_median_tokens": typer.Option(None, "--response-median-tokens", help="median response length"),
     "max_new_tokens": typer.Option(None, "--max-new-tokens", help="response length cap"),
     "calibration": typer.Option(None, "--calibration", help="auto | roofline | calibrated"),
+    "engine": typer.Option(None, "--engine", help="rollout engine profile(s): vllm-0.17.1 (default), vllm-fixed, ideal"),
 }
 GRID_OPT = typer.Option(None, "--grid", help="YAML sweep file (axes, base, points, seeds...); flags override it")
 SET_OPT = typer.Option(None, "--set", help="FIELD=v1,v2 for any other scenario field (repeatable)")
@@ -172,6 +173,7 @@ def sweep_cmd(
     response_median_tokens: Optional[str] = AXIS_FLAGS["response_median_tokens"],
     max_new_tokens: Optional[str] = AXIS_FLAGS["max_new_tokens"],
     calibration: Optional[str] = AXIS_FLAGS["calibration"],
+    engine: Optional[str] = AXIS_FLAGS["engine"],
     set_: Optional[list[str]] = SET_OPT,
     seeds: Optional[str] = SEEDS_OPT,
     executor: Optional[str] = EXECUTOR_OPT,
@@ -194,7 +196,7 @@ def sweep_cmd(
                  draft_quality_decay=draft_quality_decay, lag=lag, gen_gpus=gen_gpus, train_gpus=train_gpus,
                  split=split, tensor_parallel_size=tensor_parallel_size, num_prompts_per_step=num_prompts_per_step,
                  num_generations_per_prompt=num_generations_per_prompt, response_median_tokens=response_median_tokens,
-                 max_new_tokens=max_new_tokens, calibration=calibration)
+                 max_new_tokens=max_new_tokens, calibration=calibration, engine=engine)
     axes = collect_axes(flags, set_)
     if out is not None and Path(out).suffix.lower() not in (".csv", ".txt", "", ".parquet", ".pq"):
         raise ConfigurationError(f"--out {out}: unknown format {Path(out).suffix!r}; allowed: .csv, .parquet")

@@ -20,9 +20,15 @@ def register(app: typer.Typer) -> None:
 @validate_app.command("paper")
 @user_errors
 def paper_cmd(
-    refit: bool = typer.Option(False, "--refit", help="re-fit the AR baseline (response-length scale, MFUs) and write "
-                                                      "it into workloads/rl-zero-8b.yaml and rl-think-8b.yaml"),
+    refit: bool = typer.Option(False, "--refit", help="re-fit the AR baseline (response-length scale, MFUs) under the "
+                                                      "default engine and write it into the workloads' YAML files"),
     calibration: str = typer.Option("auto", "--calibration", help="auto | roofline | calibrated"),
+    engine: Optional[str] = typer.Option(None, "--engine", help="rollout engine profile (default vllm-0.17.1; ideal: "
+                                         "the engine before profiles)"),
+    settings: str = typer.Option("default", "--settings", help="default: the study's workloads as published and "
+                                 "hinted; dapo-recipe: NeMo-RL v0.6.0's DAPO recipe settings (eager vLLM, TP 2, ...)"),
+    mechanisms: bool = typer.Option(True, "--mechanisms/--no-mechanisms", help="also decompose the gap per engine "
+                                    "mechanism (one extra simulation per mechanism)"),
     out: Optional[str] = typer.Option(None, "--out", help="write paper.md and paper.json into this folder"),
     as_json: bool = typer.Option(False, "--json"),
     sensitivity: bool = typer.Option(False, "--sensitivity", help="also re-predict with each unpublished setting "
@@ -32,15 +38,20 @@ def paper_cmd(
     """The study's Table 1 beside rlsim's: stages, speedups, Amdahl bound, and where the gap goes."""
     from ..validation import paper
 
+    from ..errors import ConfigurationError
+
+    if settings not in paper.SETTINGS:
+        raise ConfigurationError(f"--settings = {settings!r}; allowed: {', '.join(paper.SETTINGS)}")
+    workloads = paper.SETTINGS[settings]
     if refit:
-        for wl in paper.WORKLOADS:
+        for wl in workloads:
             f = paper.fit_workload(wl, calibration)
             p = paper.write_fit(f)
             typer.echo(f"fitted {wl}: response median {f.median_tokens:.0f} tokens, training MFU {f.training_mfu:.3f}, "
                        f"log-prob MFU {f.logprob_mfu:.3f} -> {p}", err=True)
-    res = paper.predict_table(calibration)
+    res = paper.predict_table(calibration, engine=engine, workloads=workloads, mechanisms=mechanisms)
     if out:
-        paper.save(res, Path(out))
+        paper.save(res, Path(out), paper.artefact_name(settings, engine))
     if not as_json:
         typer.echo(paper.format_report(res))
         bad = paper.check_targets(res)

@@ -58,7 +58,7 @@ AXIS_TYPES: dict[str, type] = {
     "gen_gpus": int, "train_gpus": int, "split": str, "tensor_parallel_size": int,
     "response_median_tokens": float, "max_new_tokens": int, "response_sigma": float, "num_prompts_per_step": int,
     "num_generations_per_prompt": int, "generation_dtype": str, "kv_cache_dtype": str, "draft_model": str,
-    "calibration": str, "in_flight_weight_updates": bool, "colocated": bool, "reference_logprobs": bool,
+    "calibration": str, "engine": str, "in_flight_weight_updates": bool, "colocated": bool, "reference_logprobs": bool,
     "training_mfu": float, "logprob_mfu": float, "data_loading_s": float,
 }
 ALIASES = {"tp": "tensor_parallel_size", "num_speculative_tokens": "k", "max_trajectory_age_steps": "lag",
@@ -68,7 +68,8 @@ ALIASES = {"tp": "tensor_parallel_size", "num_speculative_tokens": "k", "max_tra
 DESCRIPTORS = ["workload", "model", "hardware", "gpus", "gen_gpus", "train_gpus", "colocated", "n_replicas",
                "tensor_parallel_size", "num_prompts_per_step", "num_generations_per_prompt", "response_median_tokens",
                "max_new_tokens", "k", "drafter", "drafter_network", "draft_model", "acceptance_length_input",
-               "draft_quality", "draft_quality_decay", "lag", "in_flight_weight_updates", "calibration", "kernel_costs"]
+               "draft_quality", "draft_quality_decay", "lag", "in_flight_weight_updates", "calibration", "engine",
+               "kernel_costs"]
 HEADLINE = ["speedup_generation", "speedup_step", "ar_step_s", "spec_step_s", "acceptance_length"]
 _YAML_RESERVED = {"base", "grid", "points", "seeds", "workers", "executor", "address", "cache_dir", "out",
                   "per_seed", "skip_invalid", "use_cache"}
@@ -185,7 +186,7 @@ def code_fingerprint() -> str:
             continue
         h.update(rel.encode())
         h.update(f.read_bytes())
-    for folder in ("hardware_profiles", "workloads", "calibration"):
+    for folder in ("hardware_profiles", "engine_profiles", "workloads", "calibration"):
         try:
             d = catalog_dir(folder)
         except RlsimError:
@@ -360,6 +361,7 @@ def _descriptors(scenario) -> dict:
         "acceptance_length_input": scenario.acceptance_length, "draft_quality": scenario.draft_quality,
         "draft_quality_decay": scenario.draft_quality_decay, "lag": scenario.lag,
         "in_flight_weight_updates": w.in_flight_weight_updates, "calibration": scenario.calibration,
+        "engine": scenario.engine,
     }
 
 

@@ -348,10 +348,18 @@ def check_targets(res: dict) -> list[str]:
     return bad
 
 
-def save(res: dict, out_dir: Path) -> None:
+def artefact_name(settings: str = "default", engine: str | None = None) -> str:
+    """paper, paper-dapo-recipe, paper-ideal, paper-dapo-recipe-ideal ..."""
+    from ..scenario import DEFAULT_ENGINE
+
+    name = "paper" + ("" if settings == "default" else f"-{settings}")
+    return name + ("" if engine in (None, DEFAULT_ENGINE) else f"-{engine}")
+
+
+def save(res: dict, out_dir: Path, name: str = "paper") -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "paper.json").write_text(json.dumps(res, indent=1, default=float) + "\n")
-    (out_dir / "paper.md").write_text(format_report(res))
+    (out_dir / f"{name}.json").write_text(json.dumps(res, indent=1, default=float) + "\n")
+    (out_dir / f"{name}.md").write_text(format_report(res))
 
 
 __all__ = ["TABLE1", "fit_workload", "write_fit", "predict_table", "format_report", "check_targets", "save", "DEFAULT_MFU"]
