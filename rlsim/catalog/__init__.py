@@ -2,6 +2,7 @@
 
 from .loader import (
     catalog_dir,
+    find_dataset,
     list_hardware,
     list_models,
     list_workloads,
@@ -12,6 +13,7 @@ from .loader import (
     load_yaml_model,
 )
 from .schema import (
+    DatasetSpec,
     DraftSpec,
     EngineConfig,
     GenerationParallelism,
@@ -24,8 +26,8 @@ from .schema import (
 )
 
 __all__ = [
-    "DraftSpec", "EngineConfig", "GenerationParallelism", "HardwareProfile", "LengthDistribution",
-    "ModelSpec", "SpeculationConfig", "TrainingParallelism", "Workload", "catalog_dir", "list_hardware",
+    "DatasetSpec", "DraftSpec", "EngineConfig", "GenerationParallelism", "HardwareProfile", "LengthDistribution",
+    "ModelSpec", "SpeculationConfig", "TrainingParallelism", "Workload", "catalog_dir", "find_dataset", "list_hardware",
     "list_models", "list_workloads", "load_draft", "load_hardware", "load_model", "load_workload",
     "load_yaml_model",
 ]

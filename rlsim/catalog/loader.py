@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ..errors import CatalogError
-from .schema import DraftSpec, HardwareProfile, ModelSpec, Workload
+from .schema import DatasetSpec, DraftSpec, HardwareProfile, ModelSpec, Workload
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -212,3 +212,18 @@ def list_workloads() -> list[str]:
 @functools.lru_cache(maxsize=None)
 def load_workload(name: str) -> Workload:
     return load_yaml_model(_lookup("workloads", "workload", name), Workload)
+
+
+@functools.lru_cache(maxsize=None)
+def find_dataset(name: str) -> DatasetSpec | None:
+    """The catalog data set (workloads/datasets/) whose name or alias is ``name`` (case-insensitive), or None."""
+    try:
+        files = _names("workloads/datasets")
+    except CatalogError:
+        return None
+    low = name.strip().lower()
+    for path in files.values():
+        spec = load_yaml_model(path, DatasetSpec)
+        if low in {spec.name.lower(), *(a.lower() for a in spec.aliases)}:
+            return spec
+    return None
