@@ -86,6 +86,9 @@ class HardwareProfile(Sourced):
     nvlink_bandwidth_bytes_per_s: float = Field(gt=0, description="per GPU, per direction")
     scaleout_bandwidth_bytes_per_s: float = Field(gt=0, description="per GPU, per direction")
     cudagraph_capture_max_tokens: int = Field(ge=0)
+    host_link_bandwidth_bytes_per_s: float | None = Field(
+        default=None, gt=0, description="GPU <-> host memory, per GPU per direction (PCIe or NVLink-C2C): NeMo-RL's "
+                                        "colocated offload of optimizer state and weights")
     calibration_source: str
     collectives_calibration_source: str | None = Field(
         default=None, description="calibration folder whose collectives to use where calibration_source has none "
@@ -356,6 +359,9 @@ class TrainingParallelism(Strict):
     logprob_batch_size: int | None = Field(default=None, ge=1, description="None: train_micro_batch_size")
     sequence_packing: bool = True
     sequence_length_round: int = Field(default=64, ge=1)
+    train_mb_tokens: int | None = Field(default=None, ge=1, description="packed tokens per training micro-batch "
+                                        "(None: max_total_sequence_length x train_micro_batch_size, NeMo-RL's default)")
+    logprob_mb_tokens: int | None = Field(default=None, ge=1, description="same for log-prob passes")
 
 
 class EngineConfig(Strict):
@@ -422,6 +428,9 @@ class Workload(Strict):
     data_loading_s: float = Field(default=0.2, ge=0)
     training_mfu: float | None = Field(default=None, gt=0, le=1)
     logprob_mfu: float | None = Field(default=None, gt=0, le=1)
+    training_model: Literal["auto", "layout", "mfu"] = Field(
+        default="auto", description="training / log-prob time: 'layout' (Megatron layout model, "
+        "costmodel/training_layout.py), 'mfu' (FLOPs / (GPUs x peak x MFU)); 'auto': mfu if training_mfu is set")
     max_total_sequence_length: int | None = Field(default=None, ge=2, description="prompt + response cap (vLLM "
                                                   "max_model_len): a response ends at max_total - prompt tokens")
     avg_seq_len: float | None = Field(default=None, gt=0, description="measured mean prompt + response tokens: each "

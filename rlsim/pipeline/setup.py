@@ -34,6 +34,7 @@ class Setup:
     cost_ar: IterationCostModel
     cost_spec: IterationCostModel
     placement_note: str
+    training_layout: object = None  # TrainingLayoutModel when the Megatron layout model prices training / log-prob
 
     def replica_config(self, speculative: bool) -> ReplicaConfig:
         e = self.scenario.workload.engine
@@ -185,5 +186,17 @@ def build_setup(sc: Scenario) -> Setup:
                   moe_routing_skew=float(sc.options.get("moe_routing_skew", 0.0) or 0.0))
     cost_ar = IterationCostModel(method="none", **common)
     cost_spec = IterationCostModel(method=drafter.method, draft=drafter.network, **common)
+    tl = None
+    if uses_layout_model(w):
+        from ..costmodel.training_layout import TrainingLayoutModel
+
+        max_total = w.max_total_sequence_length or (w.prompt_length.max_tokens + w.response_length.max_tokens)
+        tl = TrainingLayoutModel(model, hw, timer, w.training, train_gpus, max_total, w.colocated, w.training_dtype)
     return Setup(sc, model, hw, timer, layout, drafter, acceptance, gen_gpus, train_gpus, n_rep, mem_ar, mem_spec,
-                 cost_ar, cost_spec, note)
+                 cost_ar, cost_spec, note, tl)
+
+
+def uses_layout_model(w) -> bool:
+    """Training / log-prob priced by the Megatron layout model (default) or by a workload's MFU (when it sets
+    ``training_mfu``, or ``training_model: mfu``)."""
+    return w.training_model == "layout" or (w.training_model == "auto" and w.training_mfu is None)
