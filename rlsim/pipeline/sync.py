@@ -46,6 +46,20 @@ def train_and_logprob(setup: Setup, seq_tokens: np.ndarray) -> tuple[float, floa
     return lp.seconds, train.seconds, None
 
 
+def refit_crosses_domains(setup: Setup) -> bool:
+    """Colocated refit whose resharding crosses NVLink domains: the rollout replica, or the GPUs holding one copy
+    of the training model (TP x CP x PP, times the data-parallel ranks its experts are spread over), span more
+    than one domain."""
+    dom = setup.hardware.nvlink_domain_size
+    if setup.layout.gpus > dom:
+        return True
+    tl = setup.training_layout
+    if tl is None:
+        return False
+    L = tl.layout
+    return L.tp * L.cp * L.pp * max(1, L.ep * L.etp // (L.tp * L.cp)) > dom
+
+
 def non_generation_phases(setup: Setup, prompts: np.ndarray, responses: np.ndarray, speculative: bool,
                           breakdown: dict | None = None) -> dict[str, float]:
     w = setup.scenario.workload
@@ -55,7 +69,8 @@ def non_generation_phases(setup: Setup, prompts: np.ndarray, responses: np.ndarr
         breakdown.update(bd)
     mem = setup.memory_spec if speculative else setup.memory_ar
     kv_pool = mem.kv_capacity_tokens / setup.layout.data_parallel_size * mem.kv_bytes_per_token_per_gpu
-    refit = refit_time_s(mem.weight_bytes_per_gpu + mem.draft_weight_bytes_per_gpu, w.colocated, setup.hardware, kv_pool)
+    refit = refit_time_s(mem.weight_bytes_per_gpu + mem.draft_weight_bytes_per_gpu, w.colocated, setup.hardware, kv_pool,
+                         cross_domain=refit_crosses_domains(setup))
     return {"data": w.data_loading_s, "refit": refit, "logprob": lp_s, "training": tr_s}
 
 

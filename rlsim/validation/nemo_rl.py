@@ -8,7 +8,7 @@ constant comes from the calibration tables, the hardware profiles, the catalog o
 
 The GB200 rows of the same document are withheld from the reference; ``predict_gb200`` predicts them: the
 same recipes (models, layouts, batch sizes, lengths) on ``gb200-nvl72`` (4 GPUs per node, NVLink domain of
-72) at 64-256 GPUs.
+72) at 64-512 GPUs (the 32-GPU rows raised to 64).
 """
 
 from __future__ import annotations
@@ -50,13 +50,17 @@ TARGET, GOAL = 0.20, 0.10
 
 
 def recipe_dir() -> Path:
-    """The NeMo-RL performance recipes: ``$RLSIM_NEMO_RL_RECIPES``, else shared/reference beside the checkout."""
+    """The NeMo-RL performance recipes: ``$RLSIM_NEMO_RL_RECIPES``, else the copy in validation/nemo-rl-v0.6.0 (source
+    checkout), else shared/reference beside the checkout."""
     import os
 
     env = os.environ.get(RECIPE_DIR_ENV)
     if env:
         return Path(env)
     here = Path(__file__).resolve()
+    vendored = here.parents[2] / "validation" / RECIPE_SUBDIR  # the copy committed beside the artefacts
+    if vendored.is_dir():
+        return vendored
     for up in here.parents:
         for cand in (up / "shared" / "reference" / RECIPE_SUBDIR, up.parent / "shared" / "reference" / RECIPE_SUBDIR):
             if cand.is_dir():
@@ -123,8 +127,9 @@ def validate(calibration: str = "auto", rows=H100_ROWS, progress=None) -> list[d
 
 
 def gb200_gpus(row: Row) -> int:
-    """The GPU count a row's GB200 prediction uses: its own if in 64..256, else the nearest end."""
-    return int(min(max(row.gpus, 64), 256))
+    """The GPU count a row's GB200 prediction uses: its own, raised to 64 for the 32-GPU rows. The 512-GPU
+    DeepSeek-V3 rows keep 512: their layouts (EP 32; PP 16 x EP 16 over a 256-GPU training pool) do not fit 256."""
+    return int(max(row.gpus, 64))
 
 
 def predict_gb200(calibration: str = "auto", rows=H100_ROWS, progress=None) -> list[dict]:
@@ -183,8 +188,8 @@ def format_breakdown(r: dict) -> str:
 def format_report(results: list[dict]) -> str:
     s = summary(results)
     out = ["# rlsim vs NeMo-RL v0.6.0's measured H100 step times (autoregressive, BF16)", "",
-           "Regenerate: `rlsim validate nemo-rl --out validation` (the recipes are read from "
-           "shared/reference/nemo-rl-v0.6.0 or $RLSIM_NEMO_RL_RECIPES). Nothing is fitted to these rows.", "",
+           "Regenerate: `rlsim validate nemo-rl --gb200 --out validation` (recipes: the copy in "
+           "validation/nemo-rl-v0.6.0, or $RLSIM_NEMO_RL_RECIPES). Nothing is fitted to these rows.", "",
            f"Kernel costs: {results[0]['calibration'] if results else '-'}.", "",
            format_table(results), "",
            f"Within 20% (target): {s['within_target_20pct']} of {s['rows']}; within 10% (goal): "
@@ -203,8 +208,8 @@ def format_gb200(results: list[dict]) -> str:
     lines = ["# rlsim's predictions of NeMo-RL's GB200-NVL72 rows (withheld from the reference)", "",
              "The H100 rows' recipes (same models, layouts, batch sizes, maximum and measured mean lengths) on "
              "`gb200-nvl72` (4 GPUs per node, one NVLink domain of 72 GPUs, kernel costs transferred from the H200 "
-             "calibration), at the row's GPU count clamped to 64-256 (async rows: the recipe's generation / "
-             "training split scaled in proportion). Regenerate: `rlsim validate nemo-rl --gb200 --out validation`.",
+             "calibration), at the row's GPU count (the 32-GPU rows at 64; async rows: the recipe's generation / "
+             "training split scaled in proportion; the 512-GPU DeepSeek-V3 rows stay at 512, their layouts need it). Regenerate: `rlsim validate nemo-rl --gb200 --out validation`.",
              "", "| model | policy | recipe (n8g) | GB200 GPUs | gen / train GPUs | rlsim step s | "
              + " | ".join(n for _, n in _PHASES) + " |",
              "|---|---|---|---:|---|---:|" + "---:|" * len(_PHASES)]
