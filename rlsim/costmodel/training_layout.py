@@ -331,6 +331,8 @@ class TrainingLayoutModel:
         comp_total: dict[str, float] = {}
         m_counts, bubbles = [], []
         for g in np.array_split(np.asarray(lengths), n_opt_steps):
+            if g.size == 0:  # nothing to train (partial rollouts may hand over an empty batch)
+                continue
             ranks = self.micro_batches(g, mb_tokens, mbs)
             n_mb = max(len(r) for r in ranks)
             m_counts.append(n_mb)
@@ -413,10 +415,12 @@ class TrainingLayoutModel:
     # ------------------------------------------------------------------ public
     def training(self, lengths: np.ndarray) -> LayoutCost:
         lengths = np.asarray(lengths)
-        gbs = self.par.train_global_batch_size or len(lengths)
+        gbs = self.par.train_global_batch_size or max(len(lengths), 1)
         n_opt = max(1, math.ceil(len(lengths) / gbs))
         c = self._pass(lengths, "train", n_opt)
         # overlap windows of the optimizer collectives: one micro-batch's backward / forward on the slowest stage
+        if lengths.size == 0:
+            return LayoutCost(0.0, {}, c.details, 0.0)
         n_mb = max(1, sum(c.details["micro_batches_per_rank"]))
         per_mb = (c.seconds - c.components.get("pipeline_bubble", 0.0)) / n_mb
         opt = self._optimizer(per_mb * 2 / 3, per_mb / 3, n_opt)
@@ -432,6 +436,8 @@ class TrainingLayoutModel:
     def logprob(self, lengths: np.ndarray, passes: int) -> LayoutCost:
         lengths = np.asarray(lengths)
         c = self._pass(lengths, "fwd", 1)
+        if lengths.size == 0:
+            return LayoutCost(0.0, {}, c.details, 0.0)
         comps = {k: passes * v for k, v in c.components.items()}
         bw = getattr(self.hardware, "host_link_bandwidth_bytes_per_s", None)
         if passes > 1 and bw:  # the reference weights swapped in from host memory and the policy's back

@@ -191,7 +191,14 @@ def build_setup(sc: Scenario) -> Setup:
         from ..costmodel.training_layout import TrainingLayoutModel
 
         max_total = w.max_total_sequence_length or (w.prompt_length.max_tokens + w.response_length.max_tokens)
-        tl = TrainingLayoutModel(model, hw, timer, w.training, train_gpus, max_total, w.colocated, w.training_dtype)
+        try:
+            tl = TrainingLayoutModel(model, hw, timer, w.training, train_gpus, max_total, w.colocated, w.training_dtype)
+        except ConfigurationError as e:
+            if w.training_model == "layout":  # asked for (a recipe's layout): its errors are the user's
+                raise
+            # a catalog workload's illustrative layout that does not fit this GPU count: the MFU model, said so
+            note += (f"; training / log-prob by the MFU model (workload {w.name}'s Megatron layout does not fit "
+                     f"{train_gpus} training GPUs: {e})")
     return Setup(sc, model, hw, timer, layout, drafter, acceptance, gen_gpus, train_gpus, n_rep, mem_ar, mem_spec,
                  cost_ar, cost_spec, note, tl)
 
