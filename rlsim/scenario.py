@@ -67,7 +67,10 @@ class Scenario(BaseModel):
 _WORKLOAD_OVERRIDES = {
     "num_prompts_per_step", "num_generations_per_prompt", "generation_dtype", "kv_cache_dtype", "reference_logprobs",
     "in_flight_weight_updates", "training_mfu", "logprob_mfu", "data_loading_s", "colocated",
+    "avg_seq_len", "max_total_sequence_length", "training_model",
 }
+# nested workload sections a caller may update field by field (dicts merged into the workload's own)
+_SECTION_OVERRIDES = ("training", "engine", "prompt_length")
 
 
 # The rollout engine every projection models unless told otherwise: the one users and the reference study run
@@ -103,7 +106,8 @@ def build_scenario(model: str | None = None, workload: str | None = None, hardwa
                    tensor_parallel_size: int | None = None, response_median_tokens: float | None = None,
                    engine: str | None = None,
                    max_new_tokens: int | None = None, response_sigma: float | None = None,
-                   options: dict | None = None, **workload_fields) -> Scenario:
+                   options: dict | None = None, training: dict | None = None, engine_config: dict | None = None,
+                   prompt_length: dict | None = None, **workload_fields) -> Scenario:
     """Resolve a scenario from a workload and overrides (the CLI flags map 1:1 onto these arguments)."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ConfigurationError(f"--seed = {seed!r}; allowed: an integer >= 0")
@@ -157,6 +161,11 @@ def build_scenario(model: str | None = None, workload: str | None = None, hardwa
             upd[key] = value
     if tensor_parallel_size is not None:
         upd["generation"] = w.generation.model_copy(update={"tensor_parallel_size": tensor_parallel_size})
+    for name, section in zip(_SECTION_OVERRIDES, (training, engine_config, prompt_length)):
+        if section:
+            if not isinstance(section, dict):
+                raise ConfigurationError(f"{name} = {section!r}; expected a mapping of {name} fields")
+            upd[name] = {**getattr(w, name).model_dump(), **section}
     if response_median_tokens is not None or max_new_tokens is not None or response_sigma is not None:
         rl = w.response_length.model_dump()
         if response_sigma is not None:

@@ -22,14 +22,22 @@ runner = CliRunner()
 def test_example_recipe_maps_the_documented_keys():
     m = from_nemo_rl(SYNC)
     assert m.kwargs == {"model": "qwen3-8b-base", "num_prompts_per_step": 64, "num_generations_per_prompt": 32,
-                        "max_new_tokens": 16384, "tensor_parallel_size": 1, "generation_dtype": "bf16",
-                        "drafter": "eagle3", "k": 3, "lag": 0, "gpus": 32, "colocated": True}
+                        "max_new_tokens": 16384, "max_total_sequence_length": 16384, "tensor_parallel_size": 1,
+                        "generation_dtype": "bf16", "drafter": "eagle3", "k": 3, "lag": 0, "gpus": 32, "colocated": True,
+                        # the Megatron layout, batch sizes, KL term and vLLM scheduler defaults (issue 14)
+                        "training": {"tensor_model_parallel_size": 2, "pipeline_model_parallel_size": 1,
+                                     "context_parallel_size": 1, "sequence_parallel": True,
+                                     "activation_checkpointing": True, "train_global_batch_size": 2048,
+                                     "train_micro_batch_size": 1, "logprob_batch_size": 2},
+                        "training_model": "layout", "reference_logprobs": False,
+                        "engine_config": {"max_num_seqs": 1024, "max_num_batched_tokens": 16384,
+                                   "gpu_memory_utilization": 0.6}}
     for key in ("grpo.num_prompts_per_step", "policy.max_total_sequence_length",
                 "policy.generation.vllm_cfg.tensor_parallel_size",
                 "policy.generation.vllm_kwargs.speculative_config.num_speculative_tokens", "grpo.async_grpo.enabled",
                 "cluster.num_nodes", "policy.generation.colocated.enabled"):
         assert key in m.used
-    for key in ("loss_fn.ratio_clip_max", "policy.optimizer.kwargs.lr", "policy.generation.vllm_cfg.gpu_memory_utilization",
+    for key in ("loss_fn.ratio_clip_max", "policy.optimizer.kwargs.lr", "policy.generation.vllm_cfg.enforce_eager",
                 "grpo.async_grpo.max_trajectory_age_steps"):  # async is off: its age is not used
         assert key in m.ignored
     assert not set(m.used) & set(m.ignored)
@@ -55,8 +63,8 @@ def test_interpolation_methods_and_flags_override():
                                                                                "prompt_lookup_max": 4}}}},
               "cluster": {"num_nodes": 2, "gpus_per_node": 8}}
     m = from_nemo_rl(recipe)
-    assert m.kwargs == {"model": "qwen3-8b", "max_new_tokens": 8192, "tensor_parallel_size": 2, "generation_dtype": "fp8",
-                        "drafter": "ngram", "k": 5, "gpus": 16}
+    assert m.kwargs == {"model": "qwen3-8b", "max_new_tokens": 8192, "max_total_sequence_length": 8192,
+                        "tensor_parallel_size": 2, "generation_dtype": "fp8", "drafter": "ngram", "k": 5, "gpus": 16}
     assert "policy.generation.vllm_kwargs.speculative_config.prompt_lookup_max" in m.ignored
     kw = merge_flags(m, {"k": 2, "gpus": None, "gen_gpus": 8, "train_gpus": 8})
     assert kw["k"] == 2 and "gpus" not in kw and kw["gen_gpus"] == 8

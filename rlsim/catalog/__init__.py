@@ -2,6 +2,7 @@
 
 from .loader import (
     catalog_dir,
+    find_dataset,
     list_engines,
     list_hardware,
     list_models,
@@ -14,6 +15,7 @@ from .loader import (
     load_yaml_model,
 )
 from .schema import (
+    DatasetSpec,
     DraftSpec,
     EngineConfig,
     EngineProfile,
@@ -27,8 +29,9 @@ from .schema import (
 )
 
 __all__ = [
-    "DraftSpec", "EngineConfig", "EngineProfile", "GenerationParallelism", "HardwareProfile", "LengthDistribution",
-    "ModelSpec", "SpeculationConfig", "TrainingParallelism", "Workload", "catalog_dir", "list_engines", "list_hardware",
-    "list_models", "list_workloads", "load_draft", "load_engine", "load_hardware", "load_model", "load_workload",
+    "DatasetSpec", "DraftSpec", "EngineConfig", "EngineProfile", "GenerationParallelism", "HardwareProfile",
+    "LengthDistribution", "ModelSpec", "SpeculationConfig", "TrainingParallelism", "Workload", "catalog_dir",
+    "find_dataset", "list_engines", "list_hardware", "list_models", "list_workloads", "load_draft", "load_engine",
+    "load_hardware", "load_model", "load_workload",
     "load_yaml_model",
 ]

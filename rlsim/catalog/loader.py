@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ..errors import CatalogError
-from .schema import DraftSpec, EngineProfile, HardwareProfile, ModelSpec, Workload
+from .schema import DatasetSpec, DraftSpec, EngineProfile, HardwareProfile, ModelSpec, Workload
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -222,3 +222,18 @@ def load_engine(name: str) -> EngineProfile:
 
 def list_engines() -> list[str]:
     return sorted(_names("engine_profiles"))
+
+
+@functools.lru_cache(maxsize=None)
+def find_dataset(name: str) -> DatasetSpec | None:
+    """The catalog data set (workloads/datasets/) whose name or alias is ``name`` (case-insensitive), or None."""
+    try:
+        files = _names("workloads/datasets")
+    except CatalogError:
+        return None
+    low = name.strip().lower()
+    for path in files.values():
+        spec = load_yaml_model(path, DatasetSpec)
+        if low in {spec.name.lower(), *(a.lower() for a in spec.aliases)}:
+            return spec
+    return None

@@ -86,6 +86,9 @@ class HardwareProfile(Sourced):
     nvlink_bandwidth_bytes_per_s: float = Field(gt=0, description="per GPU, per direction")
     scaleout_bandwidth_bytes_per_s: float = Field(gt=0, description="per GPU, per direction")
     cudagraph_capture_max_tokens: int = Field(ge=0)
+    host_link_bandwidth_bytes_per_s: float | None = Field(
+        default=None, gt=0, description="GPU <-> host memory, per GPU per direction (PCIe or NVLink-C2C): NeMo-RL's "
+                                        "colocated offload of optimizer state and weights")
     calibration_source: str
     collectives_calibration_source: str | None = Field(
         default=None, description="calibration folder whose collectives to use where calibration_source has none "
@@ -127,12 +130,47 @@ class ModelSpec(Sourced):
     vocab_size: int = Field(ge=1)
     tie_word_embeddings: bool
     mtp_num_layers: int = Field(ge=0)
+    # Multi-head latent attention (DeepSeek-V2/V3 config.json names); all None for GQA/MHA models
+    q_lora_rank: int | None = Field(default=None, ge=1, description="query down-projection rank (None: no q compression)")
+    kv_lora_rank: int | None = Field(default=None, ge=1, description="compressed KV latent width (MLA)")
+    qk_nope_head_dim: int | None = Field(default=None, ge=1)
+    qk_rope_head_dim: int | None = Field(default=None, ge=1)
+    v_head_dim: int | None = Field(default=None, ge=1)
+    # MoE refinements (DeepSeek-V3): leading dense layers (MLP of intermediate_size) and always-active shared experts
+    first_k_dense_replace: int | None = Field(default=None, ge=0)
+    n_shared_experts: int | None = Field(default=None, ge=0)
     default_workload: str | None = None
     drafts: dict[str, str] = Field(default_factory=dict)
 
     @classmethod
     def _unsourced_fields(cls) -> set[str]:
         return {"sources", "drafts"}
+
+    @model_validator(mode="after")
+    def _mla_and_moe_extras(self):
+        mla = {"kv_lora_rank": self.kv_lora_rank, "qk_nope_head_dim": self.qk_nope_head_dim,
+               "qk_rope_head_dim": self.qk_rope_head_dim, "v_head_dim": self.v_head_dim}
+        given = [k for k, v in mla.items() if v is not None]
+        if (given or self.q_lora_rank is not None) and len(given) != len(mla):
+            missing = [k for k in mla if mla[k] is None]
+            raise ValueError(f"multi-head latent attention needs all of {', '.join(mla)}; missing {', '.join(missing)}")
+        if given:
+            if self.head_dim != self.qk_nope_head_dim + self.qk_rope_head_dim:
+                raise ValueError(f"MLA: head_dim ({self.head_dim}) must be qk_nope_head_dim + qk_rope_head_dim "
+                                 f"({self.qk_nope_head_dim} + {self.qk_rope_head_dim}), the query/key width of a head")
+            if self.num_key_value_heads != self.num_attention_heads:
+                raise ValueError(f"MLA: num_key_value_heads ({self.num_key_value_heads}) must equal num_attention_heads "
+                                 f"({self.num_attention_heads}): the latent is expanded to one key/value per head")
+        if self.first_k_dense_replace or self.n_shared_experts:
+            if self.architecture != "moe":
+                raise ValueError("first_k_dense_replace / n_shared_experts apply to moe models only")
+        if self.first_k_dense_replace:
+            if self.first_k_dense_replace >= self.num_hidden_layers:
+                raise ValueError(f"first_k_dense_replace ({self.first_k_dense_replace}) must be < num_hidden_layers "
+                                 f"({self.num_hidden_layers}); a model of dense layers only is architecture: dense")
+            if self.intermediate_size < 1:
+                raise ValueError("first_k_dense_replace > 0 needs intermediate_size >= 1 (the dense layers' MLP width)")
+        return self
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -153,21 +191,52 @@ class ModelSpec(Sourced):
         return self.architecture == "moe"
 
     @property
+    def is_mla(self) -> bool:
+        return self.kv_lora_rank is not None
+
+    @property
     def attention_params(self) -> int:
         h, d = self.hidden_size, self.head_dim
+        if self.is_mla:  # q down/up (or a plain q projection), kv down (latent + rope key), kv up, output
+            n = self.num_attention_heads
+            qk = self.qk_nope_head_dim + self.qk_rope_head_dim
+            q = (h * self.q_lora_rank + self.q_lora_rank * n * qk) if self.q_lora_rank else h * n * qk
+            kv = h * (self.kv_lora_rank + self.qk_rope_head_dim) + self.kv_lora_rank * n * (self.qk_nope_head_dim
+                                                                                             + self.v_head_dim)
+            return q + kv + n * self.v_head_dim * h
         return h * (self.num_attention_heads + 2 * self.num_key_value_heads) * d + self.num_attention_heads * d * h
 
     @property
+    def n_dense_layers(self) -> int:
+        """Layers with a dense MLP: all of a dense model, the leading ``first_k_dense_replace`` of a MoE model."""
+        return self.num_hidden_layers if not self.is_moe else (self.first_k_dense_replace or 0)
+
+    @property
+    def n_moe_layers(self) -> int:
+        return self.num_hidden_layers - self.n_dense_layers
+
+    @property
+    def shared_expert_intermediate(self) -> int:
+        """Width of the always-active shared expert(s) of a MoE layer (0: none)."""
+        return (self.n_shared_experts or 0) * self.moe_intermediate_size if self.is_moe else 0
+
+    @property
     def mlp_params_per_layer(self) -> int:
+        """MLP parameters of one MoE layer (routed + shared experts + router), or of one dense layer."""
         if self.is_moe:
-            return self.num_experts * 3 * self.hidden_size * self.moe_intermediate_size + self.hidden_size * self.num_experts
+            return (self.num_experts * 3 * self.hidden_size * self.moe_intermediate_size + self.hidden_size * self.num_experts
+                    + 3 * self.hidden_size * self.shared_expert_intermediate)
         return 3 * self.hidden_size * self.intermediate_size
 
     @property
     def active_mlp_params_per_layer(self) -> int:
         if self.is_moe:
-            return self.num_experts_per_tok * 3 * self.hidden_size * self.moe_intermediate_size
+            return (self.num_experts_per_tok * self.moe_intermediate_size + self.shared_expert_intermediate) * 3 * self.hidden_size
         return self.mlp_params_per_layer
+
+    @property
+    def dense_mlp_params(self) -> int:
+        return 3 * self.hidden_size * self.intermediate_size
 
     @property
     def embedding_params(self) -> int:
@@ -175,14 +244,30 @@ class ModelSpec(Sourced):
 
     @property
     def total_params(self) -> int:
-        return self.num_hidden_layers * (self.attention_params + self.mlp_params_per_layer) + self.embedding_params
+        """Parameters of the model proper (MTP modules excluded: see ``mtp_params``)."""
+        mlp = (self.n_moe_layers * self.mlp_params_per_layer + self.n_dense_layers * self.dense_mlp_params if self.is_moe
+               else self.num_hidden_layers * self.mlp_params_per_layer)
+        return self.num_hidden_layers * self.attention_params + mlp + self.embedding_params
 
     @property
     def active_params(self) -> int:
         """Parameters touched per token (one embedding row ignored; LM head counted)."""
-        return self.num_hidden_layers * (self.attention_params + self.active_mlp_params_per_layer) + self.vocab_size * self.hidden_size
+        mlp = (self.n_moe_layers * self.active_mlp_params_per_layer + self.n_dense_layers * self.dense_mlp_params
+               if self.is_moe else self.num_hidden_layers * self.active_mlp_params_per_layer)
+        return self.num_hidden_layers * self.attention_params + mlp + self.vocab_size * self.hidden_size
+
+    @property
+    def mtp_params(self) -> int:
+        """Parameters of the MTP module(s): per module one decoder layer (a MoE layer for a MoE model), the
+        projection of [embedding; hidden] (2h -> h) and its norms; embedding and LM head are shared."""
+        if not self.mtp_num_layers:
+            return 0
+        layer = self.attention_params + (self.mlp_params_per_layer if self.is_moe else self.dense_mlp_params)
+        return self.mtp_num_layers * (layer + 2 * self.hidden_size * self.hidden_size)
 
     def kv_bytes_per_token(self, bytes_per_element: float = 2.0) -> float:
+        if self.is_mla:  # the compressed latent and the shared rope key, once per layer (not per head)
+            return self.num_hidden_layers * (self.kv_lora_rank + self.qk_rope_head_dim) * bytes_per_element
         return 2 * self.num_hidden_layers * self.num_key_value_heads * self.head_dim * bytes_per_element
 
 
@@ -230,6 +315,24 @@ class LengthDistribution(Strict):
         return self
 
 
+class DatasetSpec(Sourced):
+    """A prompt data set as an RL recipe feeds it (template included): its prompt-length distribution."""
+
+    name: str
+    aliases: list[str] = Field(default_factory=list)
+    prompt_length: LengthDistribution
+
+    @classmethod
+    def _unsourced_fields(cls) -> set[str]:
+        return {"sources", "name", "aliases"}
+
+    @model_validator(mode="after")
+    def _prompt_sourced(self):
+        if "prompt_length" not in self.sources:
+            raise ValueError("numbers without a source: prompt_length (add it under `sources:`)")
+        return self
+
+
 class GenerationParallelism(Strict):
     tensor_parallel_size: int = Field(default=1, ge=1)
     data_parallel_size: int = Field(default=1, ge=1, description="attention data parallel ranks inside one engine (MoE)")
@@ -237,10 +340,28 @@ class GenerationParallelism(Strict):
 
 
 class TrainingParallelism(Strict):
+    """Megatron-core layout and batching of the policy's training and log-prob passes (NeMo-RL
+    ``policy.megatron_cfg`` and ``policy.*batch*`` names). Defaults are NeMo-RL's (examples/configs/grpo_math_1B.yaml)."""
+
     tensor_model_parallel_size: int = Field(default=1, ge=1)
     pipeline_model_parallel_size: int = Field(default=1, ge=1)
     expert_model_parallel_size: int = Field(default=1, ge=1)
     context_parallel_size: int = Field(default=1, ge=1)
+    expert_tensor_parallel_size: int = Field(default=1, ge=1)
+    virtual_pipeline_model_parallel_size: int = Field(default=1, ge=1, description="model chunks per pipeline rank")
+    sequence_parallel: bool = False
+    activation_checkpointing: bool = False
+    num_layers_in_first_pipeline_stage: int | None = Field(default=None, ge=0)
+    num_layers_in_last_pipeline_stage: int | None = Field(default=None, ge=0)
+    train_global_batch_size: int | None = Field(default=None, ge=1, description="sequences per optimizer step "
+                                                "(None: all the step's sequences in one)")
+    train_micro_batch_size: int = Field(default=1, ge=1)
+    logprob_batch_size: int | None = Field(default=None, ge=1, description="None: train_micro_batch_size")
+    sequence_packing: bool = True
+    sequence_length_round: int = Field(default=64, ge=1)
+    train_mb_tokens: int | None = Field(default=None, ge=1, description="packed tokens per training micro-batch "
+                                        "(None: max_total_sequence_length x train_micro_batch_size, NeMo-RL's default)")
+    logprob_mb_tokens: int | None = Field(default=None, ge=1, description="same for log-prob passes")
 
 
 class EngineConfig(Strict):
@@ -307,6 +428,13 @@ class Workload(Strict):
     data_loading_s: float = Field(default=0.2, ge=0)
     training_mfu: float | None = Field(default=None, gt=0, le=1)
     logprob_mfu: float | None = Field(default=None, gt=0, le=1)
+    training_model: Literal["auto", "layout", "mfu"] = Field(
+        default="auto", description="training / log-prob time: 'layout' (Megatron layout model, "
+        "costmodel/training_layout.py), 'mfu' (FLOPs / (GPUs x peak x MFU)); 'auto': mfu if training_mfu is set")
+    max_total_sequence_length: int | None = Field(default=None, ge=2, description="prompt + response cap (vLLM "
+                                                  "max_model_len): a response ends at max_total - prompt tokens")
+    avg_seq_len: float | None = Field(default=None, gt=0, description="measured mean prompt + response tokens: each "
+                                      "step's sampled responses are scaled by one factor to reach it")
     sources: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -314,6 +442,14 @@ class Workload(Strict):
         if self.colocated and (self.gen_gpus is not None or self.train_gpus is not None):
             raise ValueError(f"gen_gpus/train_gpus ({self.gen_gpus}/{self.train_gpus}) apply only to separate pools: "
                              "set colocated: false, or remove them (colocated runs use all `gpus` for both)")
+        if self.avg_seq_len is not None:
+            lo = self.prompt_length.min_tokens + self.response_length.min_tokens
+            hi = self.prompt_length.max_tokens + self.response_length.max_tokens
+            if self.max_total_sequence_length is not None:
+                hi = min(hi, self.max_total_sequence_length)
+            if not (lo < self.avg_seq_len < hi):
+                raise ValueError(f"avg_seq_len = {self.avg_seq_len}: a mean prompt + response length must lie strictly "
+                                 f"between the shortest ({lo}) and the longest ({hi}) sequence the length bounds allow")
         if self.gen_gpus is not None and self.train_gpus is not None and self.gen_gpus + self.train_gpus != self.gpus:
             raise ValueError(f"gen_gpus {self.gen_gpus} + train_gpus {self.train_gpus} = "
                              f"{self.gen_gpus + self.train_gpus} != gpus {self.gpus}")

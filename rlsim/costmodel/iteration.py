@@ -20,6 +20,7 @@ import numpy as np
 
 from ..catalog import DraftSpec, EngineConfig, EngineProfile, GenerationParallelism, HardwareProfile, ModelSpec
 from ..errors import ConfigurationError
+from . import mla, network
 from .timer import BYTES, KERNELS_PER_FUSED_MOE, KernelTimer
 
 # Host-side engine overhead per iteration (scheduler, input preparation, output processing).
@@ -145,9 +146,9 @@ class IterationCostModel:
         self.kv_heads = max(m.num_key_value_heads // tp, 1)
         self.dp = L.data_parallel_size
         self.tp = tp
-        comm_scaleout = L.gpus > self.hardware.nvlink_domain_size
-        self.comm_bw = self.hardware.scaleout_bandwidth_bytes_per_s if comm_scaleout else self.hardware.nvlink_bandwidth_bytes_per_s
-        self.comm_scaleout = comm_scaleout
+        # a replica larger than one NVLink domain (TP / DP x TP over nodes): its groups that span domains are
+        # priced hierarchically over the NICs, those inside one domain over NVLink (``_coll``)
+        self.comm_scaleout = L.gpus > self.hardware.nvlink_domain_size
         self.kernels_per_layer = KERNELS_PER_MOE_LAYER if m.is_moe else KERNELS_PER_DENSE_LAYER
         if self.method in ("eagle3", "mtp", "draft-model") and self.draft is None:
             raise ConfigurationError(f"drafter {self.method!r} needs a draft network")
@@ -236,8 +237,16 @@ class IterationCostModel:
         """(device s on this GPU, host s) of a measured engine component."""
         return self.engine_tables.device_on(self.hardware, name, B, k, vocab)
 
+    def _coll(self, op: str, bytes_per_rank, ranks: int):
+        """A collective of this replica: the timer's inside one NVLink domain; hierarchical over the NICs when
+        the group spans domains (rlsim/costmodel/network.py)."""
+        return network.collective_s(self.timer, self.hardware, op, bytes_per_rank, ranks)
+
     # ------------------------------------------------------------ target forward pieces
     def _attention_stack_s(self, seqs, kv_read, qk_pairs, q_tokens, spec: ModelSpec | DraftSpec, n_layers: int):
+        if getattr(spec, "is_mla", False):  # latent attention, absorbed (rlsim/costmodel/mla.py)
+            return n_layers * mla.decode_attention_s(self.timer, spec, self.tp, seqs, kv_read, qk_pairs, q_tokens,
+                                                     self.kv_dtype)
         qh = max(spec.num_attention_heads // self.tp, 1)
         kvh = max(spec.num_key_value_heads // self.tp, 1)
         return n_layers * self.timer.attention_s("mixed", seqs, kv_read, qk_pairs, q_tokens, qh, kvh, spec.head_dim,
@@ -252,8 +261,12 @@ class IterationCostModel:
         qh = max(spec.num_attention_heads // self.tp, 1)
         kvh = max(spec.num_key_value_heads // self.tp, 1)
         dt = self.dtype
-        qkv = t.gemm_s(T, (qh + 2 * kvh) * hd, h, dt)
-        o = t.gemm_s(T, h, qh * hd, dt)
+        is_mla = getattr(spec, "is_mla", False)
+        if is_mla:  # q/kv down and up projections, absorbed decode form (rlsim/costmodel/mla.py)
+            qkv, o = mla.projections_s(t, spec, self.tp, T, dt, absorbed=True), 0.0
+        else:
+            qkv = t.gemm_s(T, (qh + 2 * kvh) * hd, h, dt)
+            o = t.gemm_s(T, h, qh * hd, dt)
         attn = self._attention_stack_s(seqs, kv_read, qk_pairs, q_tokens, spec, 1) if attention else 0.0
         if moe:
             m = self.model
@@ -265,20 +278,24 @@ class IterationCostModel:
             mlp = t.moe_s(routed_tokens, n_local, m.num_experts_per_tok / ep, h, inter, dt, m.num_experts, m.num_experts_per_tok,
                           self.moe_routing_skew)
             act = []
+            if m.shared_expert_intermediate:  # always-active shared expert(s): a dense MLP split over TP
+                si = m.shared_expert_intermediate // self.tp
+                mlp = mlp + t.gemm_s(T, 2 * si, h, dt) + t.gemm_s(T, h, si, dt)
+                act = [("silu_mul", si, 1)]
         else:
             inter = spec.intermediate_size // self.tp
             mlp = t.gemm_s(T, 2 * inter, h, dt) + t.gemm_s(T, h, inter, dt)
             act = [("silu_mul", inter, 1)]
         # norms (2), rope over q and k heads, residual adds (2), the dense MLP's activation, KV-cache write
-        ew = t.elementwise_ops_s(T, [("rmsnorm", h, 2), ("rope", (qh + kvh) * hd, 1), ("residual_add", h, 2), *act,
-                                     ("kv_cache_write", 2 * kvh * hd, 1)])
+        ew = t.elementwise_ops_s(T, [*mla.elementwise_ops(spec, self.tp), *act] if is_mla else
+                                 [("rmsnorm", h, 2), ("rope", (qh + kvh) * hd, 1), ("residual_add", h, 2), *act,
+                                  ("kv_cache_write", 2 * kvh * hd, 1)])
         # communication: all-reduce after attention and after the MLP (TP), or MoE all-to-all (DP attention)
         ar_bytes = T * h * 2.0
-        comm = 2 * t.collective_s("all_reduce", ar_bytes, self.tp, self.comm_bw, self.comm_scaleout)
+        comm = 2 * self._coll("all_reduce", ar_bytes, self.tp)
         if moe and self.dp > 1:
             a2a = T * self.model.num_experts_per_tok * h * BYTES[self.dtype]
-            comm = t.collective_s("all_reduce", ar_bytes, self.tp, self.comm_bw, self.comm_scaleout) + \
-                2 * t.collective_s("all_to_all", a2a, self.layout.gpus, self.comm_bw, self.comm_scaleout)
+            comm = self._coll("all_reduce", ar_bytes, self.tp) + 2 * self._coll("all_to_all", a2a, self.layout.gpus)
         for name, v in (("qkv_proj", qkv), ("attention", attn), ("o_proj", o), ("mlp" if not moe else "moe_experts", mlp),
                         ("norm_rope_act", ew), ("tp_comm", comm)):
             out[prefix + name] = out.get(prefix + name, 0.0) + n_layers * v
@@ -346,7 +363,7 @@ class IterationCostModel:
         row per sequence) times the tile cost factor; otherwise the timer's verify rule (decode + query FLOPs)."""
         dp = self.dp
         kv_read = (kv + B * q) / dp
-        if not self.is_ideal and self.trtllm_verify and np.any(np.asarray(q) > 1):
+        if not self.is_ideal and self.trtllm_verify and np.any(np.asarray(q) > 1) and not getattr(spec, "is_mla", False):
             base = self._attention_stack_s(B / dp, kv_read, kv_read, B / dp, spec, n_layers)
             return base * self._trtllm_factor(q)
         return self._attention_stack_s(B / dp, kv_read, (q * kv + B * q * (q + 1) / 2) / dp, B * q / dp, spec,
@@ -412,9 +429,13 @@ class IterationCostModel:
         T_run = self._padded_tokens(T_engine, mode)  # a graphed step runs at its captured size
         T = T_run / dp
         out: dict[str, np.ndarray] = {}
-        custom_attention = attention and not self.is_ideal and self.trtllm_verify
-        gpu = self._layer_stack_s(T, seqs, kv_read, qk_pairs, T_engine / dp, m, m.num_hidden_layers, m.is_moe, out, "",
+        custom_attention = attention and not self.is_ideal and self.trtllm_verify and not m.is_mla
+        n_main = m.n_moe_layers if m.is_moe else m.num_hidden_layers
+        gpu = self._layer_stack_s(T, seqs, kv_read, qk_pairs, T_engine / dp, m, n_main, m.is_moe, out, "",
                                   attention and not custom_attention)
+        if m.is_moe and m.n_dense_layers:  # leading dense layers of a MoE model (first_k_dense_replace)
+            gpu = gpu + self._layer_stack_s(T, seqs, kv_read, qk_pairs, T_engine / dp, m, m.n_dense_layers, False, out,
+                                            "", attention and not custom_attention)
         if custom_attention:  # decode-only steps on the TRTLLM-gen kernel; mixed steps as before
             att_dec = self._target_decode_attention_s(b.n_decode, q, b.decode_kv_tokens, m.num_hidden_layers, m)
             att_mix = self._attention_stack_s(seqs, kv_read, qk_pairs, T_engine / dp, m, m.num_hidden_layers)
@@ -424,7 +445,7 @@ class IterationCostModel:
         # LM head + logits gather + sampling / rejection sampling
         rows = (dec_tokens + b.n_prefill_done) / dp
         lm = t.gemm_s(rows, m.vocab_size // self.tp, m.hidden_size, "bf16")
-        lm = lm + t.collective_s("all_gather", rows * (m.vocab_size // self.tp) * 2.0, self.tp, self.comm_bw, self.comm_scaleout)
+        lm = lm + self._coll("all_gather", rows * (m.vocab_size // self.tp) * 2.0, self.tp)
         spec_rows = np.where(k > 0, dec_tokens / dp, 0.0)
         plain_rows = rows - spec_rows
         sampler_host = np.zeros_like(b.n_decode)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from ..catalog import DraftSpec, HardwareProfile, ModelSpec
 from ..errors import ConfigurationError
+from . import mla
 from .iteration import ReplicaLayout
 from .timer import BYTES
 
@@ -34,11 +35,16 @@ class ReplicaMemory:
 def weight_bytes_per_gpu(model: ModelSpec, layout: ReplicaLayout, dtype: str) -> float:
     b = BYTES[dtype]
     tp, ep = layout.tensor_parallel_size, layout.expert_parallel_size
-    attn = model.num_hidden_layers * model.attention_params / tp
+    attn = model.num_hidden_layers * (mla.attention_params_per_gpu(model, tp) if model.is_mla
+                                      else model.attention_params / tp)
     if model.is_moe:
-        experts = model.num_hidden_layers * model.num_experts * 3 * model.hidden_size * model.moe_intermediate_size
+        n_moe = model.n_moe_layers
+        experts = n_moe * model.num_experts * 3 * model.hidden_size * model.moe_intermediate_size
         experts /= ep if ep > 1 else tp
-        router = model.num_hidden_layers * model.hidden_size * model.num_experts
+        # shared experts and the leading dense layers' MLPs are split over TP
+        experts += (n_moe * 3 * model.hidden_size * model.shared_expert_intermediate
+                    + model.n_dense_layers * model.dense_mlp_params) / tp
+        router = n_moe * model.hidden_size * model.num_experts
     else:
         experts = model.num_hidden_layers * model.mlp_params_per_layer / tp
         router = 0
@@ -52,14 +58,24 @@ def replica_memory(model: ModelSpec, hardware: HardwareProfile, layout: ReplicaL
                    method: str = "none", min_tokens_needed: int = 1) -> ReplicaMemory:
     tp = layout.tensor_parallel_size
     w = weight_bytes_per_gpu(model, layout, dtype)
-    kv_heads = max(model.num_key_value_heads // tp, 1)
-    kv_tok = 2 * model.num_hidden_layers * kv_heads * model.head_dim * BYTES[kv_dtype]
+    if model.is_mla:  # the latent, replicated on every TP rank (rlsim/costmodel/mla.py)
+        kv_tok = mla.kv_bytes_per_token_per_gpu(model, kv_dtype)
+    else:
+        kv_heads = max(model.num_key_value_heads // tp, 1)
+        kv_tok = 2 * model.num_hidden_layers * kv_heads * model.head_dim * BYTES[kv_dtype]
     dw = 0.0
     if draft is not None and method in ("eagle3", "mtp", "draft-model"):
-        draft_params = draft.params if isinstance(draft, DraftSpec) else draft.total_params
-        dw = draft_params * 2.0 / tp
-        dkv = max(draft.num_key_value_heads // tp, 1)
-        kv_tok += 2 * draft.num_hidden_layers * dkv * draft.head_dim * BYTES[kv_dtype]
+        if method == "mtp" and isinstance(draft, ModelSpec):  # the model's own MTP module(s), not a second model
+            dw = draft.mtp_params * 2.0 / tp
+            d_layers = draft.mtp_num_layers
+        else:
+            dw = (draft.params if isinstance(draft, DraftSpec) else draft.total_params) * 2.0 / tp
+            d_layers = draft.num_hidden_layers
+        if getattr(draft, "is_mla", False):
+            kv_tok += mla.kv_bytes_per_token_per_gpu(draft, kv_dtype, d_layers)
+        else:
+            dkv = max(draft.num_key_value_heads // tp, 1)
+            kv_tok += 2 * d_layers * dkv * draft.head_dim * BYTES[kv_dtype]
     usable = hardware.hbm_capacity_bytes * gpu_memory_utilization
     free = usable - w - dw - NON_KV_RESERVE_BYTES
     # one data-parallel rank's KV lives on its TP group; the replica holds dp of them

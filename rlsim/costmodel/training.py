@@ -67,12 +67,17 @@ def logprob_time(model: ModelSpec, hw: HardwareProfile, gpus: int, seq_tokens: n
 
 
 def refit_time_s(weight_bytes_per_gen_gpu: float, colocated: bool, hw: HardwareProfile,
-                 kv_pool_bytes_per_gpu: float = 0.0) -> float:
+                 kv_pool_bytes_per_gpu: float = 0.0, cross_domain: bool = False) -> float:
     """Weight sync: colocated = IPC copy on the same GPUs + KV pool re-map on wake-up;
-    separate pools = the same plus the transfer over the scale-out network."""
+    separate pools = the same plus the transfer over the scale-out network. ``cross_domain``: a colocated
+    refit whose resharding crosses NVLink domains (the training model's shards or the rollout replica span
+    nodes, as for 235B-671B models on H100): each generation GPU's shard also crosses its NIC once (NeMo-RL's
+    NCCL reshard; its measured DeepSeek-V3 refit is 2-2.8 s, shared/reference/hardware-and-models.md)."""
     t = REFIT["fixed_s"] + weight_bytes_per_gen_gpu * REFIT["s_per_byte"]
     if colocated:
         t += kv_pool_bytes_per_gpu / WAKE_MAP_BYTES_PER_S
+        if cross_domain:
+            t += weight_bytes_per_gen_gpu / hw.scaleout_bandwidth_bytes_per_s
     else:
         t += weight_bytes_per_gen_gpu / hw.scaleout_bandwidth_bytes_per_s
     return t

@@ -26,10 +26,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..costmodel.training import logprob_time, refit_time_s, training_time
+from ..costmodel.training import refit_time_s
 from ..engine import ReplicaSim
 from .results import GenerationStats, StepResult
 from .setup import Setup
+from .sync import train_and_logprob
 
 DEFAULT_MEASURED_STEPS = 4
 
@@ -54,6 +55,7 @@ class AsyncRun:
     warmup: int
     replica_traces: list[dict] = field(default_factory=list)
     sims: list = field(default_factory=list)
+    training_breakdown: dict | None = None  # the last step's layout-model breakdown (None: MFU model)
 
 
 def _version_at(W: list[float], t: float) -> int:
@@ -91,6 +93,7 @@ def simulate_async(setup: Setup, speculative: bool, n_steps: int | None = None, 
     W = [0.0]
     release, done, t_start, t_end, refit_start, stale = [], [], [], [], [], []
     lp_s, tr_s = [], []
+    breakdowns: list[dict] = []
     dropped = generated = trained = 0
     per_step = w.sequences_per_step
     consumed: set[tuple[int, int]] = set()
@@ -124,9 +127,9 @@ def simulate_async(setup: Setup, speculative: bool, n_steps: int | None = None, 
         done.append(g)
         s = max(g, prev_free)
         t_start.append(s)
-        lp = logprob_time(setup.model, setup.hardware, setup.train_gpus, trained_tokens, passes, w.logprob_mfu).seconds
-        tr = training_time(setup.model, setup.hardware, setup.train_gpus, trained_tokens, w.training_dtype,
-                           w.training_mfu).seconds
+        lp, tr, bd = train_and_logprob(setup, trained_tokens)
+        if bd is not None:
+            breakdowns.append(bd)
         lp_s.append(lp)
         tr_s.append(tr)
         e = s + w.data_loading_s + lp + tr
@@ -171,8 +174,10 @@ def simulate_async(setup: Setup, speculative: bool, n_steps: int | None = None, 
         "step": float(np.mean(step_times)),
     }
     traces = [sims[r].result().trace for r in range(min(trace_replicas, R))]
-    return AsyncRun("speculative" if speculative else "autoregressive", release, done, t_start, t_end, W, refit_start,
-                    stale, dropped, generated, trained, phases, R, warmup, traces, sims)
+    run = AsyncRun("speculative" if speculative else "autoregressive", release, done, t_start, t_end, W, refit_start,
+                   stale, dropped, generated, trained, phases, R, warmup, traces, sims)
+    run.training_breakdown = breakdowns[-1] if breakdowns else None
+    return run
 
 
 def _partial_batch(sims, batches, lengths, step, per_step, W, L, consumed):
@@ -254,6 +259,8 @@ def async_step_result(setup: Setup, run: AsyncRun) -> StepResult:
             "per_step_s": [run.weights_loaded_s[t + 1] - run.weights_loaded_s[t] for t in range(run.warmup, len(run.batch_done_s))],
         }
     }
+    if getattr(run, "training_breakdown", None):
+        extra["training_breakdown"] = run.training_breakdown
     return StepResult(run.mode, step, ph, gs, extra)
 
 

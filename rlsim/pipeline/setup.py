@@ -11,6 +11,7 @@ from ..costmodel import IterationCostModel, ReplicaLayout, ReplicaMemory, replic
 from ..costmodel.select import get_timer
 from ..costmodel.timer import KernelTimer
 from ..engine import ReplicaConfig, SpecPolicy, sample_lengths
+from ..engine.lengths import sample_raw_lengths, scale_to_mean
 from ..errors import ConfigurationError
 from ..scenario import Scenario
 from ..speculation import AcceptanceModel, Drafter, resolve_drafter
@@ -34,6 +35,7 @@ class Setup:
     cost_spec: IterationCostModel
     placement_note: str
     engine: EngineProfile | None = None
+    training_layout: object = None  # TrainingLayoutModel when the Megatron layout model prices training / log-prob
 
     def replica_config(self, speculative: bool) -> ReplicaConfig:
         e = self.scenario.workload.engine
@@ -71,9 +73,30 @@ class Setup:
         rng = np.random.default_rng([self.scenario.seed, step, 1])
         n = w.sequences_per_step
         prompts = np.repeat(sample_lengths(w.prompt_length, w.num_prompts_per_step, rng), w.num_generations_per_prompt)
-        responses = sample_lengths(w.response_length, n, rng, group_size=w.num_generations_per_prompt,
-                                   group_correlation=float(self.scenario.options.get("group_correlation", 0.0)))
-        return prompts, responses
+        gc = float(self.scenario.options.get("group_correlation", 0.0))
+        if w.max_total_sequence_length is None and w.avg_seq_len is None:
+            return prompts, sample_lengths(w.response_length, n, rng, group_size=w.num_generations_per_prompt,
+                                           group_correlation=gc)
+        raw = sample_raw_lengths(w.response_length, n, rng, group_size=w.num_generations_per_prompt, group_correlation=gc)
+        return prompts, response_lengths(w, prompts, raw)
+
+
+def response_caps(w, prompts: np.ndarray) -> np.ndarray:
+    """Each sequence's largest response: max_tokens, and at most max_total_sequence_length - prompt (vLLM's
+    max_model_len bounds prompt + response)."""
+    cap = np.full(prompts.shape, float(w.response_length.max_tokens))
+    if w.max_total_sequence_length is not None:
+        cap = np.minimum(cap, np.maximum(w.max_total_sequence_length - prompts, w.response_length.min_tokens))
+    return cap
+
+
+def response_lengths(w, prompts: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    """Responses from unrounded draws: capped per sequence, and scaled to the workload's ``avg_seq_len`` if set
+    (one factor per step, so the step's mean prompt + response length is the measured one)."""
+    caps = response_caps(w, prompts)
+    if w.avg_seq_len is not None:
+        return scale_to_mean(prompts, raw, w.response_length, caps, w.avg_seq_len)
+    return np.clip(np.rint(raw), w.response_length.min_tokens, caps).astype(np.int64)
 
 
 def resolve_acceptance(sc: Scenario) -> AcceptanceModel:
@@ -153,6 +176,8 @@ def build_setup(sc: Scenario) -> Setup:
     n_rep = gen_gpus // rg
     # vLLM refuses a request whose prompt + max new tokens exceed what one replica's KV cache can hold
     prompts_max = w.prompt_length.max_tokens + w.response_length.max_tokens
+    if w.max_total_sequence_length is not None:
+        prompts_max = min(prompts_max, w.max_total_sequence_length)
     mem_ar = replica_memory(model, hw, layout, w.generation_dtype, w.kv_cache_dtype, w.engine.gpu_memory_utilization,
                             None, "none", prompts_max)
     mem_spec = replica_memory(model, hw, layout, w.generation_dtype, w.kv_cache_dtype, w.engine.gpu_memory_utilization,
@@ -166,5 +191,24 @@ def build_setup(sc: Scenario) -> Setup:
     # captured CUDA-graph sizes depend on it)
     cost_ar = IterationCostModel(method="none", configured_k=0, **common)
     cost_spec = IterationCostModel(method=drafter.method, draft=drafter.network, configured_k=sc.k, **common)
+    tl = None
+    if uses_layout_model(w):
+        from ..costmodel.training_layout import TrainingLayoutModel
+
+        max_total = w.max_total_sequence_length or (w.prompt_length.max_tokens + w.response_length.max_tokens)
+        try:
+            tl = TrainingLayoutModel(model, hw, timer, w.training, train_gpus, max_total, w.colocated, w.training_dtype)
+        except ConfigurationError as e:
+            if w.training_model == "layout":  # asked for (a recipe's layout): its errors are the user's
+                raise
+            # a catalog workload's illustrative layout that does not fit this GPU count: the MFU model, said so
+            note += (f"; training / log-prob by the MFU model (workload {w.name}'s Megatron layout does not fit "
+                     f"{train_gpus} training GPUs: {e})")
     return Setup(sc, model, hw, timer, layout, drafter, acceptance, gen_gpus, train_gpus, n_rep, mem_ar, mem_spec,
-                 cost_ar, cost_spec, note, engine)
+                 cost_ar, cost_spec, note, engine=engine, training_layout=tl)
+
+
+def uses_layout_model(w) -> bool:
+    """Training / log-prob priced by the Megatron layout model (default) or by a workload's MFU (when it sets
+    ``training_mfu``, or ``training_model: mfu``)."""
+    return w.training_model == "layout" or (w.training_model == "auto" and w.training_mfu is None)

@@ -27,16 +27,51 @@ def generation_stats(setup: Setup, ro: RolloutResult, speculative: bool, start_s
         time_to_90pct_sequences_s=t90, tail_s=ro.generation_time_s - t90, prefill_time_s=ro.prefill_time_s_max)
 
 
-def non_generation_phases(setup: Setup, prompts: np.ndarray, responses: np.ndarray, speculative: bool) -> dict[str, float]:
+def train_and_logprob(setup: Setup, seq_tokens: np.ndarray) -> tuple[float, float, dict | None]:
+    """(log-prob seconds, training seconds, per-component breakdown or None) of one step's sequences: the
+    Megatron layout model (costmodel/training_layout.py), or the workload's MFU when it sets one."""
+    w = setup.scenario.workload
+    passes = 2 if w.reference_logprobs else 1
+    tl = setup.training_layout
+    if tl is not None:
+        lp, tr = tl.logprob(seq_tokens, passes), tl.training(seq_tokens)
+        peak = setup.train_gpus * setup.hardware.peak_flops.get(w.training_dtype, setup.hardware.peak_flops["bf16"])
+        bd = {"model": "megatron layout (costmodel/training_layout.py)", "logprob": lp.to_dict(),
+              "training": tr.to_dict(),
+              "implied_mfu": {"logprob": lp.flops / (peak * lp.seconds) if lp.seconds else 0.0,
+                              "training": tr.flops / (peak * tr.seconds) if tr.seconds else 0.0}}
+        return lp.seconds, tr.seconds, bd
+    train = training_time(setup.model, setup.hardware, setup.train_gpus, seq_tokens, w.training_dtype, w.training_mfu)
+    lp = logprob_time(setup.model, setup.hardware, setup.train_gpus, seq_tokens, passes, w.logprob_mfu)
+    return lp.seconds, train.seconds, None
+
+
+def refit_crosses_domains(setup: Setup) -> bool:
+    """Colocated refit whose resharding crosses NVLink domains: the rollout replica, or the GPUs holding one copy
+    of the training model (TP x CP x PP, times the data-parallel ranks its experts are spread over), span more
+    than one domain."""
+    dom = setup.hardware.nvlink_domain_size
+    if setup.layout.gpus > dom:
+        return True
+    tl = setup.training_layout
+    if tl is None:
+        return False
+    L = tl.layout
+    return L.tp * L.cp * L.pp * max(1, L.ep * L.etp // (L.tp * L.cp)) > dom
+
+
+def non_generation_phases(setup: Setup, prompts: np.ndarray, responses: np.ndarray, speculative: bool,
+                          breakdown: dict | None = None) -> dict[str, float]:
     w = setup.scenario.workload
     seq_tokens = prompts + responses
-    train = training_time(setup.model, setup.hardware, setup.train_gpus, seq_tokens, w.training_dtype, w.training_mfu)
-    passes = 2 if w.reference_logprobs else 1
-    lp = logprob_time(setup.model, setup.hardware, setup.train_gpus, seq_tokens, passes, w.logprob_mfu)
+    lp_s, tr_s, bd = train_and_logprob(setup, seq_tokens)
+    if breakdown is not None and bd is not None:
+        breakdown.update(bd)
     mem = setup.memory_spec if speculative else setup.memory_ar
     kv_pool = mem.kv_capacity_tokens / setup.layout.data_parallel_size * mem.kv_bytes_per_token_per_gpu
-    refit = refit_time_s(mem.weight_bytes_per_gpu + mem.draft_weight_bytes_per_gpu, w.colocated, setup.hardware, kv_pool)
-    return {"data": w.data_loading_s, "refit": refit, "logprob": lp.seconds, "training": train.seconds}
+    refit = refit_time_s(mem.weight_bytes_per_gpu + mem.draft_weight_bytes_per_gpu, w.colocated, setup.hardware, kv_pool,
+                         cross_domain=refit_crosses_domains(setup))
+    return {"data": w.data_loading_s, "refit": refit, "logprob": lp_s, "training": tr_s}
 
 
 def simulate_sync_step(setup: Setup, speculative: bool, step: int = 0, keep_replicas: bool = False) -> tuple[StepResult, RolloutResult]:
@@ -45,8 +80,10 @@ def simulate_sync_step(setup: Setup, speculative: bool, step: int = 0, keep_repl
     ro = simulate_rollout(prompts, responses, setup.n_replicas, cost, setup.policy(speculative),
                           setup.replica_config(speculative), seed=setup.scenario.seed * 1000003 + step,
                           keep_replicas=keep_replicas)
-    phases = non_generation_phases(setup, prompts, responses, speculative)
+    bd: dict = {}
+    phases = non_generation_phases(setup, prompts, responses, speculative, bd)
     phases = {"data": phases["data"], "refit": phases["refit"], "generation": ro.generation_time_s,
               "logprob": phases["logprob"], "training": phases["training"]}
     mode = "speculative" if speculative else "autoregressive"
-    return StepResult(mode, float(sum(phases.values())), phases, generation_stats(setup, ro, speculative)), ro
+    extra = {"training_breakdown": bd} if bd else {}
+    return StepResult(mode, float(sum(phases.values())), phases, generation_stats(setup, ro, speculative), extra), ro

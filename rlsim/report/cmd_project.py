@@ -58,6 +58,8 @@ def project_cmd(
     adapt_steps: float = typer.Option(85.0, "--adapt-steps", help="online adaptation time constant in steps"),
     draft_init: float = typer.Option(1.0, "--draft-init", help="draft's AL-1 at step 0 as a fraction of the workload's "
                                      "(1 = in-domain; 0.81 = the study's UltraChat-init draft)"),
+    avg_seq_len: Optional[float] = typer.Option(None, "--avg-seq-len", help="measured mean prompt + response tokens "
+                                                "per sequence: each step's responses are scaled to it"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ):
     """Step time of one RL step, autoregressive vs speculative, phase by phase."""
@@ -77,7 +79,8 @@ def project_cmd(
             raise ConfigurationError(f"--timeline {timeline}: folder {str(tp_.parent)!r} does not exist")
     flags = dict(model=model, workload=workload, hardware=hardware, gpus=gpus, k=k, drafter=drafter,
                  acceptance_length=acceptance_length, draft_quality=draft_quality, lag=lag, gen_gpus=gen_gpus,
-                 train_gpus=train_gpus, draft_model=draft_model, in_flight_weight_updates=in_flight_weight_updates or None)
+                 train_gpus=train_gpus, draft_model=draft_model, in_flight_weight_updates=in_flight_weight_updates or None,
+                 avg_seq_len=avg_seq_len)
     recipe = None
     if from_nemo_rl is not None:
         from .nemo_rl import from_nemo_rl as read_recipe, merge_flags

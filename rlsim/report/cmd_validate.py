@@ -10,7 +10,8 @@ import typer
 from .cli import user_errors
 
 validate_app = typer.Typer(add_completion=False, no_args_is_help=True,
-                           help="Validation against measurements: the study's Table 1, and ground-truth rollouts.")
+                           help="Validation against measurements: the study's Table 1, ground-truth rollouts, and "
+                                "NeMo-RL's published step times at scale.")
 
 
 def register(app: typer.Typer) -> None:
@@ -120,3 +121,45 @@ def measured_cmd(
                 con.print(f"  k={r['k']} AL={r['target_al']:.1f}: measured {fmt(r['meas_crossover_N'])}, predicted "
                           f"{fmt(r['pred_crossover_N'])}  (speedup by N measured {r['meas_speedup_by_N']}, predicted "
                           f"{r['pred_speedup_by_N']})")
+
+
+@validate_app.command("nemo-rl")
+@user_errors
+def nemo_rl_cmd(
+    calibration: str = typer.Option("auto", "--calibration", help="auto | roofline | calibrated"),
+    out: Optional[str] = typer.Option(None, "--out", help="write nemo-rl.md / .json (and with --gb200 "
+                                      "nemo-rl-gb200-predictions.md / .json) into this folder"),
+    gb200: bool = typer.Option(False, "--gb200", help="also predict the withheld GB200-NVL72 rows"),
+    rows: Optional[str] = typer.Option(None, "--rows", help="comma list of recipe names (default: every row)"),
+    as_json: bool = typer.Option(False, "--json"),
+):
+    """NeMo-RL v0.6.0's measured H100 step times (DeepSeek-V3, Qwen3-235B-A22B, Qwen3-30B-A3B) beside rlsim's,
+    with the phases rlsim predicts and the signed error."""
+    from ..errors import ConfigurationError
+    from ..validation import nemo_rl as v
+
+    sel = v.H100_ROWS
+    if rows:
+        names = [x.strip() for x in rows.split(",") if x.strip()]
+        known = {r.recipe for r in v.H100_ROWS}
+        bad = [n for n in names if n not in known]
+        if bad:
+            raise ConfigurationError(f"--rows {', '.join(bad)}: unknown; allowed: {', '.join(sorted(known))}")
+        sel = tuple(r for r in v.H100_ROWS if r.recipe in names)
+
+    def progress(what):
+        typer.echo(f"  {what} ...", err=True)
+
+    res = v.validate(calibration, sel, progress)
+    g = v.predict_gb200(calibration, sel, progress) if gb200 else None
+    if out:
+        for p in v.save(res, Path(out), g):
+            typer.echo(f"wrote {p}", err=True)
+    if as_json:
+        from .cli import emit_json
+
+        emit_json({"summary": v.summary(res), "rows": res} | ({"gb200": g} if g else {}))
+        return
+    typer.echo(v.format_report(res))
+    if g:
+        typer.echo(v.format_gb200(g))

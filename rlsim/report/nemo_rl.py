@@ -127,6 +127,103 @@ def _leaves(d: dict, prefix: str = "") -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------- mapping
+def _model_from_filename(source: str) -> str | None:
+    """A catalog model (name or alias) named in the recipe's file name, the longest match (NeMo-RL's DeepSeek-V3
+    recipes set no model id: ``policy.model_name`` points at a conversion guide)."""
+    from ..catalog.loader import list_models
+
+    stem = Path(source).name.lower()
+    hits = [(len(a), n) for a, n in list_models().items() if len(a) >= 5 and a.lower() in stem]
+    return max(hits)[1] if hits else None
+
+
+# Megatron keys of policy.megatron_cfg -> TrainingParallelism fields (same names)
+_MEGATRON_KEYS = ("tensor_model_parallel_size", "pipeline_model_parallel_size", "expert_model_parallel_size",
+                  "context_parallel_size", "expert_tensor_parallel_size", "virtual_pipeline_model_parallel_size",
+                  "sequence_parallel", "activation_checkpointing", "num_layers_in_first_pipeline_stage",
+                  "num_layers_in_last_pipeline_stage")
+
+
+def _map_training(cfg: dict, kw: dict, used: dict, notes: list[str]) -> None:
+    """Training layout and batching: Megatron (policy.megatron_cfg) or DTensor (policy.dtensor_cfg) keys, batch
+    sizes, sequence packing, the KL term (reference log-probs). The layout model prices them."""
+    tr: dict[str, Any] = {}
+    if _get(cfg, "policy.megatron_cfg.enabled"):
+        used["policy.megatron_cfg.enabled"] = True
+        for key in _MEGATRON_KEYS:
+            full = f"policy.megatron_cfg.{key}"
+            v = _get(cfg, full)
+            if v is None:
+                continue
+            used[full] = v
+            tr[key] = bool(v) if key in ("sequence_parallel", "activation_checkpointing") else _int(full, v)
+    elif _get(cfg, "policy.dtensor_cfg.enabled"):
+        used["policy.dtensor_cfg.enabled"] = True
+        for key, field_ in (("tensor_parallel_size", "tensor_model_parallel_size"),
+                            ("context_parallel_size", "context_parallel_size"),
+                            ("sequence_parallel", "sequence_parallel"),
+                            ("activation_checkpointing", "activation_checkpointing")):
+            full = f"policy.dtensor_cfg.{key}"
+            v = _get(cfg, full)
+            if v is not None:
+                used[full] = v
+                tr[field_] = bool(v) if field_ in ("sequence_parallel", "activation_checkpointing") else _int(full, v)
+        notes.append("DTensor (FSDP2) policy: priced with the Megatron layout model at its TP / CP, the rest data "
+                     "parallel")
+    for key, field_ in (("policy.train_global_batch_size", "train_global_batch_size"),
+                        ("policy.train_micro_batch_size", "train_micro_batch_size"),
+                        ("policy.logprob_batch_size", "logprob_batch_size"),
+                        ("policy.sequence_packing.train_mb_tokens", "train_mb_tokens"),
+                        ("policy.sequence_packing.logprob_mb_tokens", "logprob_mb_tokens"),
+                        ("policy.sequence_packing.sequence_length_round", "sequence_length_round")):
+        v = _get(cfg, key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            used[key] = v
+            tr[field_] = _int(key, v)
+    pk = _get(cfg, "policy.sequence_packing.enabled")
+    if pk is not None:
+        used["policy.sequence_packing.enabled"] = pk
+        tr["sequence_packing"] = bool(pk)
+    if tr:
+        kw["training"] = tr
+        kw["training_model"] = "layout"
+    kl = _get(cfg, "loss_fn.reference_policy_kl_penalty")
+    if isinstance(kl, (int, float)) and not isinstance(kl, bool):
+        used["loss_fn.reference_policy_kl_penalty"] = kl
+        kw["reference_logprobs"] = kl > 0
+
+
+# vLLM 0.17.1 scheduler defaults NeMo-RL gets (it sets neither): the sync LLM class on a >= 70 GiB GPU, and the
+# AsyncLLM path (vllm_cfg.async_engine: true) (shared/reference/vllm-0.17.1-spec-decode.md, "How NeMo-RL drives vLLM")
+_VLLM_SCHEDULER_DEFAULTS = {False: {"max_num_seqs": 1024, "max_num_batched_tokens": 16384},
+                            True: {"max_num_seqs": 128, "max_num_batched_tokens": 2048}}
+
+
+def _map_engine_and_data(cfg: dict, kw: dict, used: dict, notes: list[str]) -> None:
+    eng: dict[str, Any] = {}
+    ae = _get(cfg, "policy.generation.vllm_cfg.async_engine")
+    if ae is not None:
+        used["policy.generation.vllm_cfg.async_engine"] = ae
+        eng.update(_VLLM_SCHEDULER_DEFAULTS[bool(ae)])
+        notes.append(f"vllm_cfg.async_engine {bool(ae)}: vLLM's {'AsyncLLM' if ae else 'LLM'} defaults max_num_seqs "
+                     f"{eng['max_num_seqs']}, max_num_batched_tokens {eng['max_num_batched_tokens']}")
+    gmu = _get(cfg, "policy.generation.vllm_cfg.gpu_memory_utilization")
+    if isinstance(gmu, (int, float)) and not isinstance(gmu, bool):
+        used["policy.generation.vllm_cfg.gpu_memory_utilization"] = gmu
+        eng["gpu_memory_utilization"] = float(gmu)
+    if eng:
+        kw["engine_config"] = eng
+    ds = _get(cfg, "data.train.dataset_name") or _get(cfg, "data.dataset_name")
+    if isinstance(ds, str):
+        from ..catalog import find_dataset
+
+        spec = find_dataset(ds)
+        if spec is not None:
+            used["data.train.dataset_name" if _get(cfg, "data.train.dataset_name") else "data.dataset_name"] = ds
+            kw["prompt_length"] = spec.prompt_length.model_dump()
+            notes.append(f"prompt lengths of data set {ds} from the catalog (workloads/datasets/{spec.name}.yaml)")
+
+
 def _model_from_hf(name: str) -> str | None:
     from ..catalog import load_model
     from ..catalog.loader import list_models
@@ -178,7 +275,13 @@ def from_nemo_rl(recipe: str | Path | dict) -> NemoRLMapping:
         m = _model_from_hf(str(name))
         if m is None:
             used.pop("policy.model_name")
-            notes.append(f"policy.model_name {name!r} is not in the catalog: pass --model or --workload")
+            m = _model_from_filename(source)
+            if m is None:
+                notes.append(f"policy.model_name {name!r} is not in the catalog: pass --model or --workload")
+            else:
+                kw["model"] = m
+                notes.append(f"policy.model_name {name!r} is not a model id; the recipe's file name names catalog "
+                             f"model {m} (override with --model)")
         else:
             kw["model"] = m
     # batch
@@ -199,8 +302,14 @@ def from_nemo_rl(recipe: str | Path | dict) -> NemoRLMapping:
             notes.append(f"`{key}` = {v!r} is not a number (unresolved interpolation?); ignored")
     if caps:
         kw["max_new_tokens"] = min(caps.values())
-        notes.append(f"response cap max_new_tokens = {kw['max_new_tokens']} (smallest of {', '.join(caps)}; prompt "
-                     "tokens are not subtracted)")
+        total = [caps[k] for k in ("policy.max_total_sequence_length", "policy.generation.vllm_cfg.max_model_len")
+                 if k in caps]
+        if total:
+            kw["max_total_sequence_length"] = min(total)
+        notes.append(f"response cap max_new_tokens = {kw['max_new_tokens']} (smallest of {', '.join(caps)}), and "
+                     f"prompt + response <= {kw.get('max_total_sequence_length', '-')} (vLLM max_model_len)")
+    _map_training(cfg, kw, used, notes)
+    _map_engine_and_data(cfg, kw, used, notes)
     # vLLM
     tp = take("policy.generation.vllm_cfg.tensor_parallel_size")
     if tp is not None:

@@ -59,14 +59,15 @@ AXIS_TYPES: dict[str, type] = {
     "response_median_tokens": float, "max_new_tokens": int, "response_sigma": float, "num_prompts_per_step": int,
     "num_generations_per_prompt": int, "generation_dtype": str, "kv_cache_dtype": str, "draft_model": str,
     "calibration": str, "engine": str, "in_flight_weight_updates": bool, "colocated": bool, "reference_logprobs": bool,
-    "training_mfu": float, "logprob_mfu": float, "data_loading_s": float,
+    "training_mfu": float, "logprob_mfu": float, "data_loading_s": float, "avg_seq_len": float,
+    "max_total_sequence_length": int, "training_model": str,
 }
 ALIASES = {"tp": "tensor_parallel_size", "num_speculative_tokens": "k", "max_trajectory_age_steps": "lag",
            "quality": "draft_quality", "al": "acceptance_length"}
 
 # Columns describing a scenario (the same for all seeds of a grid point); the rest are metrics.
 DESCRIPTORS = ["workload", "model", "hardware", "gpus", "gen_gpus", "train_gpus", "colocated", "n_replicas",
-               "tensor_parallel_size", "num_prompts_per_step", "num_generations_per_prompt", "response_median_tokens",
+               "tensor_parallel_size", "num_prompts_per_step", "num_generations_per_prompt", "response_median_tokens", "avg_seq_len",
                "max_new_tokens", "k", "drafter", "drafter_network", "draft_model", "acceptance_length_input",
                "draft_quality", "draft_quality_decay", "lag", "in_flight_weight_updates", "calibration", "engine",
                "kernel_costs"]
@@ -357,7 +358,7 @@ def _descriptors(scenario) -> dict:
         "tensor_parallel_size": w.generation.tensor_parallel_size, "num_prompts_per_step": w.num_prompts_per_step,
         "num_generations_per_prompt": w.num_generations_per_prompt,
         "response_median_tokens": w.response_length.median_tokens, "max_new_tokens": w.response_length.max_tokens,
-        "k": scenario.k, "drafter": scenario.drafter, "draft_model": scenario.draft_model,
+        "avg_seq_len": w.avg_seq_len, "k": scenario.k, "drafter": scenario.drafter, "draft_model": scenario.draft_model,
         "acceptance_length_input": scenario.acceptance_length, "draft_quality": scenario.draft_quality,
         "draft_quality_decay": scenario.draft_quality_decay, "lag": scenario.lag,
         "in_flight_weight_updates": w.in_flight_weight_updates, "calibration": scenario.calibration,
