@@ -1,4 +1,5 @@
-"""Predictions for every scenario the study reports, as `rlsim project` flags (docs/validation.md).
+"""Predictions for every scenario the study reports, as `rlsim project` flags, under each engine profile
+(docs/validation.md).
 
 Run: python scripts/study_scenarios.py
 """
@@ -18,22 +19,36 @@ ROWS = [
 ]
 
 
+ENGINES = ("ideal", "vllm-0.17.1")
+
+
 def fmt(r):
     return f"{r.speedup['generation']:.2f}x / {r.speedup['step']:.2f}x"
 
 
 def main():
-    print("| scenario | RL-Zero gen / step speedup | RL-Think gen / step speedup |")
-    print("|---|---|---|")
+    """One table: per scenario, the generation / step speedups predicted under each engine profile."""
+    cols = " | ".join(f"RL-Zero {e} | RL-Think {e}" for e in ENGINES)
+    print(f"| scenario | {cols} |")
+    print("|---|" + "---|" * (2 * len(ENGINES)))
     for label, kw, (al_z, al_t) in ROWS:
-        z = project_scenario(workload="rl-zero-8b", acceptance_length=al_z, **kw)
-        t = project_scenario(workload="rl-think-8b", acceptance_length=al_t, **kw)
-        print(f"| {label} | {fmt(z)} | {fmt(t)} |", flush=True)
-    a = project_scenario(workload="rl-think-8b", lag=1, gen_gpus=48, train_gpus=16)
-    print(f"| async lag 1, 48 + 16 GPUs | | {fmt(a)} |")
+        cells = []
+        for e in ENGINES:
+            z = project_scenario(workload="rl-zero-8b", acceptance_length=al_z, engine=e, **kw)
+            t = project_scenario(workload="rl-think-8b", acceptance_length=al_t, engine=e, **kw)
+            cells += [fmt(z), fmt(t)]
+        print(f"| {label} | " + " | ".join(cells) + " |", flush=True)
+    cells = []
+    for e in ENGINES:
+        a = project_scenario(workload="rl-think-8b", lag=1, gen_gpus=48, train_gpus=16, engine=e)
+        cells += ["", fmt(a)]
+    print("| async lag 1, 48 + 16 GPUs | " + " | ".join(cells) + " |", flush=True)
     for gpus, lag in ((512, 0), (2048, 2)):
-        r = project_scenario(model="qwen3-235b", gpus=gpus, k=3, lag=lag)
-        print(f"| Qwen3-235B {gpus} GPUs lag {lag}, k=3 | {fmt(r)} | |")
+        cells = []
+        for e in ENGINES:
+            r = project_scenario(model="qwen3-235b", gpus=gpus, k=3, lag=lag, engine=e)
+            cells += [fmt(r), ""]
+        print(f"| Qwen3-235B {gpus} GPUs lag {lag}, k=3 | " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

@@ -32,9 +32,13 @@ pytestmark = pytest.mark.skipif(not HAVE, reason="calibrated timer (rlsim/costmo
 def _clear_caches():
     from rlsim.catalog import loader
 
-    for name in ("list_models", "load_model", "load_draft", "load_hardware", "load_workload"):
+    from rlsim.costmodel import engine_tables
+
+    for name in ("list_models", "load_model", "load_draft", "load_hardware", "load_workload", "load_engine"):
         getattr(loader, name).cache_clear()
     C.load_tables.cache_clear()
+    engine_tables.load_engine_tables.cache_clear()
+    engine_tables.load_host_model.cache_clear()
 
 
 @pytest.fixture
@@ -46,6 +50,13 @@ def calib(tmp_path, monkeypatch):
     for p in SRC.iterdir():
         if p.is_file() and (p.suffix in (".csv", ".json")):
             shutil.copy(p, d / p.name)
+    # the H200 folder (the H100's collectives and the default engine's mechanism tables) and the host-work fit,
+    # unchanged
+    (root / "calibration" / "h200").mkdir()
+    for p in (SRC.parent / "h200").iterdir():
+        if p.is_file() and (p.suffix in (".csv", ".json")):
+            shutil.copy(p, root / "calibration" / "h200" / p.name)
+    shutil.copytree(SRC.parent / "host", root / "calibration" / "host")
     monkeypatch.setenv("RLSIM_CATALOG", str(root))
     monkeypatch.setenv("RLSIM_CACHE_DIR", str(tmp_path / "cache"))  # never read or write the user's cache
     _clear_caches()
@@ -264,7 +275,9 @@ def test_extrapolation_beyond_grid_is_flagged_in_output(calib):
 def test_no_extrapolation_note_inside_the_grid(calib):
     from rlsim.report.api import project_scenario
 
-    r = project_scenario(workload="rl-zero-8b", hardware="h100-sxm", calibration="calibrated",
+    # the kernel tables' grid only: the engine's mechanism tables (calibration/h200/engine.csv) are not in this
+    # catalog copy, so the ideal engine
+    r = project_scenario(workload="rl-zero-8b", hardware="h100-sxm", calibration="calibrated", engine="ideal",
                          num_prompts_per_step=2, num_generations_per_prompt=2, max_new_tokens=64)
     assert "calibration/h100" in r.calibration
     assert not [n for n in r.notes if "extrapolated" in n], r.notes

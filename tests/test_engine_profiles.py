@@ -168,3 +168,18 @@ def test_iteration_json_has_round_parts():
         assert key in parts
     assert d["engine"] == "vllm-0.17.1" and parts["graph_mode"] == "full"
     assert parts["total_s"] == pytest.approx(d["time_s"])
+
+
+@pytest.mark.parametrize("tp", [1, 2])
+def test_host_launch_term_follows_the_graph_mode(tp):
+    """A FULL step launches one graph replay; an eager step every kernel (the per-step host work is separate)."""
+    cm = _cost(H200, 3, engine=load_engine("vllm-0.17.1"), tp=tp)
+    b = _batch([16.0, 256.0], 3)
+    p = cm.breakdown(b)
+    assert list(p["graph"]) == [FULL, EAGER]
+    samp_dev, samp_host = cm._engine_sampler_s(b, b.k)
+    draft_host = cm._draft_host_s(b.n_decode / cm.dp, b.k, b.n_decode * 4 / cm.dp)
+    replay = cm._replay_host_s()
+    launch = p["host_in"] - samp_host - draft_host
+    assert launch[0] == pytest.approx(replay, rel=1e-9)
+    assert launch[1] == pytest.approx(p["n_kernels"][1] * cm.timer.latency["eager_launch_s"], rel=1e-9)

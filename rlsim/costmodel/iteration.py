@@ -535,10 +535,10 @@ class IterationCostModel:
             # vLLM 0.17.1's host work of one engine step, measured on its own code (calibration/host): the
             # scheduler, the model runner's input preparation and bookkeeping, output processing and
             # serialisation; async scheduler + async runner, or the synchronous pair (TP > 1, n-gram)
-            mode = "async" if self.async_scheduling else ("sync_ngram" if self.method == "ngram" else "sync")
+            sched = "async" if self.async_scheduling else ("sync_ngram" if self.method == "ngram" else "sync")
             spec = k > 0
-            per_step = np.where(spec, hm.seconds(f"engine_step_host_total@{mode}@spec", n_seq, k),
-                                hm.seconds(f"engine_step_host_total@{'async' if mode == 'async' else 'sync'}@ar", n_seq, 0))
+            per_step = np.where(spec, hm.seconds(f"engine_step_host_total@{sched}@spec", n_seq, k),
+                                hm.seconds(f"engine_step_host_total@{'async' if sched == 'async' else 'sync'}@ar", n_seq, 0))
             if self.method == "ngram":  # the n-gram search over each request's whole context (measured at ~600
                 ctx = np.where(spec, b.decode_kv_tokens / np.maximum(b.n_decode, 1.0), 0.0)  # tokens inside the step)
                 nd = b.n_decode / self.dp

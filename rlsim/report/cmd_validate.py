@@ -82,7 +82,10 @@ def paper_cmd(
 def measured_cmd(
     gpu: Optional[str] = typer.Option(None, "--gpu", help="h100 | h200 | h200-moe (default: every ground-truth set)"),
     calibration: str = typer.Option("auto", "--calibration"),
-    out: Optional[str] = typer.Option(None, "--out", help="write measured_<gpu>.csv into this folder"),
+    engine: str = typer.Option("ideal", "--engine", help="engine profile to replay with (ideal: the harness's own "
+                               "engine, the like-for-like check; another profile shows what its mechanisms add)"),
+    out: Optional[str] = typer.Option(None, "--out", help="write measured_<gpu>.csv (measured_<gpu>-<engine>.csv for "
+                                      "another engine) into this folder"),
 ):
     """Predicted vs measured ground-truth rollouts: generation time, iterations, speculative speedup."""
     import pandas as pd
@@ -94,10 +97,11 @@ def measured_cmd(
     gpus = [gpu] if gpu else measured.available_gpus()
     con = Console()
     for g in gpus:
-        df = measured.compare(g, calibration)
+        df = measured.compare(g, calibration, engine=engine)
         if out:
             Path(out).mkdir(parents=True, exist_ok=True)
-            df.to_csv(Path(out) / f"measured_{g}.csv", index=False, float_format="%.5g")
+            name = f"measured_{g}.csv" if engine == "ideal" else f"measured_{g}-{engine}.csv"
+            df.to_csv(Path(out) / name, index=False, float_format="%.5g")
         t = Table(title=f"ground-truth rollouts on {g.upper()}: predicted vs measured", title_justify="left")
         for c in ("run", "k", "AL", "N", "meas s", "pred s", "err", "meas it", "pred it", "meas x", "pred x", "x err"):
             t.add_column(c, justify="right")

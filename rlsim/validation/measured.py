@@ -36,7 +36,11 @@ def load_runs(gpu: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     return runs, seqs
 
 
-def predict_run(run: pd.Series, seqs: pd.DataFrame, calibration: str = "auto", seed: int = 0) -> dict:
+def predict_run(run: pd.Series, seqs: pd.DataFrame, calibration: str = "auto", seed: int = 0,
+                engine: str = "ideal") -> dict:
+    """One harness run replayed. The harness is the ideal engine (every step graphed up to its capture limit, fused
+    sampling, no host work between steps), so ``engine="ideal"`` is the like-for-like comparison; another profile
+    shows what that engine's mechanisms would add to the same rollout."""
     gpu = str(run["gpu"])
     hw = load_hardware(GPU_PROFILE.get(gpu, gpu))
     hw = hw.model_copy(update={"cudagraph_capture_max_tokens": int(run["cudagraph_max_tokens"])})
@@ -44,8 +48,14 @@ def predict_run(run: pd.Series, seqs: pd.DataFrame, calibration: str = "auto", s
     k = int(run["k"])
     draft = load_draft(str(run["draft"])) if k > 0 and isinstance(run["draft"], str) and run["draft"] else None
     layout = replica_layout(model, GenerationParallelism(tensor_parallel_size=1))
+    from ..catalog import EngineConfig, load_engine
+
+    prof = load_engine(engine)
     cost = IterationCostModel(model, hw, layout, get_timer(hw, calibration), dtype="bf16",
-                              method="eagle3" if draft is not None else "none", draft=draft)
+                              method="eagle3" if draft is not None else "none", draft=draft,
+                              engine=None if prof.engine == "ideal" else prof,
+                              engine_config=EngineConfig(max_num_batched_tokens=int(run["max_num_batched_tokens"]),
+                                                         max_num_seqs=int(run["max_num_seqs"])), configured_k=k)
     if k > 0:
         rates = [float(x) for x in str(run["acceptance_rates"]).split(";")]
         acc = AcceptanceModel(tuple(rates))
@@ -59,11 +69,11 @@ def predict_run(run: pd.Series, seqs: pd.DataFrame, calibration: str = "auto", s
             "pred_al": 1 + r.accepted_drafts / r.spec_rounds if r.spec_rounds else 1.0}
 
 
-def compare(gpu: str, calibration: str = "auto") -> pd.DataFrame:
+def compare(gpu: str, calibration: str = "auto", engine: str = "ideal") -> pd.DataFrame:
     runs, seqs = load_runs(gpu)
     rows = []
     for _, run in runs.iterrows():
-        p = predict_run(run, seqs, calibration)
+        p = predict_run(run, seqs, calibration, engine=engine)
         rows.append({"run_id": run["run_id"], "length": run.get("length_kind", ""), "N": int(run["n_seqs"]),
                      "k": int(run["k"]), "target_al": float(run["target_al"]), "meas_time_s": float(run["total_time_s"]),
                      "meas_iterations": int(run["iterations"]), **p})

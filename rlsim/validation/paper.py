@@ -150,7 +150,7 @@ def write_fit(fit: Fit) -> Path:
     """Write the fitted values into the workload YAML, with their source."""
     path = catalog_dir("workloads") / f"{fit.workload}.yaml"
     text = path.read_text()
-    key = table_key(fit.workload)
+    tkey = table_key(fit.workload)
     text = re.sub(r"(response_length: \{[^}]*median_tokens: )[0-9.]+", rf"\g<1>{fit.median_tokens:.0f}", text)
     for key, val in (("training_mfu", fit.training_mfu), ("logprob_mfu", fit.logprob_mfu)):
         if re.search(rf"^{key}: ", text, flags=re.M):
@@ -159,13 +159,13 @@ def write_fit(fit: Fit) -> Path:
             text = text.replace("\nsources:\n", f"\n{key}: {val:.4f}\nsources:\n", 1)
     src = {
         "response_length": (f"median_tokens fitted by `rlsim validate paper --refit` so that the simulated AR generation "
-                            f"time equals the study's ({TABLE1[key]['ar']['generation']} s) under the default engine "
+                            f"time equals the study's ({TABLE1[tkey]['ar']['generation']} s) under the default engine "
                             f"(vllm-0.17.1); lognormal sigma 0.8 "
                             "(RL math responses are wide) capped at 16384 new tokens: not published, chosen"),
         "training_mfu": (f"fitted by `rlsim validate paper --refit` to the study's AR training stage "
-                         f"({TABLE1[key]['ar']['training']} s)"),
+                         f"({TABLE1[tkey]['ar']['training']} s)"),
         "logprob_mfu": (f"fitted by `rlsim validate paper --refit` to the study's AR log-prob stage "
-                        f"({TABLE1[key]['ar']['logprob']} s)"),
+                        f"({TABLE1[tkey]['ar']['logprob']} s)"),
     }
     for key, s in src.items():
         line = f'  {key}: "{s}"'
