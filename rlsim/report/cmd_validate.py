@@ -43,7 +43,7 @@ def paper_cmd(
 
     if settings not in paper.SETTINGS:
         raise ConfigurationError(f"--settings = {settings!r}; allowed: {', '.join(paper.SETTINGS)}")
-    workloads = paper.SETTINGS[settings]
+    workloads = paper.settings_workloads(settings)
     if refit:
         for wl in workloads:
             f = paper.fit_workload(wl, calibration)

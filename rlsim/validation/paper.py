@@ -45,7 +45,12 @@ WORKLOADS = ("rl-zero-8b", "rl-think-8b")
 # The same two runs under NeMo-RL v0.6.0's own DAPO recipe settings (the closest published setting for the study's
 # DAPO-Math runs; workloads/*-dapo-recipe.yaml): reported beside the default settings, never chosen by the result.
 DAPO_RECIPE_WORKLOADS = ("rl-zero-8b-dapo-recipe", "rl-think-8b-dapo-recipe")
-SETTINGS = {"default": WORKLOADS, "dapo-recipe": DAPO_RECIPE_WORKLOADS}
+SETTINGS = ("default", "dapo-recipe")
+
+
+def settings_workloads(settings: str) -> tuple:
+    """The workloads of a setting (looked up at call time)."""
+    return WORKLOADS if settings == "default" else DAPO_RECIPE_WORKLOADS
 
 
 def table_key(workload: str) -> str:
