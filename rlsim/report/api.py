@@ -12,6 +12,8 @@ def project(scenario: Scenario) -> ProjectionResult:
     speculative decoding is lossless, so both modes generate exactly the same tokens)."""
     setup = build_setup(scenario)
     notes = [setup.placement_note, f"kernel costs: {setup.timer.describe()}"]
+    if setup.engine is not None:
+        notes.append(f"engine {setup.engine.name}: {setup.engine.description} (docs/engine-profiles.md)")
     if scenario.lag > 0:
         try:
             from ..pipeline import asynchronous  # noqa: WPS433

@@ -18,7 +18,7 @@ def projection_table(r: ProjectionResult, console: Console | None = None) -> Non
     console = console or Console()
     sc = r.scenario
     title = (f"{sc['model']} on {sc['gpus']} x {sc['hardware']} ({sc['workload']}), "
-             f"{sc['sequences_per_step']} sequences/step, lag {sc['max_trajectory_age_steps']}")
+             f"{sc['sequences_per_step']} sequences/step, lag {sc['max_trajectory_age_steps']}, engine {sc.get('engine', '?')}")
     t = Table(title=title, title_justify="left")
     t.add_column("phase")
     t.add_column("autoregressive (s)", justify="right")
