@@ -7,7 +7,6 @@ function listed in ``_COMMAND_MODULES``. Every user error prints one line and ex
 from __future__ import annotations
 
 import importlib
-import json
 import sys
 from typing import Optional
 
@@ -86,21 +85,10 @@ def fail(message: str) -> None:
 
 
 def emit_json(obj) -> None:
-    typer.echo(json.dumps(obj, indent=2, default=_json_default))
+    """Strict JSON (RFC 8259): NaN and infinities are written as null, never as NaN / Infinity."""
+    from ..inputs import dumps_strict
 
-
-def _json_default(o):
-    import numpy as np
-
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if hasattr(o, "model_dump"):
-        return o.model_dump()
-    return str(o)
+    typer.echo(dumps_strict(obj, indent=2))
 
 
 def _register() -> None:

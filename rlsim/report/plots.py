@@ -69,7 +69,9 @@ def _frame(df):
                          **r.summary_row()})
         return pd.DataFrame(rows)
     if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"expected a sweep DataFrame, a results file or ProjectionResult(s), got {type(df).__name__}")
+        from ..errors import ConfigurationError
+
+        raise ConfigurationError(f"expected a sweep DataFrame, a results file or ProjectionResult(s), got {type(df).__name__}")
     if df.empty:
         from ..errors import ConfigurationError
 
