@@ -45,6 +45,9 @@ ASYNC_STEPS_WHY = "each async step simulates a whole rollout batch"
 MAX_OPTIMIZE_SAMPLES = 100
 OPTIMIZE_SAMPLES_WHY = "each sample simulates every fixed k and the schedule (2 x (k_max + 2) rollouts)"
 MAX_WORKERS = 1024
+MAX_GENERATION_REPLICAS = 16384
+REPLICAS_WHY = ("every generation replica is simulated, idle ones too: 16,384 replicas already take tens of seconds "
+                "(2^20 GPUs of an 8B model took minutes for 4 sequences)")
 
 # Scenario options (``build_scenario(options=...)``) the simulator reads, with their types: an unknown key
 # (a typo such as ``partial_rollouts``) would otherwise be ignored without a word.
@@ -114,10 +117,12 @@ def as_bool(name: str, v) -> bool:
 
 
 def as_str(name: str, v, allowed: str = "a name or a path") -> str:
-    if isinstance(v, str):
-        return v
     if isinstance(v, os.PathLike):
-        return os.fspath(v)
+        v = os.fspath(v)
+    if isinstance(v, str):
+        if "\x00" in v:  # the OS refuses such a path with a ValueError deep inside
+            raise ConfigurationError(f"{name} = {v!r} contains a NUL character; allowed: {allowed}")
+        return v
     raise ConfigurationError(f"{name} = {v!r} ({_tname(v)}); allowed: {allowed}")
 
 
@@ -310,6 +315,14 @@ def _scenario_resolved(sc, a: dict) -> None:
         raise ConfigurationError(
             f"--draft-model {a['draft_model']} applies to --drafter draft-model; the drafter is {sc.drafter!r} (the draft "
             "model would be ignored); allowed: --drafter draft-model, or drop --draft-model")
+    from .costmodel import replica_layout
+
+    rg = replica_layout(load_model(w.model), w.generation).gpus
+    gen = w.gen_gpus if w.gen_gpus is not None else w.gpus
+    if gen // rg > MAX_GENERATION_REPLICAS:
+        raise ConfigurationError(
+            f"{gen:,} generation GPUs = {gen // rg:,} replicas of {rg} GPUs (workload {w.name}); allowed: up to "
+            f"{MAX_GENERATION_REPLICAS:,} replicas, i.e. {MAX_GENERATION_REPLICAS * rg:,} generation GPUs ({REPLICAS_WHY})")
     if sc.max_trajectory_age_steps > MAX_LAG:
         raise ConfigurationError(f"max_trajectory_age_steps = {sc.max_trajectory_age_steps} (workload {w.name}); allowed: "
                                  f"0..{MAX_LAG} ({LAG_WHY})")
@@ -346,7 +359,7 @@ def check_output_file(path, flag: str, suffixes: tuple[str, ...] | None = None, 
         shown = ", ".join(s for s in suffixes if s) or "(none)"
         raise ConfigurationError(f"{flag} {p}: unknown format {p.suffix!r}; allowed: {shown}")
     if p.is_dir():
-        raise ConfigurationError(f"{flag} {p}: is a folder; allowed: a file path (e.g. {p / ('out' + (suffixes or ('',))[0])})")
+        raise ConfigurationError(f"{flag} {p}: is a folder; allowed: a file path (a new file, or a file to overwrite)")
     if p.exists() and not p.is_file():
         raise ConfigurationError(f"{flag} {p}: not a regular file (a device or a pipe: writes to it fail or vanish); "
                                  "allowed: a regular file path")
@@ -402,6 +415,27 @@ def write_or_keep(path, write: Callable[[Path], Any], flag: str) -> Path:
                                  f"({e2.strerror or e2})") from None
     err = ConfigurationError(f"{flag} {p}: cannot write ({reason}); the results were kept in {alt}")
     err.kept = Path(alt)
+    raise err
+
+
+def write_dir_or_keep(folder, write: Callable[[Path], Any], flag: str) -> Path:
+    """``write(folder)`` (files into a folder, made if missing); if that fails after the work, the files go to a
+    new temporary folder instead and a ConfigurationError says where."""
+    p = Path(folder)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        write(p)
+        return p
+    except OSError as e:
+        reason = e.strerror or str(e)
+    alt = Path(tempfile.mkdtemp(prefix="rlsim-kept-"))
+    try:
+        write(alt)
+    except OSError as e2:
+        raise ConfigurationError(f"{flag} {p}: cannot write ({reason}); writing the results to {alt} failed too "
+                                 f"({e2.strerror or e2})") from None
+    err = ConfigurationError(f"{flag} {p}: cannot write ({reason}); the results were kept in {alt}")
+    err.kept = alt
     raise err
 
 

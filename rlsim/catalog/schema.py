@@ -109,7 +109,7 @@ class HardwareProfile(Sourced):
             raise ValueError("peak_flops must give at least bf16")
         for k, x in v.items():
             if not (0 < x < float("inf")):
-                raise ValueError(f"peak_flops.{k} must be finite and > 0, got {x}")
+                raise ValueError(f"peak_flops.{k} must be > 0 and finite, got {x}")
         return v
 
 

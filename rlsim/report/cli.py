@@ -80,7 +80,7 @@ def user_errors(fn):
 
 
 def fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {' '.join(str(message).split())}", err=True)  # one line, whatever the message holds
     raise typer.Exit(2)
 
 
@@ -109,7 +109,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     try:
         app(args=argv, standalone_mode=True)
     except RlsimError as e:
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(f"error: {' '.join(str(e).split())}", err=True)
         sys.exit(2)
 
 

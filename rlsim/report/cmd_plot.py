@@ -99,6 +99,8 @@ def _params(name: str) -> list[inspect.Parameter]:
 def _filter(df, axes: dict):
     from ..errors import ConfigurationError
 
+    if df.empty:
+        raise ConfigurationError("the --from table has no rows: nothing to plot")
     for col, vals in axes.items():
         if col not in df.columns:
             raise ConfigurationError(f"--from table has no column {col!r} to filter on")
@@ -117,7 +119,15 @@ def _auto(v: str):
 
 
 def _draw(name: str, df, o: dict):
+    from ..errors import ConfigurationError
     from . import plots
+
+    default = PLOTS[name]["options"].get("metric", (None, None))[1]
+    if "metric" in o and o["metric"] not in ("auto", default):  # asked for by name: every one must exist
+        missing = [m for m in _metrics(o["metric"]) if m not in df.columns]
+        if missing:
+            raise ConfigurationError(f"--metric {missing[0]}: the sweep table has no such column; allowed: "
+                                     f"{', '.join(c for c in df.columns if c.startswith(('speedup', 'ar_', 'spec_')))}")
 
     if name == "speedup-vs-k":
         return plots.speedup_vs_k(df, quality=_auto(o["quality"]), metrics=_metrics(o["metric"]), facet=_auto(o["facet"]))

@@ -30,8 +30,11 @@ def paper_cmd(
                                      "output is {table, sensitivity}"),
 ):
     """The study's Table 1 beside rlsim's: stages, speedups, Amdahl bound, and where the gap goes."""
+    from ..inputs import check_output_dir, write_dir_or_keep
     from ..validation import paper
 
+    if out:  # before the minutes of work
+        check_output_dir(out, "--out")
     if refit:
         for wl in paper.WORKLOADS:
             f = paper.fit_workload(wl, calibration)
@@ -40,7 +43,7 @@ def paper_cmd(
                        f"log-prob MFU {f.logprob_mfu:.3f} -> {p}", err=True)
     res = paper.predict_table(calibration)
     if out:
-        paper.save(res, Path(out))
+        write_dir_or_keep(out, lambda d: paper.save(res, d), "--out")
     if not as_json:
         typer.echo(paper.format_report(res))
         bad = paper.check_targets(res)
@@ -55,7 +58,7 @@ def paper_cmd(
         done = iter(range(1, n + 1))
         results = ps.sensitivity(calibration, progress=lambda what: typer.echo(f"[{next(done)}/{n}] {what}", err=True))
         if out:
-            ps.save_sensitivity(results, Path(out))
+            write_dir_or_keep(out, lambda d: ps.save_sensitivity(results, d), "--out")
         if not as_json:
             typer.echo(ps.format_sensitivity(results))
         results = [asdict(r) for r in results]
@@ -77,15 +80,22 @@ def measured_cmd(
     from rich.console import Console
     from rich.table import Table
 
+    from ..errors import ConfigurationError
+    from ..inputs import check_output_dir, write_dir_or_keep
     from ..validation import measured
 
-    gpus = [gpu] if gpu else measured.available_gpus()
+    if out:
+        check_output_dir(out, "--out")
+    avail = measured.available_gpus()
+    if gpu is not None and gpu not in avail:
+        raise ConfigurationError(f"--gpu {gpu!r}: no ground-truth rollouts for it; allowed: {', '.join(avail)}")
+    gpus = [gpu] if gpu else avail
     con = Console()
     for g in gpus:
         df = measured.compare(g, calibration)
         if out:
-            Path(out).mkdir(parents=True, exist_ok=True)
-            df.to_csv(Path(out) / f"measured_{g}.csv", index=False, float_format="%.5g")
+            write_dir_or_keep(out, lambda d, df=df, g=g: df.to_csv(d / f"measured_{g}.csv", index=False,
+                                                                     float_format="%.5g"), "--out")
         t = Table(title=f"ground-truth rollouts on {g.upper()}: predicted vs measured", title_justify="left")
         for c in ("run", "k", "AL", "N", "meas s", "pred s", "err", "meas it", "pred it", "meas x", "pred x", "x err"):
             t.add_column(c, justify="right")

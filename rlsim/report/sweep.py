@@ -829,7 +829,7 @@ def load_results(path: str | os.PathLike):
         else:
             df = pd.read_csv(p)
     except ImportError as e:
-        raise ConfigurationError(f"{p}: reading parquet needs pyarrow (pip install 'rlsim[parquet]'): {e}") from None
+        raise ConfigurationError(f"{p}: reading parquet needs pyarrow (pip install 'rlsim[parquet]')") from None
     except UnicodeDecodeError as e:
         raise ConfigurationError(f"{p}: not a UTF-8 text file (byte {e.start}); allowed: a results file written by "
                                  "rlsim sweep") from None

@@ -100,6 +100,9 @@ def _fit_counts(drafts: float, draft_tokens: float | None, accepted: float | Non
                                      f"per round; allowed: up to {MAX_TRACE_POSITIONS}")
         if k < 1:
             raise ConfigurationError(f"{source}: num_draft_tokens / num_drafts = {draft_tokens / drafts:.2f}; cannot infer k")
+        if accepted > draft_tokens:
+            raise ConfigurationError(f"{source}: num_accepted_tokens ({accepted:g}) > num_draft_tokens ({draft_tokens:g}): "
+                                     "more tokens accepted than drafted is impossible")
         al = 1.0 + accepted / drafts
         rate = _solve_constant_rate(k, al)
         p = [rate ** (i + 1) for i in range(k)]
@@ -136,6 +139,7 @@ def parse_prometheus(text: str, source: str = "prometheus text") -> dict[str, li
     not parse are skipped; a ``spec_decode`` line that does not parse, or one cut off at the end of the file
     (a truncated scrape: its value could be a prefix of the real one), is an error naming the line."""
     out: dict[str, list[tuple[dict, float]]] = {}
+    seen: dict[tuple, int] = {}
     lines = text.split("\n")
     for n, raw in enumerate(lines, 1):
         line = raw.strip()
@@ -143,10 +147,10 @@ def parse_prometheus(text: str, source: str = "prometheus text") -> dict[str, li
             continue
         ours = "spec_decode" in line.split("{", 1)[0]
         cut = n == len(lines)  # the last line of a text that does not end with a newline
-        if ours and cut:
+        m = _PROM_LINE.match(line)
+        if cut and (ours or not m):
             raise ConfigurationError(f"{source}: line {n} ends without a newline ({line[:60]!r}): a truncated scrape? "
                                      "allowed: a complete /metrics scrape")
-        m = _PROM_LINE.match(line)
         if not m:
             if ours:
                 raise ConfigurationError(f"{source}: line {n} is not a Prometheus sample ({line[:60]!r}); expected "
@@ -159,7 +163,15 @@ def parse_prometheus(text: str, source: str = "prometheus text") -> dict[str, li
             if ours:
                 raise ConfigurationError(f"{source}: line {n}: value {value!r} is not a number") from None
             continue
-        out.setdefault(name, []).append(({k: v_ for k, v_ in _LABEL.findall(labels)}, v))
+        lab = {k: v_ for k, v_ in _LABEL.findall(labels)}
+        if ours:  # a series given twice would be summed: two scrapes pasted together?
+            key = (name, tuple(sorted(lab.items())))
+            if key in seen:
+                raise ConfigurationError(f"{source}: line {n} repeats the series of line {seen[key]} ({line[:60]!r}): "
+                                         "two scrapes in one file?; allowed: each series once (pass an earlier scrape "
+                                         "as the baseline instead)")
+            seen[key] = n
+        out.setdefault(name, []).append((lab, v))
     return out
 
 
@@ -394,6 +406,9 @@ def fit_json_records(records: list[dict], source: str = "json", k: int | None = 
                                  "turn it into per-position rates (--k)")
     if k_eff > MAX_TRACE_POSITIONS:
         raise ConfigurationError(f"{source}: k = {k_eff}; allowed: 1..{MAX_TRACE_POSITIONS}")
+    if not per_step:
+        raise ConfigurationError(f"{source}: no acceptance metrics found (only k); expected an acceptance length or "
+                                 "per-position counts or rates")
     al = float(np.mean(per_step))
     if not 1.0 <= al <= k_eff + 1:
         raise ConfigurationError(f"{source}: mean acceptance length {al:.3f} is impossible at k = {k_eff}; allowed 1..{k_eff + 1}")
