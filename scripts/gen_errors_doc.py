@@ -640,6 +640,8 @@ def _new_cases() -> list[Case]:
         ["does not use --in-flight-weight-updates"])
     add(s, "plot --from with --seeds (a sweep flag)", ["plot", "heatmap", "--from", f"{TMP}/r.csv", "--seeds", "3"],
         ["--seeds", "would be ignored"], files={"r.csv": "point,k,speedup_generation\n0,1,1.5\n"})
+    add(s, "optimize-k: --draft-quality with --al-curve", ["optimize-k", "--workload", "rl-zero-8b", "--draft-quality",
+                                                          "0.8", "--al-curve", "rl-zero"], ["both set the draft's acceptance"])
     add(s, "draft-quality decay without a draft quality", api=W | {"draft_quality_decay": 0.5},
         expect=["draft_quality_decay = 0.5", "draft_quality"])
     add(s, "per-position rates with an acceptance length", api=W | {"acceptance_rates_per_position": [0.8, 0.6],
