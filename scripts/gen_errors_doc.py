@@ -720,6 +720,8 @@ def _new_cases() -> list[Case]:
     add(s, "NaN draft-quality decay", P + ["--draft-quality", "0.8", "--draft-quality-decay", "nan"],
         ["draft_quality_decay = nan", "finite"])
     add(s, "NaN acceptance spread", P + ["--acceptance-spread", "nan"], ["acceptance_sequence_spread = nan"])
+    add(s, "acceptance spread 1e-4 (realised AL 1.0 before: a wrong answer)", P + ["--acceptance-spread", "0.0001"],
+        ["acceptance_sequence_spread = 0.0001", "0 (no spread) or 0.05..1", "loses the mean"])
     add(s, "infinite acceptance response decay", P + ["--acceptance-response-decay", "inf"],
         ["acceptance_response_decay = inf"])
     add(s, "NaN MoE routing skew", P + ["--moe-routing-skew", "nan"], ["moe_routing_skew = nan", "finite"])
