@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .catalog import Workload, load_hardware, load_model, load_workload
 from .errors import CatalogError, ConfigurationError
+from .inputs import scenario_arguments
 
 
 class Scenario(BaseModel):
@@ -96,6 +97,7 @@ def _validated(cls, data: dict, what: str):
         raise ConfigurationError(f"{what}: {describe_validation_error(e)}") from None
 
 
+@scenario_arguments  # every argument type-checked, conflicting ones refused (rlsim/inputs.py)
 def build_scenario(model: str | None = None, workload: str | None = None, hardware: str | None = None,
                    gpus: int | None = None, k: int | None = None, drafter: str | None = None,
                    acceptance_length: float | None = None, lag: int | None = None, gen_gpus: int | None = None,
@@ -182,8 +184,10 @@ def build_scenario(model: str | None = None, workload: str | None = None, hardwa
     if lag is not None:
         upd["max_trajectory_age_steps"] = lag
     if upd:
-        w = _validated(Workload, {**w.model_dump(), **{k_: (v.model_dump() if hasattr(v, "model_dump") else v)
-                                                        for k_, v in upd.items()}},
+        sources = {**w.sources, **{k_: "set by the caller (a build_scenario argument / command-line flag)" for k_ in upd}}
+        w = _validated(Workload, {**w.model_dump(exclude_unset=True), **{k_: (v.model_dump() if hasattr(v, "model_dump")
+                                                                               else v) for k_, v in upd.items()},
+                                  "sources": sources},
                        f"workload {w.name} with overrides {', '.join(sorted(upd))}")
     for name, v in (("gpus", w.gpus), ("gen_gpus", w.gen_gpus), ("train_gpus", w.train_gpus)):
         if v is not None and not (1 <= v <= MAX_GPUS):

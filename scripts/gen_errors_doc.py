@@ -115,8 +115,9 @@ class Case:
     expect: tuple[str, ...] = ()  # substrings the message must contain
     files: dict[str, str] = field(default_factory=dict)  # relative path -> text (``<tmp>`` substituted)
     env: dict[str, str] = field(default_factory=dict)
-    api: dict | None = None  # instead of args: ``project_scenario(**api)`` through the Python API
+    api: dict | None = None  # instead of args: ``<call>(**api)`` through the Python API
     section: str = ""
+    call: str = "project_scenario"  # the API function: project_scenario, sweep, build_scenario, project
 
 
 P = ["project", "--workload", "rl-zero-8b"]
@@ -283,9 +284,9 @@ def _cases() -> list[Case]:
     add(s, "negative policy lag", PW, ["field `max_trajectory_age_steps` = -1"],
         files={"w.yaml": workload(max_trajectory_age_steps=-1)})
     add(s, "generation/training pools on a colocated run", PW, ["gen_gpus/train_gpus (8/24)", "colocated: false"],
-        files={"w.yaml": workload(gen_gpus=8, train_gpus=24)})
+        files={"w.yaml": workload(gen_gpus=8, train_gpus=24, sources__gen_gpus="chosen", sources__train_gpus="chosen")})
     add(s, "pools that do not add up to gpus", PW, ["gen_gpus 8 + train_gpus 8 = 16 != gpus 32"],
-        files={"w.yaml": workload(colocated=False, gen_gpus=8, train_gpus=8)})
+        files={"w.yaml": workload(colocated=False, gen_gpus=8, train_gpus=8, sources__gen_gpus="chosen", sources__train_gpus="chosen")})
     add(s, "unknown model named in the workload", PW, ["unknown model 'qwen3-9b'"],
         files={"w.yaml": workload(model="qwen3-9b")})
     add(s, "unknown hardware named in the workload", PW, ["unknown hardware profile 'h300'"],
@@ -387,7 +388,7 @@ def _cases() -> list[Case]:
     add(s, "k schedule k above the maximum", P + ["--k-schedule", "[[1, 16, 99]]"], ["(1, 16, 99)", "0 <= k <= 15"])
     add(s, "timeline file of an unknown format", P + ["--timeline", f"{TMP}/t.txt"], ["unknown format '.txt'"])
     add(s, "timeline into a missing folder", P + ["--timeline", f"{TMP}/no/such/t.png"], ["does not exist"])
-    add(s, "zero steps of draft drift", P + ["--steps", "0"], ["--steps = 0", ">= 1"])
+    add(s, "zero steps of draft drift", P + ["--steps", "0"], ["--steps = 0", "1..1,000"])
     add(s, "acceptance spread above 1", P + ["--acceptance-spread", "2"], ["acceptance_sequence_spread = 2.0"])
     add(s, "negative MoE routing skew", P + ["--moe-routing-skew", "-1"], ["moe_routing_skew = -1.0", "0..3"])
     add(s, "draft-quality decay without a draft quality", P + ["--draft-quality-decay", "0.5"], ["give --draft-quality too"])
@@ -419,7 +420,7 @@ def _cases() -> list[Case]:
     add(s, "unknown override", api=W | {"num_prompt_per_step": 8}, expect=["unknown scenario field 'num_prompt_per_step'"])
     add(s, "unknown dtype override", api=W | {"generation_dtype": "fp4"}, expect=["generation_dtype", "'fp4'"])
     add(s, "tensor parallel size 0", api=W | {"tensor_parallel_size": 0}, expect=["tensor_parallel_size", "= 0"])
-    add(s, "seed not an integer", api=W | {"seed": 1.5}, expect=["--seed = 1.5"])
+    add(s, "seed not an integer", api=W | {"seed": 1.5}, expect=["seed = 1.5", "an integer"])
     add(s, "group correlation above 1", api=W | {"options": {"group_correlation": 2.0}},
         expect=["group_correlation = 2.0", "0..1"])
     add(s, "per-batch-size k above the maximum", api=W | {"num_speculative_tokens_per_batch_size": [(1, 64, 20)]},
@@ -427,6 +428,309 @@ def _cases() -> list[Case]:
     add(s, "per-position acceptance increasing", api=W | {"acceptance_rates_per_position": [0.5, 0.8]},
         expect=["must not increase"])
     add(s, "draft quality decay 0", api=W | {"draft_quality": 0.8, "draft_quality_decay": 0.0}, expect=["position_decay = 0.0"])
+    c.extend(_new_cases())
+    return c
+
+
+def _prom(*lines: str, end: str = "\n") -> str:
+    """A vLLM /metrics scrape: the spec-decode counters given as NAME VALUE lines (prefix added)."""
+    return "\n".join(f"vllm:spec_decode_{ln}" for ln in lines) + end
+
+
+PROM_OK = ("num_drafts_total 1000", "num_draft_tokens_total 3000", "num_accepted_tokens_total 1800",
+           'num_accepted_tokens_per_pos_total{position="0"} 800', 'num_accepted_tokens_per_pos_total{position="1"} 600',
+           'num_accepted_tokens_per_pos_total{position="2"} 400')
+
+
+def _nemo(**edits) -> str:
+    """examples/nemo_rl_grpo_qwen3_8b_base_eagle3.yaml with ``edits`` (dotted keys as in workload())."""
+    return yaml.safe_dump(_edit(_catalog_yaml("examples/nemo_rl_grpo_qwen3_8b_base_eagle3.yaml"), _dotted(edits)),
+                          sort_keys=False)
+
+
+def _laughs(top: str = "name") -> str:
+    lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    prev = "a"
+    for n in "bcdefghi":
+        lines.append(f"{n}: &{n} [" + ", ".join([f"*{prev}"] * 9) + "]")
+        prev = n
+    return "\n".join(lines) + f"\n{top}: *i\n"
+
+
+def _interp_bomb() -> str:
+    lines = ["a0: [1, 2, 3, 4, 5, 6, 7, 8, 9]"]
+    for i in range(1, 10):
+        lines.append(f"a{i}: [" + ", ".join(["'${a%d}'" % (i - 1)] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def _new_cases() -> list[Case]:
+    """Inputs added for issue 22 ("no input that crashes, hangs or lies")."""
+    c: list[Case] = []
+
+    def add(section, what, args=None, expect=(), **kw):
+        c.append(Case(what, args, tuple(expect), section=section, **kw))
+
+    W = {"workload": "rl-zero-8b"}
+    PH = P + ["--hardware", f"{TMP}/h.yaml"]
+    SW = ["sweep", "--workload", "rl-zero-8b", "--k", "1", "--no-cache", "--no-progress"]
+    PL = ["plot", "speedup-vs-k", "--workload", "rl-zero-8b", "--k", "1", "--draft-quality", "0.8", "--no-cache",
+          "--no-progress"]
+    TL = ["timeline", "--workload", "rl-zero-8b", "--gpus", "8", "--lag", "1"]
+    # ---- output paths: checked before any simulation
+    s = "Output paths (checked before the work starts)"
+    add(s, "sweep results into a folder", SW + ["--out", TMP], ["--out", "is a folder"])
+    add(s, "sweep results into /dev/full (a device: every write fails)", SW + ["--out", "/dev/full"],
+        ["/dev/full", "not a regular file"])
+    add(s, "sweep results into a read-only place", SW + ["--out", "/sys/rlsim-results.csv"],
+        ["cannot write into folder '/sys'"])
+    add(s, "sweep results of an unknown format", SW + ["--out", f"{TMP}/r.xlsx"], ["unknown format '.xlsx'"])
+    add(s, "sweep results named in the grid file: a folder", ["sweep", "--grid", f"{TMP}/g.yaml", "--no-progress"],
+        ["out", "is a folder"], files={"g.yaml": f"workload: rl-zero-8b\nk: 1\nout: {TMP}\n"})
+    add(s, "plot into a folder", PL + ["--out", f"{TMP}/fig.png"], ["--out", "is a folder"], files={"fig.png/x": "x"})
+    add(s, "plot into /dev/full", PL + ["--out", "/dev/full"], ["unknown format"])
+    add(s, "plot into a missing folder", PL + ["--out", f"{TMP}/no/such/k.png"], ["does not exist"])
+    add(s, "plot's sweep table into /dev/full", PL + ["--save-results", "/dev/full"], ["not a regular file"])
+    add(s, "timeline into a folder", TL + ["--out", f"{TMP}/t.svg"], ["is a folder"], files={"t.svg/x": "x"})
+    add(s, "timeline into a missing folder", TL + ["--out", f"{TMP}/no/t.png"], ["does not exist"])
+    add(s, "timeline into a read-only place", TL + ["--out", "/sys/t.png"], ["cannot write into folder '/sys'"])
+    add(s, "project --timeline into a folder", P + ["--timeline", f"{TMP}/t.png"], ["--timeline", "is a folder"],
+        files={"t.png/x": "x"})
+    add(s, "validate paper --out is a file", ["validate", "paper", "--out", f"{TMP}/f.txt"],
+        ["exists and is not a folder"], files={"f.txt": "x"})
+    add(s, "validate measured --out is a device", ["validate", "measured", "--out", "/dev/full"],
+        ["exists and is not a folder"])
+    add(s, "calibrate --out is a file (checked before the GPU)", ["calibrate", "--out", f"{TMP}/f.txt"],
+        ["exists and is not a folder"], files={"f.txt": "x"})
+    # ---- acceptance traces
+    s = "Acceptance traces (`--acceptance-from`)"
+    AF = P + ["--acceptance-from", f"{TMP}/m.prom"]
+    AJ = P + ["--acceptance-from", f"{TMP}/log.json"]
+    add(s, "non-numeric position label", AF, ["position label 'x' is not an integer"],
+        files={"m.prom": _prom(*PROM_OK[:4], 'num_accepted_tokens_per_pos_total{position="x"} 600')})
+    add(s, "absurd position (would allocate a billion positions)", AF, ["position 1000000000", "allowed: 0..63"],
+        files={"m.prom": _prom(*PROM_OK[:4], 'num_accepted_tokens_per_pos_total{position="1000000000"} 6')})
+    add(s, "a position missing in between (read as 0, k would drop)", AF, ["no per-position count for position 1"],
+        files={"m.prom": _prom(*PROM_OK[:4], PROM_OK[5])})
+    add(s, "truncated scrape: cut inside the last line", AF, ["line 6 ends without a newline", "truncated"],
+        files={"m.prom": _prom(*PROM_OK, end="")[:-2]})
+    add(s, "truncated scrape: the last positions missing (k would drop from 3 to 2)", AF,
+        ["3.00 draft tokens per round", "positions 0..1", "truncated"], files={"m.prom": _prom(*PROM_OK[:5])})
+    add(s, "a counter that is NaN", AF, ["num_drafts = nan", "finite count"],
+        files={"m.prom": _prom("num_drafts_total NaN", *PROM_OK[1:])})
+    add(s, "a negative counter", AF, ["accepted tokens at position 0 = -800"],
+        files={"m.prom": _prom(*PROM_OK[:3], PROM_OK[3].replace(" 800", " -800"), *PROM_OK[4:])})
+    add(s, "a spec-decode line that is not a sample", AF, ["line 2 is not a Prometheus sample"],
+        files={"m.prom": _prom(PROM_OK[0], "num_draft_tokens_total{broken 3000", *PROM_OK[2:])})
+    add(s, "bytes that are not UTF-8", AF, ["not a UTF-8 text file"],
+        files={"m.prom": "\udcff\udcfe" + _prom(*PROM_OK)})
+    add(s, "a folder", P + ["--acceptance-from", TMP], ["is a folder"])
+    add(s, "JSON: null in the per-position counts", AJ, ["num_accepted_tokens_per_pos[1]` = null", "finite number"],
+        files={"log.json": '{"num_drafts": 100, "num_accepted_tokens_per_pos": [80, null, 40]}'})
+    add(s, "JSON: num_drafts null", AJ, ["num_drafts` = null"],
+        files={"log.json": '{"num_drafts": null, "num_accepted_tokens_per_pos": [80, 60, 40]}'})
+    add(s, "JSON: a word among the per-position rates", AJ, ['spec_acceptance_rate_per_pos[0]` = "high"'],
+        files={"log.json": '{"spec_acceptance_rate_per_pos": ["high", 0.5]}'})
+    add(s, "JSON: k = Infinity", AJ, ["num_speculative_tokens` = inf", "finite"],
+        files={"log.json": '{"spec_acceptance_length": 2.5, "num_speculative_tokens": Infinity}'})
+    add(s, "JSON: k = 10^12 (would loop 10^12 times)", AJ, ["num_speculative_tokens` = 1000000000000", "1..64"],
+        files={"log.json": '{"spec_acceptance_length": 2.5, "num_speculative_tokens": 1000000000000}'})
+    add(s, "JSON: an absurd position key", AJ, ["position 99999999", "0..63"],
+        files={"log.json": '{"num_drafts": 100, "num_accepted_tokens_per_pos_99999999": 5}'})
+    add(s, "JSON: nested 100,000 deep", AJ, ["nested too deeply"], files={"log.json": "[" * 100000 + "]" * 100000})
+    add(s, "JSONL: a broken line", AJ, ["line 2 is not JSON"],
+        files={"log.json": '{"spec_acceptance_length": 2.5, "k": 3}\n{"spec_acceptance_length": 2.\n'})
+    add(s, "trace together with --acceptance-length", AF + ["--acceptance-length", "2.5"],
+        ["--acceptance-from gives the acceptance; drop --acceptance-length"], files={"m.prom": _prom(*PROM_OK)})
+    # ---- NeMo-RL recipes
+    s = "NeMo-RL recipes (`--from-nemo-rl`)"
+    NR = P + ["--from-nemo-rl", f"{TMP}/r.yaml"]
+    add(s, ".inf prompts per step", NR, ["grpo.num_prompts_per_step` = inf", "expected an integer"],
+        files={"r.yaml": _nemo(grpo__num_prompts_per_step=float("inf"))})
+    add(s, ".nan generations per prompt", NR, ["grpo.num_generations_per_prompt` = nan"],
+        files={"r.yaml": _nemo(grpo__num_generations_per_prompt=float("nan"))})
+    add(s, ".inf nodes", NR, ["cluster.num_nodes` = inf"], files={"r.yaml": _nemo(cluster__num_nodes=float("inf"))})
+    add(s, "billion laughs (YAML aliases 9^9 values)", NR, ["aliases expand to more than 200,000 values"],
+        files={"r.yaml": _laughs()})
+    add(s, "interpolation bomb (${...} references 9^10 values)", NR,
+        ["(interpolations resolved)", "more than 200,000 values"], files={"r.yaml": _interp_bomb()})
+    add(s, "bytes that are not UTF-8", NR, ["not a UTF-8 text file"], files={"r.yaml": "\udcff\udcfe grpo: {}\n"})
+    add(s, "nested 100,000 deep", NR, ["nested too deeply"], files={"r.yaml": "a: " + "[" * 100000 + "]" * 100000 + "\n"})
+    add(s, "async enabled as the text \"false\" (would read as true)", NR, ["grpo.async_grpo.enabled` = 'false'",
+                                                                           "true or false"],
+        files={"r.yaml": _nemo(grpo__async_grpo={"enabled": "false"})})
+    add(s, "colocated as the text \"no\"", NR, ["policy.generation.colocated.enabled` = 'no'"],
+        files={"r.yaml": _nemo(policy__generation__colocated={"enabled": "no"})})
+    add(s, "tensor parallel size as text", NR, ["tensor_parallel_size` = '4'", "expected an integer"],
+        files={"r.yaml": _nemo(policy__generation__vllm_cfg__tensor_parallel_size="4")})
+    add(s, "fractional number of draft tokens", NR, ["num_speculative_tokens` = 2.5"],
+        files={"r.yaml": _nemo(policy__generation__vllm_kwargs__speculative_config__num_speculative_tokens=2.5)})
+    add(s, "unknown speculative method", NR, ["method` = 'medusa'"],
+        files={"r.yaml": _nemo(policy__generation__vllm_kwargs__speculative_config__method="medusa")})
+    add(s, "`defaults` that include the recipe itself", NR, ["`defaults` loop"],
+        files={"r.yaml": "defaults: r.yaml\ngrpo: {num_prompts_per_step: 8}\n"})
+    add(s, "a folder", P + ["--from-nemo-rl", TMP], ["cannot read"])
+    # ---- sweep grid files
+    s = "Sweep grid files (`rlsim sweep --grid`)"
+    G = ["sweep", "--grid", f"{TMP}/g.yaml", "--no-progress"]
+    GB = "workload: rl-zero-8b\nk: 1\n"
+    add(s, "seeds: abc", G, ["g.yaml", "seeds = 'abc'", "a count 1..1000"], files={"g.yaml": GB + "seeds: abc\n"})
+    add(s, "seeds: -1", G, ["seeds = -1", "a count 1..1000"], files={"g.yaml": GB + "seeds: -1\n"})
+    add(s, "seeds: 10^9", G, ["seeds = 1000000000", "each seed is one more full simulation"],
+        files={"g.yaml": GB + "seeds: 1000000000\n"})
+    add(s, "seeds: [1, 1]", G, ["repeat a seed"], files={"g.yaml": GB + "seeds: [1, 1]\n"})
+    add(s, "seeds: [0, 1.5]", G, ["seeds = 1.5", "not a whole number"], files={"g.yaml": GB + "seeds: [0, 1.5]\n"})
+    add(s, "workers: 0", G, ["workers = 0", "1..1,024"], files={"g.yaml": GB + "workers: 0\n"})
+    add(s, "workers: many", G, ["workers = 'many'"], files={"g.yaml": GB + "workers: many\n"})
+    add(s, "per_seed: maybe (would read as true)", G, ["per_seed = 'maybe'", "true or false"],
+        files={"g.yaml": GB + "per_seed: maybe\n"})
+    add(s, "use_cache: \"no\" as text (would read as true)", G, ["use_cache = 'no'"],
+        files={"g.yaml": GB + "use_cache: 'no'\n"})
+    add(s, "executor: 5", G, ["executor = 5"], files={"g.yaml": GB + "executor: 5\n"})
+    add(s, "points not a list of mappings", G, ["`points` must be a list of mappings"],
+        files={"g.yaml": GB + "points: 3\n"})
+    add(s, "a grid of 10^6 points (refused before it is built)", G, ["1,000,000 points", "up to 100,000 runs"],
+        files={"g.yaml": "workload: rl-zero-8b\ngrid:\n  num_prompts_per_step: " + str(list(range(1, 101)))
+               + "\n  gpus: " + str(list(range(1, 101))) + "\n  max_new_tokens: " + str(list(range(100, 200))) + "\n"})
+    add(s, "billion laughs", G, ["aliases expand to more than 200,000 values"], files={"g.yaml": _laughs("k")})
+    add(s, "k given as the text \"1..7\"", G, ["k = '1..7' (a str); allowed: an integer"],
+        files={"g.yaml": "workload: rl-zero-8b\nk: '1..7'\n"})
+    # ---- bounds
+    s = "Upper bounds on counts that drive work (the reason in the message)"
+    add(s, "policy lag 10^6", P + ["--lag", "1000000"], ["--lag = 1000000", "allowed: 0..8", "lag + 1 rollout batches"])
+    add(s, "policy lag 9", P + ["--lag", "9"], ["--lag = 9", "0..8"])
+    add(s, "policy lag 100 in a workload file", PW, ["max_trajectory_age_steps` = 100", "less than or equal to 8"],
+        files={"w.yaml": workload(max_trajectory_age_steps=100)})
+    add(s, "draft-drift steps 10^9", P + ["--steps", "1000000000"], ["--steps = 1000000000", "1..1,000",
+                                                                      "three full rollouts"])
+    add(s, "sweep seeds 10^9", SW + ["--seeds", "1000000000"], ["seeds = 1000000000", "a count 1..1000"])
+    add(s, "sweep seeds 0..10^9", SW + ["--seeds", "0..1000000000"], ["1,000,000,001 values", "up to 100,000 runs"])
+    add(s, "k range 1..10^9 (24 GB before; refused before expansion)", SW[:3] + ["--k", "1..1000000000"],
+        ["range '1..1000000000' has 1,000,000,000 values", "up to 100,000 runs"])
+    add(s, "float range of 10^9 values", SW[:3] + ["--draft-quality", "0..1..0.000000001"],
+        ["1,000,000,000 values"])
+    add(s, "axes whose product is 399,600 runs", SW[:3] + ["--gpus", "8,16", "--k", "1..200", "--draft-quality",
+                                                           "0.001..0.999..0.001"], ["399,600 points", "100,000"])
+    add(s, "timeline of 10^6 replicas", TL + ["--replicas", "1000000"], ["--replicas = 1000000", "1..64"])
+    add(s, "timeline of 1000 steps", TL + ["--steps", "1000"], ["--steps = 1000", "1..20"])
+    add(s, "timeline at lag 50", ["timeline", "--workload", "rl-zero-8b", "--lag", "50"], ["--lag = 50", "0..8"])
+    add(s, "optimize-k with 10^6 samples", ["optimize-k", "--workload", "rl-zero-8b", "--samples", "1000000"],
+        ["--samples = 1000000", "1..100"])
+    add(s, "sweep workers 0", SW + ["--workers", "0"], ["--workers = 0"])
+    add(s, "sweep --set lag=100", SW + ["--set", "lag=100"], ["--lag = 100", "0..8"])
+    add(s, "Python sweep over range(10^9)", api={"workload": "rl-zero-8b", "k": range(10**9)}, call="sweep",
+        expect=["'k' has 1,000,000,000 values"])
+    add(s, "Python sweep with 10^9 seeds", api={"workload": "rl-zero-8b", "seeds": 10**9}, call="sweep",
+        expect=["seeds = 1000000000"])
+    add(s, "async measured steps 10^6", api=W | {"lag": 1, "options": {"async_measured_steps": 10**6}},
+        expect=["options.async_measured_steps = 1000000", "1..100"])
+    # ---- conflicts
+    s = "Conflicting or inapplicable flags (refused, not silently dropped)"
+    add(s, "--acceptance-length with --draft-quality", P + ["--acceptance-length", "2.5", "--draft-quality", "0.7"],
+        ["--acceptance-length", "--draft-quality", "both set the draft's acceptance", "one of them"])
+    add(s, "--ep on a dense model (iteration)", IT + ["--ep"], ["--ep", "qwen3-8b is dense", "--no-ep"])
+    add(s, "expert parallelism on a dense model (workload file)", PW, ["enable_expert_parallel", "dense"],
+        files={"w.yaml": workload(generation__enable_expert_parallel=True)})
+    add(s, "--draft-model with the eagle3 drafter", P + ["--draft-model", "qwen3-0.6b"],
+        ["--draft-model qwen3-0.6b applies to --drafter draft-model", "'eagle3'"])
+    add(s, "--drift-steps without --steps", P + ["--drift-steps", "100"], ["--drift-steps", "--steps", "ignored"])
+    add(s, "--steps with --seeds", P + ["--steps", "2", "--seeds", "3"], ["does not use --seeds"])
+    add(s, "--steps with --timeline", P + ["--steps", "2", "--timeline", f"{TMP}/t.png"], ["does not use --timeline"])
+    add(s, "--steps with --in-flight-weight-updates", P + ["--steps", "2", "--in-flight-weight-updates"],
+        ["does not use --in-flight-weight-updates"])
+    add(s, "plot --from with --seeds (a sweep flag)", ["plot", "heatmap", "--from", f"{TMP}/r.csv", "--seeds", "3"],
+        ["--seeds", "would be ignored"], files={"r.csv": "point,k,speedup_generation\n0,1,1.5\n"})
+    add(s, "optimize-k: --draft-quality with --al-curve", ["optimize-k", "--workload", "rl-zero-8b", "--draft-quality",
+                                                          "0.8", "--al-curve", "rl-zero"], ["both set the draft's acceptance"])
+    add(s, "draft-quality decay without a draft quality", api=W | {"draft_quality_decay": 0.5},
+        expect=["draft_quality_decay = 0.5", "draft_quality"])
+    add(s, "per-position rates with an acceptance length", api=W | {"acceptance_rates_per_position": [0.8, 0.6],
+                                                                   "acceptance_length": 2.5},
+        expect=["both set the draft's acceptance"])
+    add(s, "an unknown option (typo: partial_rollouts)", api=W | {"options": {"partial_rollouts": True}},
+        expect=["unknown key 'partial_rollouts'", "partial_rollout"])
+    add(s, "partial_rollout given as text", api=W | {"lag": 1, "options": {"partial_rollout": "yes"}},
+        expect=["options.partial_rollout = 'yes'", "true or false"])
+    # ---- physical sanity
+    s = "Physical sanity"
+    add(s, "iteration batch x context beyond GPU memory", ["iteration", "--model", "qwen3-8b", "--batch", "4096",
+                                                           "--context", "131072"],
+        ["does not fit", "KV for 536,875,008 tokens needs", "available", "GB per GPU"])
+    add(s, "iteration context of 10^8 tokens", ["iteration", "--model", "qwen3-8b", "--hardware", "h100-sxm", "--batch", "1",
+                                                "--context", "100000000"], ["does not fit", "h100-sxm"])
+    add(s, "infinite FLOP/s (0 s training before)", PH, ["peak_flops.bf16", "finite"],
+        files={"h.yaml": hardware(peak_flops={"bf16": float("inf"), "fp8": 1.979e15})})
+    add(s, "NaN memory bandwidth", PH, ["hbm_bandwidth_bytes_per_s` = nan", "finite"],
+        files={"h.yaml": hardware(hbm_bandwidth_bytes_per_s=float("nan"))})
+    add(s, "infinite memory", PH, ["hbm_capacity_bytes` = inf", "finite"],
+        files={"h.yaml": hardware(hbm_capacity_bytes=float("inf"))})
+    add(s, "a workload setting without a source (colocated)", PW, ["numbers without a source: colocated"],
+        files={"w.yaml": workload(sources__colocated=DELETE)})
+    add(s, "infinite data-loading time in a workload", PW, ["data_loading_s` = inf", "finite"],
+        files={"w.yaml": workload(data_loading_s=float("inf"))})
+    # ---- Python API: types
+    s = "Python API: wrong types (a ConfigurationError naming the argument, never a TypeError)"
+    add(s, "k as text", api=W | {"k": "3"}, expect=["k = '3' (a str); allowed: an integer"])
+    add(s, "GPUs as a fraction", api=W | {"gpus": 8.5}, expect=["gpus = 8.5 (not a whole number)"])
+    add(s, "lag as text", api=W | {"lag": "1"}, expect=["lag = '1' (a str)"])
+    add(s, "acceptance length as text", api=W | {"acceptance_length": "2.5"}, expect=["acceptance_length = '2.5' (a str)",
+                                                                                     "a number"])
+    add(s, "k as a bool", api=W | {"k": True}, expect=["k = True (a bool)"])
+    add(s, "workload as a number", api={"workload": 5}, expect=["workload = 5 (an int)"])
+    add(s, "colocated as text", api=W | {"colocated": "no"}, expect=["colocated = 'no' (a str)", "true or false"])
+    add(s, "options as text", api=W | {"options": "fast"}, expect=["options = 'fast' (a str)", "a mapping"])
+    add(s, "k schedule of words", api=W | {"num_speculative_tokens_per_batch_size": [("a", "b", "c")]},
+        expect=["num_speculative_tokens_per_batch_size[0] = 'a'"])
+    add(s, "None among per-position rates", api=W | {"acceptance_rates_per_position": [0.8, None]},
+        expect=["acceptance_rates_per_position[1] = None"])
+    add(s, "draft-quality decay NaN", api=W | {"draft_quality": 0.8, "draft_quality_decay": float("nan")},
+        expect=["draft_quality_decay = nan", "finite"])
+    add(s, "sweep k as a word (was: 'unknown scenario field')", api={"workload": "rl-zero-8b", "k": "abc"}, call="sweep",
+        expect=["k = 'abc' (a str); allowed: an integer"])
+    add(s, "sweep seeds as text", api={"workload": "rl-zero-8b", "seeds": "3"}, call="sweep", expect=["seeds = '3'"])
+    add(s, "sweep workers as text", api={"workload": "rl-zero-8b", "workers": "many"}, call="sweep",
+        expect=["workers = 'many'"])
+    add(s, "sweep per_seed as text", api={"workload": "rl-zero-8b", "per_seed": "yes"}, call="sweep",
+        expect=["per_seed = 'yes'"])
+    add(s, "sweep points not mappings", api={"workload": "rl-zero-8b", "points": [1, 2]}, call="sweep",
+        expect=["points = [1, 2]", "list of mappings"])
+    add(s, "project() given a name instead of a Scenario", api={"scenario": "rl-zero-8b"}, call="project",
+        expect=["project() takes a Scenario"])
+    # ---- Ray
+    s = "Ray executor"
+    add(s, "--address auto with no cluster running", SW + ["--executor", "ray", "--address", "auto"],
+        ["cannot start or reach Ray", "ray start --head"])
+    add(s, "--address where nothing listens", SW + ["--executor", "ray", "--address", "127.0.0.1:1"],
+        ["no Ray cluster reachable there"])
+    add(s, "--address that is not an address", SW + ["--executor", "ray", "--address", "my cluster"],
+        ["allowed: auto, local, HOST:PORT"])
+    # ---- plot --from
+    s = "`rlsim plot --from` results files"
+    PF = ["plot", "heatmap", "--from", f"{TMP}/r.csv"]
+    add(s, "empty CSV", PF, ["r.csv: not a readable results table"], files={"r.csv": ""})
+    add(s, "binary CSV", PF, ["r.csv: not a UTF-8 text file"], files={"r.csv": "\udcff\udcfe\x00\x01garbage"})
+    add(s, "a CSV that is not a sweep table", PF, ["not a sweep results table", "columns a, b"],
+        files={"r.csv": "a,b\n1,2\n"})
+    add(s, "a header and no rows", PF, ["has no rows"], files={"r.csv": "point,k,speedup_generation\n"})
+    add(s, "a folder", ["plot", "heatmap", "--from", TMP], ["is a folder"])
+    # ---- other values
+    s = "Other command-line values"
+    add(s, "NaN drift time constant", P + ["--steps", "2", "--drift-steps", "nan"], ["--drift-steps = nan", "finite"])
+    add(s, "infinite draft init", P + ["--steps", "2", "--draft-init", "inf"], ["--draft-init = inf"])
+    add(s, "NaN draft-quality decay", P + ["--draft-quality", "0.8", "--draft-quality-decay", "nan"],
+        ["draft_quality_decay = nan", "finite"])
+    add(s, "NaN acceptance spread", P + ["--acceptance-spread", "nan"], ["acceptance_sequence_spread = nan"])
+    add(s, "acceptance spread 1e-4 (realised AL 1.0 before: a wrong answer)", P + ["--acceptance-spread", "0.0001"],
+        ["acceptance_sequence_spread = 0.0001", "0 (no spread) or 0.05..1", "loses the mean"])
+    add(s, "infinite acceptance response decay", P + ["--acceptance-response-decay", "inf"],
+        ["acceptance_response_decay = inf"])
+    add(s, "NaN MoE routing skew", P + ["--moe-routing-skew", "nan"], ["moe_routing_skew = nan", "finite"])
+    add(s, "sweep float range to infinity", SW[:3] + ["--draft-quality", "0.5..inf..0.1"], ["must be finite numbers"])
+    add(s, "sweep --rows -1", SW + ["--rows", "-1"], ["--rows = -1"])
+    add(s, "optimize-k --max-tiers -1", ["optimize-k", "--workload", "rl-zero-8b", "--max-tiers", "-1"],
+        ["--max-tiers = -1"])
+    add(s, "validate measured for a GPU without ground truth", ["validate", "measured", "--gpu", "h300"],
+        ["--gpu 'h300'", "allowed: h100"])
     return c
 
 
@@ -487,7 +791,7 @@ def run_case(case: Case, workdir: Path) -> Outcome:
     env = {k: sub(v) for k, v in case.env.items()}
     with _environment(env):
         if case.api is not None:
-            return _run_api(case.api)
+            return _run_api({k: (sub(v) if isinstance(v, str) else v) for k, v in case.api.items()}, case.call)
         from typer.testing import CliRunner
 
         from rlsim.report.cli import app
@@ -501,12 +805,18 @@ def run_case(case: Case, workdir: Path) -> Outcome:
         return Outcome(r.exit_code, err, r.stdout)
 
 
-def _run_api(kwargs: dict) -> Outcome:
-    from rlsim import project_scenario
+def _run_api(kwargs: dict, call: str = "project_scenario") -> Outcome:
+    import rlsim
     from rlsim.errors import RlsimError
 
+    fn = getattr(rlsim, call)
+    if call == "sweep":
+        kwargs = {"use_cache": False, "progress": False, "executor": "serial", **kwargs}
     try:
-        project_scenario(**kwargs)
+        if call == "project":
+            fn(*kwargs.values())
+        else:
+            fn(**kwargs)
     except RlsimError as e:
         return Outcome(2, f"{type(e).__name__}: {e}\n", "")
     except Exception as e:  # noqa: BLE001 - a non-rlsim error is what the tests catch
@@ -566,7 +876,8 @@ def render(results: list[tuple[Case, Outcome, str]]) -> str:
             lines += ["", f"## {section}", "", "| # | input | what is wrong | exit | message |", "|---|---|---|---|---|"]
         n += 1
         if case.api is not None:
-            inp = "project_scenario(" + ", ".join(f"{k}={v!r}" for k, v in case.api.items()) + ")"
+            inp = (f"{case.call}(" + ", ".join(f"{v!r}" if case.call == "project" else f"{k}={v!r}"
+                                               for k, v in case.api.items()) + ")")
         else:
             inp = _shell(case.args)
         if case.env:
@@ -584,8 +895,11 @@ def render(results: list[tuple[Case, Outcome, str]]) -> str:
               "class (meta.json keeps the measured counts per run only as a Python-repr string, not checked against "
               "the rows); queries outside the measured grid "
               "are flagged in the output instead (`extrapolated beyond the measured calibration grid`).",
-              "- `rlsim timeline --out` (unknown format, missing folder) and `rlsim sweep --out` / `rlsim plot --out` "
-              "(format checked only after the whole sweep ran).", ""]
+              "- An output path that becomes unwritable while the work runs cannot be refused up front: the results "
+              "are then written to a temporary file and the error names it (`the results were kept in ...`).",
+              "- Settings that do not apply are noted, not refused, where a sweep may legitimately mix them: "
+              "`--in-flight-weight-updates` / `--partial-rollouts` at lag 0 (a note in the projection), `--address` "
+              "or `--workers` for another executor (a warning).", ""]
     return "\n".join(lines)
 
 

@@ -59,9 +59,13 @@ def test_errors_doc_is_current(results):
 def test_cases_cover_every_input_kind():
     sections = {c.section.split(" (")[0] for c in G.CASES}
     for kind in ("Command line: usage", "Command line: values", "Impossible configurations", "Workload YAML",
-                 "Model YAML", "Hardware YAML", "Draft-head YAML", "Files", "Python API"):
+                 "Model YAML", "Hardware YAML", "Draft-head YAML", "Files", "Python API",
+                 # issue 22: no input that crashes, hangs or lies
+                 "Output paths", "Acceptance traces", "NeMo-RL recipes", "Sweep grid files", "Upper bounds on counts that drive work",
+                 "Conflicting or inapplicable flags", "Physical sanity", "Python API: wrong types", "Ray executor",
+                 "`rlsim plot --from` results files"):
         assert kind in sections, kind
-    assert len(G.CASES) >= 100
+    assert len(G.CASES) >= 300
 
 
 # ------------------------------------------------------------------ the real entry point, in a subprocess
@@ -71,6 +75,9 @@ SUBPROCESS_CASES = [
     (["project", "--workload", "rl-zero-8b", "--seed", "-1"], "--seed = -1"),
     (["projekt"], "No such command 'projekt'"),
     (["project", "--workload", "rl-235b", "--gpus", "100"], "do not divide into replicas of 8"),
+    (["project", "--workload", "rl-zero-8b", "--lag", "1000000"], "--lag = 1000000; allowed: 0..8"),
+    (["sweep", "--workload", "rl-zero-8b", "--k", "1..1000000000"], "has 1,000,000,000 values"),
+    (["sweep", "--workload", "rl-zero-8b", "--k", "1", "--out", "/dev/full"], "not a regular file"),
 ]
 
 

@@ -29,7 +29,10 @@ def test_every_token_generated_exactly_once(k, al, capacity):
     assert np.isfinite(r.finish_time_s).all()
     assert r.end_time_s == pytest.approx(r.finish_time_s.max())
     if capacity < 10**6:
-        assert r.preemptions >= 0 and r.iterations > 0
+        # 40 sequences of up to 4000 tokens in 6000 tokens of KV: admitted on their prompts, they outgrow it
+        assert r.preemptions > 0, (k, al)
+    else:
+        assert r.preemptions == 0, (k, al)  # ample KV: nothing is ever evicted
     if k:
         assert r.accepted_drafts / r.spec_rounds + 1 == pytest.approx(al, rel=0.1)
 

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ..errors import CatalogError
+from ..inputs import check_yaml_size
 from .schema import DatasetSpec, DraftSpec, EngineProfile, HardwareProfile, ModelSpec, Workload
 
 T = TypeVar("T", bound=BaseModel)
@@ -137,10 +138,13 @@ def load_yaml_model(path: Path, cls: type[T], overrides: dict | None = None) -> 
         raise CatalogError(f"{path}: not a UTF-8 text file (byte {e.start}: {e.object[e.start:e.start + 1]!r})") from None
     except OSError as e:
         raise CatalogError(f"{path}: cannot read: {e.strerror}") from None
+    except RecursionError:
+        raise CatalogError(f"{path}: nested too deeply to read") from None
     if raw is None:
         raise CatalogError(f"{path}: the file is empty; expected a mapping of fields (key: value lines)")
     if not isinstance(raw, dict):
         raise CatalogError(f"{path}: expected a mapping of fields (key: value lines), got a {type(raw).__name__}")
+    check_yaml_size(raw, "catalog file", path, CatalogError)
     if overrides:
         raw = {**raw, **overrides}
     try:

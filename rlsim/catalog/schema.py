@@ -12,13 +12,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..inputs import LAG_WHY, MAX_LAG
+
 DTypes = Literal["bf16", "fp8"]
 
 
 class Strict(BaseModel):
-    """Base: unknown keys are errors (a typo must never be ignored)."""
+    """Base: unknown keys are errors (a typo must never be ignored); numbers must be finite (a `.inf` or
+    `.nan` in a catalog file is refused, not simulated as 0 s or NaN s)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=(), allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
@@ -108,8 +111,8 @@ class HardwareProfile(Sourced):
         if "bf16" not in v:
             raise ValueError("peak_flops must give at least bf16")
         for k, x in v.items():
-            if x <= 0:
-                raise ValueError(f"peak_flops.{k} must be > 0, got {x}")
+            if not (0 < x < float("inf")):
+                raise ValueError(f"peak_flops.{k} must be > 0 and finite, got {x}")
         return v
 
 
@@ -402,7 +405,10 @@ class SpeculationConfig(Strict):
         return self
 
 
-class Workload(Strict):
+class Workload(Sourced):
+    """A workload file. Every numeric or true/false setting the file writes carries a source (settings left
+    out take the schema's defaults; a caller's override is sourced by the caller, see scenario.py)."""
+
     name: str
     description: str = ""
     model: str
@@ -423,7 +429,7 @@ class Workload(Strict):
     engine: EngineConfig = Field(default_factory=EngineConfig)
     speculation: SpeculationConfig = Field(default_factory=SpeculationConfig)
     reference_logprobs: bool = True
-    max_trajectory_age_steps: int = Field(default=0, ge=0)
+    max_trajectory_age_steps: int = Field(default=0, ge=0, le=MAX_LAG, description=LAG_WHY)
     in_flight_weight_updates: bool = False
     data_loading_s: float = Field(default=0.2, ge=0)
     training_mfu: float | None = Field(default=None, gt=0, le=1)
@@ -435,7 +441,13 @@ class Workload(Strict):
                                                   "max_model_len): a response ends at max_total - prompt tokens")
     avg_seq_len: float | None = Field(default=None, gt=0, description="measured mean prompt + response tokens: each "
                                       "step's sampled responses are scaled by one factor to reach it")
-    sources: dict[str, str] = Field(default_factory=dict)
+
+    @classmethod
+    def _unsourced_fields(cls) -> set[str]:
+        return {"sources", "name", "description", "model", "hardware"}
+
+    def _is_number_field(self, name: str) -> bool:
+        return name in self.model_fields_set and super()._is_number_field(name)
 
     @model_validator(mode="after")
     def _pools(self):

@@ -10,10 +10,18 @@ from ..scenario import Scenario, build_scenario
 def project(scenario: Scenario) -> ProjectionResult:
     """Simulate one RL step of ``scenario`` autoregressively and with speculation (same sampled lengths:
     speculative decoding is lossless, so both modes generate exactly the same tokens)."""
+    if not isinstance(scenario, Scenario):
+        raise ConfigurationError(f"project() takes a Scenario (from build_scenario(...)), got {type(scenario).__name__}; "
+                                 "or call project_scenario(**fields)")
     setup = build_setup(scenario)
     notes = [setup.placement_note, f"kernel costs: {setup.timer.describe()}"]
     if setup.engine is not None:
         notes.append(f"engine {setup.engine.name}: {setup.engine.description} (docs/engine-profiles.md)")
+    if scenario.lag == 0:  # settings of the asynchronous pipeline that a synchronous step does not read: say so
+        unused = [n for n, on in (("in_flight_weight_updates", scenario.workload.in_flight_weight_updates),
+                                  ("partial_rollout", scenario.options.get("partial_rollout"))) if on]
+        if unused:
+            notes.append(f"ignored at lag 0 (synchronous steps): {', '.join(unused)} (asynchronous RL only; pass --lag >= 1)")
     if scenario.lag > 0:
         try:
             from ..pipeline import asynchronous  # noqa: WPS433

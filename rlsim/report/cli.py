@@ -7,7 +7,6 @@ function listed in ``_COMMAND_MODULES``. Every user error prints one line and ex
 from __future__ import annotations
 
 import importlib
-import json
 import sys
 from typing import Optional
 
@@ -81,26 +80,15 @@ def user_errors(fn):
 
 
 def fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {' '.join(str(message).split())}", err=True)  # one line, whatever the message holds
     raise typer.Exit(2)
 
 
 def emit_json(obj) -> None:
-    typer.echo(json.dumps(obj, indent=2, default=_json_default))
+    """Strict JSON (RFC 8259): NaN and infinities are written as null, never as NaN / Infinity."""
+    from ..inputs import dumps_strict
 
-
-def _json_default(o):
-    import numpy as np
-
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if hasattr(o, "model_dump"):
-        return o.model_dump()
-    return str(o)
+    typer.echo(dumps_strict(obj, indent=2))
 
 
 def _register() -> None:
@@ -121,7 +109,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     try:
         app(args=argv, standalone_mode=True)
     except RlsimError as e:
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(f"error: {' '.join(str(e).split())}", err=True)
         sys.exit(2)
 
 

@@ -84,10 +84,16 @@ def optimize_k(workload: str | None = None, model: str | None = None, hardware: 
 
     if k_max < 1:
         raise ConfigurationError(f"--k-max = {k_max}; allowed: >= 1")
-    if samples < 1:
-        raise ConfigurationError(f"--samples = {samples}; allowed: >= 1")
+    from ..inputs import MAX_OPTIMIZE_SAMPLES, OPTIMIZE_SAMPLES_WHY, check_count
+
+    check_count("--samples", samples, 1, MAX_OPTIMIZE_SAMPLES, OPTIMIZE_SAMPLES_WHY)
+    if max_tiers is not None and max_tiers < 0:
+        raise ConfigurationError(f"--max-tiers = {max_tiers}; allowed: >= 0 (0 = unlimited)")
     if amortise_steps < 1:
         raise ConfigurationError(f"--amortise-steps = {amortise_steps}; allowed: >= 1")
+    if draft_quality is not None and (al_curve or acceptance_from):
+        raise ConfigurationError(f"--draft-quality and {'--al-curve' if al_curve else '--acceptance-from'} both set the "
+                                 "draft's acceptance (one would be dropped); allowed: one of them")
     rates, acc_source = _acceptance_inputs(al_curve, acceptance_from)
     common = dict(workload=workload, model=model, hardware=hardware, gpus=gpus, seed=seed, calibration=calibration,
                   acceptance_rates_per_position=rates, draft_quality=draft_quality)

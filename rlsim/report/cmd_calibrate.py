@@ -30,6 +30,10 @@ def calibrate_cmd(
     if ctx.invoked_subcommand is not None:
         return
     from ..errors import ConfigurationError
+    from ..inputs import check_output_dir
+
+    if out is not None:  # before the measurements (hours on a full grid)
+        check_output_dir(out, "--out")
 
     if backend == "vllm":
         from ..calibration import vllm_backend

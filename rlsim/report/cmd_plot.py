@@ -99,6 +99,8 @@ def _params(name: str) -> list[inspect.Parameter]:
 def _filter(df, axes: dict):
     from ..errors import ConfigurationError
 
+    if df.empty:
+        raise ConfigurationError("the --from table has no rows: nothing to plot")
     for col, vals in axes.items():
         if col not in df.columns:
             raise ConfigurationError(f"--from table has no column {col!r} to filter on")
@@ -117,7 +119,15 @@ def _auto(v: str):
 
 
 def _draw(name: str, df, o: dict):
+    from ..errors import ConfigurationError
     from . import plots
+
+    default = PLOTS[name]["options"].get("metric", (None, None))[1]
+    if "metric" in o and o["metric"] not in ("auto", default):  # asked for by name: every one must exist
+        missing = [m for m in _metrics(o["metric"]) if m not in df.columns]
+        if missing:
+            raise ConfigurationError(f"--metric {missing[0]}: the sweep table has no such column; allowed: "
+                                     f"{', '.join(c for c in df.columns if c.startswith(('speedup', 'ar_', 'spec_')))}")
 
     if name == "speedup-vs-k":
         return plots.speedup_vs_k(df, quality=_auto(o["quality"]), metrics=_metrics(o["metric"]), facet=_auto(o["facet"]))
@@ -143,31 +153,41 @@ def _make(name: str):
 
         from ..errors import ConfigurationError
 
+        from ..inputs import check_output_file, write_or_keep
+
         out_p = Path(kw["out"] or f"rlsim-{name}.png")
-        if out_p.suffix.lower() not in (".png", ".svg", ".pdf"):  # before any simulation
-            raise ConfigurationError(f"--out {out_p}: unknown format {out_p.suffix!r}; allowed: .png, .svg, .pdf")
-        if kw["save_results"] is not None and Path(kw["save_results"]).suffix.lower() not in (".csv", ".txt", "", ".parquet", ".pq"):
-            raise ConfigurationError(f"--save-results {kw['save_results']}: unknown format; allowed: .csv, .parquet")
+        check_output_file(out_p, "--out", (".png", ".svg", ".pdf"))  # before any simulation
+        if kw["save_results"] is not None:
+            check_output_file(kw["save_results"], "--save-results", (".csv", ".parquet", ".pq", ".txt", ""),
+                              create_parents=True)
         flags = {a: kw[a] for a in AXIS_FLAGS}
         axes = collect_axes(flags, kw["set_"])
         if kw["from_"] is not None:
+            sweep_only = [f"--{n.replace('_', '-')}" for n in ("grid", "seeds", "executor", "address", "workers",
+                                                               "cache_dir", "save_results") if kw[n] is not None]
+            if sweep_only:
+                raise ConfigurationError(f"--from plots a results file, so {sweep_only[0]} (which runs or saves a sweep) "
+                                         "would be ignored; allowed: --from with axis flags (they filter its rows)")
             df = _filter(load_results(kw["from_"]), axes)
         else:
             defaults = dict(spec["defaults"])
-            if "model" in axes or kw["grid"] is not None:
-                defaults.pop("workload", None)
+            given = set(axes)
             if kw["grid"] is not None:
                 from .sweep import load_grid_file
 
-                given = load_grid_file(kw["grid"])["axes"]
-                if "model" in given:
-                    defaults.pop("workload", None)
+                given |= set(load_grid_file(kw["grid"])["axes"])
+            if "model" in given or kw["grid"] is not None:
+                defaults.pop("workload", None)
+            if given & {"acceptance_length", "al"}:  # the acceptance is given: the default draft-quality axis would clash
+                defaults.pop("draft_quality", None)
             df = run_sweep_from_flags(kw["grid"], axes, kw["seeds"], kw["executor"], kw["address"], kw["workers"],
                                       kw["cache_dir"], kw["no_cache"], defaults=defaults, progress=kw["progress"])
             if kw["save_results"] is not None:
-                typer.echo(f"wrote {save_results(df, kw['save_results'])}", err=True)
+                written = []
+                write_or_keep(Path(kw["save_results"]), lambda p: written.append(save_results(df, p)), "--save-results")
+                typer.echo(f"wrote {written[-1]}", err=True)
         fig = _draw(name, df, {k: kw[k] for k in spec["options"]})
-        path = plots.save(fig, kw["out"] or f"rlsim-{name}.png")
+        path = write_or_keep(out_p, lambda p: plots.save(fig, p), "--out")
         typer.echo(f"wrote {path}")
 
     params = _params(name)

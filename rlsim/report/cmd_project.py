@@ -53,11 +53,15 @@ def project_cmd(
     moe_routing_skew: Optional[float] = typer.Option(None, "--moe-routing-skew", help="MoE: Zipf exponent of expert "
                                                      "popularity, 0..3 (0 = uniform routing: the default)"),
     steps: Optional[int] = typer.Option(None, "--steps", help="simulate N steps: offline vs online draft with drift"),
-    drift_steps: float = typer.Option(650.0, "--drift-steps", help="offline draft drift time constant in steps (0 = none)"),
-    drift_floor: float = typer.Option(0.8, "--drift-floor", help="fraction of AL-1 a fully drifted draft keeps"),
-    adapt_steps: float = typer.Option(85.0, "--adapt-steps", help="online adaptation time constant in steps"),
-    draft_init: float = typer.Option(1.0, "--draft-init", help="draft's AL-1 at step 0 as a fraction of the workload's "
-                                     "(1 = in-domain; 0.81 = the study's UltraChat-init draft)"),
+    drift_steps: Optional[float] = typer.Option(None, "--drift-steps", help="with --steps: offline draft drift time "
+                                                "constant in steps (0 = none; default 650)"),
+    drift_floor: Optional[float] = typer.Option(None, "--drift-floor", help="with --steps: fraction of AL-1 a fully "
+                                                "drifted draft keeps (default 0.8)"),
+    adapt_steps: Optional[float] = typer.Option(None, "--adapt-steps", help="with --steps: online adaptation time "
+                                                "constant in steps (default 85)"),
+    draft_init: Optional[float] = typer.Option(None, "--draft-init", help="with --steps: draft's AL-1 at step 0 as a "
+                                               "fraction of the workload's (1 = in-domain, the default; 0.81 = the "
+                                               "study's UltraChat-init draft)"),
     avg_seq_len: Optional[float] = typer.Option(None, "--avg-seq-len", help="measured mean prompt + response tokens "
                                                 "per sequence: each step's responses are scaled to it"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
@@ -66,17 +70,30 @@ def project_cmd(
     from .api import build_scenario, project
     from .seeds import project_seeds, seed_list
 
+    from ..errors import ConfigurationError
+    from ..inputs import DRIFT_STEPS_WHY, MAX_DRIFT_STEPS, check_count, check_number, check_output_file
+
     seed_list(seed, seeds)  # validate before simulating
+    drift = {"--drift-steps": drift_steps, "--drift-floor": drift_floor, "--adapt-steps": adapt_steps,
+             "--draft-init": draft_init}
+    if steps is None:
+        given = [f for f, v in drift.items() if v is not None]
+        if given:
+            raise ConfigurationError(f"{given[0]} shapes the draft-drift run of --steps N, which is not given (it would be "
+                                     "ignored); allowed: together with --steps")
+    else:
+        check_count("--steps", steps, 1, MAX_DRIFT_STEPS, DRIFT_STEPS_WHY)
+        for f, v in drift.items():
+            if v is not None:
+                check_number(f, v, 0.0)
+        ignored = [f for f, on in (("--seeds", seeds > 1), ("--timeline", timeline is not None),
+                                   ("--in-flight-weight-updates", in_flight_weight_updates),
+                                   ("--partial-rollouts", partial_rollouts)) if on]
+        if ignored:
+            raise ConfigurationError(f"--steps runs the draft-drift comparison of synchronous steps, which does not use "
+                                     f"{ignored[0]} (it would be ignored); allowed: one or the other")
     if timeline is not None:
-        from pathlib import Path
-
-        from ..errors import ConfigurationError
-
-        tp_ = Path(timeline)
-        if tp_.suffix.lower() not in (".png", ".svg", ".pdf"):
-            raise ConfigurationError(f"--timeline {timeline}: unknown format {tp_.suffix!r}; allowed: .png, .svg, .pdf")
-        if not tp_.parent.is_dir():
-            raise ConfigurationError(f"--timeline {timeline}: folder {str(tp_.parent)!r} does not exist")
+        check_output_file(timeline, "--timeline", (".png", ".svg", ".pdf"))
     flags = dict(model=model, workload=workload, hardware=hardware, gpus=gpus, k=k, drafter=drafter,
                  acceptance_length=acceptance_length, draft_quality=draft_quality, lag=lag, gen_gpus=gen_gpus,
                  train_gpus=train_gpus, draft_model=draft_model, in_flight_weight_updates=in_flight_weight_updates or None,
@@ -98,14 +115,19 @@ def project_cmd(
     sc = build_scenario(**flags, seed=seed, calibration=calibration,
                         options=(({"partial_rollout": True} if partial_rollouts else {}) | extra_options) or None)
     if steps is not None:
-        return run_drift_steps(sc, steps, drift_steps, drift_floor, adapt_steps, draft_init, as_json)
+        return run_drift_steps(sc, steps, 650.0 if drift_steps is None else drift_steps,
+                               0.8 if drift_floor is None else drift_floor, 85.0 if adapt_steps is None else adapt_steps,
+                               1.0 if draft_init is None else draft_init, as_json)
     res = project(sc)
     if timeline:
         from .timeline import plot_timeline
 
         tl_sc = sc if not sc.workload.colocated else sc.model_copy(
             update={"workload": sc.workload.model_copy(update={"colocated": False})})
-        plot_timeline(tl_sc, timeline)
+        plot_timeline(tl_sc, timeline, flag="--timeline")
+        if sc.workload.colocated:
+            res.notes.append(f"--timeline {timeline}: drawn for separate generation and training pools (a timeline "
+                             "shows the asynchronous pipeline's steps); the projection above is colocated")
     spread = project_seeds(sc, seeds, first=res) if seeds > 1 else None
     if as_json:
         emit_json(res.to_dict() | ({"seed_spread": spread.to_dict()} if spread else {})
@@ -159,7 +181,11 @@ def iteration_cmd(
     if max_num_seqs < 1:
         raise ConfigurationError(f"--max-num-seqs = {max_num_seqs}; allowed: >= 1")
     m, hw, eng = load_model(model), load_hardware(hardware), load_engine(engine)
+    if ep and not m.is_moe:
+        raise ConfigurationError(f"--ep (enable_expert_parallel) applies to MoE models; {m.name} is dense (it would be "
+                                 "ignored); allowed: --no-ep")
     layout = replica_layout(m, GenerationParallelism(tensor_parallel_size=tp, enable_expert_parallel=ep))
+    _check_iteration_fits(m, hw, layout, dtype, batch, context, k, drafter)
     d = resolve_drafter(m, drafter) if k > 0 else None
     cm = IterationCostModel(m, hw, layout, get_timer(hw, calibration), dtype=dtype,
                             method=d.method if d else "none", draft=d.network if d else None,
@@ -197,3 +223,28 @@ def iteration_cmd(
                     f"sampler {rp['sampler_s']*1e3:.3f} ms (GPU); host {rp['host_s']*1e3:.3f} ms of which exposed "
                     f"{rp['exposed_host_s']*1e3:.3f} ms; graph: {rp['graph_mode']}; async scheduling: "
                     f"{'on' if rp['async_scheduling'] else 'off'}; kernel costs: {info['calibration']}[/dim]")
+
+
+def _check_iteration_fits(m, hw, layout, dtype: str, batch: int, context: int, k: int, drafter: str) -> None:
+    """``rlsim iteration`` prices any batch x context; one that no GPU of the replica can hold is refused with
+    the numbers (KV needed vs the memory left after weights and vLLM's reserve at the most vLLM can use)."""
+    from ..catalog import EngineConfig
+    from ..costmodel.memory import NON_KV_RESERVE_BYTES, replica_memory
+    from ..errors import ConfigurationError
+    from ..speculation import resolve_drafter
+
+    util = next(c.le for c in EngineConfig.model_fields["gpu_memory_utilization"].metadata if hasattr(c, "le"))
+    d = resolve_drafter(m, drafter) if k > 0 else None
+    mem = replica_memory(m, hw, layout, dtype, "bf16", util, draft=d.network if d else None,
+                         method=d.method if d else "none")
+    need = batch * (context + k + 1)  # every sequence's KV, plus the k+1 tokens the iteration appends
+    if need > mem.kv_capacity_tokens:
+        tok = mem.kv_bytes_per_token_per_gpu
+        free = mem.usable_bytes_per_gpu - mem.weight_bytes_per_gpu - mem.draft_weight_bytes_per_gpu - NON_KV_RESERVE_BYTES
+        raise ConfigurationError(
+            f"--batch {batch} x --context {context} does not fit: KV for {need:,} tokens needs {need * tok / 1e9:,.1f} GB "
+            f"per GPU ({tok / 1e3:.1f} kB per token), available {max(free, 0) / 1e9:.1f} GB per GPU for KV on {hw.name} "
+            f"({hw.hbm_capacity_bytes / 1e9:.0f} GB x {util} - weights {mem.weight_bytes_per_gpu / 1e9:.1f} GB - draft "
+            f"{mem.draft_weight_bytes_per_gpu / 1e9:.1f} GB - reserve {NON_KV_RESERVE_BYTES / 1e9:.1f} GB), at most "
+            f"{mem.kv_capacity_tokens:,} tokens in all; lower --batch or --context, or raise --tp (now "
+            f"{layout.tensor_parallel_size})")

@@ -49,22 +49,34 @@ NO_CACHE_OPT = typer.Option(False, "--no-cache", help="neither read nor write th
 
 
 def _range(text: str, typ):
+    from ..inputs import GRID_WHY, MAX_GRID_RUNS
+
     parts = text.split("..")
     if len(parts) not in (2, 3):
         raise ConfigurationError(f"range {text!r}: expected START..STOP or START..STOP..STEP")
+
+    def too_many(n):  # counted before the values are made: 1..10^9 must not allocate gigabytes first
+        if n > MAX_GRID_RUNS:
+            raise ConfigurationError(f"range {text!r} has {n:,} values; allowed: up to {MAX_GRID_RUNS:,} runs ({GRID_WHY})")
+
     if typ is int:
         a, b = int(parts[0]), int(parts[1])
         step = int(parts[2]) if len(parts) == 3 else 1
         if step <= 0:
             raise ConfigurationError(f"range {text!r}: step must be > 0")
-        return list(range(a, b + 1, step))
+        r = range(a, b + 1, step)
+        too_many(len(r))
+        return list(r)
     a, b = float(parts[0]), float(parts[1])
     if len(parts) != 3:
         raise ConfigurationError(f"range {text!r}: a float range needs a step, e.g. 0.5..0.9..0.1")
     step = float(parts[2])
+    if not all(math.isfinite(x) for x in (a, b, step)):
+        raise ConfigurationError(f"range {text!r}: start, stop and step must be finite numbers")
     if step <= 0:
         raise ConfigurationError(f"range {text!r}: step must be > 0")
     n = int(math.floor((b - a) / step + 1e-9)) + 1
+    too_many(n)
     return [round(a + i * step, 10) for i in range(max(n, 0))]
 
 
@@ -95,6 +107,11 @@ def parse_values(text: str, typ=str, name: str = "value") -> list:
             raise ConfigurationError(f"--{name.replace('_', '-')} {text!r}: {item!r} is not {tname}") from None
     if not out:
         raise ConfigurationError(f"--{name.replace('_', '-')} {text!r}: no values")
+    from ..inputs import GRID_WHY, MAX_GRID_RUNS
+
+    if len(out) > MAX_GRID_RUNS:
+        raise ConfigurationError(f"--{name.replace('_', '-')}: {len(out):,} values; allowed: up to {MAX_GRID_RUNS:,} runs "
+                                 f"({GRID_WHY})")
     return out
 
 
@@ -130,10 +147,12 @@ def parse_seeds(text: str | None):
 def run_sweep_from_flags(grid: Optional[Path], axes: dict, seeds: Optional[str], executor: Optional[str],
                          address: Optional[str], workers: Optional[int], cache_dir: Optional[Path], no_cache: bool,
                          defaults: dict | None = None, **kw):
+    """Flags over a grid file: every setting of the file (seeds, executor, address, workers, cache_dir, out,
+    per_seed, skip_invalid, use_cache) is honoured unless a flag gives it."""
     from .sweep import load_grid_file, sweep
 
     base: dict = {}
-    spec = None
+    spec: dict = {}
     if grid is not None:
         spec = load_grid_file(grid)
         base = dict(spec["axes"])
@@ -141,10 +160,13 @@ def run_sweep_from_flags(grid: Optional[Path], axes: dict, seeds: Optional[str],
         if name not in base and name not in axes:
             base[name] = v
     base.update(axes)
-    return sweep(base, points=spec["points"] if spec else None, seeds=parse_seeds(seeds) if seeds else
-                 (spec.get("seeds") if spec else None), executor=executor or (spec or {}).get("executor"),
-                 address=address or (spec or {}).get("address"), workers=workers or (spec or {}).get("workers"),
-                 cache_dir=cache_dir or (spec or {}).get("cache_dir"), use_cache=not no_cache, **kw)
+    for key in ("out", "per_seed", "skip_invalid"):  # flags left at their default: the file's setting
+        if not kw.get(key) and spec.get(key) is not None:
+            kw[key] = spec[key]
+    return sweep(base, points=spec.get("points"), seeds=parse_seeds(seeds) if seeds else spec.get("seeds"),
+                 executor=executor or spec.get("executor"), address=address or spec.get("address"),
+                 workers=workers or spec.get("workers"), cache_dir=cache_dir or spec.get("cache_dir"),
+                 use_cache=not no_cache and spec.get("use_cache", True), **kw)
 
 
 def register(app: typer.Typer) -> None:
@@ -197,9 +219,15 @@ def sweep_cmd(
                  split=split, tensor_parallel_size=tensor_parallel_size, num_prompts_per_step=num_prompts_per_step,
                  num_generations_per_prompt=num_generations_per_prompt, response_median_tokens=response_median_tokens,
                  max_new_tokens=max_new_tokens, calibration=calibration, engine=engine)
+    from ..inputs import check_count, check_output_file
+
     axes = collect_axes(flags, set_)
-    if out is not None and Path(out).suffix.lower() not in (".csv", ".txt", "", ".parquet", ".pq"):
-        raise ConfigurationError(f"--out {out}: unknown format {Path(out).suffix!r}; allowed: .csv, .parquet")
+    if out is not None:  # before any simulation
+        check_output_file(out, "--out", (".csv", ".parquet", ".pq", ".txt", ""), create_parents=True)
+    if workers is not None:
+        check_count("--workers", workers, 1, 1024, what="(local worker processes)")
+    if rows < 0:
+        raise ConfigurationError(f"--rows = {rows}; allowed: >= 0 (0 = no table)")
     if grid is None and not axes:
         raise ConfigurationError("nothing to sweep: give axis flags (e.g. --workload rl-zero-8b --k 1,3,5) or --grid FILE")
     with warnings.catch_warnings(record=True) as caught:

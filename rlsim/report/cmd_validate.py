@@ -37,6 +37,7 @@ def paper_cmd(
                                      "output is {table, sensitivity}"),
 ):
     """The study's Table 1 beside rlsim's: stages, speedups, Amdahl bound, and where the gap goes."""
+    from ..inputs import check_output_dir, write_dir_or_keep
     from ..validation import paper
 
     from ..errors import ConfigurationError
@@ -44,6 +45,8 @@ def paper_cmd(
     if settings not in paper.SETTINGS:
         raise ConfigurationError(f"--settings = {settings!r}; allowed: {', '.join(paper.SETTINGS)}")
     workloads = paper.settings_workloads(settings)
+    if out:  # before the minutes of work
+        check_output_dir(out, "--out")
     if refit:
         for wl in workloads:
             f = paper.fit_workload(wl, calibration)
@@ -52,7 +55,7 @@ def paper_cmd(
                        f"log-prob MFU {f.logprob_mfu:.3f} -> {p}", err=True)
     res = paper.predict_table(calibration, engine=engine, workloads=workloads, mechanisms=mechanisms)
     if out:
-        paper.save(res, Path(out), paper.artefact_name(settings, engine))
+        write_dir_or_keep(out, lambda d: paper.save(res, d, paper.artefact_name(settings, engine)), "--out")
     if not as_json:
         typer.echo(paper.format_report(res))
         bad = paper.check_targets(res)
@@ -67,7 +70,7 @@ def paper_cmd(
         done = iter(range(1, n + 1))
         results = ps.sensitivity(calibration, progress=lambda what: typer.echo(f"[{next(done)}/{n}] {what}", err=True))
         if out:
-            ps.save_sensitivity(results, Path(out))
+            write_dir_or_keep(out, lambda d: ps.save_sensitivity(results, d), "--out")
         if not as_json:
             typer.echo(ps.format_sensitivity(results))
         results = [asdict(r) for r in results]
@@ -92,16 +95,23 @@ def measured_cmd(
     from rich.console import Console
     from rich.table import Table
 
+    from ..errors import ConfigurationError
+    from ..inputs import check_output_dir, write_dir_or_keep
     from ..validation import measured
 
-    gpus = [gpu] if gpu else measured.available_gpus()
+    if out:
+        check_output_dir(out, "--out")
+    avail = measured.available_gpus()
+    if gpu is not None and gpu not in avail:
+        raise ConfigurationError(f"--gpu {gpu!r}: no ground-truth rollouts for it; allowed: {', '.join(avail)}")
+    gpus = [gpu] if gpu else avail
     con = Console()
     for g in gpus:
         df = measured.compare(g, calibration, engine=engine)
         if out:
-            Path(out).mkdir(parents=True, exist_ok=True)
             name = f"measured_{g}.csv" if engine == "ideal" else f"measured_{g}-{engine}.csv"
-            df.to_csv(Path(out) / name, index=False, float_format="%.5g")
+            write_dir_or_keep(out, lambda d, df=df, name=name: df.to_csv(d / name, index=False, float_format="%.5g"),
+                              "--out")
         t = Table(title=f"ground-truth rollouts on {g.upper()}: predicted vs measured", title_justify="left")
         for c in ("run", "k", "AL", "N", "meas s", "pred s", "err", "meas it", "pred it", "meas x", "pred x", "x err"):
             t.add_column(c, justify="right")

@@ -25,6 +25,7 @@ workload's drafter and k (a "what if"), and the notes say so. Everything else is
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,18 +90,25 @@ def _get(d: dict, dotted: str, default=None):
 
 def _resolve(d: dict) -> dict:
     """Resolve OmegaConf-style ``${a.b}`` references (whole-value and inside strings); resolvers such as
-    ``${mul:...}`` are left as written."""
+    ``${mul:...}`` are left as written. A node referenced many times is resolved once and shared (an
+    interpolation "bomb" -- nine references to nine references... -- stays the size of the file)."""
+    memo: dict = {}
 
     def res(v, depth=0):
-        if isinstance(v, dict):
-            return {k: res(x, depth) for k, x in v.items()}
-        if isinstance(v, list):
-            return [res(x, depth) for x in v]
+        if isinstance(v, (dict, list)):
+            if id(v) in memo:
+                return memo[id(v)]
+            out = {k: res(x, depth) for k, x in v.items()} if isinstance(v, dict) else [res(x, depth) for x in v]
+            memo[id(v)] = out
+            return out
         if isinstance(v, str) and depth < 10:
             m = _INTERP.fullmatch(v.strip())
             if m and ":" not in m.group(1):
-                target = _get(d, m.group(1).strip(), _MISSING)
-                return v if target is _MISSING else res(target, depth + 1)
+                key = ("ref", m.group(1).strip())
+                if key not in memo:
+                    target = _get(d, m.group(1).strip(), _MISSING)
+                    memo[key] = v if target is _MISSING else res(target, depth + 1)
+                return memo[key]
 
             def sub(mm):
                 t = _get(d, mm.group(1).strip(), _MISSING) if ":" not in mm.group(1) else _MISSING
@@ -245,9 +253,16 @@ _METHODS = {"eagle3": "eagle3", "eagle": "eagle3", "ngram": "ngram", "draft_mode
 
 
 def _int(key: str, v) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or int(v) != v:
         raise ConfigurationError(f"NeMo-RL recipe: `{key}` = {v!r}; expected an integer")
     return int(v)
+
+
+def _bool(key: str, v) -> bool:
+    """A recipe's true/false: a string such as "false" must not read as True."""
+    if not isinstance(v, bool):
+        raise ConfigurationError(f"NeMo-RL recipe: `{key}` = {v!r}; expected true or false")
+    return v
 
 
 def from_nemo_rl(recipe: str | Path | dict) -> NemoRLMapping:
@@ -258,7 +273,11 @@ def from_nemo_rl(recipe: str | Path | dict) -> NemoRLMapping:
     else:
         p = Path(recipe)
         raw, source = _load(p, notes), str(p)
+    from ..inputs import check_yaml_size
+
+    check_yaml_size(raw, "NeMo-RL recipe", source)
     cfg = _resolve(raw)
+    check_yaml_size(cfg, "NeMo-RL recipe (interpolations resolved)", source)
     kw: dict[str, Any] = {}
     used: dict[str, Any] = {}
 
@@ -357,6 +376,7 @@ def from_nemo_rl(recipe: str | Path | dict) -> NemoRLMapping:
     # async GRPO
     enabled = _get(cfg, "grpo.async_grpo.enabled")
     if enabled is not None:
+        enabled = _bool("grpo.async_grpo.enabled", enabled)
         used["grpo.async_grpo.enabled"] = enabled
         if enabled:
             age = take("grpo.async_grpo.max_trajectory_age_steps")
@@ -365,7 +385,7 @@ def from_nemo_rl(recipe: str | Path | dict) -> NemoRLMapping:
                 notes.append("grpo.async_grpo.max_trajectory_age_steps not set: NeMo-RL's default 1")
             ifw = take("grpo.async_grpo.in_flight_weight_updates")
             if ifw is not None:
-                kw["in_flight_weight_updates"] = bool(ifw)
+                kw["in_flight_weight_updates"] = _bool("grpo.async_grpo.in_flight_weight_updates", ifw)
         else:
             kw["lag"] = 0
     # cluster and placement
@@ -375,8 +395,9 @@ def from_nemo_rl(recipe: str | Path | dict) -> NemoRLMapping:
         kw["gpus"] = _int("cluster.num_nodes", nodes) * _int("cluster.gpus_per_node", gpn)
     col = _get(cfg, "policy.generation.colocated.enabled")
     if col is not None:
+        col = _bool("policy.generation.colocated.enabled", col)
         used["policy.generation.colocated.enabled"] = col
-        kw["colocated"] = bool(col)
+        kw["colocated"] = col
         if not col:
             rn = _get(cfg, "policy.generation.colocated.resources.num_nodes")
             rg = _get(cfg, "policy.generation.colocated.resources.gpus_per_node")

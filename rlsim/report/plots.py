@@ -69,7 +69,9 @@ def _frame(df):
                          **r.summary_row()})
         return pd.DataFrame(rows)
     if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"expected a sweep DataFrame, a results file or ProjectionResult(s), got {type(df).__name__}")
+        from ..errors import ConfigurationError
+
+        raise ConfigurationError(f"expected a sweep DataFrame, a results file or ProjectionResult(s), got {type(df).__name__}")
     if df.empty:
         from ..errors import ConfigurationError
 
@@ -248,6 +250,10 @@ def heatmap(df, *, x: str = "k", y: str = "draft_quality",
     for col in (x, y):
         if col not in df.columns or df[col].dropna().empty:
             raise ConfigurationError(f"a heatmap needs the sweep to vary {col!r}; the table has no such values")
+    missing = [m for m in metrics if m not in df.columns]
+    if missing:
+        raise ConfigurationError(f"the sweep table has no metric {missing[0]!r}; allowed: "
+                                 f"{', '.join(c for c in df.columns if c.startswith(('speedup', 'ar_', 'spec_')))}")
     facets = _facets(df, facet)
     fig, axes = _figure(len(facets), len(metrics), w=5.0, h=4.0)
     for r, (flabel, g) in enumerate(facets):

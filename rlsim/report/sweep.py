@@ -99,17 +99,51 @@ def load_grid_file(path: str | os.PathLike) -> dict:
     axes.update({k: v for k, v in raw.items() if k not in _YAML_RESERVED})
     axes.update(raw.get("grid") or {})
     out = {"axes": axes, "points": raw.get("points")}
-    out.update({k: raw[k] for k in _RUN_KEYS if k in raw})
+    try:
+        out.update(run_settings({k: raw[k] for k in _RUN_KEYS if k in raw}))
+    except ConfigurationError as e:
+        raise ConfigurationError(f"sweep grid file {p}: {e}") from None
     return out
 
 
-def _as_values(v) -> list:
-    if isinstance(v, (list, tuple)):
-        if not v:
-            raise ConfigurationError("an axis has no values (empty list)")
-        return list(v)
-    if hasattr(v, "tolist") and not isinstance(v, (str, bytes)):
-        return list(v.tolist())
+def run_settings(s: dict) -> dict:
+    """Run settings of a sweep (grid-file keys or ``sweep()`` arguments) checked by type; None = not given."""
+    from ..inputs import MAX_WORKERS, as_bool, as_str, check_count
+
+    out = {}
+    for key, v in s.items():
+        if v is None:
+            continue
+        if key in ("per_seed", "skip_invalid", "use_cache"):
+            out[key] = as_bool(key, v)
+        elif key == "workers":
+            out[key] = check_count("workers", v, 1, MAX_WORKERS, what="(local worker processes)")
+        elif key == "executor":
+            out[key] = as_str(key, v, "process, serial, ray")
+            if out[key] not in ("process", "serial", "ray"):
+                raise ConfigurationError(f"executor = {v!r}; allowed: process, serial, ray")
+        elif key in ("address", "cache_dir", "out"):
+            out[key] = as_str(key, v, "a path" if key != "address" else "a Ray address (auto, HOST:PORT, ray://HOST:PORT)")
+        elif key == "seeds":
+            seed_list(v)
+            out[key] = v
+        else:
+            out[key] = v
+    return out
+
+
+def _as_values(v, name: str = "an axis") -> list:
+    from ..inputs import GRID_WHY, MAX_GRID_RUNS
+
+    if isinstance(v, (list, tuple, range)) or (hasattr(v, "tolist") and not isinstance(v, (str, bytes))):
+        n = len(v)
+        if not n:
+            raise ConfigurationError(f"{name} has no values (empty list)")
+        if n > MAX_GRID_RUNS:  # counted before the values are made (range(10**9) is cheap, its list is not)
+            raise ConfigurationError(f"{name} has {n:,} values; allowed: up to {MAX_GRID_RUNS:,} runs ({GRID_WHY})")
+        return list(v.tolist()) if hasattr(v, "tolist") else list(v)
+    if isinstance(v, (set, frozenset, dict)):
+        raise ConfigurationError(f"{name} = {v!r} (a {type(v).__name__}); allowed: one value or a list of values")
     return [v]
 
 
@@ -138,8 +172,14 @@ def scenario_kwargs(point: dict) -> dict:
 
 def expand_grid(axes: dict, points: list[dict] | None = None) -> list[dict]:
     """Cartesian product of the axes (x ``points``); later keys vary fastest. Returns user-named points."""
-    axes = {canonical_axis(k): _as_values(v) for k, v in axes.items()}
+    from ..inputs import GRID_WHY, MAX_GRID_RUNS
+
+    axes = {canonical_axis(k): _as_values(v, f"axis {k!r}") for k, v in axes.items()}
     names = list(axes)
+    size = math.prod(len(v) for v in axes.values()) * max(len(points or []), 1)
+    if size > MAX_GRID_RUNS:  # refused before the product is built
+        shape = " x ".join(f"{len(v)} {n}" for n, v in axes.items()) + (f" x {len(points)} points" if points else "")
+        raise ConfigurationError(f"the grid has {size:,} points ({shape}); allowed: up to {MAX_GRID_RUNS:,} runs ({GRID_WHY})")
     out, seen = [], set()
     for p in (points or [{}]):
         p = {canonical_axis(k): v for k, v in p.items()}
@@ -154,11 +194,23 @@ def expand_grid(axes: dict, points: list[dict] | None = None) -> list[dict]:
 
 
 def seed_list(seeds) -> list[int]:
-    if isinstance(seeds, int) and not isinstance(seeds, bool):
-        if seeds < 1:
-            raise ConfigurationError(f"seeds = {seeds}; allowed: a count >= 1 or a list of seeds")
-        return list(range(seeds))
-    vals = [int(s) for s in _as_values(seeds)]
+    """``seeds``: a count N (seeds 0..N-1) or a list of distinct seeds >= 0, at most MAX_SEEDS of them."""
+    import numpy as np
+
+    from ..inputs import MAX_SEEDS, SEEDS_WHY, as_int
+
+    allowed = f"a count 1..{MAX_SEEDS} or a list of up to {MAX_SEEDS} distinct integers >= 0"
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, (bool, np.bool_)):
+        if not 1 <= seeds <= MAX_SEEDS:
+            raise ConfigurationError(f"seeds = {seeds}; allowed: {allowed}" + (f" ({SEEDS_WHY})" if seeds > 0 else ""))
+        return list(range(int(seeds)))
+    if not isinstance(seeds, (list, tuple, range)) and not hasattr(seeds, "tolist"):
+        raise ConfigurationError(f"seeds = {seeds!r} (a {type(seeds).__name__}); allowed: {allowed}")
+    if len(seeds) > MAX_SEEDS:
+        raise ConfigurationError(f"seeds: {len(seeds):,} seeds; allowed: {allowed} ({SEEDS_WHY})")
+    vals = [as_int("seeds", s, allowed) for s in _as_values(seeds, "seeds")]
+    if any(v < 0 for v in vals):
+        raise ConfigurationError(f"seeds {vals}: a negative seed; allowed: {allowed}")
     if len(set(vals)) != len(vals):
         raise ConfigurationError(f"seeds {vals} repeat a seed")
     return vals
@@ -496,7 +548,13 @@ def _execute_ray(todo: list, address: str | None, on_result, batch: int | None =
         kw = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
         if address:
             kw["address"] = address
-        ray.init(**kw)
+        try:
+            ray.init(**kw)
+        except Exception as e:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError...
+            first = " ".join(str(e).split(". ")[0].split()) or type(e).__name__
+            raise ConfigurationError(f"executor ray, address {address or '(local)'}: cannot start or reach Ray ({first}); "
+                                     "start a cluster (ray start --head) or leave the address out for a local Ray "
+                                     "instance") from None
         started = True
     try:
         cpus = max(int(ray.cluster_resources().get("CPU", 1)), 1)
@@ -547,25 +605,47 @@ def sweep(grid: dict | str | os.PathLike | None = None, *, seeds: int | Iterable
     spec["axes"].update(axes)
     if points is not None:
         spec["points"] = points
+    if spec["points"] is not None and not (isinstance(spec["points"], (list, tuple))
+                                           and all(isinstance(x, dict) for x in spec["points"])):
+        raise ConfigurationError(f"points = {spec['points']!r}; allowed: a list of mappings (partial scenarios)")
+    from ..inputs import as_bool, check_output_file, write_or_keep
 
-    def setting(name, value, default):
-        return value if value is not None else spec.get(name, default)
+    given = run_settings(dict(seeds=seeds, executor=executor, workers=workers, address=address, cache_dir=cache_dir,
+                              out=out, per_seed=per_seed, skip_invalid=skip_invalid))
 
-    seeds_ = seed_list(setting("seeds", seeds, 1))
-    executor = setting("executor", executor, "process")
-    workers = setting("workers", workers, None)
-    address = setting("address", address, None)
-    out = setting("out", out, None)
-    per_seed = bool(setting("per_seed", per_seed, False))
-    skip_invalid = bool(setting("skip_invalid", skip_invalid, False))
-    use_cache = bool(spec.get("use_cache", True)) and use_cache
-    cache_root = Path(setting("cache_dir", cache_dir, None) or default_cache_dir()) if use_cache else None
-    if executor not in ("process", "serial", "ray"):
-        raise ConfigurationError(f"executor = {executor!r}; allowed: process, serial, ray")
-    if progress is None:
+    def setting(name, default):  # an argument wins over the grid file's setting
+        return given[name] if name in given else spec.get(name, default)
+
+    seeds_ = seed_list(setting("seeds", 1))
+    executor = setting("executor", "process")
+    workers = setting("workers", None)
+    address = setting("address", None)
+    out = setting("out", None)
+    per_seed = setting("per_seed", False)
+    skip_invalid = setting("skip_invalid", False)
+    use_cache = spec.get("use_cache", True) and as_bool("use_cache", use_cache)
+    cache_root = Path(setting("cache_dir", None) or default_cache_dir()) if use_cache else None
+    if progress is not None:
+        progress = as_bool("progress", progress)
+    else:
         progress = sys.stderr.isatty()
+    if address is not None and executor != "ray":
+        warnings.warn(f"address {address!r} is ignored: it applies to executor ray, the executor is {executor}",
+                      RuntimeWarning, stacklevel=2)
+    if workers is not None and executor != "process":
+        warnings.warn(f"workers = {workers} is ignored: it applies to executor process, the executor is {executor}",
+                      RuntimeWarning, stacklevel=2)
+    if executor == "ray":
+        _check_ray_address(address)
+    if out is not None:  # before any simulation: a folder, a device or a read-only place is refused now
+        check_output_file(out, "out", (".csv", ".txt", "", ".parquet", ".pq"), create_parents=True)
 
     grid_points = expand_grid(spec["axes"], spec["points"])
+    from ..inputs import GRID_WHY, MAX_GRID_RUNS
+
+    if len(grid_points) * len(seeds_) > MAX_GRID_RUNS:
+        raise ConfigurationError(f"{len(grid_points):,} grid points x {len(seeds_)} seeds = "
+                                 f"{len(grid_points) * len(seeds_):,} runs; allowed: up to {MAX_GRID_RUNS:,} ({GRID_WHY})")
     from ..scenario import build_scenario
 
     # 1) resolve every (point, seed) up front: impossible points fail before any simulation runs
@@ -582,10 +662,8 @@ def sweep(grid: dict | str | os.PathLike | None = None, *, seeds: int | Iterable
                     raise ConfigurationError(
                         f"lag = {sc.lag}: asynchronous RL (rlsim.pipeline.asynchronous) is not in this build yet, so "
                         "lag >= 1 cannot be simulated; sweep lag = 0 only (or pass skip_invalid / --skip-invalid)")
-            except (RlsimError, TypeError) as e:
+            except RlsimError as e:
                 msg = str(e)
-                if isinstance(e, TypeError):
-                    msg = f"unknown scenario field in {describe_point(pt)} ({e}); known axes: {', '.join(AXIS_TYPES)}"
                 if not skip_invalid:
                     raise ConfigurationError(f"grid point {describe_point(pt)}: {msg}") from None
                 row["error"] = msg
@@ -649,18 +727,15 @@ def sweep(grid: dict | str | os.PathLike | None = None, *, seeds: int | Iterable
             row.update(rec["metrics"])
             row["sim_s"] = rec.get("sim_s")
         out_rows.append(row)
-    metric_names: list[str] = []
-    for rec in results.values():
-        for m in rec.get("metrics", {}):
-            if m not in metric_names:
-                metric_names.append(m)
+    # metric columns in a fixed order (headline first, then by name), whatever order the results arrived in
+    names = {m for rec in results.values() for m in rec.get("metrics", {})}
+    metric_names = [m for m in HEADLINE if m in names] + sorted(names - set(HEADLINE))
     df = pd.DataFrame(out_rows)
     if "error" not in df.columns:
         df["error"] = None
-    df = _order_columns(df, [canonical_axis(k) for k in spec["axes"]])
+    df = _order_columns(df, [canonical_axis(k) for k in spec["axes"]], metric_names)
     if not per_seed:
-        ordered = [m for m in HEADLINE if m in metric_names] + [m for m in metric_names if m not in HEADLINE]
-        df = aggregate(df, [m for m in ordered if m in df.columns])
+        df = aggregate(df, [m for m in metric_names if m in df.columns])
         df = df.drop(columns=[c for c in ("scenario_hash",) if c in df.columns])
         if df["error"].isna().all():
             df = df.drop(columns=["error"])
@@ -670,9 +745,29 @@ def sweep(grid: dict | str | os.PathLike | None = None, *, seeds: int | Iterable
     df.attrs["n_simulated"] = len(todo)
     df.attrs["n_cached"] = n_cached
     if out:
-        written = save_results(df, out)
-        df.attrs["out"] = str(written)
+        written: list[Path] = []
+        write_or_keep(Path(out), lambda p: written.append(save_results(df, p)), "out")
+        df.attrs["out"] = str(written[-1])
     return df
+
+
+def _check_ray_address(address: str | None) -> None:
+    """A Ray address that cannot work is refused before any simulation: a malformed one, or HOST:PORT with
+    nothing listening (``auto`` is checked by Ray itself, at once)."""
+    import re
+    import socket
+
+    if address in (None, "auto", "local"):
+        return
+    m = re.fullmatch(r"(?:ray://)?(\[[^\]]+\]|[^:/\s]+):(\d{1,5})", address)
+    if not m:
+        raise ConfigurationError(f"address = {address!r}; allowed: auto, local, HOST:PORT or ray://HOST:PORT")
+    host, port = m.group(1).strip("[]"), int(m.group(2))
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+    except OSError as e:
+        raise ConfigurationError(f"address = {address!r}: no Ray cluster reachable there ({e.strerror or e}); start one "
+                                 "(ray start --head) or leave the address out for a local Ray instance") from None
 
 
 def _point_of(rows: list[dict], key: str) -> str:
@@ -683,14 +778,18 @@ def _point_of(rows: list[dict], key: str) -> str:
     return key[:12]
 
 
-def _order_columns(df, axis_names: list[str]):
+def _order_columns(df, axis_names: list[str], metric_names: list[str] = ()):
+    """Columns in a fixed order: point, axes, descriptors, seed, metrics (headline first, then by name), the rest
+    by name: never the order in which results happened to arrive."""
     first = ["point"] + [a for a in axis_names if a in df.columns]
     desc = [c for c in DESCRIPTORS if c in df.columns and c not in first]
     rest_front = [c for c in ("seed",) if c in df.columns]
     head = [c for c in HEADLINE if c in df.columns]
     used = set(first) | set(desc) | set(rest_front) | set(head)
-    tail = [c for c in df.columns if c not in used]
-    return df[first + desc + rest_front + head + tail]
+    metrics = [c for c in metric_names if c in df.columns and c not in used]
+    used |= set(metrics)
+    tail = sorted(c for c in df.columns if c not in used)
+    return df[first + desc + rest_front + head + metrics + tail]
 
 
 # --------------------------------------------------------------------------------------------- files
@@ -723,11 +822,30 @@ def load_results(path: str | os.PathLike):
     import pandas as pd
 
     p = Path(path)
+    if p.is_dir():
+        raise ConfigurationError(f"{p}: is a folder; allowed: a results file (.csv or .parquet) written by rlsim sweep")
     if not p.is_file():
         raise ConfigurationError(f"{p}: no such results file")
-    if p.suffix.lower() in (".parquet", ".pq"):
-        return pd.read_parquet(p)
-    return pd.read_csv(p)
+    try:
+        if p.suffix.lower() in (".parquet", ".pq"):
+            df = pd.read_parquet(p)
+        else:
+            df = pd.read_csv(p)
+    except ImportError as e:
+        raise ConfigurationError(f"{p}: reading parquet needs pyarrow (pip install 'rlsim[parquet]')") from None
+    except UnicodeDecodeError as e:
+        raise ConfigurationError(f"{p}: not a UTF-8 text file (byte {e.start}); allowed: a results file written by "
+                                 "rlsim sweep") from None
+    except Exception as e:  # noqa: BLE001 - pandas/pyarrow raise many types for a file that is not a table
+        what = " ".join(str(e).split())[:160] or type(e).__name__
+        raise ConfigurationError(f"{p}: not a readable results table ({what}); allowed: a .csv or .parquet file "
+                                 "written by rlsim sweep") from None
+    missing = [c for c in ("point",) if c not in df.columns]
+    if missing or not any(c in df.columns for c in HEADLINE):
+        raise ConfigurationError(f"{p}: not a sweep results table (columns {', '.join(map(str, df.columns[:6])) or 'none'}"
+                                 f"{'...' if len(df.columns) > 6 else ''}); allowed: a file written by rlsim sweep (with "
+                                 f"columns point and {' / '.join(HEADLINE[:2])})")
+    return df
 
 
 __all__ = ["sweep", "aggregate", "expand_grid", "load_grid_file", "save_results", "load_results", "scenario_hash",

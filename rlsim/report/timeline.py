@@ -26,15 +26,24 @@ def _busy_intervals(trace: dict, gap_s: float) -> list[tuple[float, float]]:
 
 
 def plot_timeline(scenario: Scenario, path: str | Path, speculative: bool = True, n_replicas: int = 8,
-                  n_steps: int = 3) -> Path:
+                  n_steps: int = 3, flag: str = "--out") -> Path:
     """Simulate ``scenario`` through the async pipeline (lag 0 = one batch at a time on separate pools)
-    and draw ``n_steps`` steady-state steps."""
+    and draw ``n_steps`` steady-state steps and ``n_replicas`` generation replicas (at most the scenario's).
+    ``path`` is checked before the simulation; if the figure cannot be written after it, it is kept in a
+    temporary file and the error says where (``flag`` names the option in messages)."""
+    from ..inputs import (MAX_TIMELINE_REPLICAS, MAX_TIMELINE_STEPS, TIMELINE_WHY, check_count, check_output_file,
+                          write_or_keep)
+
+    check_count("replicas", n_replicas, 1, MAX_TIMELINE_REPLICAS, TIMELINE_WHY)
+    check_count("steps", n_steps, 1, MAX_TIMELINE_STEPS, TIMELINE_WHY)
+    check_output_file(path, flag, (".png", ".svg", ".pdf"))
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     setup = build_setup(scenario)
+    n_replicas = min(n_replicas, setup.n_replicas)  # rows beyond the scenario's replicas would be empty
     run = simulate_async(setup, speculative, trace_replicas=n_replicas)
     W = run.weights_loaded_s
     t0 = W[run.warmup]
@@ -81,7 +90,7 @@ def plot_timeline(scenario: Scenario, path: str | Path, speculative: bool = True
                                                              ("refit", colors["refit"]))],
               loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=6, fontsize=8, frameon=False)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    try:
+        return write_or_keep(Path(path), lambda p: fig.savefig(p, dpi=120), flag)
+    finally:
+        plt.close(fig)

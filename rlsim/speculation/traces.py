@@ -39,6 +39,8 @@ import numpy as np
 from ..errors import ConfigurationError
 from .acceptance import AcceptanceModel, _solve_constant_rate
 
+MAX_TRACE_POSITIONS = 64  # draft positions a trace may give (vLLM's k is at most a few tens)
+
 _PROM_LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([-+0-9.eEinfINFaN]+)(?:\s+\d+)?\s*$')
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"')
 
@@ -81,19 +83,38 @@ class TraceFit:
 def _fit_counts(drafts: float, draft_tokens: float | None, accepted: float | None, per_pos: list[float],
                 source: str) -> TraceFit:
     notes = []
+    for name, v in (("num_drafts", drafts), ("num_draft_tokens", draft_tokens), ("num_accepted_tokens", accepted)):
+        if v is not None and not (np.isfinite(v) and v >= 0):
+            raise ConfigurationError(f"{source}: {name} = {v:g}; allowed: a finite count >= 0")
+    for i, v in enumerate(per_pos):
+        if not (np.isfinite(v) and v >= 0):
+            raise ConfigurationError(f"{source}: accepted tokens at position {i} = {v:g}; allowed: a finite count >= 0")
     if drafts <= 0:
         raise ConfigurationError(f"{source}: num_drafts = {drafts}: no speculative rounds recorded (was speculation on?)")
     if not per_pos:
         if accepted is None or draft_tokens is None:
             raise ConfigurationError(f"{source}: has num_drafts but neither per-position counts nor accepted/draft tokens")
         k = int(round(draft_tokens / drafts))
+        if k > MAX_TRACE_POSITIONS:
+            raise ConfigurationError(f"{source}: num_draft_tokens / num_drafts = {draft_tokens / drafts:.2f} draft tokens "
+                                     f"per round; allowed: up to {MAX_TRACE_POSITIONS}")
         if k < 1:
             raise ConfigurationError(f"{source}: num_draft_tokens / num_drafts = {draft_tokens / drafts:.2f}; cannot infer k")
+        if accepted > draft_tokens:
+            raise ConfigurationError(f"{source}: num_accepted_tokens ({accepted:g}) > num_draft_tokens ({draft_tokens:g}): "
+                                     "more tokens accepted than drafted is impossible")
         al = 1.0 + accepted / drafts
         rate = _solve_constant_rate(k, al)
         p = [rate ** (i + 1) for i in range(k)]
         notes.append(f"no per-position counts: constant conditional rate {rate:.4f} at k = {k} (from AL {al:.4f})")
         return TraceFit(k, p, al, drafts, draft_tokens, accepted, source, notes=notes)
+    if draft_tokens is not None and draft_tokens / drafts > len(per_pos) + 0.5:
+        # a drafter proposes at most k tokens a round: more draft tokens per round than positions counted means
+        # the per-position counters are incomplete (a truncated scrape), and fitting them would lower k silently
+        raise ConfigurationError(
+            f"{source}: num_draft_tokens / num_drafts = {draft_tokens / drafts:.2f} draft tokens per round, but accepted "
+            f"counts cover only positions 0..{len(per_pos) - 1}: the per-position counters are incomplete (a truncated "
+            "scrape?); allowed: counts for every draft position")
     p = [float(a) / drafts for a in per_pos]
     for i, v in enumerate(p):
         if v > 1.0 + 1e-9:
@@ -113,26 +134,72 @@ def _fit_counts(drafts: float, draft_tokens: float | None, accepted: float | Non
 
 
 # ---------------------------------------------------------------------------------------------- Prometheus
-def parse_prometheus(text: str) -> dict[str, list[tuple[dict, float]]]:
-    """Samples of a Prometheus text exposition: name -> [(labels, value), ...]."""
+def parse_prometheus(text: str, source: str = "prometheus text") -> dict[str, list[tuple[dict, float]]]:
+    """Samples of a Prometheus text exposition: name -> [(labels, value), ...]. Lines of other metrics that do
+    not parse are skipped; a ``spec_decode`` line that does not parse, or one cut off at the end of the file
+    (a truncated scrape: its value could be a prefix of the real one), is an error naming the line."""
     out: dict[str, list[tuple[dict, float]]] = {}
-    for line in text.splitlines():
-        line = line.strip()
+    seen: dict[tuple, int] = {}
+    lines = text.split("\n")
+    for n, raw in enumerate(lines, 1):
+        line = raw.strip()
         if not line or line.startswith("#"):
             continue
+        ours = "spec_decode" in line.split("{", 1)[0]
+        cut = n == len(lines)  # the last line of a text that does not end with a newline
         m = _PROM_LINE.match(line)
+        if cut and (ours or not m):
+            raise ConfigurationError(f"{source}: line {n} ends without a newline ({line[:60]!r}): a truncated scrape? "
+                                     "allowed: a complete /metrics scrape")
         if not m:
+            if ours:
+                raise ConfigurationError(f"{source}: line {n} is not a Prometheus sample ({line[:60]!r}); expected "
+                                         'NAME{LABEL="VALUE",...} NUMBER')
             continue
         name, labels, value = m.group(1), m.group(2) or "", m.group(3)
         try:
             v = float(value)
         except ValueError:
+            if ours:
+                raise ConfigurationError(f"{source}: line {n}: value {value!r} is not a number") from None
             continue
-        out.setdefault(name, []).append(({k: v_ for k, v_ in _LABEL.findall(labels)}, v))
+        lab = {k: v_ for k, v_ in _LABEL.findall(labels)}
+        if ours:  # a series given twice would be summed: two scrapes pasted together?
+            key = (name, tuple(sorted(lab.items())))
+            if key in seen:
+                raise ConfigurationError(f"{source}: line {n} repeats the series of line {seen[key]} ({line[:60]!r}): "
+                                         "two scrapes in one file?; allowed: each series once (pass an earlier scrape "
+                                         "as the baseline instead)")
+            seen[key] = n
+        out.setdefault(name, []).append((lab, v))
     return out
 
 
-def _prom_counts(samples: dict, prefix: str = "vllm:spec_decode_") -> tuple[float | None, float | None, float | None, list[float]]:
+def _position(label, source: str) -> int:
+    try:
+        i = int(str(label))
+    except ValueError:
+        raise ConfigurationError(f"{source}: position label {label!r} is not an integer; allowed: "
+                                 f"0..{MAX_TRACE_POSITIONS - 1}") from None
+    if not 0 <= i < MAX_TRACE_POSITIONS:
+        raise ConfigurationError(f"{source}: position {i}; allowed: 0..{MAX_TRACE_POSITIONS - 1} (a draft position)")
+    return i
+
+
+def _dense_positions(per: dict[int, float], source: str) -> list[float]:
+    """{position: count} -> a list; a missing position in between is an error (reading it as 0 would cut k)."""
+    if not per:
+        return []
+    missing = [i for i in range(max(per) + 1) if i not in per]
+    if missing:
+        raise ConfigurationError(f"{source}: no per-position count for position {missing[0]} (positions "
+                                 f"{', '.join(map(str, sorted(per)))} given): incomplete counters; allowed: every "
+                                 "position from 0 up")
+    return [per[i] for i in range(max(per) + 1)]
+
+
+def _prom_counts(samples: dict, prefix: str = "vllm:spec_decode_",
+                 source: str = "prometheus text") -> tuple[float | None, float | None, float | None, list[float]]:
     def total(base: str) -> float | None:
         for name in (prefix + base + "_total", prefix + base):
             if name in samples:
@@ -146,24 +213,23 @@ def _prom_counts(samples: dict, prefix: str = "vllm:spec_decode_") -> tuple[floa
     for name in (prefix + "num_accepted_tokens_per_pos_total", prefix + "num_accepted_tokens_per_pos"):
         for labels, v in samples.get(name, []):
             if "position" in labels:
-                i = int(labels["position"])
+                i = _position(labels["position"], source)
                 per[i] = per.get(i, 0.0) + v
         if per:
             break
-    per_pos = [per.get(i, 0.0) for i in range(max(per) + 1)] if per else []
-    return drafts, draft_tokens, accepted, per_pos
+    return drafts, draft_tokens, accepted, _dense_positions(per, source)
 
 
 def fit_prometheus(text: str, baseline: str | None = None, source: str = "prometheus text") -> TraceFit:
     """Fit from a vLLM /metrics scrape; with ``baseline`` (an earlier scrape), from the difference."""
-    d, dt, a, pp = _prom_counts(parse_prometheus(text))
+    d, dt, a, pp = _prom_counts(parse_prometheus(text, source), source=source)
     if d is None:
         raise ConfigurationError(
             f"{source}: no vllm:spec_decode_num_drafts counter (expected vLLM V1 metrics with speculative decoding on: "
             "vllm:spec_decode_num_drafts_total, ..._num_draft_tokens_total, ..._num_accepted_tokens_total, "
             "..._num_accepted_tokens_per_pos_total{position=...})")
     if baseline is not None:
-        d0, dt0, a0, pp0 = _prom_counts(parse_prometheus(baseline))
+        d0, dt0, a0, pp0 = _prom_counts(parse_prometheus(baseline, f"{source} (baseline)"), source=f"{source} (baseline)")
         d -= d0 or 0.0
         dt = None if dt is None else dt - (dt0 or 0.0)
         a = None if a is None else a - (a0 or 0.0)
@@ -199,7 +265,29 @@ def _last(key: str) -> str:
     return s[len("vllm:"):] if s.startswith("vllm:") else s
 
 
-def _record_fit(rec: dict) -> dict:
+def _num(key: str, v, source: str) -> float:
+    """A finite number from a JSON value (null, text, NaN or an infinity is an error naming the key)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+        raise ConfigurationError(f"{source}: `{key}` = {json.dumps(v) if _jsonable(v) else repr(v)}; allowed: a "
+                                 "finite number")
+    return float(v)
+
+
+def _jsonable(v) -> bool:
+    try:
+        json.dumps(v, allow_nan=False)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _num_list(key: str, v: list, source: str) -> dict[int, float]:
+    if len(v) > MAX_TRACE_POSITIONS:
+        raise ConfigurationError(f"{source}: `{key}` has {len(v)} positions; allowed: up to {MAX_TRACE_POSITIONS}")
+    return {i: _num(f"{key}[{i}]", x, source) for i, x in enumerate(v)}
+
+
+def _record_fit(rec: dict, source: str = "json") -> dict:
     """What one JSON record carries: counts and/or rates."""
     flat = _flatten(rec)
     got: dict = {"per_pos_counts": {}, "per_pos_rates": {}}
@@ -210,30 +298,39 @@ def _record_fit(rec: dict) -> dict:
             base = base[: -len("_total")]
         if isinstance(v, bool):
             continue
+        if isinstance(v, float) and not np.isfinite(v) and (base in ("num_drafts", "num_draft_tokens", "num_accepted_tokens")
+                                                               or name in _AL_KEYS or name in ("num_speculative_tokens", "k")):
+            _num(key, v, source)  # NaN / Infinity in a metric rlsim reads: an error, not a silent NaN fit
         if base == "num_accepted_tokens_per_pos" and isinstance(v, list):
-            got["per_pos_counts"] = {i: float(x) for i, x in enumerate(v)}
+            got["per_pos_counts"] = _num_list(key, v, source)
         elif base in ("num_drafts", "num_draft_tokens", "num_accepted_tokens") and isinstance(v, (int, float)):
             got[base] = float(v)
         elif name in _POS_LIST_KEYS and isinstance(v, list):
-            got["per_pos_rates"] = {i: float(x) for i, x in enumerate(v)}
+            got["per_pos_rates"] = _num_list(key, v, source)
         elif name in _AL_KEYS and isinstance(v, (int, float)):
             got["al"] = float(v)
         elif name in ("num_speculative_tokens", "k") and isinstance(v, (int, float)):
+            if not float(v).is_integer() or not 1 <= v <= MAX_TRACE_POSITIONS:
+                raise ConfigurationError(f"{source}: `{key}` = {v!r}; allowed: an integer 1..{MAX_TRACE_POSITIONS}")
             got["k"] = int(v)
         elif name == "step" and isinstance(v, (int, float)):
-            got["step"] = int(v)
+            if np.isfinite(v):
+                got["step"] = int(v)
         elif isinstance(v, (int, float)):
             m = _COUNT_POS_KEY.fullmatch(name)
             if m:
-                got["per_pos_counts"][int(m.group(1))] = float(v)
+                got["per_pos_counts"][_position(m.group(1), source)] = _num(key, v, source)
                 continue
             m = _POS_KEY.search(name)
             if m and "num_" not in name:
-                got["per_pos_rates"][int(m.group(1))] = float(v)
+                got["per_pos_rates"][_position(m.group(1), source)] = _num(key, v, source)
+        elif v is None and (base in ("num_drafts", "num_draft_tokens", "num_accepted_tokens", "num_accepted_tokens_per_pos")
+                            or name in _AL_KEYS or name in _POS_LIST_KEYS):
+            raise ConfigurationError(f"{source}: `{key}` = null; allowed: a number (or leave the key out)")
     return got
 
 
-def _get_metrics_records(obj) -> list[dict] | None:
+def _get_metrics_records(obj, source: str = "json") -> list[dict] | None:
     """A dump of vLLM's ``LLM.get_metrics()`` ([{name, labels, value|values}, ...]) -> one record."""
     if not (isinstance(obj, list) and obj and all(isinstance(x, dict) and "name" in x for x in obj)):
         return None
@@ -242,7 +339,9 @@ def _get_metrics_records(obj) -> list[dict] | None:
         name = _last(str(m["name"]))
         if "values" in m:
             prev = rec.get(name, [])
-            vals = [float(x) for x in m["values"]]
+            if not isinstance(m["values"], list):
+                raise ConfigurationError(f"{source}: metric {name!r}: `values` = {m['values']!r}; allowed: a list of numbers")
+            vals = list(_num_list(f"{name}.values", m["values"], source).values())
             rec[name] = [a + b for a, b in zip(prev, vals)] + vals[len(prev):] if prev else vals
         elif "value" in m and isinstance(m["value"], (int, float)):
             rec[name] = rec.get(name, 0.0) + float(m["value"])
@@ -251,7 +350,7 @@ def _get_metrics_records(obj) -> list[dict] | None:
 
 def fit_json_records(records: list[dict], source: str = "json", k: int | None = None) -> TraceFit:
     """Pool JSON records (one per step, or one in all) into a fit."""
-    parsed = [_record_fit(r) for r in records if isinstance(r, dict)]
+    parsed = [_record_fit(r, source) for r in records if isinstance(r, dict)]
     parsed = [p for p in parsed if set(p) - {"per_pos_counts", "per_pos_rates", "step"} or p["per_pos_counts"]
               or p["per_pos_rates"]]
     if not parsed:
@@ -265,6 +364,8 @@ def fit_json_records(records: list[dict], source: str = "json", k: int | None = 
         d = sum(p["num_drafts"] for p in counted)
         dt = sum(p["num_draft_tokens"] for p in counted) if all("num_draft_tokens" in p for p in counted) else None
         a = sum(p["num_accepted_tokens"] for p in counted) if all("num_accepted_tokens" in p for p in counted) else None
+        for p in counted:
+            _dense_positions(p["per_pos_counts"], source)
         n = max((max(p["per_pos_counts"]) + 1 for p in counted if p["per_pos_counts"]), default=0)
         pp = [sum(p["per_pos_counts"].get(i, 0.0) for p in counted) for i in range(n)]
         fit = _fit_counts(d, dt, a, pp, source)
@@ -303,6 +404,11 @@ def fit_json_records(records: list[dict], source: str = "json", k: int | None = 
     if k_eff is None or k_eff < 1:
         raise ConfigurationError(f"{source}: only an acceptance length is logged; give k (num_speculative_tokens) to "
                                  "turn it into per-position rates (--k)")
+    if k_eff > MAX_TRACE_POSITIONS:
+        raise ConfigurationError(f"{source}: k = {k_eff}; allowed: 1..{MAX_TRACE_POSITIONS}")
+    if not per_step:
+        raise ConfigurationError(f"{source}: no acceptance metrics found (only k); expected an acceptance length or "
+                                 "per-position counts or rates")
     al = float(np.mean(per_step))
     if not 1.0 <= al <= k_eff + 1:
         raise ConfigurationError(f"{source}: mean acceptance length {al:.3f} is impossible at k = {k_eff}; allowed 1..{k_eff + 1}")
@@ -315,9 +421,7 @@ def fit_json_records(records: list[dict], source: str = "json", k: int | None = 
 def load_acceptance_trace(path: str | Path, baseline: str | Path | None = None, k: int | None = None) -> TraceFit:
     """Fit acceptance from a file: vLLM Prometheus text, JSON (object, list of objects, get_metrics dump) or JSONL."""
     p = Path(path)
-    if not p.is_file():
-        raise ConfigurationError(f"--acceptance-from {path}: no such file")
-    text = p.read_text()
+    text = _read_text(p, "--acceptance-from")
     src = p.name
     stripped = text.lstrip()
     if not stripped:
@@ -326,21 +430,39 @@ def load_acceptance_trace(path: str | Path, baseline: str | Path | None = None, 
         records: list | None = None
         try:
             obj = json.loads(text)
-            records = _get_metrics_records(obj)
+            records = _get_metrics_records(obj, src)
             if records is None:
                 records = obj if isinstance(obj, list) else [obj]
+        except RecursionError:
+            raise ConfigurationError(f"{src}: JSON nested too deeply to read") from None
         except json.JSONDecodeError:
             records = []
             for n, line in enumerate(text.splitlines(), 1):
                 if line.strip():
                     try:
                         records.append(json.loads(line))
+                    except RecursionError:
+                        raise ConfigurationError(f"{src}: line {n}: JSON nested too deeply to read") from None
                     except json.JSONDecodeError as e:
                         raise ConfigurationError(f"{src}: line {n} is not JSON ({e.msg}); expected JSON, JSONL or "
                                                  "Prometheus text") from None
         return fit_json_records(records, src, k)
-    base = Path(baseline).read_text() if baseline is not None else None
+    base = _read_text(Path(baseline), "baseline") if baseline is not None else None
     return fit_prometheus(text, base, src)
+
+
+def _read_text(p: Path, flag: str) -> str:
+    if p.is_dir():
+        raise ConfigurationError(f"{flag} {p}: is a folder; allowed: a metrics file")
+    if not p.is_file():
+        raise ConfigurationError(f"{flag} {p}: no such file")
+    try:
+        return p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigurationError(f"{flag} {p}: not a UTF-8 text file (byte {e.start}: {e.object[e.start:e.start + 1]!r}); "
+                                 "allowed: vLLM Prometheus text, JSON or JSONL") from None
+    except OSError as e:
+        raise ConfigurationError(f"{flag} {p}: cannot read: {e.strerror}") from None
 
 
 # ---------------------------------------------------------------------------------------------- AL curve
