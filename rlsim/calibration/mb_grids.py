@@ -248,6 +248,31 @@ def attention_grid(quick: bool = False, kv_limit_bytes: float = KV_LIMIT_BYTES) 
     return [p for p in pts if p.kv_bytes() <= kv_limit_bytes]
 
 
+# long contexts (reasoning RL at 32K-128K tokens): decode, whole-prompt prefill and chunked prefill at the end of
+# a long context, for the head layouts of Qwen3-8B (TP 1) and Qwen3-235B-A22B (TP 4 / 8)
+ATTN_KV_LONG = [32768, 65536, 131072]
+ATTN_HEADS_LONG = [(32, 8), (16, 1), (8, 1)]
+ATTN_BATCH_LONG = [1, 4, 16, 64]
+
+
+def attention_long_grid(kv_limit_bytes: float = KV_LIMIT_BYTES) -> list[AttnPoint]:
+    pts: list[AttnPoint] = []
+    for hq, hkv in ATTN_HEADS_LONG:
+        for b in ATTN_BATCH_LONG:
+            for mean in ATTN_KV_LONG:
+                lens = kv_lengths("uniform", b, mean, 32, f"decode-long-{b}-{mean}")
+                pts.append(AttnPoint("decode", b, 1, lens, [1] * b, "uniform", hq, hkv, HEAD_DIM, 0))
+        for mean in ATTN_KV_LONG:
+            if mean <= PREFILL_MAX_TOKENS:
+                lens = kv_lengths("uniform", 1, mean, 16, f"prefill-long-1-{mean}")
+                pts.append(AttnPoint("prefill", 1, mean, lens, list(lens), "uniform", hq, hkv, HEAD_DIM, 0))
+            for b in (1, 4):
+                c = 2048
+                lens = kv_lengths("uniform", b, mean, c + 16, f"chunk-long-{b}-{mean}-{c}")
+                pts.append(AttnPoint("prefill", b, c, lens, [c] * b, "uniform", hq, hkv, HEAD_DIM, 1))
+    return [p for p in pts if p.kv_bytes() <= kv_limit_bytes]
+
+
 # ------------------------------------------------------------------------ MoE
 def moe_grid(quick: bool = False) -> list[dict]:
     pts = []

@@ -32,10 +32,12 @@ else:
     from . import mb_grids as G
     from .mb_common import Budget, CsvTable, Progress
 
-ALL_OPS = ["gemm", "attention", "moe", "moe_fused", "elementwise", "sampling", "overhead", "collectives"]
+ALL_OPS = ["gemm", "attention", "moe", "moe_fused", "elementwise", "sampling", "overhead", "collectives",
+           "attention_long"]
 # share of a wall-clock budget (--budget-s) per op class; unused time rolls over
 BUDGET_SHARES = {"gemm": 0.33, "attention": 0.37, "moe": 0.12, "moe_fused": 0.1, "elementwise": 0.05,
-                 "sampling": 0.09, "overhead": 0.02, "collectives": 0.3}
+                 "sampling": 0.09, "overhead": 0.02, "collectives": 0.3,
+                 "attention_long": 0.1}
 
 
 def _mod(name):
@@ -109,7 +111,9 @@ def run_gemm(out_dir, quick, resume, progress, deadline, gpu, workloads=None):
     return {**st, **info}
 
 
-def run_attention(out_dir, quick, resume, progress, deadline, gpu):
+def run_attention(out_dir, quick, resume, progress, deadline, gpu, long: bool = False):
+    """The attention grid (``long``: the 32K-128K-token contexts of ``attention_long_grid``, appended to the same
+    attention.csv)."""
     import torch
 
     A = _mod("mb_attention")
@@ -131,7 +135,7 @@ def run_attention(out_dir, quick, resume, progress, deadline, gpu):
     kv_limit = min(G.KV_LIMIT_BYTES, 0.45 * total_mem)
     if not cfg["seqused_ok"]:
         kv_limit = min(kv_limit, 0.3 * total_mem)
-    pts = G.attention_grid(quick, kv_limit_bytes=kv_limit)
+    pts = G.attention_long_grid(kv_limit) if long else G.attention_grid(quick, kv_limit_bytes=kv_limit)
 
     def key_row(p):
         r = p.row()
@@ -333,6 +337,7 @@ def run_calibration(out_dir: Path, quick: bool = False, ops: list[str] | None = 
     _write_meta(meta_path, meta)
     runners = {"gemm": lambda d: run_gemm(out_dir, quick, resume, progress, d, gpu, workloads),
                "attention": lambda d: run_attention(out_dir, quick, resume, progress, d, gpu),
+               "attention_long": lambda d: run_attention(out_dir, quick, resume, progress, d, gpu, long=True),
                "moe": lambda d: run_moe(out_dir, quick, resume, progress, d, gpu),
                "moe_fused": lambda d: run_moe_fused(out_dir, quick, resume, progress, d, gpu),
                "elementwise": lambda d: run_elementwise(out_dir, quick, resume, progress, d, gpu),
