@@ -49,6 +49,13 @@ def agentic_from(workload, options: dict):
     if not opts:
         return base if base is not None and base.turns > 1 else None
     turns = int(opts.get("turns", base.turns if base is not None else 1))
+    if turns == 1 and ("tool_latency_s" in opts or "tool_output_tokens" in opts):
+        from ..errors import ConfigurationError
+
+        flag = "--tool-latency-s" if "tool_latency_s" in opts else "--tool-output-tokens"
+        raise ConfigurationError(f"{flag} shapes multi-turn rollouts, and the trajectories have one turn (it would be "
+                                 "ignored); allowed: together with --turns N (N >= 2), or a workload with an agentic "
+                                 "section")
     lat = float(opts.get("tool_latency_s", base.tool_latency_s if base is not None else 0.0))
     if "tool_output_tokens" in opts:
         t = float(opts["tool_output_tokens"])
