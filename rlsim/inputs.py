@@ -63,8 +63,8 @@ KNOWN_OPTIONS: dict[str, str] = {
     "acceptance_sequence_spread": "number", "acceptance_response_decay": "number", "acceptance_preserve_mean": "bool",
     "group_correlation": "number", "moe_routing_skew": "number",
     # prefill/decode disaggregation and multi-turn rollouts (rlsim/engine/disagg.py)
-    "prefill_gpus": "gpus", "kv_link_gbps": "number", "kv_link_latency_ms": "number",
-    "turns": "turns", "tool_latency_s": "number", "tool_output_tokens": "number",
+    "prefill_gpus": "flag", "kv_link_gbps": "flag", "kv_link_latency_ms": "flag",
+    "turns": "flag", "tool_latency_s": "flag", "tool_output_tokens": "flag",
 }
 MAX_TURNS = 64
 TURNS_WHY = "each turn is one more prefill-decode round of every trajectory"
@@ -332,7 +332,7 @@ def _scenario_conflicts(a: dict) -> None:
         if key not in opts or opts[key] is None:
             continue
         v = opts[key]
-        if kind in ("gpus", "turns"):
+        if kind == "flag":
             continue  # check_disaggregation, with the flag's name
         if kind == "bool":
             as_bool(f"options.{key}", v)

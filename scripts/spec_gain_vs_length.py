@@ -38,7 +38,7 @@ def run(out: Path, lengths=LENGTHS, engines=ENGINES, n_prompts: int = 4, gens: i
             setup = build_setup(build_scenario(**kw))
             gs_a, gs_s = d["baseline"]["generation_stats"], d["speculative"]["generation_stats"]
             cap = setup.memory_spec.kv_capacity_tokens
-            B = int(max(1, min(64, cap // (L + 200))))
+            B = int(max(1, min(n_prompts * gens, cap // (L + 200))))
             ctx = (L / 2 + 200) * B
             al = setup.acceptance.acceptance_length
             t_ar = float(setup.cost_ar.iteration_time_s(IterationBatch(n_decode=[B], k=[0], decode_kv_tokens=[ctx]))[0])
