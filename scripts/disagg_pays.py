@@ -93,6 +93,40 @@ def run_pools(out: Path, engines=("vllm-0.17.1", "sglang-0.5.6"), pools=POOLS, l
     return rows
 
 
+def run_extra_pool(out: Path, engines=("vllm-0.17.1", "sglang-0.5.6"), extra: int = 4,
+                   links=(("infiniband", 400.0, 0.005), ("cross-dc", 25.0, 10.0))):
+    """Block C (PrFaaS's framing): the prefill pool is added, the 16 decode GPUs only decode; agentic, long tool
+    outputs as block B. Appended to ``out``.csv / .md."""
+    import pandas as pd
+
+    from rlsim import project_scenario
+
+    rows = []
+    for eng in engines:
+        base = dict(workload="rl-think-8b", hardware="h200-sxm", k=3, engine=eng, num_prompts_per_step=16,
+                    num_generations_per_prompt=8, response_median_tokens=1024.0, max_new_tokens=1024,
+                    response_sigma=0.0, prompt_length={"distribution": "fixed", "median_tokens": 1024.0,
+                                                       "min_tokens": 1, "max_tokens": 1024},
+                    training_mfu=0.33, logprob_mfu=0.39)
+        d = project_scenario(**base, gpus=16, options=dict(AGENTIC_LONG)).to_dict()
+        ref = (d["baseline"]["phases_s"]["generation"], d["speculative"]["phases_s"]["generation"])
+        for name, g, lat in links:
+            opts = dict(AGENTIC_LONG, prefill_gpus=extra, kv_link_gbps=g, kv_link_latency_ms=lat)
+            d = project_scenario(**base, gpus=16 + extra, options=opts).to_dict()
+            ga, gs = d["baseline"]["phases_s"]["generation"], d["speculative"]["phases_s"]["generation"]
+            ro = d["speculative"].get("rollout", {})
+            rows.append({"block": "C", "engine": eng, "prompt": 1024, "response": 1024, "turns": AGENTIC_LONG["turns"],
+                         "setup": f"{name}: {extra} prefill GPUs added, 16 decode", "ratio_prompt_to_response": 1.0,
+                         "gen_ar_s": ga, "gen_spec_s": gs, "vs_colocated_ar": ref[0] / ga, "vs_colocated_spec": ref[1] / gs,
+                         "spec_speedup": ga / gs, "kv_wait_mean_ms": 1e3 * ro.get("kv_transfer_after_prefill_s_mean", 0.0),
+                         "prefill_busy_fraction": ro.get("prefill_busy_fraction", 0.0)})
+            print(rows[-1], flush=True)
+    prev = pd.read_csv(out.with_suffix(".csv"))
+    prev = prev[prev["block"] != "C"]
+    write(prev.to_dict("records") + rows, out)
+    return rows
+
+
 def write(rows, out: Path) -> None:
     import pandas as pd
 
@@ -106,7 +140,9 @@ def write(rows, out: Path) -> None:
              "only. 'vs colocated' > 1 means the split pool is faster than 16 engines that prefill and decode; the "
              "last rows of block A are a 4-turn agentic rollout (tool latency 2 s, tool output 2,000 tokens). Block B "
              "(`run_pools`): 4 turns whose tools return 8,192 tokens, the prefill pool swept over 2, 4 and 8 of the 16 "
-             "GPUs on InfiniBand (400 Gb/s), vLLM 0.17.1 and SGLang 0.5.6 (KV after each chunk).", "",
+             "GPUs on InfiniBand (400 Gb/s), vLLM 0.17.1 and SGLang 0.5.6 (KV after each chunk). Block C (`run_extra_pool`, "
+             "PrFaaS's framing): the same agentic rollout with 4 prefill GPUs *added* to 16 decode GPUs, compared with "
+             "the 16 colocated.", "",
              "| block | engine | prompt | response | turns | setup | AR gen (s) | spec gen (s) | vs colocated AR | "
              "vs colocated spec | spec speedup | KV wait after prefill (ms) | prefill pool busy |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -122,7 +158,10 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="validation/disagg-pays")
     ap.add_argument("--pools", action="store_true", help="only block B (agentic, prefill pool sizes)")
+    ap.add_argument("--extra", action="store_true", help="only block C (a prefill pool added to 16 decode GPUs)")
     a = ap.parse_args()
-    if not a.pools:
+    if not a.pools and not a.extra:
         run(Path(a.out))
-    run_pools(Path(a.out))
+    if not a.extra:
+        run_pools(Path(a.out))
+    run_extra_pool(Path(a.out))

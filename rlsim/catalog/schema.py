@@ -611,12 +611,12 @@ class EngineProfile(Sourced):
         return {"verify_attention_blackwell", "sampler", "draft_token_choice", "host", "async_scheduling", "graphs",
                 "draft_extend", "prefill_mixing", "prefill_chunk_tokens", "kv_transfer"}
 
-    # mechanisms added after the first profiles: a profile that leaves one out keeps its default (the vLLM
-    # behaviour) and needs no source for it; one it sets must be sourced
+    # mechanisms added after the first profiles: at its default (vLLM 0.17.1's behaviour) one needs no source of its
+    # own (the profile's other sources cover vLLM); set to anything else it must be sourced
     OPTIONAL_MECHANISMS: ClassVar[tuple[str, ...]] = ("draft_extend", "prefill_mixing", "prefill_chunk_tokens", "kv_transfer")
 
     def _is_number_field(self, name: str) -> bool:
-        if name in self.OPTIONAL_MECHANISMS and name not in self.model_fields_set:
+        if name in self.OPTIONAL_MECHANISMS and getattr(self, name) == type(self).model_fields[name].default:
             return False
         return super()._is_number_field(name)
 
