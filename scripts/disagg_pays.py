@@ -122,7 +122,7 @@ def run_extra_pool(out: Path, engines=("vllm-0.17.1", "sglang-0.5.6"), extra: in
                          "prefill_busy_fraction": ro.get("prefill_busy_fraction", 0.0)})
             print(rows[-1], flush=True)
     prev = pd.read_csv(out.with_suffix(".csv"))
-    prev = prev[prev["block"] != "C"]
+    prev = prev[~((prev["block"] == "C") & prev["setup"].isin({r["setup"] for r in rows}))]
     write(prev.to_dict("records") + rows, out)
     return rows
 
@@ -141,8 +141,8 @@ def write(rows, out: Path) -> None:
              "last rows of block A are a 4-turn agentic rollout (tool latency 2 s, tool output 2,000 tokens). Block B "
              "(`run_pools`): 4 turns whose tools return 8,192 tokens, the prefill pool swept over 2, 4 and 8 of the 16 "
              "GPUs on InfiniBand (400 Gb/s), vLLM 0.17.1 and SGLang 0.5.6 (KV after each chunk). Block C (`run_extra_pool`, "
-             "PrFaaS's framing): the same agentic rollout with 4 prefill GPUs *added* to 16 decode GPUs, compared with "
-             "the 16 colocated.", "",
+             "PrFaaS's framing): the same agentic rollout with 4 or 16 prefill GPUs *added* to 16 decode GPUs, compared "
+             "with the 16 colocated.", "",
              "| block | engine | prompt | response | turns | setup | AR gen (s) | spec gen (s) | vs colocated AR | "
              "vs colocated spec | spec speedup | KV wait after prefill (ms) | prefill pool busy |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -165,3 +165,4 @@ if __name__ == "__main__":
     if not a.extra:
         run_pools(Path(a.out))
     run_extra_pool(Path(a.out))
+    run_extra_pool(Path(a.out), extra=16, links=(("infiniband", 400.0, 0.005),))
