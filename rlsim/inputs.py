@@ -62,7 +62,40 @@ KNOWN_OPTIONS: dict[str, str] = {
     "partial_rollout": "bool", "async_warmup_steps": "count", "async_measured_steps": "count",
     "acceptance_sequence_spread": "number", "acceptance_response_decay": "number", "acceptance_preserve_mean": "bool",
     "group_correlation": "number", "moe_routing_skew": "number",
+    # prefill/decode disaggregation and multi-turn rollouts (rlsim/engine/disagg.py)
+    "prefill_gpus": "flag", "kv_link_gbps": "flag", "kv_link_latency_ms": "flag",
+    "turns": "flag", "tool_latency_s": "flag", "tool_output_tokens": "flag",
 }
+MAX_TURNS = 64
+TURNS_WHY = "each turn is one more prefill-decode round of every trajectory"
+MAX_KV_LINK_GBPS = 100_000.0  # 100 Tb/s per GPU: 10x an NVLink 5 port; a larger number is a unit mistake
+MAX_KV_LINK_LATENCY_MS = 10_000.0  # 10 s: beyond any network path between data centres
+MAX_TOOL_LATENCY_S = 86_400.0
+MAX_TOOL_OUTPUT_TOKENS = 1 << 20
+
+
+def check_disaggregation(opts: dict) -> None:
+    """The disaggregation and multi-turn options, each in range, none that another would leave unused."""
+    pg = opts.get("prefill_gpus")
+    if pg is not None:
+        check_count("--prefill-gpus", pg, 1, 1 << 20, what="GPUs of the prefill pool (taken from the generation GPUs)")
+    gbps, lat = opts.get("kv_link_gbps"), opts.get("kv_link_latency_ms")
+    if gbps is not None:
+        check_number("--kv-link-gbps", gbps, 0.0, MAX_KV_LINK_GBPS, lo_open=True,
+                     what="Gbit/s per GPU between the prefill and decode pools")
+    if lat is not None:
+        check_number("--kv-link-latency-ms", lat, 0.0, MAX_KV_LINK_LATENCY_MS, what="one-way latency of a KV transfer")
+    if pg is None and (gbps is not None or lat is not None):
+        flag = "--kv-link-gbps" if gbps is not None else "--kv-link-latency-ms"
+        raise ConfigurationError(f"{flag} describes the link of a prefill pool, which is not given (it would be ignored); "
+                                 "allowed: together with --prefill-gpus N")
+    turns = opts.get("turns")
+    if turns is not None:
+        check_count("--turns", turns, 1, MAX_TURNS, TURNS_WHY)
+    if opts.get("tool_latency_s") is not None:
+        check_number("--tool-latency-s", opts["tool_latency_s"], 0.0, MAX_TOOL_LATENCY_S)
+    if opts.get("tool_output_tokens") is not None:
+        check_number("--tool-output-tokens", opts["tool_output_tokens"], 1.0, float(MAX_TOOL_OUTPUT_TOKENS))
 
 
 def check_count(flag: str, value, lo: int, hi: int, why: str = "", what: str = "") -> int:
@@ -299,6 +332,8 @@ def _scenario_conflicts(a: dict) -> None:
         if key not in opts or opts[key] is None:
             continue
         v = opts[key]
+        if kind == "flag":
+            continue  # check_disaggregation, with the flag's name
         if kind == "bool":
             as_bool(f"options.{key}", v)
         elif kind == "count":
@@ -307,6 +342,7 @@ def _scenario_conflicts(a: dict) -> None:
             as_float(f"options.{key}", v)
             if not math.isfinite(float(v)):
                 raise ConfigurationError(f"options.{key} = {v!r}; allowed: a finite number")
+    check_disaggregation(opts)
     spread = opts.get("acceptance_sequence_spread")
     if spread and 0 < spread < MIN_SEQUENCE_SPREAD:
         raise ConfigurationError(
@@ -335,9 +371,40 @@ def _scenario_resolved(sc, a: dict) -> None:
         raise ConfigurationError(
             f"{gen:,} generation GPUs = {gen // rg:,} replicas of {rg} GPUs (workload {w.name}); allowed: up to "
             f"{MAX_GENERATION_REPLICAS:,} replicas, i.e. {MAX_GENERATION_REPLICAS * rg:,} generation GPUs ({REPLICAS_WHY})")
+    _check_context(sc)
     if sc.max_trajectory_age_steps > MAX_LAG:
         raise ConfigurationError(f"max_trajectory_age_steps = {sc.max_trajectory_age_steps} (workload {w.name}); allowed: "
                                  f"0..{MAX_LAG} ({LAG_WHY})")
+
+
+def _check_context(sc) -> None:
+    """Prompt + response (every turn of an agentic trajectory) within the model's context: max_position_embeddings,
+    or its YaRN length when the workload turns rope scaling on; lengths beyond are refused, not simulated."""
+    from .catalog import load_model
+    from .engine.disagg import agentic_from
+
+    w = sc.workload
+    m = load_model(w.model)
+    ag = agentic_from(w, sc.options)
+    w2 = w.model_copy(update={"agentic": ag}) if ag is not w.agentic else w
+    longest = w2.longest_context_tokens()
+    if w.rope_scaling == "yarn" and m.rope_scaling is None:
+        raise ConfigurationError(f"rope_scaling = yarn (workload {w.name}): {m.name} has no rope scaling in the catalog "
+                                 f"(workloads/models/); allowed: rope_scaling none")
+    limit = m.max_context_tokens(w.rope_scaling)
+    if limit is None or longest <= limit:
+        return
+    what = "prompt + response" if ag is None else f"prompt + {ag.turns} turns of response and tool output"
+    if w.rope_scaling == "yarn":
+        raise ConfigurationError(
+            f"{what} reach {longest:,} tokens (workload {w.name}), beyond {m.name}'s {limit:,} even with YaRN (factor "
+            f"{m.rope_scaling.factor:g} x {m.rope_scaling.original_max_position_embeddings:,}); allowed: up to {limit:,} "
+            "(lower --max-new-tokens, the prompt cap or the turns)")
+    yarn = (f"; with YaRN (workload rope_scaling: yarn) up to {m.rope_scaling.max_tokens:,}" if m.rope_scaling is not None
+            else "")
+    raise ConfigurationError(
+        f"{what} reach {longest:,} tokens (workload {w.name}), beyond {m.name}'s context of {limit:,} "
+        f"(max_position_embeddings){yarn}; allowed: up to {limit:,} (lower --max-new-tokens or the prompt cap)")
 
 
 scenario_arguments = functools.partial(typed_arguments, extra_types=_workload_field_type,

@@ -68,7 +68,7 @@ class Scenario(BaseModel):
 _WORKLOAD_OVERRIDES = {
     "num_prompts_per_step", "num_generations_per_prompt", "generation_dtype", "kv_cache_dtype", "reference_logprobs",
     "in_flight_weight_updates", "training_mfu", "logprob_mfu", "data_loading_s", "colocated",
-    "avg_seq_len", "max_total_sequence_length", "training_model",
+    "avg_seq_len", "max_total_sequence_length", "training_model", "rope_scaling",
 }
 # nested workload sections a caller may update field by field (dicts merged into the workload's own)
 _SECTION_OVERRIDES = ("training", "engine", "prompt_length")

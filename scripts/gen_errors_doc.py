@@ -429,6 +429,72 @@ def _cases() -> list[Case]:
         expect=["must not increase"])
     add(s, "draft quality decay 0", api=W | {"draft_quality": 0.8, "draft_quality_decay": 0.0}, expect=["position_decay = 0.0"])
     c.extend(_new_cases())
+    c.extend(_issue20_cases())
+    return c
+
+
+def _issue20_cases() -> list[Case]:
+    """Inputs added for issue 20 (SGLang, long context, prefill/decode disaggregation, multi-turn rollouts)."""
+    c: list[Case] = []
+
+    def add(section, what, args=None, expect=(), **kw):
+        c.append(Case(what, args, tuple(expect), section=section, **kw))
+
+    T8 = ["project", "--workload", "rl-think-8b"]
+    s = "Engines, long context, disaggregation and multi-turn rollouts (issue 20)"
+    add(s, "unknown engine profile", T8 + ["--engine", "sglang-9"], ["unknown engine profile 'sglang-9'", "sglang-0.5.6"])
+    add(s, "prefill pool of 0 GPUs", T8 + ["--prefill-gpus", "0"], ["--prefill-gpus = 0", "allowed: 1.."])
+    add(s, "prefill pool takes every generation GPU", T8 + ["--prefill-gpus", "32"],
+        ["--prefill-gpus = 32", "below the 32 generation GPUs"])
+    add(s, "prefill pool not whole replicas", ["project", "--workload", "rl-235b", "--prefill-gpus", "12"],
+        ["--prefill-gpus = 12", "multiple of the replica size 8"])
+    add(s, "link bandwidth without a prefill pool", T8 + ["--kv-link-gbps", "400"],
+        ["--kv-link-gbps", "prefill pool, which is not given", "--prefill-gpus"])
+    add(s, "link latency without a prefill pool", T8 + ["--kv-link-latency-ms", "10"], ["--kv-link-latency-ms", "--prefill-gpus"])
+    add(s, "zero link bandwidth", T8 + ["--prefill-gpus", "8", "--kv-link-gbps", "0"], ["--kv-link-gbps = 0.0", "> 0"])
+    add(s, "link bandwidth 10^9 Gb/s (a unit mistake)", T8 + ["--prefill-gpus", "8", "--kv-link-gbps", "1e9"],
+        ["--kv-link-gbps", "<= 100000"])
+    add(s, "negative link latency", T8 + ["--prefill-gpus", "8", "--kv-link-latency-ms", "-1"],
+        ["--kv-link-latency-ms = -1.0", ">= 0"])
+    add(s, "infinite link latency", T8 + ["--prefill-gpus", "8", "--kv-link-latency-ms", "inf"],
+        ["--kv-link-latency-ms = inf"])
+    add(s, "prefill pool with asynchronous RL", T8 + ["--prefill-gpus", "8", "--lag", "1", "--gen-gpus", "24",
+                                                      "--train-gpus", "8"], ["--prefill-gpus", "synchronous steps only"])
+    add(s, "zero turns", T8 + ["--turns", "0"], ["--turns = 0", "1..64"])
+    add(s, "100 turns", T8 + ["--turns", "100"], ["--turns = 100", "1..64", "prefill-decode round"])
+    add(s, "turns without a tool output length", T8 + ["--turns", "2"], ["--turns 2", "--tool-output-tokens"])
+    add(s, "tool latency without turns", T8 + ["--tool-latency-s", "5"], ["--tool-latency-s", "one turn", "--turns"])
+    add(s, "tool output of 0 tokens", T8 + ["--turns", "2", "--tool-output-tokens", "0"], ["--tool-output-tokens = 0.0"])
+    add(s, "negative tool latency", T8 + ["--turns", "2", "--tool-output-tokens", "10", "--tool-latency-s", "-1"],
+        ["--tool-latency-s = -1.0"])
+    add(s, "turns whose context exceeds the model's", T8 + ["--turns", "8", "--tool-output-tokens", "4096"],
+        ["8 turns", "beyond qwen3-8b's context of 40,960", "YaRN"])
+    add(s, "unknown rope scaling", T8 + ["--rope-scaling", "linear"], ["rope_scaling = 'linear'", "none, yarn"])
+    add(s, "64K responses without YaRN", ["project", "--workload", "rl-think-8b-64k", "--rope-scaling", "none"],
+        ["67,584 tokens", "beyond qwen3-8b's context of 40,960", "with YaRN"])
+    add(s, "YaRN on a model without rope scaling in the catalog", ["project", "--workload", "rl-llama-8b",
+                                                                  "--rope-scaling", "yarn"], ["no rope scaling"])
+    add(s, "beyond 128K even with YaRN", api={"workload": "rl-think-8b-64k", "max_new_tokens": 131072},
+        expect=["even with YaRN", "131,072"])
+    add(s, "iteration: acceptance length beyond k + 1", IT + ["--k", "3", "--acceptance-length", "5"],
+        ["--acceptance-length = 5.0", "<= 4"])
+    add(s, "iteration: acceptance length at k = 0", IT + ["--acceptance-length", "2"], ["--acceptance-length",
+                                                                                       "--k >= 1"])
+    add(s, "workload: agentic turns 0", PW, ["field `agentic.turns` = 0"],
+        files={"w.yaml": workload(agentic={"turns": 0, "tool_latency_s": 1.0, "tool_output_length": {
+            "distribution": "fixed", "median_tokens": 100, "max_tokens": 100}})})
+    add(s, "workload: rope_scaling without a source", PW, ["numbers without a source: rope_scaling"],
+        files={"w.yaml": workload(rope_scaling="yarn")})
+    add(s, "model: YaRN factor below 1", ["project", "--workload", "rl-zero-8b", "--model", f"{TMP}/m.yaml"],
+        ["field `rope_scaling.factor` = 0.5", "greater than 1"],
+        files={"m.yaml": model(rope_scaling={"rope_type": "yarn", "factor": 0.5,
+                                             "original_max_position_embeddings": 32768})})
+    add(s, "engine profile: per-batch graphs without their limits", P + ["--engine", f"{TMP}/e.yaml"],
+        ["capture_limit: sglang needs graphs.max_capture_batch"],
+        files={"e.yaml": yaml.safe_dump(_edit(_catalog_yaml("engine_profiles/sglang-0.5.6.yaml"),
+                                              {"graphs.max_capture_batch": {}}), sort_keys=False)})
+    add(s, "Python API: prefill pool as a string", api={"workload": "rl-zero-8b", "options": {"prefill_gpus": "8"}},
+        expect=["--prefill-gpus = '8'"])
     return c
 
 

@@ -222,6 +222,11 @@ PROJECT_FLAGS = {
     "--draft-model": choice(["qwen3-0.6b"], ["gpt-9", ""]),
     "--timeline": output_path(".png"), "--acceptance-from": V(trace_file(odd=False), trace_file(odd=True)),
     "--from-nemo-rl": V(recipe_file(False), recipe_file(True)),
+    # issue 20: engines, long context, a prefill pool, multi-turn rollouts
+    "--engine": choice(["vllm-0.17.1", "sglang-0.5.6", "sglang-0.5.6-nemo-rl"], ["sglang-9", ""]),
+    "--prefill-gpus": int_flag(1, 2), "--kv-link-gbps": float_flag(1.0, 3600.0),
+    "--kv-link-latency-ms": float_flag(0.0, 20.0), "--turns": int_flag(1, 2), "--tool-latency-s": float_flag(0.0, 1.0),
+    "--tool-output-tokens": float_flag(1.0, 64.0), "--rope-scaling": choice(["none", "yarn"], ["linear", ""]),
 }
 
 
@@ -279,6 +284,7 @@ ITERATION_FLAGS = {
     "--ep": SWITCH, "--no-ep": SWITCH, "--dtype": choice(["bf16", "fp8"], ["fp4", ""]),
     "--drafter": choice(["eagle3", "ngram"], ["mtp", "x"]), "--hardware": choice(["h100-sxm", "b200"], ["tpu"]),
     "--calibration": choice(["auto", "roofline"], ["x"]),
+    "--engine": choice(["vllm-0.17.1", "sglang-0.5.6"], ["sglang-9"]), "--acceptance-length": float_flag(1.0, 4.0),
 }
 
 

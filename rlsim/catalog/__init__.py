@@ -15,6 +15,8 @@ from .loader import (
     load_yaml_model,
 )
 from .schema import (
+    AgenticRollout,
+    RopeScaling,
     DatasetSpec,
     DraftSpec,
     EngineConfig,
@@ -29,6 +31,7 @@ from .schema import (
 )
 
 __all__ = [
+    "AgenticRollout", "RopeScaling",
     "DatasetSpec", "DraftSpec", "EngineConfig", "EngineProfile", "GenerationParallelism", "HardwareProfile",
     "LengthDistribution", "ModelSpec", "SpeculationConfig", "TrainingParallelism", "Workload", "catalog_dir",
     "find_dataset", "list_engines", "list_hardware", "list_models", "list_workloads", "load_draft", "load_engine",

@@ -8,7 +8,7 @@ where those names exist.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -116,6 +116,19 @@ class HardwareProfile(Sourced):
         return v
 
 
+class RopeScaling(Strict):
+    """A context extension the model's card gives (HF ``rope_scaling``): YaRN with ``factor`` over the
+    ``original_max_position_embeddings`` the model was trained at."""
+
+    rope_type: Literal["yarn"]
+    factor: float = Field(gt=1, le=64)
+    original_max_position_embeddings: int = Field(ge=1)
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self.factor * self.original_max_position_embeddings)
+
+
 class ModelSpec(Sourced):
     name: str
     aliases: list[str] = Field(default_factory=list)
@@ -144,10 +157,24 @@ class ModelSpec(Sourced):
     n_shared_experts: int | None = Field(default=None, ge=0)
     default_workload: str | None = None
     drafts: dict[str, str] = Field(default_factory=dict)
+    # context limits (None: not catalogued, not checked): config.json's max_position_embeddings, and the rope
+    # scaling the model card gives to go beyond it (applied when a workload sets rope_scaling: yarn)
+    max_position_embeddings: int | None = Field(default=None, ge=1)
+    rope_scaling: RopeScaling | None = None
 
     @classmethod
     def _unsourced_fields(cls) -> set[str]:
         return {"sources", "drafts"}
+
+    @classmethod
+    def _sourced_text_fields(cls) -> set[str]:
+        return {"rope_scaling"}
+
+    def max_context_tokens(self, rope_scaling: str = "none") -> int | None:
+        """Longest prompt + response the model takes: max_position_embeddings, or with YaRN factor x original."""
+        if rope_scaling == "yarn":
+            return self.rope_scaling.max_tokens if self.rope_scaling is not None else None
+        return self.max_position_embeddings
 
     @model_validator(mode="after")
     def _mla_and_moe_extras(self):
@@ -405,6 +432,16 @@ class SpeculationConfig(Strict):
         return self
 
 
+class AgenticRollout(Strict):
+    """Multi-turn (agentic) rollouts: each trajectory is ``turns`` prefill-decode rounds; between two, a tool runs
+    for ``tool_latency_s`` and returns ``tool_output_length`` tokens that the next turn prefills. The workload's
+    ``response_length`` is then each turn's response."""
+
+    turns: int = Field(ge=1, le=64)
+    tool_latency_s: float = Field(ge=0, le=86_400)
+    tool_output_length: LengthDistribution
+
+
 class Workload(Sourced):
     """A workload file. Every numeric or true/false setting the file writes carries a source (settings left
     out take the schema's defaults; a caller's override is sourced by the caller, see scenario.py)."""
@@ -441,13 +478,31 @@ class Workload(Sourced):
                                                   "max_model_len): a response ends at max_total - prompt tokens")
     avg_seq_len: float | None = Field(default=None, gt=0, description="measured mean prompt + response tokens: each "
                                       "step's sampled responses are scaled by one factor to reach it")
+    rope_scaling: Literal["none", "yarn"] = Field(
+        default="none", description="yarn: the model's YaRN rope scaling is on (its catalog rope_scaling), so prompt "
+        "+ response may reach factor x original_max_position_embeddings; none: up to max_position_embeddings")
+    agentic: AgenticRollout | None = None
 
     @classmethod
     def _unsourced_fields(cls) -> set[str]:
         return {"sources", "name", "description", "model", "hardware"}
 
+    @classmethod
+    def _sourced_text_fields(cls) -> set[str]:
+        return {"rope_scaling", "agentic"}
+
     def _is_number_field(self, name: str) -> bool:
         return name in self.model_fields_set and super()._is_number_field(name)
+
+    def longest_context_tokens(self) -> int:
+        """The longest prompt + response (all turns and tool outputs of an agentic trajectory) a step can hold."""
+        one = self.prompt_length.max_tokens + self.response_length.max_tokens
+        if self.agentic is not None and self.agentic.turns > 1:
+            one += (self.agentic.turns - 1) * (self.response_length.max_tokens
+                                                + self.agentic.tool_output_length.max_tokens)
+        if self.max_total_sequence_length is not None and (self.agentic is None or self.agentic.turns == 1):
+            one = min(one, self.max_total_sequence_length)
+        return one
 
     @model_validator(mode="after")
     def _pools(self):
@@ -475,10 +530,13 @@ class Workload(Sourced):
 class GraphPolicy(Strict):
     """How an engine uses CUDA graphs (vLLM ``compilation_config``), per step."""
 
-    capture_limit: Literal["hardware", "vllm"] = Field(
+    capture_limit: Literal["hardware", "vllm", "sglang"] = Field(
         description="hardware: graph every step up to the hardware profile's cudagraph_capture_max_tokens (the ideal "
                     "engine); vllm: vLLM's default max_cudagraph_capture_size = min(max_num_seqs x (1 + k) x 2, "
-                    "max_capture_tokens, max_num_batched_tokens), a larger step runs with no graph at all")
+                    "max_capture_tokens, max_num_batched_tokens), a larger step runs with no graph at all; sglang: "
+                    "graphs captured per batch size (requests, not tokens) up to SGLang's cuda_graph_max_bs, set by the "
+                    "GPU's memory and TP (costmodel/sglang.py), for the target, the draft passes and the draft extend "
+                    "alike; a step with more requests, or with prefill, runs with no graph")
     max_capture_tokens: int = Field(default=512, ge=1)
     pad_to_capture_sizes: bool = Field(default=False, description="a graphed step runs at the next captured size "
                                                                    "(sizes rounded up to multiples of k + 1)")
@@ -487,6 +545,9 @@ class GraphPolicy(Strict):
                                    "the graph around the layers, attention eager")
     drafter: Literal["full", "piecewise"] = Field(
         default="full", description="graph mode of the draft passes (vLLM's EAGLE: PIECEWISE only, draft attention eager)")
+    max_capture_batch: dict[str, int] = Field(
+        default_factory=dict, description="capture_limit sglang: the largest captured batch (requests) by GPU memory "
+        "class and TP, keys '<GiB>:tp<4' / '<GiB>:tp>=4' (the smallest class at least the GPU's memory applies)")
 
 
 class EngineProfile(Sourced):
@@ -497,7 +558,7 @@ class EngineProfile(Sourced):
 
     name: str
     description: str
-    engine: Literal["ideal", "vllm"]
+    engine: Literal["ideal", "vllm", "sglang"]
     version: str
     graphs: GraphPolicy
     verify_attention_blackwell: Literal["decode_plus_query_flops", "trtllm_gen_tile"] = Field(
@@ -505,19 +566,41 @@ class EngineProfile(Sourced):
                     "kernel), or FlashInfer's TRTLLM-gen decode kernel whose query tile grows with k + 1")
     trtllm_tile_cost: dict[int, float] = Field(
         default_factory=dict, description="per-KV-step main-loop cost by query tile size (FlashInfer's own cost model)")
-    sampler: Literal["ideal", "vllm-0.17.1", "lean"] = Field(
+    sampler: Literal["ideal", "vllm-0.17.1", "lean", "sglang-0.5.6"] = Field(
         description="ideal: fused sampling / rejection sampling (calibration sampling.csv); vllm-0.17.1: the sampler "
                     "and rejection sampler with log-probs op for op (engine.csv); lean: the same without the "
-                    "[B(k+1), V] log-prob buffers")
-    draft_token_choice: Literal["draft_vocab", "full_vocab_scatter"] = Field(
+                    "[B(k+1), V] log-prob buffers; sglang-0.5.6: SGLang's sampler, target-only tree verification and the "
+                    "log-probs of the accepted rows op for op (engine_sglang.csv)")
+    draft_token_choice: Literal["draft_vocab", "full_vocab_scatter", "draft_vocab_softmax_topk"] = Field(
         description="draft_vocab: argmax over the draft's vocabulary; full_vocab_scatter: a [B, V_target] tensor filled "
-                    "with -inf, the draft logits scattered into it, argmax over V_target (every draft step)")
-    host: Literal["ideal_residue", "measured"] = Field(
+                    "with -inf, the draft logits scattered into it, argmax over V_target (every draft step); "
+                    "draft_vocab_softmax_topk: softmax over the draft vocabulary, top-1 and the hot-token map (SGLang)")
+    host: Literal["ideal_residue", "measured", "vllm_measured_proxy"] = Field(
         description="ideal_residue: a small exposed host cost per step (engineering estimate); measured: the engine's "
-                    "host work per step and per speculative round (calibration/host, engine.csv)")
-    async_scheduling: Literal["always", "vllm"] = Field(
+                    "host work per step and per speculative round (calibration/host, engine.csv); vllm_measured_proxy: "
+                    "vLLM 0.17.1's measured per-step host work standing in for another engine's (not measured), plus "
+                    "that engine's own measured sampler issue times and graph replays")
+    async_scheduling: Literal["always", "vllm", "sglang"] = Field(
         description="always: host work overlaps the GPU; vllm: vLLM 0.17.1's rule: on, except for n-gram drafting and "
-                    "the Ray executor (tensor_parallel_size > 1 under NeMo-RL)")
+                    "the Ray executor (tensor_parallel_size > 1 under NeMo-RL); sglang: SGLang 0.5.6's overlap "
+                    "scheduler, on without speculation and off with EAGLE / n-gram (spec v2 off by default)")
+    draft_extend: Literal["first_pass", "after_verify"] = Field(
+        default="first_pass", description="first_pass: the drafter's first pass runs over the verified tokens (vLLM, "
+        "launched with the draft passes); after_verify: a separate draft-extend forward after verification, its own "
+        "CUDA graph replay (SGLang's forward_draft_extend_after_decode)")
+    prefill_mixing: Literal["mixed", "separate"] = Field(
+        default="mixed", description="mixed: prefill chunks share a step with the decoding sequences (vLLM chunked "
+        "prefill); separate: a prefill batch runs alone, before decode, and the decoding sequences wait (SGLang)")
+    prefill_chunk_tokens: Literal["workload", "sglang"] = Field(
+        default="workload", description="workload: the workload's max_num_batched_tokens; sglang: SGLang's "
+        "chunked_prefill_size by GPU memory (8192 below 160 GiB, 16384 above)")
+    speculative_max_running_requests: int | None = Field(
+        default=None, ge=1, description="running requests allowed with speculation when the caller leaves "
+        "max_running_requests unset (SGLang: 48); None: the workload's max_num_seqs")
+    kv_transfer: Literal["after_prefill", "per_chunk", "layerwise"] = Field(
+        default="after_prefill", description="prefill/decode disaggregation: when the prefill side's KV moves to the "
+        "decode side: after the whole prefill (vLLM NixlConnector), after each prefill chunk (SGLang), or layer by "
+        "layer as it is computed (vLLM P2pNcclConnector)")
 
     @classmethod
     def _unsourced_fields(cls) -> set[str]:
@@ -525,7 +608,17 @@ class EngineProfile(Sourced):
 
     @classmethod
     def _sourced_text_fields(cls) -> set[str]:
-        return {"verify_attention_blackwell", "sampler", "draft_token_choice", "host", "async_scheduling", "graphs"}
+        return {"verify_attention_blackwell", "sampler", "draft_token_choice", "host", "async_scheduling", "graphs",
+                "draft_extend", "prefill_mixing", "prefill_chunk_tokens", "kv_transfer"}
+
+    # mechanisms added after the first profiles: at its default (vLLM 0.17.1's behaviour) one needs no source of its
+    # own (the profile's other sources cover vLLM); set to anything else it must be sourced
+    OPTIONAL_MECHANISMS: ClassVar[tuple[str, ...]] = ("draft_extend", "prefill_mixing", "prefill_chunk_tokens", "kv_transfer")
+
+    def _is_number_field(self, name: str) -> bool:
+        if name in self.OPTIONAL_MECHANISMS and getattr(self, name) == type(self).model_fields[name].default:
+            return False
+        return super()._is_number_field(name)
 
     @field_validator("trtllm_tile_cost")
     @classmethod
@@ -541,4 +634,13 @@ class EngineProfile(Sourced):
     def _tile_table(self):
         if self.verify_attention_blackwell == "trtllm_gen_tile" and not self.trtllm_tile_cost:
             raise ValueError("verify_attention_blackwell: trtllm_gen_tile needs trtllm_tile_cost (tile size -> cost)")
+        if self.graphs.capture_limit == "sglang":
+            if not self.graphs.max_capture_batch:
+                raise ValueError("graphs.capture_limit: sglang needs graphs.max_capture_batch ('<GiB>:tp<4' / "
+                                 "'<GiB>:tp>=4' -> largest captured batch)")
+            for key, v in self.graphs.max_capture_batch.items():
+                gib, _, tp = key.partition(":")
+                if tp not in ("tp<4", "tp>=4") or not gib.isdigit() or v < 1:
+                    raise ValueError(f"graphs.max_capture_batch[{key!r}] = {v}: allowed keys '<GiB>:tp<4' or "
+                                     "'<GiB>:tp>=4' (GiB an integer), values >= 1")
         return self

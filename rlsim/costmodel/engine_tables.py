@@ -126,10 +126,16 @@ def load_engine_tables(gpu: str) -> EngineTables:
                                    f"rlsim/calibration/mb_engine.py); available: {', '.join(avail) or 'none'}")
     import pandas as pd
 
-    try:
-        df = pd.read_csv(p)
-    except Exception as e:  # noqa: BLE001
-        raise CalibrationDataError(f"{p}: cannot parse CSV ({type(e).__name__}: {e})") from None
+    frames = []
+    # engine.csv: vLLM 0.17.1's components; engine_sglang.csv (if shipped): SGLang 0.5.6's (mb_engine_sglang.py)
+    for path in (p, root / gpu / "engine_sglang.csv"):
+        if path is not p and not path.is_file():
+            continue
+        try:
+            frames.append(pd.read_csv(path))
+        except Exception as e:  # noqa: BLE001
+            raise CalibrationDataError(f"{path}: cannot parse CSV ({type(e).__name__}: {e})") from None
+    df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     missing = [c for c in ENGINE_CSV_COLUMNS if c not in df.columns]
     if missing:
         raise CalibrationDataError(f"{p}: missing columns {missing}; needs {ENGINE_CSV_COLUMNS}")

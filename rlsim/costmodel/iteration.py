@@ -136,6 +136,9 @@ class IterationCostModel:
     engine: EngineProfile | None = None
     engine_config: EngineConfig | None = None  # vLLM knobs (max_num_seqs, max_num_batched_tokens)
     configured_k: int = 0  # the engine's num_speculative_tokens (fixes its captured graph sizes)
+    # mean tokens a speculative round emits per sequence (an SGLang-style sampler computes log-probs of the accepted
+    # rows only); None: k + 1, every row
+    expected_acceptance_length: float | None = None
 
     def __post_init__(self):
         self._static_cache: dict = {}
@@ -171,7 +174,7 @@ class IterationCostModel:
             self.engine_tables = load_engine_tables(src)
         except Exception:  # noqa: BLE001 - a GPU measured without the engine table borrows the H200's
             self.engine_tables = load_engine_tables("h200")
-        if e.host == "measured":
+        if e.host in ("measured", "vllm_measured_proxy"):
             from ..errors import CalibrationDataError
 
             try:
@@ -180,6 +183,20 @@ class IterationCostModel:
                 self.timer.extrapolated.add(f"engine host work per step: {err}; the ideal residue used instead")
         ec = self.engine_config or EngineConfig()
         kc = int(self.configured_k)
+        self.sglang_graphs = e.graphs.capture_limit == "sglang"
+        if self.sglang_graphs:  # graphs per batch size in requests (rlsim/costmodel/sglang.py); tokens = bs x (k+1)
+            from . import sglang
+
+            max_bs = sglang.cuda_graph_max_bs(e.graphs.max_capture_batch, self.hardware.hbm_capacity_bytes,
+                                              self.layout.tensor_parallel_size)
+            pool = self.max_running_requests()
+            bs = sglang.capture_batch_sizes(max_bs, kc > 0, pool)
+            self.capture_sizes = bs * (kc + 1)
+            self.capture_limit_tokens = float(self.capture_sizes[-1])
+            self.async_scheduling = (self.method == "none" or kc == 0) if e.async_scheduling == "sglang" else True
+            self.trtllm_verify = (e.verify_attention_blackwell == "trtllm_gen_tile"
+                                  and self.hardware.gpu.upper().startswith(("GB200", "B200", "GB300", "B300")))
+            return
         if e.graphs.capture_limit == "vllm":
             limit = min(ec.max_num_seqs * (1 + kc) * 2, e.graphs.max_capture_tokens, ec.max_num_batched_tokens)
         else:
@@ -197,6 +214,15 @@ class IterationCostModel:
         self.trtllm_verify = (e.verify_attention_blackwell == "trtllm_gen_tile"
                               and self.hardware.gpu.upper().startswith(("GB200", "B200", "GB300", "B300")))
 
+    def max_running_requests(self) -> int:
+        """Running requests the engine admits: the workload's max_num_seqs, or the profile's cap under speculation
+        when the caller leaves it unset (SGLang with EAGLE: 48)."""
+        ec = self.engine_config or EngineConfig()
+        cap = getattr(self.engine, "speculative_max_running_requests", None) if self.engine is not None else None
+        if cap is not None and int(self.configured_k) > 0:
+            return int(min(ec.max_num_seqs, cap))
+        return int(ec.max_num_seqs)
+
     def _graph_mode(self, T_engine, n_prefill_tokens):
         """Graph mode per step (array): FULL, PIECEWISE or EAGER."""
         T = np.asarray(T_engine, float)
@@ -207,6 +233,8 @@ class IterationCostModel:
             return np.full(T.shape, EAGER)
         fits = T <= self.capture_limit_tokens
         mixed = np.asarray(n_prefill_tokens, float) > 0
+        if getattr(self, "sglang_graphs", False):  # an extend (prefill) batch runs with no graph (piecewise graphs off)
+            return np.where(fits & ~mixed, FULL, EAGER)
         full = fits & ~(mixed & self.engine.graphs.uniform_decode_for_full_graph)
         return np.where(full, FULL, np.where(fits, PIECEWISE, EAGER))
 
@@ -506,6 +534,8 @@ class IterationCostModel:
     def _engine_sampler_s(self, b: IterationBatch, k):
         """(device s, host s) of the engine's sampler per step: the plain sampler on decode rows without
         speculation (and on prefill completions), the rejection sampler on speculative rows."""
+        if self.engine.sampler == "sglang-0.5.6":
+            return self._sglang_sampler_s(b, k)
         m = self.model
         dp = self.dp
         lean = self.engine.sampler == "lean"
@@ -523,6 +553,27 @@ class IterationCostModel:
             d, h = self._engine_component(comp, np.maximum(B_spec, 1.0), int(kk), m.vocab_size)
             dev = dev + np.where(sel, d, 0.0)
             host = host + np.where(sel, h, 0.0)
+        return dev, host
+
+    def _sglang_sampler_s(self, b: IterationBatch, k):
+        """(device s, host s) of SGLang 0.5.6's sampling per step (engine_sglang.csv): the sampler on plain decode
+        rows and prefill completions; with speculation the target-only tree verification over B(k+1) rows plus the
+        log-probs of the accepted rows (B x the expected acceptance length)."""
+        m, dp = self.model, self.dp
+        B_plain = np.where(k > 0, 0.0, b.n_decode) / dp + b.n_prefill_done / dp
+        B_spec = np.where(k > 0, b.n_decode / dp, 0.0)
+        dev = np.zeros_like(b.n_decode)
+        host = np.zeros_like(b.n_decode)
+        d, h = self._engine_component("sglang_sampler_ar", np.maximum(B_plain, 1.0), 0, m.vocab_size)
+        dev = dev + np.where(B_plain > 0, d, 0.0)
+        host = host + np.where(B_plain > 0, h, 0.0)
+        for kk in np.unique(k[k > 0]).astype(int) if np.any(k > 0) else []:
+            sel = (k == kk) & (B_spec > 0)
+            d, h = self._engine_component("sglang_verify_sampler", np.maximum(B_spec, 1.0), int(kk), m.vocab_size)
+            al = kk + 1.0 if self.expected_acceptance_length is None else min(float(self.expected_acceptance_length), kk + 1.0)
+            d2, h2 = self._engine_component("sglang_accepted_logprobs", np.maximum(B_spec * al, 1.0), 0, m.vocab_size)
+            dev = dev + np.where(sel, d + d2, 0.0)
+            host = host + np.where(sel, h + h2, 0.0)
         return dev, host
 
     def _engine_host_s(self, b: IterationBatch, k, mode, n_kernels, T_engine, sampler_host, draft_host):
@@ -571,6 +622,18 @@ class IterationCostModel:
         d = self.draft
         n_layers = d.num_hidden_layers if (isinstance(d, DraftSpec) or self.method == "draft-model") else self.model.mtp_num_layers
         replay = self._replay_host_s()
+        if getattr(self, "sglang_graphs", False):
+            # SGLang (eagle_worker.py:505-586, 917-1004): the k - 1 draft steps replay ONE graph, the draft extend
+            # another (both FULL, up to cuda_graph_max_bs requests); above it every kernel is launched. Each of the
+            # two forwards prepares a ForwardBatch (a handful of small tensor ops, priced as one draft_step_ops
+            # issue), the draft steps end in build_tree_kernel_efficient (one launch).
+            _, h_ops = self._engine_component("draft_step_ops", np.maximum(B, 1.0), 0, 0)
+            graphed = first_T * self.dp <= self.capture_limit_tokens
+            eager_pass = (n_layers * self.kernels_per_layer + 4) * lat["eager_launch_s"]
+            draft_steps = np.where(graphed, replay, np.maximum(k - 1, 0) * eager_pass)
+            extend = np.where(graphed, replay, eager_pass)
+            total = 2 * h_ops + draft_steps + extend + lat["eager_launch_s"]
+            return np.where((k > 0) & (B > 0), total, 0.0)
         fits = first_T * self.dp <= self.capture_limit_tokens
         if e.graphs.drafter == "piecewise":
             fwd_first = np.where(fits, (n_layers + 1) * replay + n_layers * ATTENTION_LAUNCHES_PER_LAYER * lat["eager_launch_s"],
@@ -640,7 +703,12 @@ class IterationCostModel:
         head = self.timer.gemm_s(later_T, vocab // self.tp if self.method == "draft-model" else vocab, h, "bf16")
         full_vocab = (not self.is_ideal and self.engine.draft_token_choice == "full_vocab_scatter"
                       and isinstance(d, DraftSpec) and vocab < self.model.vocab_size)
-        if full_vocab:  # a [B, V_target] -inf tensor, the draft logits scattered in, argmax over V_target
+        sglang_pick = (not self.is_ideal and self.engine.draft_token_choice == "draft_vocab_softmax_topk"
+                       and self.engine_tables.has_component("sglang_draft_choice"))
+        if sglang_pick:  # softmax over the draft vocabulary, top-1, hot-token map (measured: sglang_draft_choice)
+            pick, _ = self._engine_component("sglang_draft_choice", np.maximum(later_T, 1.0), 0, 0)
+            pick = np.where(later_T > 0, pick, 0.0)
+        elif full_vocab:  # a [B, V_target] -inf tensor, the draft logits scattered in, argmax over V_target
             pick, _ = self._engine_component("draft_choice_full_vocab", np.maximum(later_T, 1.0), 0, self.model.vocab_size)
             pick = np.where(later_T > 0, pick, 0.0)
         else:

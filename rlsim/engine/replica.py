@@ -42,6 +42,8 @@ class ReplicaConfig:
     max_num_batched_tokens: int
     max_num_seqs: int
     kv_capacity_tokens: int
+    # False: a step with prefill chunks carries no decoding sequences (SGLang runs prefill batches alone, first)
+    mix_prefill_with_decode: bool = True
 
 
 @dataclass
@@ -248,11 +250,29 @@ class ReplicaSim:
         self.streams = _AdvanceStreams(policy, rng)
 
     # ------------------------------------------------------------------ inputs
-    def add(self, prompt_len, response_len, arrival_s: float | np.ndarray = 0.0) -> np.ndarray:
+    def add(self, prompt_len, response_len, arrival_s: float | np.ndarray = 0.0, prefilled=None,
+            first_token: bool = False) -> np.ndarray:
+        """Queue sequences. ``prefilled``: tokens of each prompt whose KV is already there when it is admitted (a
+        prefix cache hit, or KV received from a prefill server); ``first_token``: its first token was sampled
+        elsewhere (a disaggregated prefill server), so this replica only decodes the rest."""
         P = np.asarray(prompt_len, np.int64)
         N = np.asarray(response_len, np.int64)
         if P.size and (N.min() < 1 or P.min() < 1):
             raise ValueError("prompt and response lengths must be >= 1")
+        if prefilled is not None or first_token:
+            idx = self.add(P, N, arrival_s)
+            if prefilled is not None:
+                self.pre[idx] = np.minimum(np.broadcast_to(np.asarray(prefilled, np.int64), P.shape), P)
+            if first_token:
+                self.gen[idx] = np.minimum(1, N)
+                self.pre[idx] = P  # the whole prompt's KV arrives with the first token
+                self.stats["tokens"] += int((N >= 1).sum())
+            done = idx[self.gen[idx] >= N]
+            if done.size:  # a one-token response ends at the prefill server
+                self.status[done] = DONE
+                self.finish[done] = self.arrival[done]
+                self.queue = [i for i in self.queue if self.status[i] != DONE]
+            return idx
         n0 = self.P.size
         idx = np.arange(n0, n0 + P.size)
         self.P = np.concatenate([self.P, P])
@@ -375,6 +395,8 @@ class ReplicaSim:
         """One iteration with prefill chunks (and the decoding sequences alongside)."""
         N, gen, need, pre = self.N, self.gen, self.need, self.pre
         dec = run[pre[run] >= need[run]]
+        if not self.cfg.mix_prefill_with_decode:
+            dec = dec[:0]  # the prefill batch runs alone; decoding sequences wait for the next step
         B = dec.size
         k = self.policy.k(B) if B else self.policy.k(0)
         q = k + 1

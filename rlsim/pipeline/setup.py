@@ -36,11 +36,32 @@ class Setup:
     placement_note: str
     engine: EngineProfile | None = None
     training_layout: object = None  # TrainingLayoutModel when the Megatron layout model prices training / log-prob
+    disagg: object = None  # DisaggConfig (rlsim/engine/disagg.py) when a prefill pool serves the decode replicas
+    agentic: object = None  # AgenticRollout when trajectories have several turns
 
     def replica_config(self, speculative: bool) -> ReplicaConfig:
         e = self.scenario.workload.engine
         mem = self.memory_spec if speculative else self.memory_ar
-        return ReplicaConfig(e.max_num_batched_tokens, e.max_num_seqs, mem.kv_capacity_tokens)
+        eng = self.engine
+        if eng is None or eng.engine == "ideal":
+            return ReplicaConfig(e.max_num_batched_tokens, e.max_num_seqs, mem.kv_capacity_tokens)
+        cost = self.cost_spec if speculative else self.cost_ar
+        return ReplicaConfig(prefill_chunk_tokens(eng, self.hardware, e), cost.max_running_requests(),
+                             mem.kv_capacity_tokens, eng.prefill_mixing == "mixed")
+
+    def sample_turns(self, step: int, first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-turn responses [n, turns] (the first turn's are ``first``, later turns drawn from the same response
+        distribution) and tool outputs [n, turns - 1] of an agentic step; one column without turns."""
+        ag = self.agentic
+        if ag is None:
+            return first.reshape(-1, 1), np.zeros((first.size, 0), np.int64)
+        w = self.scenario.workload
+        rng = np.random.default_rng([self.scenario.seed, step, 11])
+        later = [sample_lengths(w.response_length, first.size, rng) for _ in range(ag.turns - 1)]
+        tool = [sample_lengths(ag.tool_output_length, first.size, rng) for _ in range(ag.turns - 1)]
+        return (np.column_stack([first, *later]).astype(np.int64),
+                np.column_stack(tool).astype(np.int64) if tool else np.zeros((first.size, 0), np.int64))
+
 
     def policy(self, speculative: bool) -> SpecPolicy:
         if not speculative:
@@ -79,6 +100,15 @@ class Setup:
                                            group_correlation=gc)
         raw = sample_raw_lengths(w.response_length, n, rng, group_size=w.num_generations_per_prompt, group_correlation=gc)
         return prompts, response_lengths(w, prompts, raw)
+
+
+def prefill_chunk_tokens(engine: EngineProfile | None, hw: HardwareProfile, engine_config) -> int:
+    """Prefill tokens per step: the workload's max_num_batched_tokens, or SGLang's chunked_prefill_size."""
+    if engine is not None and engine.engine != "ideal" and engine.prefill_chunk_tokens == "sglang":
+        from ..costmodel.sglang import chunked_prefill_size
+
+        return chunked_prefill_size(hw.hbm_capacity_bytes)
+    return engine_config.max_num_batched_tokens
 
 
 def response_caps(w, prompts: np.ndarray) -> np.ndarray:
@@ -174,10 +204,28 @@ def build_setup(sc: Scenario) -> Setup:
             f"use a multiple of {rg}, e.g. " + " or ".join(str(g) for g in sorted({max(rg, gen_gpus // rg * rg),
                                                                                    (gen_gpus // rg + 1) * rg})))
     n_rep = gen_gpus // rg
+    from ..engine.disagg import agentic_from
+
+    agentic = agentic_from(w, sc.options)
+    disagg_opts = sc.options.get("prefill_gpus")
+    if (disagg_opts is not None or agentic is not None) and sc.lag > 0:
+        what = "--prefill-gpus (a prefill pool)" if disagg_opts is not None else "multi-turn rollouts (--turns / agentic)"
+        raise ConfigurationError(f"{what} with --lag {sc.lag}: modelled for synchronous steps only; allowed: --lag 0")
+    n_prefill = 0
+    if disagg_opts is not None:
+        pg = int(disagg_opts)
+        if pg % rg or pg >= gen_gpus:
+            raise ConfigurationError(
+                f"--prefill-gpus = {pg}: allowed a multiple of the replica size {rg} (TP x DP) below the {gen_gpus} "
+                f"generation GPUs, leaving decode replicas (e.g. {rg}..{max(gen_gpus - rg, rg)})")
+        n_prefill = pg // rg
+        n_rep = (gen_gpus - pg) // rg
     # vLLM refuses a request whose prompt + max new tokens exceed what one replica's KV cache can hold
     prompts_max = w.prompt_length.max_tokens + w.response_length.max_tokens
     if w.max_total_sequence_length is not None:
         prompts_max = min(prompts_max, w.max_total_sequence_length)
+    if agentic is not None:
+        prompts_max = w.model_copy(update={"agentic": agentic}).longest_context_tokens()
     mem_ar = replica_memory(model, hw, layout, w.generation_dtype, w.kv_cache_dtype, w.engine.gpu_memory_utilization,
                             None, "none", prompts_max)
     mem_spec = replica_memory(model, hw, layout, w.generation_dtype, w.kv_cache_dtype, w.engine.gpu_memory_utilization,
@@ -204,8 +252,31 @@ def build_setup(sc: Scenario) -> Setup:
             # a catalog workload's illustrative layout that does not fit this GPU count: the MFU model, said so
             note += (f"; training / log-prob by the MFU model (workload {w.name}'s Megatron layout does not fit "
                      f"{train_gpus} training GPUs: {e})")
+    cost_spec.expected_acceptance_length = float(acceptance.acceptance_length) if sc.k > 0 else None
+    disagg = None
+    if n_prefill:
+        from ..engine.disagg import DisaggConfig
+
+        gbps = sc.options.get("kv_link_gbps")
+        bw = float(gbps) * 1e9 / 8 if gbps is not None else hw.scaleout_bandwidth_bytes_per_s
+        lat_ms = sc.options.get("kv_link_latency_ms")
+        eng_for_transfer = engine
+        disagg = DisaggConfig(int(disagg_opts), n_prefill, bw, (DEFAULT_KV_LINK_LATENCY_MS if lat_ms is None
+                                                                 else float(lat_ms)) / 1e3,
+                              eng_for_transfer.kv_transfer, prefill_chunk_tokens(engine, hw, w.engine))
+        note += (f"; prefill/decode disaggregated: {n_prefill} prefill replica(s) ({disagg_opts} GPUs) send KV to "
+                 f"{n_rep} decode replica(s) over {bw * 8 / 1e9:g} Gb/s per GPU, {disagg.latency_s * 1e3:g} ms "
+                 f"({engine.kv_transfer.replace('_', ' ')}, engine {engine.name})")
+    if agentic is not None:
+        note += (f"; {agentic.turns} turns per trajectory, tool latency {agentic.tool_latency_s:g} s, tool outputs "
+                 f"median {agentic.tool_output_length.median_tokens:g} tokens")
     return Setup(sc, model, hw, timer, layout, drafter, acceptance, gen_gpus, train_gpus, n_rep, mem_ar, mem_spec,
-                 cost_ar, cost_spec, note, engine=engine, training_layout=tl)
+                 cost_ar, cost_spec, note, engine=engine, training_layout=tl, disagg=disagg, agentic=agentic)
+
+
+# One-way latency of a KV transfer when --kv-link-latency-ms is not given: a few microseconds of an RDMA write
+# inside one data centre (InfiniBand NDR switch hop ~0.1-1 us plus NIC processing); chosen, not measured.
+DEFAULT_KV_LINK_LATENCY_MS = 0.005
 
 
 def uses_layout_model(w) -> bool:

@@ -77,13 +77,27 @@ def non_generation_phases(setup: Setup, prompts: np.ndarray, responses: np.ndarr
 def simulate_sync_step(setup: Setup, speculative: bool, step: int = 0, keep_replicas: bool = False) -> tuple[StepResult, RolloutResult]:
     prompts, responses = setup.sample_step_lengths(step)
     cost = setup.cost_spec if speculative else setup.cost_ar
-    ro = simulate_rollout(prompts, responses, setup.n_replicas, cost, setup.policy(speculative),
-                          setup.replica_config(speculative), seed=setup.scenario.seed * 1000003 + step,
-                          keep_replicas=keep_replicas)
+    extra_info = None
+    if setup.disagg is not None or setup.agentic is not None:  # a prefill pool, or several turns (engine/disagg.py)
+        from ..engine.disagg import AgenticConfig, simulate_rollout_multi
+
+        turn_resp, tool = setup.sample_turns(step, responses)
+        ag = None if setup.agentic is None else AgenticConfig(setup.agentic.turns, setup.agentic.tool_latency_s, tool)
+        mem = setup.memory_spec if speculative else setup.memory_ar
+        ro, extra_info = simulate_rollout_multi(prompts, turn_resp, setup.n_replicas, cost, setup.policy(speculative),
+                                                setup.replica_config(speculative), setup.scenario.seed * 1000003 + step,
+                                                setup.disagg, ag, mem.kv_bytes_per_token_per_gpu)
+        responses = turn_resp.sum(axis=1) + tool.sum(axis=1)  # what training sees: every turn and tool output
+    else:
+        ro = simulate_rollout(prompts, responses, setup.n_replicas, cost, setup.policy(speculative),
+                              setup.replica_config(speculative), seed=setup.scenario.seed * 1000003 + step,
+                              keep_replicas=keep_replicas)
     bd: dict = {}
     phases = non_generation_phases(setup, prompts, responses, speculative, bd)
     phases = {"data": phases["data"], "refit": phases["refit"], "generation": ro.generation_time_s,
               "logprob": phases["logprob"], "training": phases["training"]}
     mode = "speculative" if speculative else "autoregressive"
     extra = {"training_breakdown": bd} if bd else {}
+    if extra_info is not None:
+        extra["rollout"] = extra_info
     return StepResult(mode, float(sum(phases.values())), phases, generation_stats(setup, ro, speculative), extra), ro

@@ -37,7 +37,8 @@ def project_cmd(
     seeds: int = typer.Option(1, "--seeds", help="also run seeds --seed..--seed+N-1 and report mean and min/max"),
     calibration: str = typer.Option("auto", "--calibration", help="auto | roofline | calibrated"),
     engine: Optional[str] = typer.Option(None, "--engine", help="rollout engine profile: vllm-0.17.1 (default, what "
-                                         "NeMo-RL v0.6.0 runs) | vllm-fixed | ideal (engine_profiles/, or a YAML path)"),
+                                         "NeMo-RL v0.6.0 runs) | vllm-fixed | sglang-0.5.6 | sglang-0.5.6-nemo-rl | "
+                                         "ideal (engine_profiles/, or a YAML path)"),
     from_nemo_rl: Optional[str] = typer.Option(None, "--from-nemo-rl", help="NeMo-RL GRPO recipe (YAML) to read the "
                                                "scenario from; flags override it"),
     k_schedule: Optional[str] = typer.Option(None, "--k-schedule", help="k by live batch size, '1-16:5,17-64:3,65-1024:0' "
@@ -64,6 +65,20 @@ def project_cmd(
                                                "study's UltraChat-init draft)"),
     avg_seq_len: Optional[float] = typer.Option(None, "--avg-seq-len", help="measured mean prompt + response tokens "
                                                 "per sequence: each step's responses are scaled to it"),
+    prefill_gpus: Optional[int] = typer.Option(None, "--prefill-gpus", help="prefill/decode disaggregation: GPUs of a "
+                                               "prefill pool (from the generation GPUs) that send KV to the decode replicas"),
+    kv_link_gbps: Optional[float] = typer.Option(None, "--kv-link-gbps", help="with --prefill-gpus: Gbit/s per GPU of "
+                                                 "the KV link (default: the hardware's scale-out NIC)"),
+    kv_link_latency_ms: Optional[float] = typer.Option(None, "--kv-link-latency-ms", help="with --prefill-gpus: one-way "
+                                                       "latency of a KV transfer in ms (default 0.005)"),
+    turns: Optional[int] = typer.Option(None, "--turns", help="multi-turn (agentic) rollouts: prefill-decode rounds per "
+                                        "trajectory (1..64)"),
+    tool_latency_s: Optional[float] = typer.Option(None, "--tool-latency-s", help="with --turns: seconds a tool runs "
+                                                   "between two turns"),
+    tool_output_tokens: Optional[float] = typer.Option(None, "--tool-output-tokens", help="with --turns: tokens a tool "
+                                                       "returns (prefilled by the next turn)"),
+    rope_scaling: Optional[str] = typer.Option(None, "--rope-scaling", help="none | yarn: the model's YaRN rope scaling "
+                                               "(Qwen3: 32K native, 128K with YaRN)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ):
     """Step time of one RL step, autoregressive vs speculative, phase by phase."""
@@ -112,6 +127,13 @@ def project_cmd(
         extra_options["moe_routing_skew"] = moe_routing_skew
     if engine is not None:
         flags["engine"] = engine
+    if rope_scaling is not None:
+        flags["rope_scaling"] = rope_scaling
+    for key, v in (("prefill_gpus", prefill_gpus), ("kv_link_gbps", kv_link_gbps),
+                   ("kv_link_latency_ms", kv_link_latency_ms), ("turns", turns), ("tool_latency_s", tool_latency_s),
+                   ("tool_output_tokens", tool_output_tokens)):
+        if v is not None:
+            extra_options[key] = v
     sc = build_scenario(**flags, seed=seed, calibration=calibration,
                         options=(({"partial_rollout": True} if partial_rollouts else {}) | extra_options) or None)
     if steps is not None:
@@ -158,8 +180,11 @@ def iteration_cmd(
     ep: bool = typer.Option(False, "--ep/--no-ep", help="enable_expert_parallel"),
     dtype: str = typer.Option("bf16", "--dtype", help="bf16 | fp8"),
     calibration: str = typer.Option("auto", "--calibration"),
-    engine: str = typer.Option("vllm-0.17.1", "--engine", help="rollout engine profile: vllm-0.17.1 | vllm-fixed | ideal"),
+    engine: str = typer.Option("vllm-0.17.1", "--engine", help="rollout engine profile: vllm-0.17.1 | vllm-fixed | sglang-0.5.6 | sglang-0.5.6-nemo-rl | ideal"),
     max_num_seqs: int = typer.Option(1024, "--max-num-seqs", help="vLLM max_num_seqs (sets its CUDA-graph capture limit)"),
+    acceptance_length: Optional[float] = typer.Option(None, "--acceptance-length", help="k > 0: mean tokens a round "
+                                                      "emits (SGLang computes log-probs of the accepted rows only; "
+                                                      "default k + 1)"),
     as_json: bool = typer.Option(False, "--json"),
 ):
     """Predicted time of one decode (k=0) or verify+draft (k>0) iteration, broken down by op and by part."""
@@ -180,6 +205,13 @@ def iteration_cmd(
         raise ConfigurationError(f"--dtype = {dtype!r}; allowed: bf16, fp8")
     if max_num_seqs < 1:
         raise ConfigurationError(f"--max-num-seqs = {max_num_seqs}; allowed: >= 1")
+    if acceptance_length is not None:
+        from ..inputs import check_number
+
+        if k == 0:
+            raise ConfigurationError("--acceptance-length applies to a speculative round (--k >= 1); at --k 0 it would "
+                                     "be ignored")
+        check_number("--acceptance-length", acceptance_length, 1.0, k + 1.0, what="tokens per round, 1..k+1")
     m, hw, eng = load_model(model), load_hardware(hardware), load_engine(engine)
     if ep and not m.is_moe:
         raise ConfigurationError(f"--ep (enable_expert_parallel) applies to MoE models; {m.name} is dense (it would be "
@@ -190,7 +222,8 @@ def iteration_cmd(
     cm = IterationCostModel(m, hw, layout, get_timer(hw, calibration), dtype=dtype,
                             method=d.method if d else "none", draft=d.network if d else None,
                             engine=None if eng.engine == "ideal" else eng,
-                            engine_config=EngineConfig(max_num_seqs=max_num_seqs), configured_k=k)
+                            engine_config=EngineConfig(max_num_seqs=max_num_seqs), configured_k=k,
+                            expected_acceptance_length=acceptance_length)
     b = IterationBatch(n_decode=[batch], k=[k], decode_kv_tokens=[batch * context])
     br = cm.report(b)
     parts = cm.round_parts(b)
