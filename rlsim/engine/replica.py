@@ -31,7 +31,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..costmodel import IterationBatch, IterationCostModel
+from ..costmodel import IterationCostModel
+from ..costmodel.batched import decode_points_time_s, interpolation_points, mixed_steps_time_s
 from ..speculation import AcceptanceModel
 
 WAITING, RUNNING, DONE = 0, 1, 2
@@ -114,8 +115,9 @@ class _AdvanceStreams:
 
     Rounds are i.i.d. given the policy, so drawing a sequence's future rounds up front is the same
     process as drawing them one at a time; it lets a stretch of decode find its first finisher with
-    one ``searchsorted``. Layout per k: one flat array; sequence i owns ``slots_i`` entries (a leading
-    0, then cumulative advances); ``flat`` adds ``i * big`` so that the whole array is sorted."""
+    one ``searchsorted``. Layout per k: one array ``flat``; sequence i owns ``slots_i`` entries, its
+    cumulative advances after 0, 1, 2, ... rounds plus ``i * big``, so that the whole array is sorted.
+    Callers use differences of entries of one row (tokens advanced between two rounds)."""
 
     def __init__(self, policy: SpecPolicy, rng: np.random.Generator):
         self.policy, self.rng = policy, rng
@@ -134,35 +136,37 @@ class _AdvanceStreams:
             if not dead.any():
                 continue
             keep_elem = ~np.repeat(dead, st["slots"])
-            st["cum"] = st["cum"][keep_elem].copy()
             st["flat"] = st["flat"][keep_elem].copy()
             st["slots"] = np.where(dead, 0, st["slots"])
             st["start"] = np.concatenate([[0], np.cumsum(st["slots"])[:-1]]).astype(np.int64)
-            st.pop("cum_buf", None)
             st.pop("flat_buf", None)
-
-    def _rows(self, k: int, idx: np.ndarray, rounds: np.ndarray, before: np.ndarray):
-        adv = np.asarray(self.policy.sample_rounds(self.rng, k, rounds, idx, before), np.int64)
-        slots = rounds + 1
-        start = np.concatenate([[0], np.cumsum(slots)[:-1]]).astype(np.int64)
-        vals = np.zeros(int(slots.sum()), np.int64)
-        mask = np.ones(vals.size, bool)
-        mask[start] = False
-        vals[mask] = adv
-        g = np.cumsum(vals)
-        return g - np.repeat(g[start], slots), start, slots
 
     BIG = np.int64(1) << 31  # row offset in ``flat``: larger than any sequence's token count
 
-    def _flat(self, cum: np.ndarray, slots: np.ndarray, first_row: int) -> np.ndarray:
-        return cum + np.repeat(np.arange(first_row, first_row + slots.size, dtype=np.int64) * self.BIG, slots)
-
-    def _repack(self, st: dict) -> dict:
-        st["big"] = int(self.BIG)
-        st["flat"] = self._flat(st["cum"], st["slots"], 0)
-        st.pop("flat_buf", None)
-        st.pop("cum_buf", None)
-        return st
+    def _rows(self, k: int, idx: np.ndarray, rounds: np.ndarray, before: np.ndarray, row_ids: np.ndarray | None):
+        """Draw ``rounds[j]`` more rounds of sequences ``idx``: (entries, starts, slots), each row a leading entry
+        then the cumulative advances, offset by ``row_ids[j] * big`` (None: no offset)."""
+        adv = self.policy.sample_rounds(self.rng, k, rounds, idx, before)
+        slots = rounds + 1
+        start = np.zeros(slots.size, np.int64)
+        np.cumsum(slots[:-1], out=start[1:])
+        vals = np.empty(int(adv.size + slots.size), np.int64)
+        mask = np.ones(vals.size, bool)
+        mask[start] = False
+        vals[mask] = adv
+        # each row's leading entry steps the running sum from the previous row's last value to this row's offset
+        if slots.size and rounds.min() > 0:
+            row_sum = np.add.reduceat(np.asarray(adv), start - np.arange(slots.size), dtype=np.int64)
+        else:  # rows without rounds
+            cs = np.concatenate([[0], np.cumsum(adv, dtype=np.int64)])
+            ends = np.cumsum(rounds)
+            row_sum = cs[ends] - cs[ends - rounds]
+        off = np.zeros(slots.size, np.int64) if row_ids is None else np.asarray(row_ids, np.int64) * self.BIG
+        lead = off.copy()
+        lead[1:] -= off[:-1] + row_sum[:-1]
+        vals[start] = lead
+        np.cumsum(vals, out=vals)
+        return vals, start, slots
 
     def _initial_rounds(self, k: int, N: np.ndarray) -> np.ndarray:
         al = self.policy.expected_advance(k)
@@ -173,16 +177,16 @@ class _AdvanceStreams:
         n_rows = self.N.size
         if st is None:
             idx = np.arange(n_rows)
-            cum, start, slots = self._rows(k, idx, self._initial_rounds(k, self.N), np.zeros(n_rows, np.int64))
-            st = self.streams[k] = self._repack({"cum": cum, "start": start, "slots": slots,
-                                                 "ptr": np.zeros(n_rows, np.int64)})
+            flat, start, slots = self._rows(k, idx, self._initial_rounds(k, self.N), np.zeros(n_rows, np.int64), idx)
+            st = self.streams[k] = {"flat": flat, "start": start, "slots": slots, "ptr": np.zeros(n_rows, np.int64),
+                                    "big": int(self.BIG)}
         elif st["slots"].size < n_rows:  # sequences added since the stream was drawn
             old = st["slots"].size
             idx = np.arange(old, n_rows)
-            cum, start, slots = self._rows(k, idx, self._initial_rounds(k, self.N[old:]), np.zeros(idx.size, np.int64))
-            st["start"] = np.concatenate([st["start"], start + st["cum"].size])
-            _append(st, "flat", self._flat(cum, slots, old))
-            _append(st, "cum", cum)
+            flat, start, slots = self._rows(k, idx, self._initial_rounds(k, self.N[old:]), np.zeros(idx.size, np.int64),
+                                            idx)
+            st["start"] = np.concatenate([st["start"], start + st["flat"].size])
+            _append(st, "flat", flat)
             st["slots"] = np.concatenate([st["slots"], slots])
             st["ptr"] = np.concatenate([st["ptr"], np.zeros(idx.size, np.int64)])
         return st
@@ -191,34 +195,37 @@ class _AdvanceStreams:
         """Append more rounds to some sequences (rare: one needed more rounds than drawn)."""
         st = self.streams[k]
         rows = np.unique(rows)
+        flat, start, slots = st["flat"], st["start"], st["slots"]
         parts, starts, pos = [], [], 0
         extra = {int(i): None for i in rows}
-        last = st["cum"][st["start"] + st["slots"] - 1]
-        add_rounds = np.maximum(st["slots"][rows] - 1, 16)
-        cum_new, s_new, sl_new = self._rows(k, rows, add_rounds, last[rows])
+        last = flat[start + slots - 1]  # row offset included
+        last_tokens = last - np.arange(slots.size, dtype=np.int64) * self.BIG
+        add_rounds = np.maximum(slots[rows] - 1, 16)
+        cum_new, s_new, sl_new = self._rows(k, rows, add_rounds, last_tokens[rows], None)
         for j, i in enumerate(rows):
             extra[int(i)] = cum_new[s_new[j] + 1: s_new[j] + sl_new[j]] + last[i]
-        for i in range(st["slots"].size):
-            seg = st["cum"][st["start"][i]: st["start"][i] + st["slots"][i]]
+        for i in range(slots.size):
+            seg = flat[start[i]: start[i] + slots[i]]
             e = extra.get(i)
             if e is not None:
                 seg = np.concatenate([seg, e])
             starts.append(pos)
             parts.append(seg)
             pos += seg.size
-        st["cum"] = np.concatenate(parts)
+        st["flat"] = np.concatenate(parts)
         st["start"] = np.asarray(starts, np.int64)
         st["slots"] = np.asarray([p.size for p in parts], np.int64)
-        self._repack(st)
+        st.pop("flat_buf", None)
 
     def locate(self, k: int, run: np.ndarray, rem: np.ndarray):
-        """For running sequences: (stream, their round pointer, stream start, tokens before, rounds to finish)."""
+        """For running sequences: (stream, their round pointer, stream start, entry at the pointer, rounds to
+        finish). Tokens advanced over the next j rounds: ``flat[start + ptr + j] - entry``."""
         while True:
             st = self.get(k)
             r = st["ptr"][run]
             s0 = st["start"][run]
-            base = st["cum"][s0 + r]
-            col = np.searchsorted(st["flat"], run * st["big"] + base + rem, side="left") - s0
+            base = st["flat"][s0 + r]
+            col = np.searchsorted(st["flat"], base + rem, side="left") - s0
             short = col >= st["slots"][run]
             if not short.any():
                 return st, r, s0, base, col - r
@@ -339,6 +346,11 @@ class ReplicaSim:
         """Advance until every sequence in ``targets`` has finished (``None``: until no work is left),
         or until the clock reaches ``t_stop`` (an iteration that starts before it runs to its end).
         ``admit=False`` admits nothing new (a drain before a weight update)."""
+        serve([(self.cost, self.steps(targets, t_stop, admit))])
+
+    def steps(self, targets: np.ndarray | None = None, t_stop: float = np.inf, admit: bool = True):
+        """``run`` as a generator: it yields each cost-model request of its events (``serve`` evaluates them,
+        batched with other replicas' requests) and receives the seconds."""
         while True:
             if targets is not None and self.done(targets):
                 return
@@ -358,11 +370,11 @@ class ReplicaSim:
             prefilling = run[self.pre[run] < self.need[run]]
             arrived_waiting = admit and any(self.arrival[i] <= self.t for i in self.queue)
             if prefilling.size:
-                self._mixed_step(run, prefilling)
+                yield from self._mixed_step(run, prefilling)
             elif not arrived_waiting and self.policy.k_for_batch is None:
-                self._drain(run, t_limit)
+                yield from self._drain(run, t_limit)
             else:
-                self._decode_segment(run, t_limit)
+                yield from self._decode_segment(run, t_limit)
             self._preempt()
 
     # ------------------------------------------------------------------ iterations
@@ -388,13 +400,9 @@ class ReplicaSim:
         offs = pre[order]
         done_pre = order[(offs + chunk) >= need[order]]
         dec_ctx = self._ctx(dec).sum() if B else 0
-        batch = IterationBatch(
-            n_decode=np.array([B]), k=np.array([k if B else 0]), decode_kv_tokens=np.array([dec_ctx]),
-            n_prefill_tokens=np.array([chunk.sum()]), n_prefill_seqs=np.array([(chunk > 0).sum()]),
-            prefill_kv_tokens=np.array([(offs + chunk)[chunk > 0].sum()]),
-            prefill_qk_pairs=np.array([(chunk * offs + chunk * (chunk + 1) / 2).sum()]),
-            n_prefill_done=np.array([done_pre.size]))
-        dt = float(self.cost.iteration_time_s(batch)[0])
+        # one iteration: MIXED_FIELDS (n_decode, k, decode KV, prefill tokens / sequences / KV / query-key pairs, done)
+        dt = yield (MIXED, (B, k if B else 0, dec_ctx, chunk.sum(), (chunk > 0).sum(), (offs + chunk)[chunk > 0].sum(),
+                            (chunk * offs + chunk * (chunk + 1) / 2).sum(), done_pre.size))
         self.t += dt
         st = self.stats
         st["iterations"] += 1
@@ -418,14 +426,15 @@ class ReplicaSim:
         self._record(np.array([self.t]), np.array([dt]), np.array([B]), np.array([B * q + chunk.sum()]),
                      np.array([k if B else 0]))
 
-    def _cut(self, dts: np.ndarray, t_limit: float) -> int:
-        """How many of these iterations start before ``t_limit`` (at least one: we are before it)."""
+    def _cut(self, csum: np.ndarray, t_limit: float) -> int:
+        """How many of these iterations (``csum``: the cumulative sum of their times) start before ``t_limit`` (at
+        least one: we are before it)."""
         if not np.isfinite(t_limit):
-            return dts.size
-        starts = self.t + np.concatenate([[0.0], np.cumsum(dts[:-1])])
+            return csum.size
+        starts = self.t + np.concatenate([[0.0], csum[:-1]])
         return max(int(np.searchsorted(starts, t_limit, side="left")), 1)
 
-    def _drain(self, run, t_limit: float) -> None:
+    def _drain(self, run, t_limit: float):
         """Nothing waits and nothing prefills: cost the rest of the replica's decode in one vectorised
         pass (the batch shrinks as sequences finish; each iteration's KV is the sum of the live sequences'
         own lengths), stopping early at ``t_limit`` or before the KV cache would overflow."""
@@ -436,40 +445,53 @@ class ReplicaSim:
             f = rem.copy()  # rounds to finish
         else:
             st, r, s0, base, f = self.streams.locate(k, run, rem)
-            cum = st["cum"]
+            flat = st["flat"]
         f_all = f
         if np.isfinite(t_limit):
             # look about as far ahead as the next event (estimated from the current iteration's cost);
             # a short guess only costs another call, never correctness
-            dt_now = float(self.cost.decode_segment_time_s(run.size, k, np.array([float(ctx0.sum())]))[0])
+            dt_now = float((yield (POINTS, k, np.array([run.size], np.int64), np.array([float(ctx0.sum())])))[0])
             horizon = int(1.5 * (t_limit - self.t) / max(dt_now, 1e-9)) + 8
             f = np.minimum(f, horizon)
         F = int(f.max())
-        total = int(f.sum())
         n_live = run.size - np.cumsum(np.bincount(np.where(f_all <= F, f_all, F + 1), minlength=F + 2))[:F]
+        # a live sequence's KV stays below its prompt + response: if even all of them fit, no iteration overflows
+        # and only the iterations the cost model evaluates exactly need their KV (the rest are interpolated)
+        fits = int(ctx0.sum()) + int(rem.sum()) + run.size * (k + 1) <= self.cfg.kv_capacity_tokens
+        pts = interpolation_points(n_live) if fits else None
         if k == 0:  # every live sequence grows one token per iteration: closed form
             gone = np.where(f_all <= F, f_all, F + 1)
             live_ctx = ctx0.sum() - np.cumsum(np.bincount(gone, weights=ctx0, minlength=F + 2))[:F]
             kv = live_ctx + n_live * np.arange(F, dtype=float)
+        elif fits:
+            kv = _live_kv(flat, s0 + r, base - ctx0, f, np.arange(F) if pts is None else pts)
         else:
             offs = np.repeat(np.cumsum(f) - f, f)
-            j_idx = np.arange(total, dtype=np.int64) - offs  # round index within each sequence's remaining rounds
-            vals = cum[np.repeat(s0 + r, f) + j_idx] - np.repeat(base - ctx0, f)
+            j_idx = np.arange(int(f.sum()), dtype=np.int64) - offs  # round index within each sequence's remaining rounds
+            vals = flat[np.repeat(s0 + r, f) + j_idx] - np.repeat(base - ctx0, f)
             kv = np.bincount(j_idx, weights=vals, minlength=F)
-        over = np.flatnonzero(kv + n_live * (k + 1) > self.cfg.kv_capacity_tokens)
-        if over.size:  # stop before the iteration that would overflow (at least one iteration)
-            F = max(int(over[0]), 1)
-            kv, n_live = kv[:F], n_live[:F]
-        dts = self.cost.decode_iterations_time_s(n_live, k, kv)
-        F = min(F, self._cut(dts, t_limit))
+        if fits:  # ``kv`` at ``pts`` (k > 0) or at every iteration
+            if pts is None:
+                dts = yield (POINTS, k, n_live, kv)
+            else:
+                vals = yield (POINTS, k, n_live[pts], kv if k else kv[pts])
+                dts = np.interp(np.arange(F), pts, vals)
+        else:
+            over = np.flatnonzero(kv + n_live * (k + 1) > self.cfg.kv_capacity_tokens)
+            if over.size:  # stop before the iteration that would overflow (at least one iteration)
+                F = max(int(over[0]), 1)
+                kv, n_live = kv[:F], n_live[:F]
+            dts = yield from _decode_iterations(k, n_live, kv)
+        csum = np.cumsum(dts)
+        F = min(F, self._cut(csum, t_limit))
         dts = dts[:F]
-        ends = self.t + np.cumsum(dts)
+        ends = self.t + csum[:F]
         fin = f_all <= F
         steps = np.minimum(f_all, F)
         if k == 0:
             moved = steps.copy()
         else:
-            moved = cum[s0 + r + steps] - base
+            moved = flat[s0 + r + steps] - base
             st["ptr"][run] = r + steps
             self.stats["spec_rounds"] += int(steps.sum())
             self.stats["accepted"] += int(moved.sum() - steps.sum())
@@ -482,10 +504,11 @@ class ReplicaSim:
         st_["busy"] += float(dts.sum())
         st_["rounds"] += int(steps.sum())
         st_["tokens"] += int(adv.sum())
-        self._record(ends, dts, n_live[:F], n_live[:F] * (k + 1), np.full(F, k))
+        if self.trace is not None:
+            self._record(ends, dts, n_live[:F], n_live[:F] * (k + 1), np.full(F, k))
         self.t = float(ends[-1])
 
-    def _decode_segment(self, run, t_limit: float) -> None:
+    def _decode_segment(self, run, t_limit: float):
         """Iterations of pure decode until the next event (a finish, KV overflow, ``t_limit``)."""
         B = run.size
         k = self.policy.k(B)
@@ -501,25 +524,26 @@ class ReplicaSim:
             kv = ctx0.sum() + B * np.arange(n, dtype=float)
         else:
             st, r, s0, base, f = self.streams.locate(k, run, rem)
-            cum = st["cum"]
+            flat = st["flat"]
             n = int(f.min())
             idx = (s0 + r)[:, None] + np.arange(1, n + 1)
-            grown = cum[idx].sum(axis=0) - base.sum()  # KV growth after each round
+            grown = (flat[idx] - base[:, None]).sum(axis=0)  # KV growth after each round
             if grown[-1] > free:
                 n = max(int(np.flatnonzero(grown > free)[0]), 1)
             kv = ctx0.sum() + np.concatenate([[0], grown[: n - 1]])
-        dts = self.cost.decode_segment_time_s(B, k, kv)
-        n = min(n, self._cut(dts, t_limit))
+        dts = yield (POINTS, k, np.full(np.size(kv), B, np.int64), np.asarray(kv, float))
+        csum = np.cumsum(dts)
+        n = min(n, self._cut(csum, t_limit))
         dts = dts[:n]
         if k == 0:
             moved = np.full(B, n, np.int64)
         else:
-            moved = cum[s0 + r + n] - base
+            moved = flat[s0 + r + n] - base
             st["ptr"][run] = r + n
             self.stats["spec_rounds"] += B * n
             self.stats["accepted"] += int(moved.sum()) - B * n
         adv = np.minimum(moved, rem)
-        ends = self.t + np.cumsum(dts)
+        ends = self.t + csum[:n]
         self.t = float(ends[-1])
         self.gen[run] += adv
         self.stats["iterations"] += n
@@ -529,7 +553,8 @@ class ReplicaSim:
         done = run[self.gen[run] >= self.N[run]]
         self.status[done] = DONE
         self.finish[done] = self.t
-        self._record(ends, dts, np.full(n, B), np.full(n, B * (k + 1)), np.full(n, k))
+        if self.trace is not None:
+            self._record(ends, dts, np.full(n, B), np.full(n, B * (k + 1)), np.full(n, k))
 
     # ------------------------------------------------------------------ results
     def result(self, idx: np.ndarray | None = None) -> ReplicaResult:
@@ -542,6 +567,84 @@ class ReplicaSim:
         s = self.stats
         return ReplicaResult(self.start_time_s, max(end, self.start_time_s), fin, s["iterations"], s["busy"], s["rounds"],
                              s["tokens"], s["accepted"], s["spec_rounds"], s["preempt"], s["prefill_time"], tr)
+
+
+# ---------------------------------------------------------------------------------------------- lockstep driver
+MIXED, POINTS = 0, 1  # cost requests: one prefill step (MIXED_FIELDS); pure-decode iterations (k, B, summed KV)
+
+
+def _live_kv(flat: np.ndarray, p0: np.ndarray, off: np.ndarray, f: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Summed KV of the live sequences at iterations ``pts`` of a drain: sequence i is live for j < f[i] with KV
+    ``flat[p0[i] + j] - off[i]``. The same integers as summing every (sequence, iteration) pair, in
+    O(live pairs at ``pts``)."""
+    order = np.argsort(-f, kind="stable")
+    n_at = np.searchsorted(-f[order], -pts, side="left")  # live sequences at each point (a prefix of ``order``)
+    total = int(n_at.sum())
+    first = np.cumsum(n_at) - n_at
+    m = np.arange(total, dtype=np.int64) - np.repeat(first, n_at)  # position in ``order``
+    o = order[m]
+    vals = flat[p0[o] + np.repeat(pts, n_at)] - off[o]
+    return np.add.reduceat(vals, first).astype(float)
+
+
+def _decode_iterations(k: int, n_live: np.ndarray, kv: np.ndarray):
+    """``decode_iterations_time_s(n_live, k, kv)`` as a request: the iterations it costs exactly, interpolated."""
+    n_live = np.asarray(n_live, np.int64)
+    pts = interpolation_points(n_live)
+    if pts is None:
+        return (yield (POINTS, k, n_live, np.asarray(kv, float)))
+    vals = yield (POINTS, k, n_live[pts], np.asarray(kv, float)[pts])
+    return np.interp(np.arange(n_live.size), pts, vals)
+
+
+def _evaluate(batch: list) -> list:
+    """Answer every (cost model, request) of one round; requests of one cost model (and k) are costed together."""
+    out: list = [None] * len(batch)
+    by: dict = {}
+    for i, (cost, req) in enumerate(batch):
+        key = (id(cost), MIXED) if req[0] == MIXED else (id(cost), POINTS, req[1])
+        by.setdefault(key, []).append(i)
+    for key, idx in by.items():
+        cost = batch[idx[0]][0]
+        if key[1] == MIXED:
+            dts = mixed_steps_time_s(cost, np.array([batch[i][1][1] for i in idx], float))
+            for j, i in enumerate(idx):
+                out[i] = float(dts[j])
+        else:
+            reqs = [batch[i][1] for i in idx]
+            sizes = np.array([r[2].size for r in reqs], np.int64)
+            dts = decode_points_time_s(cost, key[2], np.concatenate([r[2] for r in reqs]),
+                                       np.concatenate([r[3] for r in reqs]), sizes)
+            for i, part in zip(idx, np.split(dts, np.cumsum(sizes)[:-1])):
+                out[i] = part
+    return out
+
+
+def serve(jobs: list) -> None:
+    """Run generators of cost requests (``ReplicaSim.steps``) in lockstep: each round, every job's pending request
+    is costed in one batched evaluation, then each job continues to its next. ``jobs``: (cost model, generator)."""
+    active = []
+    for cost, gen in jobs:
+        try:
+            active.append((cost, gen, next(gen)))
+        except StopIteration:
+            pass
+    while active:
+        answers = _evaluate([(cost, req) for cost, _, req in active])
+        nxt = []
+        for (cost, gen, _), ans in zip(active, answers):
+            try:
+                nxt.append((cost, gen, gen.send(ans)))
+            except StopIteration:
+                pass
+        active = nxt
+
+
+def run_replicas(sims: list, targets: list | None = None, t_stop: float = np.inf, admit: bool = True) -> None:
+    """``sim.run(targets[i], t_stop, admit)`` for every replica, stepped together: the replicas are independent
+    (each its own engine and random stream), so the result is each one's own run; their cost-model calls are
+    evaluated in batches."""
+    serve([(sim.cost, sim.steps(None if targets is None else targets[i], t_stop, admit)) for i, sim in enumerate(sims)])
 
 
 def simulate_replica(prompt_len: np.ndarray, response_len: np.ndarray, cost: IterationCostModel,
