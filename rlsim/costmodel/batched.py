@@ -48,7 +48,11 @@ def static_columns(cost: IterationCostModel, k: int, B: np.ndarray) -> list[np.n
     """The KV-independent parts (``_STATIC_KEYS``) of pure-decode iterations of batch sizes ``B`` at ``k``, from the
     cost model's cache (missing batch sizes computed in one call, as ``decode_iterations_time_s`` does)."""
     cache = cost._static_cache
-    uniq, inv = np.unique(B, return_inverse=True)
+    # batch sizes come in runs (a decode stretch's iterations): unique values of the runs
+    brk = np.flatnonzero(B[1:] != B[:-1]) + 1
+    starts = np.concatenate([[0], brk])
+    uniq, inv_r = np.unique(B[starts], return_inverse=True)
+    inv = np.repeat(inv_r, np.diff(np.append(starts, B.size)))
     missing = [int(x) for x in uniq if (int(x), k) not in cache]
     if missing:
         b0 = IterationBatch(n_decode=np.asarray(missing, float), k=np.full(len(missing), k),

@@ -21,6 +21,7 @@ max(FLOPs / peak, bytes / bandwidth) + 3 us (so latency-bound kernels do not get
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from dataclasses import dataclass, field
@@ -425,7 +426,9 @@ def load_tables(gpu: str) -> CalibrationTables:
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache.with_suffix(".tmp")
-            tmp.write_bytes(pickle.dumps(t))
+            # without the raw tables (pandas frames, read by the calibration report, which fits afresh): loading
+            # the cache then needs no pandas, a third of a projection's start-up
+            tmp.write_bytes(pickle.dumps(dataclasses.replace(t, frames={}, curves={})))
             tmp.replace(cache)
         except OSError:
             pass

@@ -45,6 +45,7 @@ rank; they add up to ``seconds``) and ``details`` the layout facts (micro-batche
 from __future__ import annotations
 
 import copy
+import heapq
 import math
 from dataclasses import dataclass, field
 
@@ -148,30 +149,34 @@ def first_fit_decreasing(lengths: np.ndarray, capacity: int) -> list[list[int]]:
     scan over every open bin): the same bins as the scan, in the same order."""
     lengths = np.asarray(lengths)
     order = np.argsort(-lengths, kind="stable").tolist()
-    vals = lengths.tolist()
+    vals = lengths.tolist() if lengths.dtype.kind in "iu" else [int(v) for v in lengths.tolist()]
     size = 1
     while size < max(len(order), 1):
         size *= 2
     tree = [-math.inf] * (2 * size)  # free room; leaves size..2 size-1 are bins (unopened: -inf)
     bins: list[list[int]] = []
     for i in order:
-        n = int(vals[i])
+        n = vals[i]
         if tree[1] >= n:  # the leftmost bin with room >= n
             pos = 1
             while pos < size:
-                pos = 2 * pos if tree[2 * pos] >= n else 2 * pos + 1
-            bins[pos - size].append(int(i))
-            room = tree[pos] - n
+                pos <<= 1
+                if tree[pos] < n:
+                    pos += 1
+            bins[pos - size].append(i)
+            tree[pos] -= n
         else:
             pos = size + len(bins)
-            bins.append([int(i)])
-            room = capacity - n
-        tree[pos] = room
-        pos //= 2
+            bins.append([i])
+            tree[pos] = capacity - n
+        pos >>= 1
         while pos:
             a, b = tree[2 * pos], tree[2 * pos + 1]
-            tree[pos] = a if a >= b else b
-            pos //= 2
+            m = a if a >= b else b
+            if tree[pos] == m:  # unchanged here: unchanged above
+                break
+            tree[pos] = m
+            pos >>= 1
     return bins
 
 
@@ -211,17 +216,18 @@ class TrainingLayoutModel:
         """Per DP rank, its micro-batches as lists of padded sequence lengths."""
         L = self.layout
         padded = self._pad(lengths)
+        pl = padded.tolist()
         if self.par.sequence_packing:
-            bins = [[int(padded[i]) for i in b] for b in first_fit_decreasing(padded, max(mb_tokens, int(padded.max())))]
+            bins = [[pl[i] for i in b] for b in first_fit_decreasing(padded, max(mb_tokens, int(padded.max())))]
         else:
-            order = np.arange(len(padded))
-            bins = [[int(padded[i]) for i in order[j:j + mb_seqs]] for j in range(0, len(order), mb_seqs)]
+            bins = [pl[j:j + mb_seqs] for j in range(0, len(pl), mb_seqs)]
         ranks: list[list[list[int]]] = [[] for _ in range(L.dp)]
-        load = np.zeros(L.dp)
+        # each bin (largest first) to the least-loaded rank, the lowest index among equals (a heap of (load, rank))
+        heap = [(0.0, r) for r in range(L.dp)]
         for b in sorted(bins, key=lambda x: -sum(x)):
-            r = int(np.argmin(load))
+            load, r = heapq.heappop(heap)
             ranks[r].append(b)
-            load[r] += sum(b)
+            heapq.heappush(heap, (load + sum(b), r))
         return ranks
 
     # ------------------------------------------------------------------ one layer, micro-batches, forward

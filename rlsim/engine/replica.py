@@ -147,25 +147,25 @@ class _AdvanceStreams:
         """Draw ``rounds[j]`` more rounds of sequences ``idx``: (entries, starts, slots), each row a leading entry
         then the cumulative advances, offset by ``row_ids[j] * big`` (None: no offset)."""
         adv = self.policy.sample_rounds(self.rng, k, rounds, idx, before)
+        rounds = np.asarray(rounds, np.int64)
         slots = rounds + 1
         start = np.zeros(slots.size, np.int64)
         np.cumsum(slots[:-1], out=start[1:])
-        vals = np.empty(int(adv.size + slots.size), np.int64)
-        mask = np.ones(vals.size, bool)
-        mask[start] = False
-        vals[mask] = adv
-        # each row's leading entry steps the running sum from the previous row's last value to this row's offset
-        if slots.size and rounds.min() > 0:
-            row_sum = np.add.reduceat(np.asarray(adv), start - np.arange(slots.size), dtype=np.int64)
-        else:  # rows without rounds
-            cs = np.concatenate([[0], np.cumsum(adv, dtype=np.int64)])
-            ends = np.cumsum(rounds)
-            row_sum = cs[ends] - cs[ends - rounds]
         off = np.zeros(slots.size, np.int64) if row_ids is None else np.asarray(row_ids, np.int64) * self.BIG
-        lead = off.copy()
-        lead[1:] -= off[:-1] + row_sum[:-1]
-        vals[start] = lead
-        np.cumsum(vals, out=vals)
+        g = np.cumsum(adv, dtype=np.int64)  # running sum over all rows' advances
+        first = start - np.arange(slots.size)  # each row's first advance in ``adv``
+        prev = np.where(first > 0, g[np.maximum(first - 1, 0)], 0) if g.size else np.zeros(slots.size, np.int64)
+        shift = off - prev  # row j's entries: its offset, then g - g(before the row) + offset
+        vals = np.empty(int(adv.size + slots.size), np.int64)
+        if slots.size * 200 < adv.size:  # long rows: copy row by row
+            for j, (s0, f0, r) in enumerate(zip(start.tolist(), first.tolist(), rounds.tolist())):
+                vals[s0] = off[j]
+                np.add(g[f0: f0 + r], shift[j], out=vals[s0 + 1: s0 + 1 + r])
+        else:
+            mask = np.ones(vals.size, bool)
+            mask[start] = False
+            vals[mask] = g + np.repeat(shift, rounds)
+            vals[start] = off
         return vals, start, slots
 
     def _initial_rounds(self, k: int, N: np.ndarray) -> np.ndarray:
