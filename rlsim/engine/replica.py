@@ -179,7 +179,8 @@ class _AdvanceStreams:
             idx = np.arange(n_rows)
             flat, start, slots = self._rows(k, idx, self._initial_rounds(k, self.N), np.zeros(n_rows, np.int64), idx)
             st = self.streams[k] = {"flat": flat, "start": start, "slots": slots, "ptr": np.zeros(n_rows, np.int64),
-                                    "big": int(self.BIG)}
+                                    "big": int(self.BIG), "tgt": np.full(n_rows, -1, np.int64),
+                                    "col": np.zeros(n_rows, np.int64)}
         elif st["slots"].size < n_rows:  # sequences added since the stream was drawn
             old = st["slots"].size
             idx = np.arange(old, n_rows)
@@ -189,6 +190,8 @@ class _AdvanceStreams:
             _append(st, "flat", flat)
             st["slots"] = np.concatenate([st["slots"], slots])
             st["ptr"] = np.concatenate([st["ptr"], np.zeros(idx.size, np.int64)])
+            st["tgt"] = np.concatenate([st["tgt"], np.full(idx.size, -1, np.int64)])
+            st["col"] = np.concatenate([st["col"], np.zeros(idx.size, np.int64)])
         return st
 
     def extend(self, k: int, rows: np.ndarray) -> None:
@@ -215,6 +218,7 @@ class _AdvanceStreams:
         st["flat"] = np.concatenate(parts)
         st["start"] = np.asarray(starts, np.int64)
         st["slots"] = np.asarray([p.size for p in parts], np.int64)
+        st["tgt"][:] = -1  # rows grew: look every finishing round up again
         st.pop("flat_buf", None)
 
     def locate(self, k: int, run: np.ndarray, rem: np.ndarray):
@@ -225,7 +229,15 @@ class _AdvanceStreams:
             r = st["ptr"][run]
             s0 = st["start"][run]
             base = st["flat"][s0 + r]
-            col = np.searchsorted(st["flat"], base + rem, side="left") - s0
+            # the entry a sequence finishes at (its target) moves only when its tokens advance outside the stream
+            # (a prefill's first token, a mixed step's round): the finishing round of an unchanged target is reused
+            tgt = base + rem
+            col = st["col"][run]
+            miss = st["tgt"][run] != tgt
+            if miss.any():
+                col[miss] = np.searchsorted(st["flat"], tgt[miss], side="left") - s0[miss]
+                st["col"][run[miss]] = col[miss]
+                st["tgt"][run[miss]] = tgt[miss]
             short = col >= st["slots"][run]
             if not short.any():
                 return st, r, s0, base, col - r
@@ -246,6 +258,7 @@ class ReplicaSim:
         self.status, self.admit_seq = z(np.int8), z(np.int64)
         self.finish, self.arrival, self.admit_time = z(float), z(float), z(float)
         self.queue: list[int] = []
+        self._latest_arrival = -np.inf
         self.pauses: list[list[float]] = []  # [start_s, duration_s, applied]
         self.stamp = 0
         self.stats = dict(iterations=0, busy=0.0, rounds=0, tokens=0, accepted=0, spec_rounds=0, preempt=0,
@@ -272,6 +285,8 @@ class ReplicaSim:
         self.finish = np.concatenate([self.finish, np.full(P.size, np.nan)])
         self.admit_time = np.concatenate([self.admit_time, np.full(P.size, np.nan)])
         self.arrival = np.concatenate([self.arrival, np.broadcast_to(np.asarray(arrival_s, float), P.shape)])
+        if P.size:
+            self._latest_arrival = max(self._latest_arrival, float(np.max(arrival_s)))
         self.queue.extend(int(i) for i in idx)
         if n0:
             self.streams.compact(self.status[:n0] == DONE)
@@ -287,9 +302,19 @@ class ReplicaSim:
         return self.pre[idx] + self.gen[idx] - (self.need[idx] - self.P[idx])
 
     def kv_used(self) -> int:
-        r = np.flatnonzero(self.status == RUNNING)
+        return int(self._kv_of(np.flatnonzero(self.status == RUNNING)).sum())
+
+    def _kv_of(self, r: np.ndarray) -> np.ndarray:
+        """KV tokens each of these running sequences holds."""
         pre, need = self.pre[r], self.need[r]
-        return int((pre + np.where(pre >= need, self.gen[r] - (need - self.P[r]), 0)).sum())
+        return pre + np.where(pre >= need, self.gen[r] - (need - self.P[r]), 0)
+
+    def _queue_arrivals(self) -> tuple[np.ndarray, bool]:
+        """(arrival times after now of queued sequences, whether a queued sequence has arrived)."""
+        if self._latest_arrival <= self.t:  # every sequence ever added has arrived
+            return _EMPTY, bool(self.queue)
+        arr = self.arrival[np.asarray(self.queue, np.int64)]
+        return arr[arr > self.t], bool((arr <= self.t).any())
 
     def running(self) -> np.ndarray:
         return np.flatnonzero(self.status == RUNNING)
@@ -330,16 +355,23 @@ class ReplicaSim:
 
     def _preempt(self) -> None:
         cap = self.cfg.kv_capacity_tokens
-        while self.kv_used() > cap:
-            r = self.running()
-            if r.size <= 1:
-                break
-            victim = r[np.argmax(self.admit_seq[r])]
+        r = self.running()
+        kv = self._kv_of(r)
+        used = int(kv.sum())
+        if used <= cap:
+            return
+        # most recently admitted first (admission stamps are distinct): the victims in order, each freeing its KV
+        order = np.argsort(-self.admit_seq[r], kind="stable")
+        for j in order[: max(r.size - 1, 0)]:
+            victim = r[j]
             self.status[victim] = WAITING
             self.need[victim] = self.P[victim] + self.gen[victim]
             self.pre[victim] = 0
             self.queue.insert(0, int(victim))
             self.stats["preempt"] += 1
+            used -= int(kv[j])
+            if used <= cap:
+                break
 
     # ------------------------------------------------------------------ driver
     def run(self, targets: np.ndarray | None = None, t_stop: float = np.inf, admit: bool = True) -> None:
@@ -360,15 +392,14 @@ class ReplicaSim:
             if admit:
                 self._admit()
             run = self.running()
-            waiting_future = [self.arrival[i] for i in self.queue if self.arrival[i] > self.t] if admit else []
+            waiting_future, arrived_waiting = self._queue_arrivals() if admit else (_EMPTY, False)
             if run.size == 0:
-                if waiting_future:
-                    self.t = min(min(waiting_future), t_stop) if np.isfinite(t_stop) else min(waiting_future)
+                if waiting_future.size:
+                    self.t = min(waiting_future.min(), t_stop) if np.isfinite(t_stop) else waiting_future.min()
                     continue
                 return
-            t_limit = min(t_stop, self._next_pause(), min(waiting_future) if waiting_future else np.inf)
+            t_limit = min(t_stop, self._next_pause(), waiting_future.min() if waiting_future.size else np.inf)
             prefilling = run[self.pre[run] < self.need[run]]
-            arrived_waiting = admit and any(self.arrival[i] <= self.t for i in self.queue)
             if prefilling.size:
                 yield from self._mixed_step(run, prefilling)
             elif not arrived_waiting and self.policy.k_for_batch is None:
@@ -570,6 +601,7 @@ class ReplicaSim:
 
 
 # ---------------------------------------------------------------------------------------------- lockstep driver
+_EMPTY = np.zeros(0)
 MIXED, POINTS = 0, 1  # cost requests: one prefill step (MIXED_FIELDS); pure-decode iterations (k, B, summed KV)
 
 

@@ -42,7 +42,7 @@ def assign_to_replicas(n_seqs: int, n_replicas: int) -> list[np.ndarray]:
     return [a for a in np.array_split(np.arange(n_seqs), n_replicas)]
 
 
-LOCKSTEP_SEQUENCES = 16384  # sequences simulated together at most (their pre-drawn streams are in memory at once)
+LOCKSTEP_SEQUENCES = 8192  # sequences simulated together at most (their pre-drawn streams are in memory at once)
 
 
 def simulate_rollout(prompt_len: np.ndarray, response_len: np.ndarray, n_replicas: int, cost: IterationCostModel,
