@@ -33,12 +33,18 @@ def interpolation_points(n_decode: np.ndarray, stride: int = DECODE_STRIDE) -> n
     both ends of each run of equal batch size; the others are interpolated), or None when it costs every one."""
     n = n_decode.size
     if stride > 1 and n > 4 * stride:
+        return points_with_changes(n, np.flatnonzero(n_decode[1:] != n_decode[:-1]), stride)
+    return None
+
+
+def points_with_changes(n: int, change: np.ndarray, stride: int = DECODE_STRIDE) -> np.ndarray | None:
+    """``interpolation_points`` of ``n`` iterations whose batch size changes after the iterations ``change``."""
+    if stride > 1 and n > 4 * stride:
         # the sorted union of 0, stride, 2 stride, ..., each change of batch size and the iteration after it, n - 1
-        change = n_decode[1:] != n_decode[:-1]
         keep = np.zeros(n, bool)
         keep[::stride] = True
-        keep[:-1] |= change
-        keep[1:] |= change
+        keep[change] = True
+        keep[change + 1] = True
         keep[-1] = True
         return np.flatnonzero(keep)
     return None
@@ -61,7 +67,8 @@ def static_columns(cost: IterationCostModel, k: int, B: np.ndarray) -> list[np.n
         for j, bsz in enumerate(missing):
             cache[(bsz, k)] = tuple(float(np.broadcast_to(parts[x], (len(missing),))[j]) for x in _STATIC_KEYS)
     table = np.array([cache[(int(x), k)] for x in uniq]).reshape(len(uniq), len(_STATIC_KEYS))
-    return [table[inv, c] for c in range(len(_STATIC_KEYS))]
+    # a part equal for every batch size here is passed as one value (broadcast: the same arithmetic per element)
+    return [table[0, c] if (table[:, c] == table[0, c]).all() else table[inv, c] for c in range(len(_STATIC_KEYS))]
 
 
 def decode_points_time_s(cost: IterationCostModel, k: int, B: np.ndarray, kv: np.ndarray,
@@ -70,6 +77,8 @@ def decode_points_time_s(cost: IterationCostModel, k: int, B: np.ndarray, kv: np
     (sizes) of one-call evaluations: each group equals ``decode_iterations_time_s(B_g, k, kv_g, stride=1)``."""
     B = np.asarray(B, np.int64)
     kv = np.asarray(kv, float)
+    if B.size == 0:
+        return np.zeros(0)
     cols = static_columns(cost, k, B)
     with cost.timer.call_groups(groups):
         dyn = cost._decode_attention_s(B.astype(float), k, kv)
@@ -86,4 +95,4 @@ def mixed_steps_time_s(cost: IterationCostModel, rows: np.ndarray) -> np.ndarray
 
 
 __all__ = ["DECODE_STRIDE", "MIXED_FIELDS", "decode_points_time_s", "interpolation_points", "mixed_steps_time_s",
-           "static_columns"]
+           "points_with_changes", "static_columns"]

@@ -538,18 +538,18 @@ class CalibratedTimer(KernelTimer):
         shape = n_seqs.shape
         n_seqs, kv, pairs, qt = n_seqs.ravel(), kv.ravel(), pairs.ravel(), qt.ravel()
         peak, bw = self._src()
-        kvb = kv * (0.5 if kv_dtype == "fp8" else 1.0)
+        kvb = kv * 0.5 if kv_dtype == "fp8" else kv  # (x 1.0 is x)
         spread = float(np.clip(kv_spread, 1.0, 64.0))
         # attention_query's features and roofline (the same operations, element for element), computed lean: what
         # depends only on (sequences, query tokens) once per run of equal values (a decode stretch's iterations
-        # share them), the constant features once
+        # share them), the constant features once, the same expression once
         B = np.maximum(n_seqs, 1e-9)
         rs, rl = _runs(n_seqs, qt)
         q_per = qt[rs] / B[rs]  # query rows per sequence, per run
         zq = np.log2(np.maximum(q_per, 1.0))
         zkv = np.log2(np.maximum(kvb / B, 1.0))
-        roof = _roof(4.0 * pairs * n_q_heads * head_dim,
-                     kvb * 2 * n_kv_heads * head_dim * 2.0 + qt * 2 * n_q_heads * head_dim * 2.0, peak, bw)
+        flops = 4.0 * pairs * n_q_heads * head_dim
+        kv_bytes = kvb * 2 * n_kv_heads * head_dim * 2.0
         # cached 1D curves over mean KV per (batch, q, heads): the hot path only interpolates
         key_b = np.round(n_seqs[rs], 2)
         key_q = np.round(zq * 4) / 4
@@ -559,11 +559,12 @@ class CalibratedTimer(KernelTimer):
         # kernel at the same (batch, KV) + the extra query rows' FLOPs at the attention compute efficiency.
         verify_r = (key_q > 0) & (key_q <= 4.0)
         verify = np.repeat(verify_r, rl)
-        extra_s = np.zeros(kv.size)
+        extra_s = 0.0  # (+ 0.0 leaves a time unchanged)
         if verify_r.any():
             extra_pairs = pairs - kv / np.repeat(np.maximum(q_per, 1.0), rl)
-            extra_s = np.where(verify, np.maximum(extra_pairs, 0) * 4.0 * n_q_heads * head_dim
-                               / (peak * self.efficiency["attention_compute"]), 0.0)
+            extra_s = np.maximum(extra_pairs, 0) * 4.0 * n_q_heads * head_dim / (peak * self.efficiency["attention_compute"])
+            if not verify_r.all():
+                extra_s = np.where(verify, extra_s, 0.0)
             key_q = np.where(verify_r, 0.0, key_q)
         groups = self._call_groups
         if groups is not None and int(groups.sum()) != kv.size:
@@ -593,14 +594,17 @@ class CalibratedTimer(KernelTimer):
         if float(zkv.max(initial=0)) > self.tables.attention.hi[1] or z_b_max > self.tables.attention.hi[0]:
             self.extrapolated.add("attention beyond the measured batch or KV length (efficiency of the nearest "
                                   "measured points, magnitude from the roofline)")
-        if verify_r.any():  # the decode kernel over the same KV (one query row per sequence's head group)
-            roof1 = _roof(4.0 * kv * n_q_heads * head_dim,
-                          kvb * 2 * n_kv_heads * head_dim * 2.0 + n_seqs * 2 * n_q_heads * head_dim * 2.0, peak, bw)
-            roof = np.where(verify, roof1, roof)
+        # the roofline of each point: its own (plain rows), or the decode kernel's over the same KV (verification:
+        # one query row per sequence's head group)
+        all_verify = bool(verify_r.all())
+        if not all_verify:
+            roof = _roof(flops, kv_bytes + qt * 2 * n_q_heads * head_dim * 2.0, peak, bw)
+        if verify_r.any():
+            roof1 = _roof(4.0 * kv * n_q_heads * head_dim, kv_bytes + n_seqs * 2 * n_q_heads * head_dim * 2.0, peak, bw)
+            roof = roof1 if all_verify else np.where(verify, roof1, roof)
         t = roof * np.exp(lr) + extra_s
-        flops = 4.0 * pairs * n_q_heads * head_dim
-        bytes_ = kvb * 2 * n_kv_heads * head_dim * 2.0
-        return np.where(n_seqs > 0, self._move(t, flops, bytes_), 0.0).reshape(shape)
+        out = self._move(t, flops, kv_bytes)
+        return (out if bool((n_seqs > 0).all()) else np.where(n_seqs > 0, out, 0.0)).reshape(shape)
 
     def _curve_lr(self, code, zkv, n_q_heads, n_kv_heads, spread):
         """log(time / roofline) of attention points from the cached curves over mean KV (linear interpolation);

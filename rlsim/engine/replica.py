@@ -32,10 +32,14 @@ from typing import Callable
 import numpy as np
 
 from ..costmodel import IterationCostModel
-from ..costmodel.batched import decode_points_time_s, interpolation_points, mixed_steps_time_s
+from ..costmodel.batched import decode_points_time_s, interpolation_points, mixed_steps_time_s, points_with_changes
 from ..speculation import AcceptanceModel
 
 WAITING, RUNNING, DONE = 0, 1, 2
+# per-sequence arrays of a replica: (name, dtype, value of a new sequence; None: set by ``add``)
+_SEQ_FIELDS = (("P", np.int64, None), ("N", np.int64, None), ("gen", np.int64, 0), ("need", np.int64, None),
+               ("pre", np.int64, 0), ("status", np.int8, WAITING), ("admit_seq", np.int64, -1),
+               ("finish", float, np.nan), ("admit_time", float, np.nan), ("arrival", float, None))
 
 
 @dataclass
@@ -253,10 +257,10 @@ class ReplicaSim:
         self.cost, self.policy, self.cfg, self.rng = cost, policy, cfg, rng
         self.t = float(start_time_s)
         self.start_time_s = float(start_time_s)
-        z = lambda dt: np.zeros(0, dt)  # noqa: E731
-        self.P, self.N, self.gen, self.need, self.pre = z(np.int64), z(np.int64), z(np.int64), z(np.int64), z(np.int64)
-        self.status, self.admit_seq = z(np.int8), z(np.int64)
-        self.finish, self.arrival, self.admit_time = z(float), z(float), z(float)
+        # per-sequence state: views of buffers that grow by doubling (``add``)
+        self._bufs = {name: np.zeros(0, dt) for name, dt, _ in _SEQ_FIELDS}
+        for name, _, _ in _SEQ_FIELDS:
+            setattr(self, name, self._bufs[name])
         self.queue: list[int] = []
         self._latest_arrival = -np.inf
         self.pauses: list[list[float]] = []  # [start_s, duration_s, applied]
@@ -274,17 +278,23 @@ class ReplicaSim:
         if P.size and (N.min() < 1 or P.min() < 1):
             raise ValueError("prompt and response lengths must be >= 1")
         n0 = self.P.size
-        idx = np.arange(n0, n0 + P.size)
-        self.P = np.concatenate([self.P, P])
-        self.N = np.concatenate([self.N, N])
-        self.gen = np.concatenate([self.gen, np.zeros(P.size, np.int64)])
-        self.need = np.concatenate([self.need, P])
-        self.pre = np.concatenate([self.pre, np.zeros(P.size, np.int64)])
-        self.status = np.concatenate([self.status, np.zeros(P.size, np.int8)])
-        self.admit_seq = np.concatenate([self.admit_seq, np.full(P.size, -1, np.int64)])
-        self.finish = np.concatenate([self.finish, np.full(P.size, np.nan)])
-        self.admit_time = np.concatenate([self.admit_time, np.full(P.size, np.nan)])
-        self.arrival = np.concatenate([self.arrival, np.broadcast_to(np.asarray(arrival_s, float), P.shape)])
+        n1 = n0 + P.size
+        idx = np.arange(n0, n1)
+        if n1 > self._bufs["P"].size:
+            cap = max(2 * n1, 64)
+            for name, dt, _ in _SEQ_FIELDS:
+                buf = np.empty(cap, dt)
+                buf[:n0] = getattr(self, name)
+                self._bufs[name] = buf
+        for name, _, fill in _SEQ_FIELDS:
+            v = self._bufs[name][:n1]
+            setattr(self, name, v)
+            if fill is not None:
+                v[n0:] = fill
+        self.P[n0:] = P
+        self.N[n0:] = N
+        self.need[n0:] = P
+        self.arrival[n0:] = np.broadcast_to(np.asarray(arrival_s, float), P.shape)
         if P.size:
             self._latest_arrival = max(self._latest_arrival, float(np.max(arrival_s)))
         self.queue.extend(int(i) for i in idx)
@@ -335,20 +345,24 @@ class ReplicaSim:
     def _admit(self) -> None:
         if not self.queue:
             return
-        n_running = int((self.status == RUNNING).sum())
-        free = self.cfg.kv_capacity_tokens - self.kv_used()
-        while self.queue and n_running < self.cfg.max_num_seqs:
-            i = self.queue[0]
-            if self.arrival[i] > self.t or self.need[i] > free:
-                break
-            self.queue.pop(0)
-            self.status[i] = RUNNING
-            self.admit_seq[i] = self.stamp
-            if np.isnan(self.admit_time[i]):
-                self.admit_time[i] = self.t
-            self.stamp += 1
-            free -= int(self.need[i])
-            n_running += 1
+        r = np.flatnonzero(self.status == RUNNING)
+        n_running = r.size
+        free = self.cfg.kv_capacity_tokens - int(self._kv_of(r).sum())
+        # FCFS: the longest prefix of the queue that has arrived and whose prompts fit the free KV, one after another
+        room = self.cfg.max_num_seqs - n_running
+        if room > 0:
+            q = np.asarray(self.queue[:room], np.int64)
+            ok = (self.arrival[q] <= self.t) & (np.cumsum(self.need[q]) <= free)
+            m = int(np.argmin(ok)) if not ok.all() else q.size
+            if m:
+                q = q[:m]
+                del self.queue[:m]
+                self.status[q] = RUNNING
+                self.admit_seq[q] = self.stamp + np.arange(m)
+                first = q[np.isnan(self.admit_time[q])]
+                self.admit_time[first] = self.t
+                self.stamp += m
+                n_running += m
         if n_running == 0 and self.queue and self.arrival[self.queue[0]] <= self.t:
             i = self.queue[0]
             raise ValueError(f"sequence of {self.need[i]} tokens cannot fit a KV cache of {self.cfg.kv_capacity_tokens} tokens")
@@ -459,11 +473,18 @@ class ReplicaSim:
 
     def _cut(self, csum: np.ndarray, t_limit: float) -> int:
         """How many of these iterations (``csum``: the cumulative sum of their times) start before ``t_limit`` (at
-        least one: we are before it)."""
+        least one: we are before it). Iteration i starts at t + csum[i - 1] (t for the first), a non-decreasing
+        sequence: bisected, each start computed as a float addition."""
         if not np.isfinite(t_limit):
             return csum.size
-        starts = self.t + np.concatenate([[0.0], csum[:-1]])
-        return max(int(np.searchsorted(starts, t_limit, side="left")), 1)
+        t, lo, hi = self.t, 0, csum.size
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if t + (csum[mid - 1] if mid else 0.0) < t_limit:
+                lo = mid + 1
+            else:
+                hi = mid
+        return max(lo, 1)
 
     def _drain(self, run, t_limit: float):
         """Nothing waits and nothing prefills: cost the rest of the replica's decode in one vectorised
@@ -485,29 +506,36 @@ class ReplicaSim:
             horizon = int(1.5 * (t_limit - self.t) / max(dt_now, 1e-9)) + 8
             f = np.minimum(f, horizon)
         F = int(f.max())
-        n_live = run.size - np.cumsum(np.bincount(np.where(f_all <= F, f_all, F + 1), minlength=F + 2))[:F]
+        gone = np.where(f_all <= F, f_all, F + 1)  # a sequence is live for iterations j < gone
         # a live sequence's KV stays below its prompt + response: if even all of them fit, no iteration overflows
-        # and only the iterations the cost model evaluates exactly need their KV (the rest are interpolated)
+        # and only the iterations the cost model evaluates exactly need their batch and KV (the rest interpolated)
         fits = int(ctx0.sum()) + int(rem.sum()) + run.size * (k + 1) <= self.cfg.kv_capacity_tokens
-        pts = interpolation_points(n_live) if fits else None
-        if k == 0:  # every live sequence grows one token per iteration: closed form
-            gone = np.where(f_all <= F, f_all, F + 1)
-            live_ctx = ctx0.sum() - np.cumsum(np.bincount(gone, weights=ctx0, minlength=F + 2))[:F]
-            kv = live_ctx + n_live * np.arange(F, dtype=float)
-        elif fits:
-            kv = _live_kv(flat, s0 + r, base - ctx0, f, np.arange(F) if pts is None else pts)
-        else:
-            offs = np.repeat(np.cumsum(f) - f, f)
-            j_idx = np.arange(int(f.sum()), dtype=np.int64) - offs  # round index within each sequence's remaining rounds
-            vals = flat[np.repeat(s0 + r, f) + j_idx] - np.repeat(base - ctx0, f)
-            kv = np.bincount(j_idx, weights=vals, minlength=F)
-        if fits:  # ``kv`` at ``pts`` (k > 0) or at every iteration
-            if pts is None:
-                dts = yield (POINTS, k, n_live, kv)
+        if fits:
+            order = np.argsort(gone, kind="stable")
+            gs = gone[order]
+            # the batch shrinks after iteration j when a sequence leaves at j + 1 (1 <= j + 1 <= F - 1)
+            pts = points_with_changes(F, np.unique(gs[gs <= F - 1]) - 1)
+            at = np.arange(F) if pts is None else pts
+            left = np.searchsorted(gs, at, side="right")  # sequences gone by each point
+            n_at = run.size - left
+            if k == 0:  # every live sequence grows one token per iteration: closed form
+                gone_ctx = np.concatenate([[0], np.cumsum(ctx0[order])])[left]
+                kv_at = (ctx0.sum() - gone_ctx).astype(float) + n_at * at.astype(float)
             else:
-                vals = yield (POINTS, k, n_live[pts], kv if k else kv[pts])
-                dts = np.interp(np.arange(F), pts, vals)
+                kv_at = _live_kv(flat, s0 + r, base - ctx0, f, at)
+            vals = yield (POINTS, k, n_at, kv_at)
+            dts = vals if pts is None else np.interp(np.arange(F, dtype=float), pts, vals)
+            n_live = None
         else:
+            n_live = run.size - np.cumsum(np.bincount(gone, minlength=F + 2))[:F]
+            if k == 0:
+                live_ctx = ctx0.sum() - np.cumsum(np.bincount(gone, weights=ctx0, minlength=F + 2))[:F]
+                kv = live_ctx + n_live * np.arange(F, dtype=float)
+            else:
+                offs = np.repeat(np.cumsum(f) - f, f)
+                j_idx = np.arange(int(f.sum()), dtype=np.int64) - offs  # round index within each sequence's rounds
+                vals = flat[np.repeat(s0 + r, f) + j_idx] - np.repeat(base - ctx0, f)
+                kv = np.bincount(j_idx, weights=vals, minlength=F)
             over = np.flatnonzero(kv + n_live * (k + 1) > self.cfg.kv_capacity_tokens)
             if over.size:  # stop before the iteration that would overflow (at least one iteration)
                 F = max(int(over[0]), 1)
@@ -516,7 +544,6 @@ class ReplicaSim:
         csum = np.cumsum(dts)
         F = min(F, self._cut(csum, t_limit))
         dts = dts[:F]
-        ends = self.t + csum[:F]
         fin = f_all <= F
         steps = np.minimum(f_all, F)
         if k == 0:
@@ -529,15 +556,17 @@ class ReplicaSim:
         adv = np.minimum(moved, rem)
         self.gen[run] += adv
         self.status[run[fin]] = DONE
-        self.finish[run[fin]] = ends[f_all[fin] - 1]
+        self.finish[run[fin]] = self.t + csum[f_all[fin] - 1]  # the end of each finisher's last iteration
         st_ = self.stats
         st_["iterations"] += F
         st_["busy"] += float(dts.sum())
         st_["rounds"] += int(steps.sum())
         st_["tokens"] += int(adv.sum())
         if self.trace is not None:
-            self._record(ends, dts, n_live[:F], n_live[:F] * (k + 1), np.full(F, k))
-        self.t = float(ends[-1])
+            if n_live is None:
+                n_live = run.size - np.cumsum(np.bincount(gone, minlength=F + 2))[:F]
+            self._record(self.t + csum[:F], dts, n_live[:F], n_live[:F] * (k + 1), np.full(F, k))
+        self.t = float(self.t + csum[F - 1])
 
     def _decode_segment(self, run, t_limit: float):
         """Iterations of pure decode until the next event (a finish, KV overflow, ``t_limit``)."""

@@ -68,6 +68,14 @@ def _version_at(W: list[float], t: float) -> int:
     return v
 
 
+def _versions_at(W: list[float], t: np.ndarray) -> np.ndarray:
+    """``_version_at`` of each time in ``t`` (the last version loaded at or before it; 0 if none)."""
+    t = np.asarray(t, float)
+    loaded = np.asarray(W, float)[None, :] <= t[:, None]
+    last = loaded.shape[1] - 1 - np.argmax(loaded[:, ::-1], axis=1)
+    return np.where(loaded.any(axis=1), last, 0).astype(np.int64)
+
+
 def simulate_async(setup: Setup, speculative: bool, n_steps: int | None = None, warmup: int | None = None,
                    trace_replicas: int = 0) -> AsyncRun:
     sc = setup.scenario
@@ -116,7 +124,7 @@ def simulate_async(setup: Setup, speculative: bool, n_steps: int | None = None, 
             fin = np.concatenate([sims[r].finish[batches[step][r]] for r in range(R)])
             g = float(np.nanmax(fin))
             adm = np.concatenate([sims[r].admit_time[batches[step][r]] for r in range(R)])
-            ages = np.array([step - _version_at(W, a) for a in adm])
+            ages = step - _versions_at(W, adm)
             trained_tokens = lengths[step][0] + lengths[step][1]
             generated += fin.size
             trained += fin.size
@@ -263,6 +271,8 @@ def async_step_result(setup: Setup, run: AsyncRun) -> StepResult:
 
 
 def simulate_async_pair(setup: Setup) -> tuple[StepResult, StepResult]:
-    base = async_step_result(setup, simulate_async(setup, False))
-    spec = async_step_result(setup, simulate_async(setup, True))
-    return base, spec
+    """(autoregressive, speculative) steady state; the two runs are independent (pipeline/parallel.py)."""
+    from .parallel import both
+
+    return both(lambda: async_step_result(setup, simulate_async(setup, False)),
+                lambda: async_step_result(setup, simulate_async(setup, True)), setup.timer.extrapolated)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ..errors import ConfigurationError
-from ..pipeline import ProjectionResult, build_setup, simulate_sync_step
+from ..pipeline import ProjectionResult, build_setup
+from ..pipeline.sync import simulate_sync_pair
 from ..scenario import Scenario, build_scenario
 
 
@@ -21,8 +22,7 @@ def project(scenario: Scenario) -> ProjectionResult:
                 "use --lag 0 (synchronous)") from None
         base, spec = asynchronous.simulate_async_pair(setup)
     else:
-        base, _ = simulate_sync_step(setup, speculative=False)
-        spec, _ = simulate_sync_step(setup, speculative=True)
+        base, spec = simulate_sync_pair(setup)
     if setup.timer.extrapolated:
         notes.append("extrapolated beyond the measured calibration grid: " + ", ".join(sorted(setup.timer.extrapolated)))
     return ProjectionResult(base, spec, setup.acceptance.acceptance_length, spec.generation.realized_acceptance_length,
