@@ -17,7 +17,10 @@ less). Medians over ``--repeats``.
 
     python benchmarks/bench_speed.py                        # every case, 3 repeats (1 for preempt and sweep)
     python benchmarks/bench_speed.py --cases headline,sync-2048 --repeats 5
-    PYTHONPATH=/path/to/other/tree python benchmarks/bench_speed.py --json before.json   # another checkout
+    python benchmarks/bench_speed.py --trees before=/tmp/old-checkout,after=   # two trees, runs interleaved
+
+``--trees``: name=path pairs; each run puts ``path`` first on PYTHONPATH (empty: the installed rlsim). Their runs
+alternate (before, after, before, after, ...), so that both see the same load on a shared machine.
 """
 
 from __future__ import annotations
@@ -47,14 +50,17 @@ CASES = {
 SLOW = {"preempt", "sweep-1000"}
 
 
-def run_once(name: str) -> dict:
+def run_once(name: str, path: str = "") -> dict:
     cmd = list(CASES[name])
+    env = dict(os.environ)
+    if path:
+        env["PYTHONPATH"] = path + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     with tempfile.TemporaryDirectory() as tmp:
         if name == "sweep-1000":
             cmd.append(tmp)  # an empty sweep cache
         load0 = os.getloadavg()[0]
         t = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         _, status, ru = os.wait4(p.pid, 0)  # the child's usage, including the processes it waited for
         wall = time.perf_counter() - t
         err = p.stderr.read().decode()
@@ -70,25 +76,32 @@ def main() -> None:
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--slow-repeats", type=int, default=1, help="repeats of the preempt and sweep cases")
+    ap.add_argument("--trees", default="=", help="name=path,...: source trees to compare (empty path: installed)")
     ap.add_argument("--json", default=None, help="also write the runs here")
     a = ap.parse_args()
-    import rlsim
-
-    print(f"rlsim from {os.path.dirname(rlsim.__file__)}; {os.cpu_count()} cores; "
-          f"load average {' / '.join(f'{x:.1f}' for x in os.getloadavg())}")
-    subprocess.run(CASES["sync-2048"][:-1] + ["--gpus", "64"], capture_output=True)  # warm: fit cache, file cache
-    out = {"cores": os.cpu_count(), "rlsim": os.path.dirname(rlsim.__file__), "cases": {}}
-    print(f"{'case':12s} {'wall s':>8s} {'CPU s':>8s} {'peak MB':>8s} {'load':>10s}  runs (wall)")
+    trees = [tuple(t.split("=", 1)) for t in a.trees.split(",") if t]
+    print(f"{os.cpu_count()} cores; load average {' / '.join(f'{x:.1f}' for x in os.getloadavg())}; trees: "
+          + ", ".join(f"{n or 'installed'}={p or 'installed'}" for n, p in trees))
+    for _, path in trees:  # warm: fit caches, bytecode, file cache
+        env = dict(os.environ, **({"PYTHONPATH": path} if path else {}))
+        subprocess.run(CASES["sync-2048"][:-1] + ["--gpus", "64"], capture_output=True, env=env)
+    out = {"cores": os.cpu_count(), "trees": dict(trees), "cases": {}}
+    print(f"{'case':12s} {'tree':8s} {'wall s':>8s} {'CPU s':>8s} {'peak MB':>8s} {'load':>9s}  runs (wall / CPU)")
     for name in [c for c in a.cases.split(",") if c]:
-        runs = [run_once(name) for _ in range(a.slow_repeats if name in SLOW else a.repeats)]
-        med = {k: statistics.median(r[k] for r in runs) for k in ("wall_s", "cpu_s", "peak_mb")}
-        load = f"{min(r['load_before'] for r in runs):.1f}-{max(r['load_after'] for r in runs):.1f}"
-        out["cases"][name] = {"median": med, "runs": runs}
-        print(f"{name:12s} {med['wall_s']:8.2f} {med['cpu_s']:8.2f} {med['peak_mb']:8.0f} {load:>10s}  "
-              + " ".join(f"{r['wall_s']:.2f}" for r in runs), flush=True)
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(out, f, indent=1)
+        runs: dict[str, list] = {t: [] for t, _ in trees}
+        for _ in range(a.slow_repeats if name in SLOW else a.repeats):
+            for t, path in trees:
+                runs[t].append(run_once(name, path))
+        for t, _ in trees:
+            rs = runs[t]
+            med = {k: statistics.median(r[k] for r in rs) for k in ("wall_s", "cpu_s", "peak_mb")}
+            load = f"{min(r['load_before'] for r in rs):.1f}-{max(r['load_after'] for r in rs):.1f}"
+            out["cases"].setdefault(name, {})[t] = {"median": med, "runs": rs}
+            print(f"{name:12s} {t:8s} {med['wall_s']:8.2f} {med['cpu_s']:8.2f} {med['peak_mb']:8.0f} {load:>9s}  "
+                  + " ".join(f"{r['wall_s']:.2f}/{r['cpu_s']:.2f}" for r in rs), flush=True)
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump(out, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -79,7 +79,7 @@ def _nearest(d: np.ndarray, k: int, groups: np.ndarray | None = None) -> np.ndar
     less = dq < kth
     eq = dq == kth
     need = k - less.sum(axis=1, keepdims=True)
-    sel = less | (eq & (np.cumsum(eq, axis=1) <= need))
+    sel = less | (eq & (np.cumsum(eq.astype(np.int64), axis=1) <= need))
     return np.nonzero(sel)[1].reshape(dq.shape[0], k)
 
 
@@ -535,6 +535,26 @@ class CalibratedTimer(KernelTimer):
                     kv_dtype="bf16", kv_spread=1.0):
         n_seqs, kv, pairs, qt = np.broadcast_arrays(*(np.asarray(x, float) for x in (n_seqs, kv_read_tokens, qk_pairs,
                                                                                         q_tokens)))
+        # a long call repeating the previous one (a draft pass with the target's attention shape over the same
+        # batches) gets the previous answer: the same inputs give the same seconds
+        memo = 256 <= n_seqs.size <= (1 << 21)
+        if memo:
+            key = (n_q_heads, n_kv_heads, head_dim, kv_dtype, kv_spread, None if self._call_groups is None
+                   else self._call_groups.tobytes())
+            for k_, args, out in self._recent_attention:
+                if k_ == key and args[0].shape == n_seqs.shape and all(
+                        np.array_equal(a, b) for a, b in zip(args, (n_seqs, kv, pairs, qt))):
+                    return out
+        out = self._attention_s(n_seqs, kv, pairs, qt, n_q_heads, n_kv_heads, head_dim, kv_dtype, kv_spread)
+        if memo:
+            out.flags.writeable = False
+            self._recent_attention = [(key, (n_seqs.copy(), kv.copy(), pairs.copy(), qt.copy()), out),
+                                      *self._recent_attention[:1]]
+        return out
+
+    _recent_attention: list = []  # the last two long calls (an instance attribute once set)
+
+    def _attention_s(self, n_seqs, kv, pairs, qt, n_q_heads, n_kv_heads, head_dim, kv_dtype, kv_spread):
         shape = n_seqs.shape
         n_seqs, kv, pairs, qt = n_seqs.ravel(), kv.ravel(), pairs.ravel(), qt.ravel()
         peak, bw = self._src()

@@ -156,7 +156,7 @@ class _AdvanceStreams:
         start = np.zeros(slots.size, np.int64)
         np.cumsum(slots[:-1], out=start[1:])
         off = np.zeros(slots.size, np.int64) if row_ids is None else np.asarray(row_ids, np.int64) * self.BIG
-        g = np.cumsum(adv, dtype=np.int64)  # running sum over all rows' advances
+        g = np.cumsum(np.asarray(adv).astype(np.int64))  # running sum over all rows' advances (widened first: fast)
         first = start - np.arange(slots.size)  # each row's first advance in ``adv``
         prev = np.where(first > 0, g[np.maximum(first - 1, 0)], 0) if g.size else np.zeros(slots.size, np.int64)
         shift = off - prev  # row j's entries: its offset, then g - g(before the row) + offset
@@ -643,9 +643,9 @@ def _live_kv(flat: np.ndarray, p0: np.ndarray, off: np.ndarray, f: np.ndarray, p
     total = int(n_at.sum())
     first = np.cumsum(n_at) - n_at
     m = np.arange(total, dtype=np.int64) - np.repeat(first, n_at)  # position in ``order``
-    o = order[m]
-    vals = flat[p0[o] + np.repeat(pts, n_at)] - off[o]
-    return np.add.reduceat(vals, first).astype(float)
+    entries = np.add.reduceat(flat[p0[order][m] + np.repeat(pts, n_at)], first)
+    off_prefix = np.concatenate([[0], np.cumsum(off[order])])
+    return (entries - off_prefix[n_at]).astype(float)
 
 
 def _decode_iterations(k: int, n_live: np.ndarray, kv: np.ndarray):
