@@ -88,10 +88,3 @@ def simulate_sync_step(setup: Setup, speculative: bool, step: int = 0, keep_repl
     extra = {"training_breakdown": bd} if bd else {}
     return StepResult(mode, float(sum(phases.values())), phases, generation_stats(setup, ro, speculative), extra), ro
 
-
-def simulate_sync_pair(setup: Setup, step: int = 0) -> tuple[StepResult, StepResult]:
-    """(autoregressive, speculative) step; the two runs are independent (pipeline/parallel.py)."""
-    from .parallel import both
-
-    return both(lambda: simulate_sync_step(setup, False, step)[0], lambda: simulate_sync_step(setup, True, step)[0],
-                setup.timer.extrapolated)

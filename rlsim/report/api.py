@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..errors import ConfigurationError
-from ..pipeline import ProjectionResult, build_setup
-from ..pipeline.sync import simulate_sync_pair
+from ..pipeline import ProjectionResult, build_setup, simulate_sync_step
+from ..pipeline.parallel import both
 from ..scenario import Scenario, build_scenario
 
 
@@ -21,8 +21,9 @@ def project(scenario: Scenario) -> ProjectionResult:
                 f"--lag {scenario.lag}: asynchronous RL (max_trajectory_age_steps >= 1) is not implemented yet; "
                 "use --lag 0 (synchronous)") from None
         base, spec = asynchronous.simulate_async_pair(setup)
-    else:
-        base, spec = simulate_sync_pair(setup)
+    else:  # the two runs are independent: side by side when two CPUs are free (pipeline/parallel.py)
+        base, spec = both(lambda: simulate_sync_step(setup, speculative=False)[0],
+                          lambda: simulate_sync_step(setup, speculative=True)[0], setup.timer.extrapolated)
     if setup.timer.extrapolated:
         notes.append("extrapolated beyond the measured calibration grid: " + ", ".join(sorted(setup.timer.extrapolated)))
     return ProjectionResult(base, spec, setup.acceptance.acceptance_length, spec.generation.realized_acceptance_length,
