@@ -502,7 +502,7 @@ class ReplicaSim:
         if np.isfinite(t_limit):
             # look about as far ahead as the next event (estimated from the current iteration's cost);
             # a short guess only costs another call, never correctness
-            dt_now = float((yield (POINTS, k, np.array([run.size], np.int64), np.array([float(ctx0.sum())])))[0])
+            dt_now = float((yield (POINTS, k, np.array([run.size], np.int64), np.array([float(ctx0.sum())]), SEG))[0])
             horizon = int(1.5 * (t_limit - self.t) / max(dt_now, 1e-9)) + 8
             f = np.minimum(f, horizon)
         F = int(f.max())
@@ -523,7 +523,7 @@ class ReplicaSim:
                 kv_at = (ctx0.sum() - gone_ctx).astype(float) + n_at * at.astype(float)
             else:
                 kv_at = _live_kv(flat, s0 + r, base - ctx0, f, at)
-            vals = yield (POINTS, k, n_at, kv_at)
+            vals = yield (POINTS, k, n_at, kv_at, ITERS)
             dts = vals if pts is None else np.interp(np.arange(F, dtype=float), pts, vals)
             n_live = None
         else:
@@ -591,7 +591,7 @@ class ReplicaSim:
             if grown[-1] > free:
                 n = max(int(np.flatnonzero(grown > free)[0]), 1)
             kv = ctx0.sum() + np.concatenate([[0], grown[: n - 1]])
-        dts = yield (POINTS, k, np.full(np.size(kv), B, np.int64), np.asarray(kv, float))
+        dts = yield (POINTS, k, np.full(np.size(kv), B, np.int64), np.asarray(kv, float), SEG)
         csum = np.cumsum(dts)
         n = min(n, self._cut(csum, t_limit))
         dts = dts[:n]
@@ -631,7 +631,10 @@ class ReplicaSim:
 
 # ---------------------------------------------------------------------------------------------- lockstep driver
 _EMPTY = np.zeros(0)
-MIXED, POINTS = 0, 1  # cost requests: one prefill step (MIXED_FIELDS); pure-decode iterations (k, B, summed KV)
+# cost requests: one prefill step (MIXED, MIXED_FIELDS); pure-decode iterations (POINTS, k, batch, summed KV, SEG or
+# ITERS: what a one-event call would be, decode_segment_time_s or decode_iterations_time_s at stride 1)
+MIXED, POINTS = 0, 1
+SEG, ITERS = 0, 1
 
 
 def _live_kv(flat: np.ndarray, p0: np.ndarray, off: np.ndarray, f: np.ndarray, pts: np.ndarray) -> np.ndarray:
@@ -653,9 +656,21 @@ def _decode_iterations(k: int, n_live: np.ndarray, kv: np.ndarray):
     n_live = np.asarray(n_live, np.int64)
     pts = interpolation_points(n_live)
     if pts is None:
-        return (yield (POINTS, k, n_live, np.asarray(kv, float)))
-    vals = yield (POINTS, k, n_live[pts], np.asarray(kv, float)[pts])
+        return (yield (POINTS, k, n_live, np.asarray(kv, float), ITERS))
+    vals = yield (POINTS, k, n_live[pts], np.asarray(kv, float)[pts], ITERS)
     return np.interp(np.arange(n_live.size), pts, vals)
+
+
+def _one_event(cost, req):
+    """A request answered by the cost object's one-event methods (any object with IterationCostModel's interface)."""
+    from ..costmodel import IterationBatch
+
+    if req[0] == MIXED:
+        return float(cost.iteration_time_s(IterationBatch(*[np.array([v]) for v in req[1]]))[0])
+    _, k, B, kv, how = req
+    if how == SEG:
+        return np.asarray(cost.decode_segment_time_s(int(B[0]), k, kv), float)
+    return np.asarray(cost.decode_iterations_time_s(B, k, kv, stride=1), float)
 
 
 def _evaluate(batch: list) -> list:
@@ -663,6 +678,9 @@ def _evaluate(batch: list) -> list:
     out: list = [None] * len(batch)
     by: dict = {}
     for i, (cost, req) in enumerate(batch):
+        if not isinstance(cost, IterationCostModel):  # a stand-in cost object: its own one-event methods
+            out[i] = _one_event(cost, req)
+            continue
         key = (id(cost), MIXED) if req[0] == MIXED else (id(cost), POINTS, req[1])
         by.setdefault(key, []).append(i)
     for key, idx in by.items():
