@@ -145,38 +145,49 @@ def first_fit_decreasing(lengths: np.ndarray, capacity: int) -> list[list[int]]:
     """NeMo-RL's ``modified_first_fit_decreasing`` in its plain form: sequences (longest first) into the first bin
     with room; a sequence longer than a bin gets a bin of its own.
 
-    The first bin with room is found in a max-tree over the bins' free room (O(log bins) per sequence instead of a
-    scan over every open bin): the same bins as the scan, in the same order."""
+    Computed a run of equal lengths at a time (padded lengths repeat): first fit places equal items into the bins
+    with room for one, from the left, each bin taking as many as fit, then opens new bins each holding
+    ``capacity // n`` (at least one). The same bins as the one-at-a-time scan, in the same order."""
     lengths = np.asarray(lengths)
-    order = np.argsort(-lengths, kind="stable").tolist()
-    vals = lengths.tolist() if lengths.dtype.kind in "iu" else [int(v) for v in lengths.tolist()]
-    size = 1
-    while size < max(len(order), 1):
-        size *= 2
-    tree = [-math.inf] * (2 * size)  # free room; leaves size..2 size-1 are bins (unopened: -inf)
+    order = np.argsort(-lengths, kind="stable")
+    sizes = lengths[order]
+    if sizes.dtype.kind not in "iu":
+        sizes = np.array([int(v) for v in sizes.tolist()], np.int64)
+    sizes = sizes.astype(np.int64)
+    items = order.tolist()
     bins: list[list[int]] = []
-    for i in order:
-        n = vals[i]
-        if tree[1] >= n:  # the leftmost bin with room >= n
-            pos = 1
-            while pos < size:
-                pos <<= 1
-                if tree[pos] < n:
-                    pos += 1
-            bins[pos - size].append(i)
-            tree[pos] -= n
-        else:
-            pos = size + len(bins)
-            bins.append([i])
-            tree[pos] = capacity - n
-        pos >>= 1
-        while pos:
-            a, b = tree[2 * pos], tree[2 * pos + 1]
-            m = a if a >= b else b
-            if tree[pos] == m:  # unchanged here: unchanged above
-                break
-            tree[pos] = m
-            pos >>= 1
+    if not items:
+        return bins
+    rooms = np.zeros(max(len(items), 1), np.int64)  # free room of each open bin
+    cuts = np.flatnonzero(np.diff(sizes)) + 1
+    for a, b in zip(np.concatenate([[0], cuts]).tolist(), np.concatenate([cuts, [len(items)]]).tolist()):
+        n, m, pos = int(sizes[a]), b - a, a
+        nb = len(bins)
+        elig = np.flatnonzero(rooms[:nb] >= n)
+        if n <= 0:  # empty items all go to the first bin with room (or a new one)
+            if elig.size:
+                bins[int(elig[0])].extend(items[a:b])
+            else:
+                rooms[nb] = capacity - n
+                bins.append(items[a:b])
+            continue
+        if elig.size:
+            fit = rooms[elig] // n  # items each of these bins takes, left to right, until the run is placed
+            done = np.cumsum(fit)
+            last = int(np.searchsorted(done, m, side="left"))
+            take = fit[: last + 1].copy()
+            if last < take.size:
+                take[-1] = m - (int(done[last - 1]) if last else 0)
+            for e, t in zip(elig[: take.size].tolist(), take.tolist()):
+                bins[e].extend(items[pos: pos + t])
+                rooms[e] -= t * n
+                pos += t
+        per_bin = max(capacity // n, 1)
+        while pos < b:
+            t = min(per_bin, b - pos)
+            rooms[len(bins)] = capacity - t * n
+            bins.append(items[pos: pos + t])
+            pos += t
     return bins
 
 
@@ -326,7 +337,13 @@ class TrainingLayoutModel:
         for moe, n in ((False, n_dense), (True, n_moe)):
             if n == 0:
                 continue
-            comp, host = self._layer_fwd(T, pairs, n_seqs, moe)
+            memo = getattr(self, "_layer_memo", None)  # the stages of one pass share their layers' forward
+            if memo is not None and moe in memo:
+                comp, host = memo[moe]
+            else:
+                comp, host = self._layer_fwd(T, pairs, n_seqs, moe)
+                if memo is not None:
+                    memo[moe] = (comp, host)
             gpu_layer = zero
             for k_, v in comp.items():
                 f = fwd_mult
@@ -375,7 +392,11 @@ class TrainingLayoutModel:
             T = np.array([float(sum(mb)) for _, mb in flat])
             pairs = np.array([sum(s * (s + 1) / 2.0 for s in mb) for _, mb in flat])
             nseq = np.array([float(len(mb)) for _, mb in flat])
-            stages = [self._stage_time(s, T, pairs, nseq, passes) for s in range(L.pp)]
+            self._layer_memo = {}
+            try:
+                stages = [self._stage_time(s, T, pairs, nseq, passes) for s in range(L.pp)]
+            finally:
+                self._layer_memo = None
             tot = np.stack([sum(c.values()) for c in stages])  # [stage, micro-batch]
             slow = np.argmax(tot, axis=0)
             t_max_mb = tot[slow, np.arange(T.size)]
