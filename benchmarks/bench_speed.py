@@ -60,7 +60,9 @@ def run_once(name: str, path: str = "") -> dict:
             cmd.append(tmp)  # an empty sweep cache
         load0 = os.getloadavg()[0]
         t = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        # run from an empty folder: ``python -m`` puts the working directory first on sys.path, which would shadow
+        # the tree given by PYTHONPATH
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=tmp)
         _, status, ru = os.wait4(p.pid, 0)  # the child's usage, including the processes it waited for
         wall = time.perf_counter() - t
         err = p.stderr.read().decode()
@@ -84,7 +86,11 @@ def main() -> None:
           + ", ".join(f"{n or 'installed'}={p or 'installed'}" for n, p in trees))
     for _, path in trees:  # warm: fit caches, bytecode, file cache
         env = dict(os.environ, **({"PYTHONPATH": path} if path else {}))
-        subprocess.run(CASES["sync-2048"][:-1] + ["--gpus", "64"], capture_output=True, env=env)
+        with tempfile.TemporaryDirectory() as tmp:
+            w = subprocess.run(CASES["sync-2048"][:-1] + ["--gpus", "64"], capture_output=True, env=env, cwd=tmp)
+            r = subprocess.run([sys.executable, "-c", "import rlsim; print(rlsim.__file__)"], capture_output=True,
+                               env=env, cwd=tmp, text=True)
+        print(f"  {path or 'installed'}: rlsim from {r.stdout.strip()} (warm-up exit {w.returncode})")
     out = {"cores": os.cpu_count(), "trees": dict(trees), "cases": {}}
     print(f"{'case':12s} {'tree':8s} {'wall s':>8s} {'CPU s':>8s} {'peak MB':>8s} {'load':>9s}  runs (wall / CPU)")
     for name in [c for c in a.cases.split(",") if c]:

@@ -22,6 +22,7 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -73,7 +74,8 @@ def run_all(out: Path, only: set[str] | None) -> None:
         else:
             cmd = [sys.executable, "-c", API_CODE, json.dumps(args)]
         t = time.perf_counter()
-        r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        with tempfile.TemporaryDirectory() as tmp:  # not the checkout: ``python -m`` would import rlsim from there
+            r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp)
         dt = time.perf_counter() - t
         if r.returncode:
             print(f"{name:28s} FAILED ({dt:.1f} s): {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ''}")
