@@ -417,7 +417,8 @@ class ReplicaSim:
             if prefilling.size:
                 yield from self._mixed_step(run, prefilling)
             elif not arrived_waiting and self.policy.k_for_batch is None:
-                yield from self._drain(run, t_limit)
+                if (yield from self._drain(run, t_limit)):
+                    continue  # its sequences fit the cache throughout: nothing to preempt
             else:
                 yield from self._decode_segment(run, t_limit)
             self._preempt()
@@ -489,7 +490,8 @@ class ReplicaSim:
     def _drain(self, run, t_limit: float):
         """Nothing waits and nothing prefills: cost the rest of the replica's decode in one vectorised
         pass (the batch shrinks as sequences finish; each iteration's KV is the sum of the live sequences'
-        own lengths), stopping early at ``t_limit`` or before the KV cache would overflow."""
+        own lengths), stopping early at ``t_limit`` or before the KV cache would overflow. Returns whether the
+        running sequences' prompts and responses fit the cache together (then no overflow is possible)."""
         k = self.policy.k(run.size)
         ctx0 = self._ctx(run)
         rem = self.N[run] - self.gen[run]
@@ -567,6 +569,7 @@ class ReplicaSim:
                 n_live = run.size - np.cumsum(np.bincount(gone, minlength=F + 2))[:F]
             self._record(self.t + csum[:F], dts, n_live[:F], n_live[:F] * (k + 1), np.full(F, k))
         self.t = float(self.t + csum[F - 1])
+        return fits
 
     def _decode_segment(self, run, t_limit: float):
         """Iterations of pure decode until the next event (a finish, KV overflow, ``t_limit``)."""
