@@ -68,14 +68,25 @@ def _child(point: dict, calibration: str, cpu: int | None) -> None:
     from rlsim.scenario import build_scenario
 
     calls = {"n": 0}
-    for name in ("iteration_time_s", "decode_segment_time_s", "decode_iterations_time_s"):
-        orig = getattr(IterationCostModel, name)
+    try:  # the engine's cost requests (one per event), evaluated in batches across replicas (issue 17)
+        from rlsim.engine import replica as _replica
 
-        def counted(self, *a, _orig=orig, **kw):
-            calls["n"] += 1
-            return _orig(self, *a, **kw)
+        orig_eval = _replica._evaluate
 
-        setattr(IterationCostModel, name, counted)
+        def counted_eval(batch, _orig=orig_eval):
+            calls["n"] += len(batch)
+            return _orig(batch)
+
+        _replica._evaluate = counted_eval
+    except AttributeError:  # before: one cost-model call per event
+        for name in ("iteration_time_s", "decode_segment_time_s", "decode_iterations_time_s"):
+            orig = getattr(IterationCostModel, name)
+
+            def counted(self, *a, _orig=orig, **kw):
+                calls["n"] += 1
+                return _orig(self, *a, **kw)
+
+            setattr(IterationCostModel, name, counted)
     kw = {k: v for k, v in point.items() if k != "series"}
     # warm-up: imports, catalog, calibration tables (fitted once per process)
     project(build_scenario(model=kw["model"], gpus=64, num_prompts_per_step=2, k=3, calibration=calibration))

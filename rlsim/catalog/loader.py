@@ -128,10 +128,29 @@ def _mapping_without_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode,
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
 
+if getattr(yaml, "__with_libyaml__", False):
+    class _UniqueKeyCLoader(yaml.CSafeLoader):
+        """``_UniqueKeyLoader`` on libyaml's parser (10x faster: catalog files are read at every start-up)."""
+
+    _UniqueKeyCLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+else:  # pragma: no cover - PyYAML built without libyaml
+    _UniqueKeyCLoader = None
+
+
+def _load_yaml(text: str):
+    """Parse with libyaml when the text is plain (the same mapping); any text the pure-Python reader would refuse,
+    and any error, goes through the pure-Python loader, so errors read exactly as before."""
+    if _UniqueKeyCLoader is not None and not yaml.reader.Reader.NON_PRINTABLE.search(text):
+        try:
+            return yaml.load(text, Loader=_UniqueKeyCLoader)  # noqa: S506 (a SafeLoader)
+        except yaml.YAMLError:
+            pass
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+
 
 def load_yaml_model(path: Path, cls: type[T], overrides: dict | None = None) -> T:
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+        raw = _load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         raise CatalogError(f"{path}: not valid YAML{_yaml_where(e)}") from None
     except UnicodeDecodeError as e:

@@ -21,6 +21,7 @@ max(FLOPs / peak, bytes / bandwidth) + 3 us (so latency-bound kernels do not get
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from dataclasses import dataclass, field
@@ -54,15 +55,22 @@ _KV_GRID = np.arange(0.0, 26.01, 0.25)  # log2 of mean KV tokens per sequence
 _TOK_GRID = np.arange(-2.0, 24.01, 0.125)  # log2 of tokens / rows
 
 
-def _nearest(d: np.ndarray, k: int) -> np.ndarray:
+def _nearest(d: np.ndarray, k: int, groups: np.ndarray | None = None) -> np.ndarray:
     """Column indices of the ``k`` smallest distances of each row, ties broken by row index.
 
     On a regular grid many neighbours are exactly equally distant; ``np.argpartition`` returns such
     ties in an order that depends on the CPU's SIMD path, so the fit (and every simulated number)
     could differ between machines. Distances are first rounded to 1e-9 relative, so that two that
     are equal in exact arithmetic but differ in the last bit (summation order) also tie, then sorted
-    stably: the nearest k, and among equals the lowest row index, on every machine."""
-    scale = np.where(np.isfinite(d), np.abs(d), 0.0).max(initial=0.0) or 1.0
+    stably: the nearest k, and among equals the lowest row index, on every machine.
+
+    ``groups`` (sizes of consecutive row groups): each group rounded by its own scale, as if it were its own call."""
+    if groups is None:
+        scale = np.where(np.isfinite(d), np.abs(d), 0.0).max(initial=0.0) or 1.0
+    else:
+        row_max = np.where(np.isfinite(d), np.abs(d), 0.0).max(axis=1, initial=0.0)
+        g = np.maximum.reduceat(row_max, np.concatenate([[0], np.cumsum(groups)[:-1]]))
+        scale = np.repeat(np.where(g == 0.0, 1.0, g), groups)[:, None]
     dq = np.where(np.isfinite(d), np.round(d / scale, 9), np.inf)
     k = min(k, dq.shape[1])
     # the k-th smallest value (an order-free quantity), then: every column below it, and the lowest-index
@@ -71,7 +79,7 @@ def _nearest(d: np.ndarray, k: int) -> np.ndarray:
     less = dq < kth
     eq = dq == kth
     need = k - less.sum(axis=1, keepdims=True)
-    sel = less | (eq & (np.cumsum(eq, axis=1) <= need))
+    sel = less | (eq & (np.cumsum(eq.astype(np.int64), axis=1) <= need))
     return np.nonzero(sel)[1].reshape(dq.shape[0], k)
 
 
@@ -89,12 +97,13 @@ class LogRatioKNN:
         self.lo = self.Z.min(axis=0)
         self.hi = self.Z.max(axis=0)
 
-    def predict(self, Zq: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
+    def predict(self, Zq: np.ndarray, exclude: np.ndarray | None = None, groups: np.ndarray | None = None) -> np.ndarray:
+        """``groups``: sizes of consecutive query groups, each predicted as if alone (see ``_nearest``)."""
         Zq = np.atleast_2d(np.asarray(Zq, float)) * self.scale
         d = np.sqrt(((Zq[:, None, :] - self.Z[None, :, :]) ** 2).sum(-1))
         if exclude is not None:
             d[np.arange(len(Zq)), exclude] = np.inf
-        idx = _nearest(d, self.k)
+        idx = _nearest(d, self.k, groups)
         dd = np.take_along_axis(d, idx, 1)
         w = 1.0 / (dd + 1e-3)
         return (w * self.y[idx]).sum(1) / w.sum(1)
@@ -114,6 +123,19 @@ class LogRatioKNN:
     def outside(self, Zq: np.ndarray) -> bool:
         Zq = np.atleast_2d(np.asarray(Zq, float)) * self.scale
         return bool(((Zq < self.lo - 1e-9) | (Zq > self.hi + 1e-9)).any())
+
+
+def _runs(*cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(start, length) of each run of consecutive equal rows of ``cols`` (1-D arrays of one length)."""
+    n = cols[0].size
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    brk = np.zeros(n, bool)
+    brk[0] = True
+    for c in cols:
+        brk[1:] |= c[1:] != c[:-1]
+    start = np.flatnonzero(brk)
+    return start, np.diff(np.append(start, n))
 
 
 def _roof(flops, bytes_, peak, bw):
@@ -404,7 +426,9 @@ def load_tables(gpu: str) -> CalibrationTables:
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache.with_suffix(".tmp")
-            tmp.write_bytes(pickle.dumps(t))
+            # without the raw tables (pandas frames, read by the calibration report, which fits afresh): loading
+            # the cache then needs no pandas, a third of a projection's start-up
+            tmp.write_bytes(pickle.dumps(dataclasses.replace(t, frames={}, curves={})))
             tmp.replace(cache)
         except OSError:
             pass
@@ -511,58 +535,109 @@ class CalibratedTimer(KernelTimer):
                     kv_dtype="bf16", kv_spread=1.0):
         n_seqs, kv, pairs, qt = np.broadcast_arrays(*(np.asarray(x, float) for x in (n_seqs, kv_read_tokens, qk_pairs,
                                                                                         q_tokens)))
+        # a long call repeating the previous one (a draft pass with the target's attention shape over the same
+        # batches) gets the previous answer: the same inputs give the same seconds
+        memo = 256 <= n_seqs.size <= (1 << 21)
+        if memo:
+            key = (n_q_heads, n_kv_heads, head_dim, kv_dtype, kv_spread, None if self._call_groups is None
+                   else self._call_groups.tobytes())
+            for k_, args, out in self._recent_attention:
+                if k_ == key and args[0].shape == n_seqs.shape and all(
+                        np.array_equal(a, b) for a, b in zip(args, (n_seqs, kv, pairs, qt))):
+                    return out
+        out = self._attention_s(n_seqs, kv, pairs, qt, n_q_heads, n_kv_heads, head_dim, kv_dtype, kv_spread)
+        if memo:
+            out.flags.writeable = False
+            self._recent_attention = [(key, (n_seqs.copy(), kv.copy(), pairs.copy(), qt.copy()), out),
+                                      *self._recent_attention[:1]]
+        return out
+
+    _recent_attention: list = []  # the last two long calls (an instance attribute once set)
+
+    def _attention_s(self, n_seqs, kv, pairs, qt, n_q_heads, n_kv_heads, head_dim, kv_dtype, kv_spread):
+        shape = n_seqs.shape
+        n_seqs, kv, pairs, qt = n_seqs.ravel(), kv.ravel(), pairs.ravel(), qt.ravel()
         peak, bw = self._src()
-        kvb = kv * (0.5 if kv_dtype == "fp8" else 1.0)
+        kvb = kv * 0.5 if kv_dtype == "fp8" else kv  # (x 1.0 is x)
         spread = float(np.clip(kv_spread, 1.0, 64.0))
-        Z, roof = attention_query(n_seqs, kvb, pairs, qt, n_q_heads, n_kv_heads, head_dim, peak, bw, spread)
+        # attention_query's features and roofline (the same operations, element for element), computed lean: what
+        # depends only on (sequences, query tokens) once per run of equal values (a decode stretch's iterations
+        # share them), the constant features once, the same expression once
+        B = np.maximum(n_seqs, 1e-9)
+        rs, rl = _runs(n_seqs, qt)
+        q_per = qt[rs] / B[rs]  # query rows per sequence, per run
+        zq = np.log2(np.maximum(q_per, 1.0))
+        zkv = np.log2(np.maximum(kvb / B, 1.0))
+        flops = 4.0 * pairs * n_q_heads * head_dim
+        kv_bytes = kvb * 2 * n_kv_heads * head_dim * 2.0
         # cached 1D curves over mean KV per (batch, q, heads): the hot path only interpolates
-        key_b = np.round(n_seqs, 2).ravel()
-        key_q = np.round(Z[..., 2].ravel() * 4) / 4
+        key_b = np.round(n_seqs[rs], 2)
+        key_q = np.round(zq * 4) / 4
         # verification (2..16 queries per sequence): an engine's kernel reads each sequence's KV once, as in
         # decode (FA3 / FlashInfer, and the ground-truth harness). The torch microbenchmark could only time
         # verify as two calls + a log-sum-exp merge, which no engine runs; so verify = the measured decode
         # kernel at the same (batch, KV) + the extra query rows' FLOPs at the attention compute efficiency.
-        verify = (key_q > 0) & (key_q <= 4.0)
-        extra_s = np.zeros(key_q.size)
-        if verify.any():
-            q_per = (qt / np.maximum(n_seqs, 1e-9)).ravel()
-            extra_pairs = pairs.ravel() - kv.ravel() / np.maximum(q_per, 1.0)
-            extra_s = np.where(verify, np.maximum(extra_pairs, 0) * 4.0 * n_q_heads * head_dim
-                               / (peak * self.efficiency["attention_compute"]), 0.0)
-            key_q = np.where(verify, 0.0, key_q)
-        if key_b.size <= 4:  # a few one-off points (prefill steps): predict directly, no curve to cache
-            Zd = Z.reshape(-1, 6).copy()
-            Zd[:, 2] = key_q
-            lr = self.tables.attention.predict(Zd).reshape(n_seqs.shape)
-            return self._finish_attention(lr, roof, verify, extra_s, Z, zkv_max=float(Z[..., 1].max(initial=0)),
-                                          n_seqs=n_seqs, pairs=pairs, kvb=kvb, n_q_heads=n_q_heads,
-                                          n_kv_heads=n_kv_heads, head_dim=head_dim, peak=peak, bw=bw, spread=spread, kv=kv)
-        # one cached curve over mean KV per (batch, q, heads, unevenness); interpolate all calls at once
-        code = np.round(key_b * 100).astype(np.int64) * 128 + np.round(key_q * 4).astype(np.int64)
-        uniq, inv = np.unique(code, return_inverse=True)
+        verify_r = (key_q > 0) & (key_q <= 4.0)
+        verify = np.repeat(verify_r, rl)
+        extra_s = 0.0  # (+ 0.0 leaves a time unchanged)
+        if verify_r.any():
+            extra_pairs = pairs - kv / np.repeat(np.maximum(q_per, 1.0), rl)
+            extra_s = np.maximum(extra_pairs, 0) * 4.0 * n_q_heads * head_dim / (peak * self.efficiency["attention_compute"])
+            if not verify_r.all():
+                extra_s = np.where(verify, extra_s, 0.0)
+            key_q = np.where(verify_r, 0.0, key_q)
+        groups = self._call_groups
+        if groups is not None and int(groups.sum()) != kv.size:
+            raise ValueError(f"call_groups cover {int(groups.sum())} elements, attention_s got {kv.size}")
+        if groups is None:
+            groups = np.array([kv.size])
+        # a call of a few one-off points (prefill steps) predicts directly, no curve to cache; a longer one
+        # interpolates one cached curve over mean KV per (batch, q, heads, unevenness)
+        direct = np.repeat(groups <= 4, groups)
+        lr = np.empty(kv.size)
+        z_b_max = 0.0
+        if direct.any():
+            Zd = np.empty((int(direct.sum()), 6))
+            Zd[:, 0] = np.log2(B[direct])
+            Zd[:, 1] = zkv[direct]
+            Zd[:, 2] = np.repeat(key_q, rl)[direct]
+            Zd[:, 3] = np.log2(float(n_kv_heads))
+            Zd[:, 4] = np.log2(np.asarray(n_q_heads, float) / np.asarray(n_kv_heads, float))
+            Zd[:, 5] = np.log2(max(spread, 1.0))
+            lr[direct] = self.tables.attention.predict(Zd, groups=groups[groups <= 4])
+            z_b_max = float(Zd[:, 0].max(initial=0))
+        if not direct.all():
+            cv = ~direct
+            code = np.round(key_b * 100).astype(np.int64) * 128 + np.round(key_q * 4).astype(np.int64)
+            lr[cv] = self._curve_lr(np.repeat(code, rl)[cv], zkv[cv], n_q_heads, n_kv_heads, spread)
+            z_b_max = max(z_b_max, float(np.log2(B[cv].max())))
+        if float(zkv.max(initial=0)) > self.tables.attention.hi[1] or z_b_max > self.tables.attention.hi[0]:
+            self.extrapolated.add("attention beyond the measured batch or KV length (efficiency of the nearest "
+                                  "measured points, magnitude from the roofline)")
+        # the roofline of each point: its own (plain rows), or the decode kernel's over the same KV (verification:
+        # one query row per sequence's head group)
+        all_verify = bool(verify_r.all())
+        if not all_verify:
+            roof = _roof(flops, kv_bytes + qt * 2 * n_q_heads * head_dim * 2.0, peak, bw)
+        if verify_r.any():
+            roof1 = _roof(4.0 * kv * n_q_heads * head_dim, kv_bytes + n_seqs * 2 * n_q_heads * head_dim * 2.0, peak, bw)
+            roof = roof1 if all_verify else np.where(verify, roof1, roof)
+        t = roof * np.exp(lr) + extra_s
+        out = self._move(t, flops, kv_bytes)
+        return (out if bool((n_seqs > 0).all()) else np.where(n_seqs > 0, out, 0.0)).reshape(shape)
+
+    def _curve_lr(self, code, zkv, n_q_heads, n_kv_heads, spread):
+        """log(time / roofline) of attention points from the cached curves over mean KV (linear interpolation);
+        ``code``: round(batch, 2) x 100 x 128 + round(log2 q, 1/4) x 4 of each point."""
+        rs, rl = _runs(code)
+        uniq, inv_r = np.unique(code[rs], return_inverse=True)
+        inv = np.repeat(inv_r, rl)
         curves = np.stack([self._att_curve(float(c // 128) / 100, float(c % 128) / 4, n_q_heads, n_kv_heads, spread)
                            for c in uniq])
-        zkv = Z[..., 1].ravel()
         x = np.clip((zkv - _KV_GRID[0]) / (_KV_GRID[1] - _KV_GRID[0]), 0, _KV_GRID.size - 1)
         i0 = np.minimum(x.astype(np.int64), _KV_GRID.size - 2)
         frac = x - i0
-        lr = (curves[inv, i0] * (1 - frac) + curves[inv, i0 + 1] * frac).reshape(n_seqs.shape)
-        return self._finish_attention(lr, roof, verify, extra_s, Z, zkv_max=float(zkv.max(initial=0)), n_seqs=n_seqs,
-                                      pairs=pairs, kvb=kvb, n_q_heads=n_q_heads, n_kv_heads=n_kv_heads,
-                                      head_dim=head_dim, peak=peak, bw=bw, spread=spread, kv=kv)
-
-    def _finish_attention(self, lr, roof, verify, extra_s, Z, zkv_max, n_seqs, pairs, kvb, n_q_heads, n_kv_heads,
-                          head_dim, peak, bw, spread, kv):
-        if zkv_max > self.tables.attention.hi[1] or float(Z[..., 0].max(initial=0)) > self.tables.attention.hi[0]:
-            self.extrapolated.add("attention beyond the measured batch or KV length (efficiency of the nearest "
-                                  "measured points, magnitude from the roofline)")
-        if verify.any():  # the decode kernel over the same KV (one query row per sequence's head group)
-            _, roof1 = attention_query(n_seqs, kvb, kv, n_seqs, n_q_heads, n_kv_heads, head_dim, peak, bw, spread)
-            roof = np.where(verify.reshape(roof.shape), roof1, roof)
-        t = roof * np.exp(lr) + extra_s.reshape(roof.shape)
-        flops = 4.0 * pairs * n_q_heads * head_dim
-        bytes_ = kvb * 2 * n_kv_heads * head_dim * 2.0
-        return np.where(n_seqs > 0, self._move(t, flops, bytes_), 0.0)
+        return curves[inv, i0] * (1 - frac) + curves[inv, i0 + 1] * frac
 
     def _att_curve(self, b_val, q_val, n_q, n_kv, spread):
         sp = round(float(np.log2(spread)) * 2) / 2  # half-octave bins of unevenness

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 import numpy as np
@@ -124,6 +125,36 @@ def load_engine_tables(gpu: str) -> EngineTables:
         avail = sorted(d.name for d in root.iterdir() if (d / "engine.csv").is_file())
         raise CalibrationDataError(f"no engine mechanism table calibration/{gpu}/engine.csv (measured by "
                                    f"rlsim/calibration/mb_engine.py); available: {', '.join(avail) or 'none'}")
+    # the parsed tables are cached on disk keyed by the files and this module (reading the CSV needs pandas)
+    import hashlib
+    import os
+    import pickle
+
+    h = hashlib.sha256(b"rlsim-engine-tables")
+    mp = root / gpu / "meta_engine.json"
+    for f in (Path(__file__), p, mp):
+        if f.is_file():
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+    cache = Path(os.environ.get("RLSIM_CACHE_DIR", Path.home() / ".cache" / "rlsim")) / \
+        f"engine-{gpu}-{h.hexdigest()[:16]}.pkl"
+    if cache.is_file():
+        try:
+            return pickle.loads(cache.read_bytes())
+        except Exception:  # noqa: BLE001 - a bad cache is just rebuilt
+            pass
+    t = _read_engine_tables(root, gpu, p)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp")
+        tmp.write_bytes(pickle.dumps(t))
+        tmp.replace(cache)
+    except OSError:
+        pass
+    return t
+
+
+def _read_engine_tables(root: Path, gpu: str, p: Path) -> EngineTables:
     import pandas as pd
 
     frames = []

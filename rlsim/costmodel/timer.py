@@ -10,6 +10,7 @@ Every method is vectorised: size arguments may be numpy arrays, and an array of 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import dataclass, field
 
@@ -115,6 +116,22 @@ class KernelTimer:
     # launches inside one moe_s call whose gaps its time already contains (a measured, graph-replayed MoE
     # block); the roofline's moe_s is pure device work, so 0 here
     moe_kernels_with_gaps_inside: int = 0
+
+    # ---------------------------------------------------------------- batched evaluation
+    @contextlib.contextmanager
+    def call_groups(self, sizes):
+        """Inside this context, every ``attention_s`` call evaluates consecutive groups of ``sizes`` elements
+        (the rollout engine costing many replicas' events at once) exactly as if each group were its own call.
+        The roofline's ops are elementwise, so only calibrated timers (whose few-point attention lookups
+        depend on the call) read it."""
+        prev = self._call_groups
+        self._call_groups = np.asarray(sizes, np.int64)
+        try:
+            yield
+        finally:
+            self._call_groups = prev
+
+    _call_groups = None
 
     # ---------------------------------------------------------------- helpers
     def _roof(self, flops, bytes_, dtype: str, cls: str):

@@ -44,6 +44,8 @@ rank; they add up to ``seconds``) and ``details`` the layout facts (micro-batche
 
 from __future__ import annotations
 
+import copy
+import heapq
 import math
 from dataclasses import dataclass, field
 
@@ -141,19 +143,51 @@ class LayoutCost:
 
 def first_fit_decreasing(lengths: np.ndarray, capacity: int) -> list[list[int]]:
     """NeMo-RL's ``modified_first_fit_decreasing`` in its plain form: sequences (longest first) into the first bin
-    with room; a sequence longer than a bin gets a bin of its own."""
+    with room; a sequence longer than a bin gets a bin of its own.
+
+    Computed a run of equal lengths at a time (padded lengths repeat): first fit places equal items into the bins
+    with room for one, from the left, each bin taking as many as fit, then opens new bins each holding
+    ``capacity // n`` (at least one). The same bins as the one-at-a-time scan, in the same order."""
+    lengths = np.asarray(lengths)
+    order = np.argsort(-lengths, kind="stable")
+    sizes = lengths[order]
+    if sizes.dtype.kind not in "iu":
+        sizes = np.array([int(v) for v in sizes.tolist()], np.int64)
+    sizes = sizes.astype(np.int64)
+    items = order.tolist()
     bins: list[list[int]] = []
-    room: list[int] = []
-    for i in np.argsort(-np.asarray(lengths), kind="stable"):
-        n = int(lengths[i])
-        for b, r in enumerate(room):
-            if n <= r:
-                bins[b].append(int(i))
-                room[b] -= n
-                break
-        else:
-            bins.append([int(i)])
-            room.append(capacity - n)
+    if not items:
+        return bins
+    rooms = np.zeros(max(len(items), 1), np.int64)  # free room of each open bin
+    cuts = np.flatnonzero(np.diff(sizes)) + 1
+    for a, b in zip(np.concatenate([[0], cuts]).tolist(), np.concatenate([cuts, [len(items)]]).tolist()):
+        n, m, pos = int(sizes[a]), b - a, a
+        nb = len(bins)
+        elig = np.flatnonzero(rooms[:nb] >= n)
+        if n <= 0:  # empty items all go to the first bin with room (or a new one)
+            if elig.size:
+                bins[int(elig[0])].extend(items[a:b])
+            else:
+                rooms[nb] = capacity - n
+                bins.append(items[a:b])
+            continue
+        if elig.size:
+            fit = rooms[elig] // n  # items each of these bins takes, left to right, until the run is placed
+            done = np.cumsum(fit)
+            last = int(np.searchsorted(done, m, side="left"))
+            take = fit[: last + 1].copy()
+            if last < take.size:
+                take[-1] = m - (int(done[last - 1]) if last else 0)
+            for e, t in zip(elig[: take.size].tolist(), take.tolist()):
+                bins[e].extend(items[pos: pos + t])
+                rooms[e] -= t * n
+                pos += t
+        per_bin = max(capacity // n, 1)
+        while pos < b:
+            t = min(per_bin, b - pos)
+            rooms[len(bins)] = capacity - t * n
+            bins.append(items[pos: pos + t])
+            pos += t
     return bins
 
 
@@ -170,6 +204,16 @@ class TrainingLayoutModel:
 
     def __post_init__(self):
         self.layout = resolve_layout(self.model, self.par, self.gpus)
+        self._memo: dict = {}  # (pass, lengths) -> LayoutCost: steps that train the same sequences (the AR and the
+        # speculative run of one step, async steps) are priced once
+
+    def _memoized(self, key: tuple, lengths: np.ndarray, compute) -> LayoutCost:
+        lengths = np.asarray(lengths)
+        key = key + (lengths.dtype.str, lengths.shape, lengths.tobytes())
+        c = self._memo.get(key)
+        if c is None:
+            c = self._memo[key] = compute(lengths)
+        return copy.deepcopy(c)
 
     # ------------------------------------------------------------------ packing
     def _pad(self, lengths: np.ndarray) -> np.ndarray:
@@ -183,17 +227,18 @@ class TrainingLayoutModel:
         """Per DP rank, its micro-batches as lists of padded sequence lengths."""
         L = self.layout
         padded = self._pad(lengths)
+        pl = padded.tolist()
         if self.par.sequence_packing:
-            bins = [[int(padded[i]) for i in b] for b in first_fit_decreasing(padded, max(mb_tokens, int(padded.max())))]
+            bins = [[pl[i] for i in b] for b in first_fit_decreasing(padded, max(mb_tokens, int(padded.max())))]
         else:
-            order = np.arange(len(padded))
-            bins = [[int(padded[i]) for i in order[j:j + mb_seqs]] for j in range(0, len(order), mb_seqs)]
+            bins = [pl[j:j + mb_seqs] for j in range(0, len(pl), mb_seqs)]
         ranks: list[list[list[int]]] = [[] for _ in range(L.dp)]
-        load = np.zeros(L.dp)
+        # each bin (largest first) to the least-loaded rank, the lowest index among equals (a heap of (load, rank))
+        heap = [(0.0, r) for r in range(L.dp)]
         for b in sorted(bins, key=lambda x: -sum(x)):
-            r = int(np.argmin(load))
+            load, r = heapq.heappop(heap)
             ranks[r].append(b)
-            load[r] += sum(b)
+            heapq.heappush(heap, (load + sum(b), r))
         return ranks
 
     # ------------------------------------------------------------------ one layer, micro-batches, forward
@@ -292,7 +337,13 @@ class TrainingLayoutModel:
         for moe, n in ((False, n_dense), (True, n_moe)):
             if n == 0:
                 continue
-            comp, host = self._layer_fwd(T, pairs, n_seqs, moe)
+            memo = getattr(self, "_layer_memo", None)  # the stages of one pass share their layers' forward
+            if memo is not None and moe in memo:
+                comp, host = memo[moe]
+            else:
+                comp, host = self._layer_fwd(T, pairs, n_seqs, moe)
+                if memo is not None:
+                    memo[moe] = (comp, host)
             gpu_layer = zero
             for k_, v in comp.items():
                 f = fwd_mult
@@ -341,7 +392,11 @@ class TrainingLayoutModel:
             T = np.array([float(sum(mb)) for _, mb in flat])
             pairs = np.array([sum(s * (s + 1) / 2.0 for s in mb) for _, mb in flat])
             nseq = np.array([float(len(mb)) for _, mb in flat])
-            stages = [self._stage_time(s, T, pairs, nseq, passes) for s in range(L.pp)]
+            self._layer_memo = {}
+            try:
+                stages = [self._stage_time(s, T, pairs, nseq, passes) for s in range(L.pp)]
+            finally:
+                self._layer_memo = None
             tot = np.stack([sum(c.values()) for c in stages])  # [stage, micro-batch]
             slow = np.argmax(tot, axis=0)
             t_max_mb = tot[slow, np.arange(T.size)]
@@ -356,7 +411,7 @@ class TrainingLayoutModel:
                 if best is None or total > best[0]:
                     best = (total, sel, bubble)
             total, sel, bubble = best
-            for k_ in set().union(*(c.keys() for c in stages)):
+            for k_ in dict.fromkeys(k for c in stages for k in c):  # first-seen order: the same sum every run
                 v = sum(float(stages[s][k_][j]) for j, s in zip(np.flatnonzero(sel), slow[sel]) if k_ in stages[s])
                 comp_total[k_] = comp_total.get(k_, 0.0) + v
             comp_total["pipeline_bubble"] = comp_total.get("pipeline_bubble", 0.0) + bubble
@@ -414,7 +469,12 @@ class TrainingLayoutModel:
 
     # ------------------------------------------------------------------ public
     def training(self, lengths: np.ndarray) -> LayoutCost:
-        lengths = np.asarray(lengths)
+        return self._memoized(("train",), lengths, self._training)
+
+    def logprob(self, lengths: np.ndarray, passes: int) -> LayoutCost:
+        return self._memoized(("logprob", passes), lengths, lambda x: self._logprob(x, passes))
+
+    def _training(self, lengths: np.ndarray) -> LayoutCost:
         gbs = self.par.train_global_batch_size or max(len(lengths), 1)
         n_opt = max(1, math.ceil(len(lengths) / gbs))
         c = self._pass(lengths, "train", n_opt)
@@ -433,8 +493,7 @@ class TrainingLayoutModel:
         c.details["optimizer_steps"] = n_opt
         return LayoutCost(secs, comps, c.details, self.flops(lengths, train=True))
 
-    def logprob(self, lengths: np.ndarray, passes: int) -> LayoutCost:
-        lengths = np.asarray(lengths)
+    def _logprob(self, lengths: np.ndarray, passes: int) -> LayoutCost:
         c = self._pass(lengths, "fwd", 1)
         if lengths.size == 0:
             return LayoutCost(0.0, {}, c.details, 0.0)

@@ -31,10 +31,15 @@ from typing import Callable
 
 import numpy as np
 
-from ..costmodel import IterationBatch, IterationCostModel
+from ..costmodel import IterationCostModel
+from ..costmodel.batched import decode_points_time_s, interpolation_points, mixed_steps_time_s, points_with_changes
 from ..speculation import AcceptanceModel
 
 WAITING, RUNNING, DONE = 0, 1, 2
+# per-sequence arrays of a replica: (name, dtype, value of a new sequence; None: set by ``add``)
+_SEQ_FIELDS = (("P", np.int64, None), ("N", np.int64, None), ("gen", np.int64, 0), ("need", np.int64, None),
+               ("pre", np.int64, 0), ("status", np.int8, WAITING), ("admit_seq", np.int64, -1),
+               ("finish", float, np.nan), ("admit_time", float, np.nan), ("arrival", float, None))
 
 
 @dataclass
@@ -116,8 +121,9 @@ class _AdvanceStreams:
 
     Rounds are i.i.d. given the policy, so drawing a sequence's future rounds up front is the same
     process as drawing them one at a time; it lets a stretch of decode find its first finisher with
-    one ``searchsorted``. Layout per k: one flat array; sequence i owns ``slots_i`` entries (a leading
-    0, then cumulative advances); ``flat`` adds ``i * big`` so that the whole array is sorted."""
+    one ``searchsorted``. Layout per k: one array ``flat``; sequence i owns ``slots_i`` entries, its
+    cumulative advances after 0, 1, 2, ... rounds plus ``i * big``, so that the whole array is sorted.
+    Callers use differences of entries of one row (tokens advanced between two rounds)."""
 
     def __init__(self, policy: SpecPolicy, rng: np.random.Generator):
         self.policy, self.rng = policy, rng
@@ -136,35 +142,37 @@ class _AdvanceStreams:
             if not dead.any():
                 continue
             keep_elem = ~np.repeat(dead, st["slots"])
-            st["cum"] = st["cum"][keep_elem].copy()
             st["flat"] = st["flat"][keep_elem].copy()
             st["slots"] = np.where(dead, 0, st["slots"])
             st["start"] = np.concatenate([[0], np.cumsum(st["slots"])[:-1]]).astype(np.int64)
-            st.pop("cum_buf", None)
             st.pop("flat_buf", None)
-
-    def _rows(self, k: int, idx: np.ndarray, rounds: np.ndarray, before: np.ndarray):
-        adv = np.asarray(self.policy.sample_rounds(self.rng, k, rounds, idx, before), np.int64)
-        slots = rounds + 1
-        start = np.concatenate([[0], np.cumsum(slots)[:-1]]).astype(np.int64)
-        vals = np.zeros(int(slots.sum()), np.int64)
-        mask = np.ones(vals.size, bool)
-        mask[start] = False
-        vals[mask] = adv
-        g = np.cumsum(vals)
-        return g - np.repeat(g[start], slots), start, slots
 
     BIG = np.int64(1) << 31  # row offset in ``flat``: larger than any sequence's token count
 
-    def _flat(self, cum: np.ndarray, slots: np.ndarray, first_row: int) -> np.ndarray:
-        return cum + np.repeat(np.arange(first_row, first_row + slots.size, dtype=np.int64) * self.BIG, slots)
-
-    def _repack(self, st: dict) -> dict:
-        st["big"] = int(self.BIG)
-        st["flat"] = self._flat(st["cum"], st["slots"], 0)
-        st.pop("flat_buf", None)
-        st.pop("cum_buf", None)
-        return st
+    def _rows(self, k: int, idx: np.ndarray, rounds: np.ndarray, before: np.ndarray, row_ids: np.ndarray | None):
+        """Draw ``rounds[j]`` more rounds of sequences ``idx``: (entries, starts, slots), each row a leading entry
+        then the cumulative advances, offset by ``row_ids[j] * big`` (None: no offset)."""
+        adv = self.policy.sample_rounds(self.rng, k, rounds, idx, before)
+        rounds = np.asarray(rounds, np.int64)
+        slots = rounds + 1
+        start = np.zeros(slots.size, np.int64)
+        np.cumsum(slots[:-1], out=start[1:])
+        off = np.zeros(slots.size, np.int64) if row_ids is None else np.asarray(row_ids, np.int64) * self.BIG
+        g = np.cumsum(np.asarray(adv).astype(np.int64))  # running sum over all rows' advances (widened first: fast)
+        first = start - np.arange(slots.size)  # each row's first advance in ``adv``
+        prev = np.where(first > 0, g[np.maximum(first - 1, 0)], 0) if g.size else np.zeros(slots.size, np.int64)
+        shift = off - prev  # row j's entries: its offset, then g - g(before the row) + offset
+        vals = np.empty(int(adv.size + slots.size), np.int64)
+        if slots.size * 200 < adv.size:  # long rows: copy row by row
+            for j, (s0, f0, r) in enumerate(zip(start.tolist(), first.tolist(), rounds.tolist())):
+                vals[s0] = off[j]
+                np.add(g[f0: f0 + r], shift[j], out=vals[s0 + 1: s0 + 1 + r])
+        else:
+            mask = np.ones(vals.size, bool)
+            mask[start] = False
+            vals[mask] = g + np.repeat(shift, rounds)
+            vals[start] = off
+        return vals, start, slots
 
     def _initial_rounds(self, k: int, N: np.ndarray) -> np.ndarray:
         al = self.policy.expected_advance(k)
@@ -175,52 +183,67 @@ class _AdvanceStreams:
         n_rows = self.N.size
         if st is None:
             idx = np.arange(n_rows)
-            cum, start, slots = self._rows(k, idx, self._initial_rounds(k, self.N), np.zeros(n_rows, np.int64))
-            st = self.streams[k] = self._repack({"cum": cum, "start": start, "slots": slots,
-                                                 "ptr": np.zeros(n_rows, np.int64)})
+            flat, start, slots = self._rows(k, idx, self._initial_rounds(k, self.N), np.zeros(n_rows, np.int64), idx)
+            st = self.streams[k] = {"flat": flat, "start": start, "slots": slots, "ptr": np.zeros(n_rows, np.int64),
+                                    "big": int(self.BIG), "tgt": np.full(n_rows, -1, np.int64),
+                                    "col": np.zeros(n_rows, np.int64)}
         elif st["slots"].size < n_rows:  # sequences added since the stream was drawn
             old = st["slots"].size
             idx = np.arange(old, n_rows)
-            cum, start, slots = self._rows(k, idx, self._initial_rounds(k, self.N[old:]), np.zeros(idx.size, np.int64))
-            st["start"] = np.concatenate([st["start"], start + st["cum"].size])
-            _append(st, "flat", self._flat(cum, slots, old))
-            _append(st, "cum", cum)
+            flat, start, slots = self._rows(k, idx, self._initial_rounds(k, self.N[old:]), np.zeros(idx.size, np.int64),
+                                            idx)
+            st["start"] = np.concatenate([st["start"], start + st["flat"].size])
+            _append(st, "flat", flat)
             st["slots"] = np.concatenate([st["slots"], slots])
             st["ptr"] = np.concatenate([st["ptr"], np.zeros(idx.size, np.int64)])
+            st["tgt"] = np.concatenate([st["tgt"], np.full(idx.size, -1, np.int64)])
+            st["col"] = np.concatenate([st["col"], np.zeros(idx.size, np.int64)])
         return st
 
     def extend(self, k: int, rows: np.ndarray) -> None:
         """Append more rounds to some sequences (rare: one needed more rounds than drawn)."""
         st = self.streams[k]
         rows = np.unique(rows)
+        flat, start, slots = st["flat"], st["start"], st["slots"]
         parts, starts, pos = [], [], 0
         extra = {int(i): None for i in rows}
-        last = st["cum"][st["start"] + st["slots"] - 1]
-        add_rounds = np.maximum(st["slots"][rows] - 1, 16)
-        cum_new, s_new, sl_new = self._rows(k, rows, add_rounds, last[rows])
+        last = flat[start + slots - 1]  # row offset included
+        last_tokens = last - np.arange(slots.size, dtype=np.int64) * self.BIG
+        add_rounds = np.maximum(slots[rows] - 1, 16)
+        cum_new, s_new, sl_new = self._rows(k, rows, add_rounds, last_tokens[rows], None)
         for j, i in enumerate(rows):
             extra[int(i)] = cum_new[s_new[j] + 1: s_new[j] + sl_new[j]] + last[i]
-        for i in range(st["slots"].size):
-            seg = st["cum"][st["start"][i]: st["start"][i] + st["slots"][i]]
+        for i in range(slots.size):
+            seg = flat[start[i]: start[i] + slots[i]]
             e = extra.get(i)
             if e is not None:
                 seg = np.concatenate([seg, e])
             starts.append(pos)
             parts.append(seg)
             pos += seg.size
-        st["cum"] = np.concatenate(parts)
+        st["flat"] = np.concatenate(parts)
         st["start"] = np.asarray(starts, np.int64)
         st["slots"] = np.asarray([p.size for p in parts], np.int64)
-        self._repack(st)
+        st["tgt"][:] = -1  # rows grew: look every finishing round up again
+        st.pop("flat_buf", None)
 
     def locate(self, k: int, run: np.ndarray, rem: np.ndarray):
-        """For running sequences: (stream, their round pointer, stream start, tokens before, rounds to finish)."""
+        """For running sequences: (stream, their round pointer, stream start, entry at the pointer, rounds to
+        finish). Tokens advanced over the next j rounds: ``flat[start + ptr + j] - entry``."""
         while True:
             st = self.get(k)
             r = st["ptr"][run]
             s0 = st["start"][run]
-            base = st["cum"][s0 + r]
-            col = np.searchsorted(st["flat"], run * st["big"] + base + rem, side="left") - s0
+            base = st["flat"][s0 + r]
+            # the entry a sequence finishes at (its target) moves only when its tokens advance outside the stream
+            # (a prefill's first token, a mixed step's round): the finishing round of an unchanged target is reused
+            tgt = base + rem
+            col = st["col"][run]
+            miss = st["tgt"][run] != tgt
+            if miss.any():
+                col[miss] = np.searchsorted(st["flat"], tgt[miss], side="left") - s0[miss]
+                st["col"][run[miss]] = col[miss]
+                st["tgt"][run[miss]] = tgt[miss]
             short = col >= st["slots"][run]
             if not short.any():
                 return st, r, s0, base, col - r
@@ -236,11 +259,12 @@ class ReplicaSim:
         self.cost, self.policy, self.cfg, self.rng = cost, policy, cfg, rng
         self.t = float(start_time_s)
         self.start_time_s = float(start_time_s)
-        z = lambda dt: np.zeros(0, dt)  # noqa: E731
-        self.P, self.N, self.gen, self.need, self.pre = z(np.int64), z(np.int64), z(np.int64), z(np.int64), z(np.int64)
-        self.status, self.admit_seq = z(np.int8), z(np.int64)
-        self.finish, self.arrival, self.admit_time = z(float), z(float), z(float)
+        # per-sequence state: views of buffers that grow by doubling (``add``)
+        self._bufs = {name: np.zeros(0, dt) for name, dt, _ in _SEQ_FIELDS}
+        for name, _, _ in _SEQ_FIELDS:
+            setattr(self, name, self._bufs[name])
         self.queue: list[int] = []
+        self._latest_arrival = -np.inf
         self.pauses: list[list[float]] = []  # [start_s, duration_s, applied]
         self.stamp = 0
         self.stats = dict(iterations=0, busy=0.0, rounds=0, tokens=0, accepted=0, spec_rounds=0, preempt=0,
@@ -274,17 +298,25 @@ class ReplicaSim:
                 self.queue = [i for i in self.queue if self.status[i] != DONE]
             return idx
         n0 = self.P.size
-        idx = np.arange(n0, n0 + P.size)
-        self.P = np.concatenate([self.P, P])
-        self.N = np.concatenate([self.N, N])
-        self.gen = np.concatenate([self.gen, np.zeros(P.size, np.int64)])
-        self.need = np.concatenate([self.need, P])
-        self.pre = np.concatenate([self.pre, np.zeros(P.size, np.int64)])
-        self.status = np.concatenate([self.status, np.zeros(P.size, np.int8)])
-        self.admit_seq = np.concatenate([self.admit_seq, np.full(P.size, -1, np.int64)])
-        self.finish = np.concatenate([self.finish, np.full(P.size, np.nan)])
-        self.admit_time = np.concatenate([self.admit_time, np.full(P.size, np.nan)])
-        self.arrival = np.concatenate([self.arrival, np.broadcast_to(np.asarray(arrival_s, float), P.shape)])
+        n1 = n0 + P.size
+        idx = np.arange(n0, n1)
+        if n1 > self._bufs["P"].size:
+            cap = max(2 * n1, 64)
+            for name, dt, _ in _SEQ_FIELDS:
+                buf = np.empty(cap, dt)
+                buf[:n0] = getattr(self, name)
+                self._bufs[name] = buf
+        for name, _, fill in _SEQ_FIELDS:
+            v = self._bufs[name][:n1]
+            setattr(self, name, v)
+            if fill is not None:
+                v[n0:] = fill
+        self.P[n0:] = P
+        self.N[n0:] = N
+        self.need[n0:] = P
+        self.arrival[n0:] = np.broadcast_to(np.asarray(arrival_s, float), P.shape)
+        if P.size:
+            self._latest_arrival = max(self._latest_arrival, float(np.max(arrival_s)))
         self.queue.extend(int(i) for i in idx)
         if n0:
             self.streams.compact(self.status[:n0] == DONE)
@@ -300,9 +332,19 @@ class ReplicaSim:
         return self.pre[idx] + self.gen[idx] - (self.need[idx] - self.P[idx])
 
     def kv_used(self) -> int:
-        r = np.flatnonzero(self.status == RUNNING)
+        return int(self._kv_of(np.flatnonzero(self.status == RUNNING)).sum())
+
+    def _kv_of(self, r: np.ndarray) -> np.ndarray:
+        """KV tokens each of these running sequences holds."""
         pre, need = self.pre[r], self.need[r]
-        return int((pre + np.where(pre >= need, self.gen[r] - (need - self.P[r]), 0)).sum())
+        return pre + np.where(pre >= need, self.gen[r] - (need - self.P[r]), 0)
+
+    def _queue_arrivals(self) -> tuple[np.ndarray, bool]:
+        """(arrival times after now of queued sequences, whether a queued sequence has arrived)."""
+        if self._latest_arrival <= self.t:  # every sequence ever added has arrived
+            return _EMPTY, bool(self.queue)
+        arr = self.arrival[np.asarray(self.queue, np.int64)]
+        return arr[arr > self.t], bool((arr <= self.t).any())
 
     def running(self) -> np.ndarray:
         return np.flatnonzero(self.status == RUNNING)
@@ -323,42 +365,58 @@ class ReplicaSim:
     def _admit(self) -> None:
         if not self.queue:
             return
-        n_running = int((self.status == RUNNING).sum())
-        free = self.cfg.kv_capacity_tokens - self.kv_used()
-        while self.queue and n_running < self.cfg.max_num_seqs:
-            i = self.queue[0]
-            if self.arrival[i] > self.t or self.need[i] > free:
-                break
-            self.queue.pop(0)
-            self.status[i] = RUNNING
-            self.admit_seq[i] = self.stamp
-            if np.isnan(self.admit_time[i]):
-                self.admit_time[i] = self.t
-            self.stamp += 1
-            free -= int(self.need[i])
-            n_running += 1
+        r = np.flatnonzero(self.status == RUNNING)
+        n_running = r.size
+        free = self.cfg.kv_capacity_tokens - int(self._kv_of(r).sum())
+        # FCFS: the longest prefix of the queue that has arrived and whose prompts fit the free KV, one after another
+        room = self.cfg.max_num_seqs - n_running
+        if room > 0:
+            q = np.asarray(self.queue[:room], np.int64)
+            ok = (self.arrival[q] <= self.t) & (np.cumsum(self.need[q]) <= free)
+            m = int(np.argmin(ok)) if not ok.all() else q.size
+            if m:
+                q = q[:m]
+                del self.queue[:m]
+                self.status[q] = RUNNING
+                self.admit_seq[q] = self.stamp + np.arange(m)
+                first = q[np.isnan(self.admit_time[q])]
+                self.admit_time[first] = self.t
+                self.stamp += m
+                n_running += m
         if n_running == 0 and self.queue and self.arrival[self.queue[0]] <= self.t:
             i = self.queue[0]
             raise ValueError(f"sequence of {self.need[i]} tokens cannot fit a KV cache of {self.cfg.kv_capacity_tokens} tokens")
 
     def _preempt(self) -> None:
         cap = self.cfg.kv_capacity_tokens
-        while self.kv_used() > cap:
-            r = self.running()
-            if r.size <= 1:
-                break
-            victim = r[np.argmax(self.admit_seq[r])]
+        r = self.running()
+        kv = self._kv_of(r)
+        used = int(kv.sum())
+        if used <= cap:
+            return
+        # most recently admitted first (admission stamps are distinct): the victims in order, each freeing its KV
+        order = np.argsort(-self.admit_seq[r], kind="stable")
+        for j in order[: max(r.size - 1, 0)]:
+            victim = r[j]
             self.status[victim] = WAITING
             self.need[victim] = self.P[victim] + self.gen[victim]
             self.pre[victim] = 0
             self.queue.insert(0, int(victim))
             self.stats["preempt"] += 1
+            used -= int(kv[j])
+            if used <= cap:
+                break
 
     # ------------------------------------------------------------------ driver
     def run(self, targets: np.ndarray | None = None, t_stop: float = np.inf, admit: bool = True) -> None:
         """Advance until every sequence in ``targets`` has finished (``None``: until no work is left),
         or until the clock reaches ``t_stop`` (an iteration that starts before it runs to its end).
         ``admit=False`` admits nothing new (a drain before a weight update)."""
+        serve([(self.cost, self.steps(targets, t_stop, admit))])
+
+    def steps(self, targets: np.ndarray | None = None, t_stop: float = np.inf, admit: bool = True):
+        """``run`` as a generator: it yields each cost-model request of its events (``serve`` evaluates them,
+        batched with other replicas' requests) and receives the seconds."""
         while True:
             if targets is not None and self.done(targets):
                 return
@@ -368,21 +426,21 @@ class ReplicaSim:
             if admit:
                 self._admit()
             run = self.running()
-            waiting_future = [self.arrival[i] for i in self.queue if self.arrival[i] > self.t] if admit else []
+            waiting_future, arrived_waiting = self._queue_arrivals() if admit else (_EMPTY, False)
             if run.size == 0:
-                if waiting_future:
-                    self.t = min(min(waiting_future), t_stop) if np.isfinite(t_stop) else min(waiting_future)
+                if waiting_future.size:
+                    self.t = min(waiting_future.min(), t_stop) if np.isfinite(t_stop) else waiting_future.min()
                     continue
                 return
-            t_limit = min(t_stop, self._next_pause(), min(waiting_future) if waiting_future else np.inf)
+            t_limit = min(t_stop, self._next_pause(), waiting_future.min() if waiting_future.size else np.inf)
             prefilling = run[self.pre[run] < self.need[run]]
-            arrived_waiting = admit and any(self.arrival[i] <= self.t for i in self.queue)
             if prefilling.size:
-                self._mixed_step(run, prefilling)
+                yield from self._mixed_step(run, prefilling)
             elif not arrived_waiting and self.policy.k_for_batch is None:
-                self._drain(run, t_limit)
+                if (yield from self._drain(run, t_limit)):
+                    continue  # its sequences fit the cache throughout: nothing to preempt
             else:
-                self._decode_segment(run, t_limit)
+                yield from self._decode_segment(run, t_limit)
             self._preempt()
 
     # ------------------------------------------------------------------ iterations
@@ -410,13 +468,9 @@ class ReplicaSim:
         offs = pre[order]
         done_pre = order[(offs + chunk) >= need[order]]
         dec_ctx = self._ctx(dec).sum() if B else 0
-        batch = IterationBatch(
-            n_decode=np.array([B]), k=np.array([k if B else 0]), decode_kv_tokens=np.array([dec_ctx]),
-            n_prefill_tokens=np.array([chunk.sum()]), n_prefill_seqs=np.array([(chunk > 0).sum()]),
-            prefill_kv_tokens=np.array([(offs + chunk)[chunk > 0].sum()]),
-            prefill_qk_pairs=np.array([(chunk * offs + chunk * (chunk + 1) / 2).sum()]),
-            n_prefill_done=np.array([done_pre.size]))
-        dt = float(self.cost.iteration_time_s(batch)[0])
+        # one iteration: MIXED_FIELDS (n_decode, k, decode KV, prefill tokens / sequences / KV / query-key pairs, done)
+        dt = yield (MIXED, (B, k if B else 0, dec_ctx, chunk.sum(), (chunk > 0).sum(), (offs + chunk)[chunk > 0].sum(),
+                            (chunk * offs + chunk * (chunk + 1) / 2).sum(), done_pre.size))
         self.t += dt
         st = self.stats
         st["iterations"] += 1
@@ -440,17 +494,26 @@ class ReplicaSim:
         self._record(np.array([self.t]), np.array([dt]), np.array([B]), np.array([B * q + chunk.sum()]),
                      np.array([k if B else 0]))
 
-    def _cut(self, dts: np.ndarray, t_limit: float) -> int:
-        """How many of these iterations start before ``t_limit`` (at least one: we are before it)."""
+    def _cut(self, csum: np.ndarray, t_limit: float) -> int:
+        """How many of these iterations (``csum``: the cumulative sum of their times) start before ``t_limit`` (at
+        least one: we are before it). Iteration i starts at t + csum[i - 1] (t for the first), a non-decreasing
+        sequence: bisected, each start computed as a float addition."""
         if not np.isfinite(t_limit):
-            return dts.size
-        starts = self.t + np.concatenate([[0.0], np.cumsum(dts[:-1])])
-        return max(int(np.searchsorted(starts, t_limit, side="left")), 1)
+            return csum.size
+        t, lo, hi = self.t, 0, csum.size
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if t + (csum[mid - 1] if mid else 0.0) < t_limit:
+                lo = mid + 1
+            else:
+                hi = mid
+        return max(lo, 1)
 
-    def _drain(self, run, t_limit: float) -> None:
+    def _drain(self, run, t_limit: float):
         """Nothing waits and nothing prefills: cost the rest of the replica's decode in one vectorised
         pass (the batch shrinks as sequences finish; each iteration's KV is the sum of the live sequences'
-        own lengths), stopping early at ``t_limit`` or before the KV cache would overflow."""
+        own lengths), stopping early at ``t_limit`` or before the KV cache would overflow. Returns whether the
+        running sequences' prompts and responses fit the cache together (then no overflow is possible)."""
         k = self.policy.k(run.size)
         ctx0 = self._ctx(run)
         rem = self.N[run] - self.gen[run]
@@ -458,56 +521,79 @@ class ReplicaSim:
             f = rem.copy()  # rounds to finish
         else:
             st, r, s0, base, f = self.streams.locate(k, run, rem)
-            cum = st["cum"]
+            flat = st["flat"]
         f_all = f
         if np.isfinite(t_limit):
             # look about as far ahead as the next event (estimated from the current iteration's cost);
             # a short guess only costs another call, never correctness
-            dt_now = float(self.cost.decode_segment_time_s(run.size, k, np.array([float(ctx0.sum())]))[0])
+            dt_now = float((yield (POINTS, k, np.array([run.size], np.int64), np.array([float(ctx0.sum())]), SEG))[0])
             horizon = int(1.5 * (t_limit - self.t) / max(dt_now, 1e-9)) + 8
             f = np.minimum(f, horizon)
         F = int(f.max())
-        total = int(f.sum())
-        n_live = run.size - np.cumsum(np.bincount(np.where(f_all <= F, f_all, F + 1), minlength=F + 2))[:F]
-        if k == 0:  # every live sequence grows one token per iteration: closed form
-            gone = np.where(f_all <= F, f_all, F + 1)
-            live_ctx = ctx0.sum() - np.cumsum(np.bincount(gone, weights=ctx0, minlength=F + 2))[:F]
-            kv = live_ctx + n_live * np.arange(F, dtype=float)
+        gone = np.where(f_all <= F, f_all, F + 1)  # a sequence is live for iterations j < gone
+        # a live sequence's KV stays below its prompt + response: if even all of them fit, no iteration overflows
+        # and only the iterations the cost model evaluates exactly need their batch and KV (the rest interpolated)
+        fits = int(ctx0.sum()) + int(rem.sum()) + run.size * (k + 1) <= self.cfg.kv_capacity_tokens
+        if fits:
+            order = np.argsort(gone, kind="stable")
+            gs = gone[order]
+            # the batch shrinks after iteration j when a sequence leaves at j + 1 (1 <= j + 1 <= F - 1)
+            pts = points_with_changes(F, np.unique(gs[gs <= F - 1]) - 1)
+            at = np.arange(F) if pts is None else pts
+            left = np.searchsorted(gs, at, side="right")  # sequences gone by each point
+            n_at = run.size - left
+            if k == 0:  # every live sequence grows one token per iteration: closed form
+                gone_ctx = np.concatenate([[0], np.cumsum(ctx0[order])])[left]
+                kv_at = (ctx0.sum() - gone_ctx).astype(float) + n_at * at.astype(float)
+            else:
+                kv_at = _live_kv(flat, s0 + r, base - ctx0, f, at)
+            vals = yield (POINTS, k, n_at, kv_at, ITERS)
+            dts = vals if pts is None else np.interp(np.arange(F, dtype=float), pts, vals)
+            n_live = None
         else:
-            offs = np.repeat(np.cumsum(f) - f, f)
-            j_idx = np.arange(total, dtype=np.int64) - offs  # round index within each sequence's remaining rounds
-            vals = cum[np.repeat(s0 + r, f) + j_idx] - np.repeat(base - ctx0, f)
-            kv = np.bincount(j_idx, weights=vals, minlength=F)
-        over = np.flatnonzero(kv + n_live * (k + 1) > self.cfg.kv_capacity_tokens)
-        if over.size:  # stop before the iteration that would overflow (at least one iteration)
-            F = max(int(over[0]), 1)
-            kv, n_live = kv[:F], n_live[:F]
-        dts = self.cost.decode_iterations_time_s(n_live, k, kv)
-        F = min(F, self._cut(dts, t_limit))
+            n_live = run.size - np.cumsum(np.bincount(gone, minlength=F + 2))[:F]
+            if k == 0:
+                live_ctx = ctx0.sum() - np.cumsum(np.bincount(gone, weights=ctx0, minlength=F + 2))[:F]
+                kv = live_ctx + n_live * np.arange(F, dtype=float)
+            else:
+                offs = np.repeat(np.cumsum(f) - f, f)
+                j_idx = np.arange(int(f.sum()), dtype=np.int64) - offs  # round index within each sequence's rounds
+                vals = flat[np.repeat(s0 + r, f) + j_idx] - np.repeat(base - ctx0, f)
+                kv = np.bincount(j_idx, weights=vals, minlength=F)
+            over = np.flatnonzero(kv + n_live * (k + 1) > self.cfg.kv_capacity_tokens)
+            if over.size:  # stop before the iteration that would overflow (at least one iteration)
+                F = max(int(over[0]), 1)
+                kv, n_live = kv[:F], n_live[:F]
+            dts = yield from _decode_iterations(k, n_live, kv)
+        csum = np.cumsum(dts)
+        F = min(F, self._cut(csum, t_limit))
         dts = dts[:F]
-        ends = self.t + np.cumsum(dts)
         fin = f_all <= F
         steps = np.minimum(f_all, F)
         if k == 0:
             moved = steps.copy()
         else:
-            moved = cum[s0 + r + steps] - base
+            moved = flat[s0 + r + steps] - base
             st["ptr"][run] = r + steps
             self.stats["spec_rounds"] += int(steps.sum())
             self.stats["accepted"] += int(moved.sum() - steps.sum())
         adv = np.minimum(moved, rem)
         self.gen[run] += adv
         self.status[run[fin]] = DONE
-        self.finish[run[fin]] = ends[f_all[fin] - 1]
+        self.finish[run[fin]] = self.t + csum[f_all[fin] - 1]  # the end of each finisher's last iteration
         st_ = self.stats
         st_["iterations"] += F
         st_["busy"] += float(dts.sum())
         st_["rounds"] += int(steps.sum())
         st_["tokens"] += int(adv.sum())
-        self._record(ends, dts, n_live[:F], n_live[:F] * (k + 1), np.full(F, k))
-        self.t = float(ends[-1])
+        if self.trace is not None:
+            if n_live is None:
+                n_live = run.size - np.cumsum(np.bincount(gone, minlength=F + 2))[:F]
+            self._record(self.t + csum[:F], dts, n_live[:F], n_live[:F] * (k + 1), np.full(F, k))
+        self.t = float(self.t + csum[F - 1])
+        return fits
 
-    def _decode_segment(self, run, t_limit: float) -> None:
+    def _decode_segment(self, run, t_limit: float):
         """Iterations of pure decode until the next event (a finish, KV overflow, ``t_limit``)."""
         B = run.size
         k = self.policy.k(B)
@@ -523,25 +609,26 @@ class ReplicaSim:
             kv = ctx0.sum() + B * np.arange(n, dtype=float)
         else:
             st, r, s0, base, f = self.streams.locate(k, run, rem)
-            cum = st["cum"]
+            flat = st["flat"]
             n = int(f.min())
             idx = (s0 + r)[:, None] + np.arange(1, n + 1)
-            grown = cum[idx].sum(axis=0) - base.sum()  # KV growth after each round
+            grown = (flat[idx] - base[:, None]).sum(axis=0)  # KV growth after each round
             if grown[-1] > free:
                 n = max(int(np.flatnonzero(grown > free)[0]), 1)
             kv = ctx0.sum() + np.concatenate([[0], grown[: n - 1]])
-        dts = self.cost.decode_segment_time_s(B, k, kv)
-        n = min(n, self._cut(dts, t_limit))
+        dts = yield (POINTS, k, np.full(np.size(kv), B, np.int64), np.asarray(kv, float), SEG)
+        csum = np.cumsum(dts)
+        n = min(n, self._cut(csum, t_limit))
         dts = dts[:n]
         if k == 0:
             moved = np.full(B, n, np.int64)
         else:
-            moved = cum[s0 + r + n] - base
+            moved = flat[s0 + r + n] - base
             st["ptr"][run] = r + n
             self.stats["spec_rounds"] += B * n
             self.stats["accepted"] += int(moved.sum()) - B * n
         adv = np.minimum(moved, rem)
-        ends = self.t + np.cumsum(dts)
+        ends = self.t + csum[:n]
         self.t = float(ends[-1])
         self.gen[run] += adv
         self.stats["iterations"] += n
@@ -551,7 +638,8 @@ class ReplicaSim:
         done = run[self.gen[run] >= self.N[run]]
         self.status[done] = DONE
         self.finish[done] = self.t
-        self._record(ends, dts, np.full(n, B), np.full(n, B * (k + 1)), np.full(n, k))
+        if self.trace is not None:
+            self._record(ends, dts, np.full(n, B), np.full(n, B * (k + 1)), np.full(n, k))
 
     # ------------------------------------------------------------------ results
     def result(self, idx: np.ndarray | None = None) -> ReplicaResult:
@@ -564,6 +652,103 @@ class ReplicaSim:
         s = self.stats
         return ReplicaResult(self.start_time_s, max(end, self.start_time_s), fin, s["iterations"], s["busy"], s["rounds"],
                              s["tokens"], s["accepted"], s["spec_rounds"], s["preempt"], s["prefill_time"], tr)
+
+
+# ---------------------------------------------------------------------------------------------- lockstep driver
+_EMPTY = np.zeros(0)
+# cost requests: one prefill step (MIXED, MIXED_FIELDS); pure-decode iterations (POINTS, k, batch, summed KV, SEG or
+# ITERS: what a one-event call would be, decode_segment_time_s or decode_iterations_time_s at stride 1)
+MIXED, POINTS = 0, 1
+SEG, ITERS = 0, 1
+
+
+def _live_kv(flat: np.ndarray, p0: np.ndarray, off: np.ndarray, f: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Summed KV of the live sequences at iterations ``pts`` of a drain: sequence i is live for j < f[i] with KV
+    ``flat[p0[i] + j] - off[i]``. The same integers as summing every (sequence, iteration) pair, in
+    O(live pairs at ``pts``)."""
+    order = np.argsort(-f, kind="stable")
+    n_at = np.searchsorted(-f[order], -pts, side="left")  # live sequences at each point (a prefix of ``order``)
+    total = int(n_at.sum())
+    first = np.cumsum(n_at) - n_at
+    m = np.arange(total, dtype=np.int64) - np.repeat(first, n_at)  # position in ``order``
+    entries = np.add.reduceat(flat[p0[order][m] + np.repeat(pts, n_at)], first)
+    off_prefix = np.concatenate([[0], np.cumsum(off[order])])
+    return (entries - off_prefix[n_at]).astype(float)
+
+
+def _decode_iterations(k: int, n_live: np.ndarray, kv: np.ndarray):
+    """``decode_iterations_time_s(n_live, k, kv)`` as a request: the iterations it costs exactly, interpolated."""
+    n_live = np.asarray(n_live, np.int64)
+    pts = interpolation_points(n_live)
+    if pts is None:
+        return (yield (POINTS, k, n_live, np.asarray(kv, float), ITERS))
+    vals = yield (POINTS, k, n_live[pts], np.asarray(kv, float)[pts], ITERS)
+    return np.interp(np.arange(n_live.size), pts, vals)
+
+
+def _one_event(cost, req):
+    """A request answered by the cost object's one-event methods (any object with IterationCostModel's interface)."""
+    from ..costmodel import IterationBatch
+
+    if req[0] == MIXED:
+        return float(cost.iteration_time_s(IterationBatch(*[np.array([v]) for v in req[1]]))[0])
+    _, k, B, kv, how = req
+    if how == SEG:
+        return np.asarray(cost.decode_segment_time_s(int(B[0]), k, kv), float)
+    return np.asarray(cost.decode_iterations_time_s(B, k, kv, stride=1), float)
+
+
+def _evaluate(batch: list) -> list:
+    """Answer every (cost model, request) of one round; requests of one cost model (and k) are costed together."""
+    out: list = [None] * len(batch)
+    by: dict = {}
+    for i, (cost, req) in enumerate(batch):
+        if not isinstance(cost, IterationCostModel):  # a stand-in cost object: its own one-event methods
+            out[i] = _one_event(cost, req)
+            continue
+        key = (id(cost), MIXED) if req[0] == MIXED else (id(cost), POINTS, req[1])
+        by.setdefault(key, []).append(i)
+    for key, idx in by.items():
+        cost = batch[idx[0]][0]
+        if key[1] == MIXED:
+            dts = mixed_steps_time_s(cost, np.array([batch[i][1][1] for i in idx], float))
+            for j, i in enumerate(idx):
+                out[i] = float(dts[j])
+        else:
+            reqs = [batch[i][1] for i in idx]
+            sizes = np.array([r[2].size for r in reqs], np.int64)
+            dts = decode_points_time_s(cost, key[2], np.concatenate([r[2] for r in reqs]),
+                                       np.concatenate([r[3] for r in reqs]), sizes)
+            for i, part in zip(idx, np.split(dts, np.cumsum(sizes)[:-1])):
+                out[i] = part
+    return out
+
+
+def serve(jobs: list) -> None:
+    """Run generators of cost requests (``ReplicaSim.steps``) in lockstep: each round, every job's pending request
+    is costed in one batched evaluation, then each job continues to its next. ``jobs``: (cost model, generator)."""
+    active = []
+    for cost, gen in jobs:
+        try:
+            active.append((cost, gen, next(gen)))
+        except StopIteration:
+            pass
+    while active:
+        answers = _evaluate([(cost, req) for cost, _, req in active])
+        nxt = []
+        for (cost, gen, _), ans in zip(active, answers):
+            try:
+                nxt.append((cost, gen, gen.send(ans)))
+            except StopIteration:
+                pass
+        active = nxt
+
+
+def run_replicas(sims: list, targets: list | None = None, t_stop: float = np.inf, admit: bool = True) -> None:
+    """``sim.run(targets[i], t_stop, admit)`` for every replica, stepped together: the replicas are independent
+    (each its own engine and random stream), so the result is each one's own run; their cost-model calls are
+    evaluated in batches."""
+    serve([(sim.cost, sim.steps(None if targets is None else targets[i], t_stop, admit)) for i, sim in enumerate(sims)])
 
 
 def simulate_replica(prompt_len: np.ndarray, response_len: np.ndarray, cost: IterationCostModel,

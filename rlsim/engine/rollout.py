@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..costmodel import IterationCostModel
-from .replica import ReplicaConfig, ReplicaResult, SpecPolicy, simulate_replica
+from .replica import ReplicaConfig, ReplicaResult, ReplicaSim, SpecPolicy, run_replicas
 
 
 @dataclass
@@ -42,6 +42,9 @@ def assign_to_replicas(n_seqs: int, n_replicas: int) -> list[np.ndarray]:
     return [a for a in np.array_split(np.arange(n_seqs), n_replicas)]
 
 
+LOCKSTEP_SEQUENCES = 8192  # sequences simulated together at most (their pre-drawn streams are in memory at once)
+
+
 def simulate_rollout(prompt_len: np.ndarray, response_len: np.ndarray, n_replicas: int, cost: IterationCostModel,
                      policy: SpecPolicy, cfg: ReplicaConfig, seed: int, start_time_s: float = 0.0,
                      keep_replicas: bool = False, record_trace: bool = False) -> RolloutResult:
@@ -49,12 +52,28 @@ def simulate_rollout(prompt_len: np.ndarray, response_len: np.ndarray, n_replica
     finish = np.full(len(prompt_len), np.nan)
     ends, busy, res = [], [], []
     tot = dict(it=[], tokens=0, rounds=0, acc=0, spec=0, pre=0, pf=0.0)
+    # the replicas are independent: simulated together (their cost-model calls batched), in groups that bound the
+    # memory of the pre-drawn round streams
+    results: dict[int, ReplicaResult] = {}
+    group: list[tuple[int, ReplicaSim]] = []
+    n_group = 0
+    live = [r for r, idx in enumerate(shards) if idx.size]
+    for j, r in enumerate(live):
+        idx = shards[r]
+        sim = ReplicaSim(cost, policy, cfg, np.random.default_rng([seed, r, 7]), start_time_s, record_trace)
+        sim.add(prompt_len[idx], response_len[idx], start_time_s)
+        group.append((r, sim))
+        n_group += idx.size
+        if n_group >= LOCKSTEP_SEQUENCES or j == len(live) - 1:
+            run_replicas([s for _, s in group])
+            for rr_, s in group:
+                results[rr_] = s.result()
+            group, n_group = [], 0
     for r, idx in enumerate(shards):
-        rng = np.random.default_rng([seed, r, 7])
         if idx.size == 0:
             ends.append(start_time_s); busy.append(0.0); tot["it"].append(0)
             continue
-        rr = simulate_replica(prompt_len[idx], response_len[idx], cost, policy, cfg, rng, start_time_s, record_trace)
+        rr = results[r]
         finish[idx] = rr.finish_time_s
         ends.append(rr.end_time_s); busy.append(rr.busy_time_s); tot["it"].append(rr.iterations)
         tot["tokens"] += rr.tokens_generated; tot["rounds"] += rr.rounds; tot["acc"] += rr.accepted_drafts

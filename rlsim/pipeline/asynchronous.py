@@ -28,6 +28,7 @@ import numpy as np
 
 from ..costmodel.training import refit_time_s
 from ..engine import ReplicaSim
+from ..engine.replica import run_replicas
 from .results import GenerationStats, StepResult
 from .setup import Setup
 from .sync import train_and_logprob
@@ -65,6 +66,14 @@ def _version_at(W: list[float], t: float) -> int:
         if w <= t:
             v = i
     return v
+
+
+def _versions_at(W: list[float], t: np.ndarray) -> np.ndarray:
+    """``_version_at`` of each time in ``t`` (the last version loaded at or before it; 0 if none)."""
+    t = np.asarray(t, float)
+    loaded = np.asarray(W, float)[None, :] <= t[:, None]
+    last = loaded.shape[1] - 1 - np.argmax(loaded[:, ::-1], axis=1)
+    return np.where(loaded.any(axis=1), last, 0).astype(np.int64)
 
 
 def simulate_async(setup: Setup, speculative: bool, n_steps: int | None = None, warmup: int | None = None,
@@ -111,12 +120,11 @@ def simulate_async(setup: Setup, speculative: bool, n_steps: int | None = None, 
     prev_free = 0.0  # trainer free (after the previous refit)
     for step in range(n_steps):
         if not partial:
-            for r in range(R):
-                sims[r].run(targets=batches[step][r])
+            run_replicas(sims, targets=batches[step])
             fin = np.concatenate([sims[r].finish[batches[step][r]] for r in range(R)])
             g = float(np.nanmax(fin))
             adm = np.concatenate([sims[r].admit_time[batches[step][r]] for r in range(R)])
-            ages = np.array([step - _version_at(W, a) for a in adm])
+            ages = step - _versions_at(W, adm)
             trained_tokens = lengths[step][0] + lengths[step][1]
             generated += fin.size
             trained += fin.size
@@ -142,12 +150,11 @@ def simulate_async(setup: Setup, speculative: bool, n_steps: int | None = None, 
             refit_start.append(e)
             W.append(e + refit)
         else:
-            ends = []
+            run_replicas(sims, t_stop=e)
             for sim in sims:
-                sim.run(t_stop=e)
                 sim.t = max(sim.t, e)
-                sim.run(admit=False)  # drain: running sequences finish, nothing new starts
-                ends.append(sim.t)
+            run_replicas(sims, admit=False)  # drain: running sequences finish, nothing new starts
+            ends = [sim.t for sim in sims]
             rs = max(ends)
             refit_start.append(rs)
             W.append(rs + refit)
@@ -199,8 +206,7 @@ def _partial_batch(sims, batches, lengths, step, per_step, W, L, consumed):
         if slice_s is None:
             slice_s = max(1e-3, 0.02 * (max(sim.t for sim in sims) - min(W[-1], horizon) + 1.0))
         target = min(sim.t for sim in sims) + slice_s
-        for sim in sims:
-            sim.run(t_stop=target)
+        run_replicas(sims, t_stop=target)
         if all(sim.done(np.arange(sim.P.size)) for sim in sims) and len(fresh) < per_step:
             break
         slice_s *= 1.5
@@ -265,6 +271,8 @@ def async_step_result(setup: Setup, run: AsyncRun) -> StepResult:
 
 
 def simulate_async_pair(setup: Setup) -> tuple[StepResult, StepResult]:
-    base = async_step_result(setup, simulate_async(setup, False))
-    spec = async_step_result(setup, simulate_async(setup, True))
-    return base, spec
+    """(autoregressive, speculative) steady state; the two runs are independent (pipeline/parallel.py)."""
+    from .parallel import both
+
+    return both(lambda: async_step_result(setup, simulate_async(setup, False)),
+                lambda: async_step_result(setup, simulate_async(setup, True)), setup.timer.extrapolated)

@@ -101,3 +101,4 @@ def simulate_sync_step(setup: Setup, speculative: bool, step: int = 0, keep_repl
     if extra_info is not None:
         extra["rollout"] = extra_info
     return StepResult(mode, float(sum(phases.values())), phases, generation_stats(setup, ro, speculative), extra), ro
+

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..errors import ConfigurationError
 from ..pipeline import ProjectionResult, build_setup, simulate_sync_step
+from ..pipeline.parallel import both
 from ..scenario import Scenario, build_scenario
 
 
@@ -30,9 +31,9 @@ def project(scenario: Scenario) -> ProjectionResult:
                 f"--lag {scenario.lag}: asynchronous RL (max_trajectory_age_steps >= 1) is not implemented yet; "
                 "use --lag 0 (synchronous)") from None
         base, spec = asynchronous.simulate_async_pair(setup)
-    else:
-        base, _ = simulate_sync_step(setup, speculative=False)
-        spec, _ = simulate_sync_step(setup, speculative=True)
+    else:  # the two runs are independent: side by side when two CPUs are free (pipeline/parallel.py)
+        base, spec = both(lambda: simulate_sync_step(setup, speculative=False)[0],
+                          lambda: simulate_sync_step(setup, speculative=True)[0], setup.timer.extrapolated)
     if setup.timer.extrapolated:
         notes.append("extrapolated beyond the measured calibration grid: " + ", ".join(sorted(setup.timer.extrapolated)))
     return ProjectionResult(base, spec, setup.acceptance.acceptance_length, spec.generation.realized_acceptance_length,

@@ -120,9 +120,12 @@ class AcceptanceModel:
             return np.ones(size, dtype=np.int32)
         cdf = self._cdf32
         u = rng.random(size, dtype=np.float32)
-        out = np.ones(u.shape, np.int16)
+        small = cdf.size < 127
+        out = np.ones(u.shape, np.int8 if small else np.int16)  # advances are small: narrow integers, fewer bytes
+        hit = np.empty(u.shape, np.bool_)
         for c in cdf:  # advance = 1 + number of CDF points at or below u (k vector compares)
-            out += u >= c
+            np.greater_equal(u, c, out=hit)
+            np.add(out, hit.view(np.int8) if small else hit, out=out)
         return out
 
     @property
