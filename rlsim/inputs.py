@@ -61,7 +61,7 @@ SPREAD_WHY = ("smaller spreads are not computed correctly yet: the per-sequence 
 KNOWN_OPTIONS: dict[str, str] = {
     "partial_rollout": "bool", "async_warmup_steps": "count", "async_measured_steps": "count",
     "acceptance_sequence_spread": "number", "acceptance_response_decay": "number", "acceptance_preserve_mean": "bool",
-    "group_correlation": "number", "moe_routing_skew": "number",
+    "group_correlation": "number", "moe_routing_skew": "number", "online_draft_training": "bool",
 }
 
 

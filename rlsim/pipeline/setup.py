@@ -36,6 +36,7 @@ class Setup:
     placement_note: str
     engine: EngineProfile | None = None
     training_layout: object = None  # TrainingLayoutModel when the Megatron layout model prices training / log-prob
+    train_draft: bool = False  # the training phase also trains the draft online (options.online_draft_training)
 
     def replica_config(self, speculative: bool) -> ReplicaConfig:
         e = self.scenario.workload.engine
