@@ -18,9 +18,20 @@ and returns ``build_scenario`` keyword arguments plus which recipe keys it used 
 | ``grpo.async_grpo.in_flight_weight_updates`` | ``in_flight_weight_updates`` |
 | ``cluster.num_nodes`` x ``cluster.gpus_per_node`` | ``gpus`` |
 | ``policy.generation.colocated.enabled`` | ``colocated``; when false, ``colocated.resources`` -> ``gen_gpus``/``train_gpus`` |
+| ``policy.generation.backend`` | engine profile: vllm -> ``vllm-0.17.1``; sglang / megatron refused unless ``--engine`` is given (then ``sglang_cfg.{gpus_per_server, mem_fraction_static, max_running_requests, context_length, ep_size}`` are read) |
+| ``vllm_cfg.{gpu_memory_utilization, enforce_eager, async_engine}``, ``vllm_kwargs.{max_num_seqs, max_num_batched_tokens}`` | ``engine_config`` |
+| ``vllm_cfg.kv_cache_dtype`` | ``kv_cache_dtype`` (auto = the model's dtype) |
+| ``vllm_cfg.expert_parallel_size`` | ``generation``: expert parallel, data parallel = EP / TP (vLLM's EP = DP x TP) |
+| ``policy.megatron_cfg.*`` (TP / PP / EP / ETP / CP / VPP, SP, recompute) or ``dtensor_cfg`` | ``training`` layout |
+| ``policy.{train_global_batch_size, train_micro_batch_size, logprob_batch_size}``, ``sequence_packing.*`` / ``dynamic_batching.*`` | ``training`` batching |
+| ``policy.draft.enabled`` | ``options.online_draft_training`` (the draft trains with the policy: its cost is in the speculative column's training phase) |
+| ``loss_fn.reference_policy_kl_penalty`` | ``reference_logprobs`` |
 
 Without a ``speculative_config`` the recipe decodes autoregressively; the speculative column then uses the
-workload's drafter and k (a "what if"), and the notes say so. Everything else is listed as ignored.
+workload's drafter and k (a "what if"), and the notes say so. Keys that change step time in NeMo-RL but not in
+rlsim (dynamic sampling, offload, fp8 training, LoRA, vLLM pipeline parallelism...) are reported as "not modelled"
+when set; everything else as ignored. A missing ``defaults:`` parent, a recipe of which no key is read, and (at
+projection) a model not in the catalog without ``--model`` are refused.
 """
 
 from __future__ import annotations
