@@ -121,17 +121,22 @@ def optimize_k(workload: str | None = None, model: str | None = None, hardware: 
     def graphs(s):
         return cuda_graph_cost(s, hw.cudagraph_capture_max_tokens, m.num_hidden_layers, d_layers, e.max_num_seqs)
 
+    from .progress import StageProgress
+
     fixed = {}
-    for k in range(1, k_max + 1):
-        r = _simulate(build_scenario(k=k, **common), samples)
-        r["graphs"] = graphs([(1, e.max_num_seqs, k)]).as_dict()
-        r["estimate_decode_s"] = decode_time_estimate_s(table, span, lambda b, _k=k: _k)
-        fixed[k] = r
-    best_k = min(fixed, key=lambda k: fixed[k]["gen"])
-    g_sched = graphs(sched)
-    extra = g_sched.minus(graphs([(1, e.max_num_seqs, best_k)]))
-    adaptive = _simulate(build_scenario(k=k_max, num_speculative_tokens_per_batch_size=[list(x) for x in sched], **common),
-                         samples, kv_reserve_bytes=extra.bytes_per_gpu)
+    with StageProgress(f"optimize-k: {w.name}", total=k_max + 1) as bar:
+        for k in range(1, k_max + 1):
+            r = _simulate(build_scenario(k=k, **common), samples)
+            r["graphs"] = graphs([(1, e.max_num_seqs, k)]).as_dict()
+            r["estimate_decode_s"] = decode_time_estimate_s(table, span, lambda b, _k=k: _k)
+            fixed[k] = r
+            bar.advance(f"k = {k}")
+        best_k = min(fixed, key=lambda k: fixed[k]["gen"])
+        g_sched = graphs(sched)
+        extra = g_sched.minus(graphs([(1, e.max_num_seqs, best_k)]))
+        adaptive = _simulate(build_scenario(k=k_max, num_speculative_tokens_per_batch_size=[list(x) for x in sched],
+                                            **common), samples, kv_reserve_bytes=extra.bytes_per_gpu)
+        bar.advance("batch-adaptive schedule")
     adaptive["graphs"] = g_sched.as_dict()
     adaptive["extra_graphs_vs_best_fixed"] = extra.as_dict()
     adaptive["estimate_decode_s"] = decode_time_estimate_s(table, span, k_for_batch(sched))
@@ -284,7 +289,10 @@ def run_drift_steps(sc, steps: int, drift_steps: float = 650.0, drift_floor: flo
 
     drift = DriftModel(drift_steps=float("inf") if drift_steps == 0 else drift_steps, floor=drift_floor,
                        adapt_steps=adapt_steps, init=draft_init)
-    run = simulate_drift_run(build_setup(sc), steps, drift)
+    from .progress import StageProgress
+
+    with StageProgress(f"{steps} RL steps, offline vs online draft", total=steps) as bar:
+        run = simulate_drift_run(build_setup(sc), steps, drift, on_step=lambda s: bar.advance(f"step {s + 1}"))
     if as_json:
         emit_json(run.to_dict())
         return

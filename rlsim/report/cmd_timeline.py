@@ -78,8 +78,9 @@ def timeline_cmd(
 
     n_rep = build_setup(sc).n_replicas
     drawn = min(replicas, n_rep)
-    what = (f"{drawn} of {n_rep} generation replicas" + (" (all)" if drawn == n_rep else
-                                                          f" (--replicas {replicas}; raise it to draw more)"))
+    what = f"{drawn} of {n_rep} generation replicas drawn" + (
+        f" (--replicas {replicas}: the scenario has {n_rep} generation replicas, all drawn)" if replicas > n_rep
+        else " (all)" if drawn == n_rep else f" (--replicas {replicas}; raise it to draw more)")
     with StageProgress(f"simulating {steps} steady-state steps of {sc.workload.model}"):
         if fmt == "perfetto":
             from .perfetto import summarize, timeline_trace, write_trace

@@ -35,7 +35,8 @@ def projection_table(r: ProjectionResult, console: Console | None = None) -> Non
     sc = r.scenario
     title = (f"{sc['model']} on {sc['gpus']} x {sc['hardware']} ({sc['workload']}), "
              f"{sc['sequences_per_step']} sequences/step, lag {sc['max_trajectory_age_steps']}, engine {sc.get('engine', '?')}")
-    t = Table(title=title, title_justify="left")
+    console.print(title, highlight=False)  # on its own line: a table title would wrap at the table's width
+    t = Table()
     t.add_column("phase")
     t.add_column("autoregressive (s)", justify="right")
     t.add_column(f"speculative k={sc['num_speculative_tokens']} (s)", justify="right")
