@@ -115,3 +115,20 @@ def test_cli_plot_from_results_and_from_flags(kq, tmp_path):
     assert out.read_text().lstrip().startswith("<?xml")
     r = runner.invoke(app, ["plot", "heatmap", "--from", str(tmp_path / "missing.csv")])
     assert r.exit_code == 2 and "no such results file" in r.output
+
+
+@pytest.mark.skipif(not HAS_ASYNC, reason="asynchronous pipeline (rlsim.pipeline.asynchronous) not in this build")
+def test_timeline_says_what_it_draws_and_lists_only_what_appears():
+    from rlsim.report.timeline import timeline_figure
+    from rlsim.scenario import build_scenario
+
+    sc = build_scenario(workload="rl-think-8b", num_prompts_per_step=4, gen_gpus=8, train_gpus=8, lag=1,
+                        in_flight_weight_updates=True)
+    fig = timeline_figure(sc, n_replicas=3, n_steps=2)
+    ax = fig.get_axes()[0]
+    title = ax.get_title()
+    assert "3 of 8 generation replicas drawn" in title and "gb200-nvl72" in title and "engine vllm-0.17.1" in title
+    assert "8 generation + 8 training GPUs" in title and "seed 0" in title
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "generating" in labels and "refit" in labels
+    assert "drain before refit" not in labels  # in-flight weight updates: no drain is drawn, so none is listed

@@ -38,7 +38,8 @@ def timeline_cmd(
     set_: Optional[list[str]] = typer.Option(None, "--set", help="FIELD=VALUE for any scenario field (as rlsim project "
                                              "--set); repeatable"),
 ):
-    """Gantt chart of a few steady-state steps: trainer and generation replicas (non-colocated)."""
+    """Gantt chart (PNG/SVG/PDF) or Perfetto trace (--format perfetto) of a few steady-state steps: trainer phases
+    and generation replicas (non-colocated)."""
     from ..inputs import MAX_TIMELINE_REPLICAS, MAX_TIMELINE_STEPS, TIMELINE_WHY, check_count, check_output_file
     from ..scenario import build_scenario
     from .timeline import plot_timeline

@@ -154,8 +154,9 @@ def context_title(df, skip: Sequence[str] = ()) -> str:
         where.append("/".join(map(str, hw)))
     if where:
         gen, train = vals("gen_gpus"), vals("train_gpus")
-        split = (f" ({'/'.join(_tick(v) for v in gen)} generation + {'/'.join(_tick(v) for v in train)} training)"
-                 if gen and train and len(gen) == 1 and len(train) == 1 else "")
+        separate = (gen and train and gpus and len(gen) == len(train) == len(gpus) == 1
+                    and float(gen[0]) + float(train[0]) == float(gpus[0]))  # colocated runs report gpus for both
+        split = f" ({_tick(gen[0])} generation + {_tick(train[0])} training)" if separate else ""
         on = "on " + " ".join(where) + split
         if parts:
             parts[-1] += " " + on
