@@ -27,7 +27,10 @@
 #
 # Every point is simulated for several seeds (sampled response lengths differ); the plots show the mean
 # and a 95% confidence interval. Results are cached in `.rlsim-cache/` (or `$RLSIM_CACHE_DIR`), so
-# re-running the notebook is instant. Set `RLSIM_NOTEBOOK_SMALL=1` for a small grid (CI does).
+# re-running the notebook is instant. Set `RLSIM_NOTEBOOK_SMALL=1` for a small grid (CI does), or
+# `RLSIM_NOTEBOOK_SIZE=moderate` for k 1, 2, 3, 5, 7 x quality 0.6..0.9 with one seed: **the outputs committed
+# with this notebook were executed at that moderate size** (the full grid, 3 seeds, takes hours on a laptop);
+# unset both to run the full grid.
 
 # %%
 # %matplotlib inline
@@ -41,10 +44,11 @@ from rlsim.report import plots
 from rlsim.speculation import AcceptanceModel
 
 SMALL = os.environ.get("RLSIM_NOTEBOOK_SMALL") == "1"
+MODERATE = not SMALL and os.environ.get("RLSIM_NOTEBOOK_SIZE") == "moderate"
 FIGURES = Path(os.environ.get("RLSIM_NOTEBOOK_FIGURES", "figures"))
-K = [1, 3] if SMALL else [1, 2, 3, 4, 5, 6, 7]
-QUALITY = [0.6, 0.9] if SMALL else [0.5, 0.6, 0.7, 0.8, 0.9]
-SEEDS = 1 if SMALL else 3
+K = [1, 3] if SMALL else [1, 2, 3, 5, 7] if MODERATE else [1, 2, 3, 4, 5, 6, 7]
+QUALITY = [0.6, 0.9] if SMALL else [0.6, 0.7, 0.8, 0.9] if MODERATE else [0.5, 0.6, 0.7, 0.8, 0.9]
+SEEDS = 1 if SMALL or MODERATE else 3
 # the small grid (CI) also shrinks each RL step (8 prompts per step for the 8B workloads, 32 for 235B)
 SHRINK_8B = {"num_prompts_per_step": 8} if SMALL else {}
 SHRINK_235B = {"num_prompts_per_step": 32} if SMALL else {}

@@ -65,6 +65,7 @@ KNOWN_OPTIONS: dict[str, str] = {
     # prefill/decode disaggregation and multi-turn rollouts (rlsim/engine/disagg.py)
     "prefill_gpus": "flag", "kv_link_gbps": "flag", "kv_link_latency_ms": "flag",
     "turns": "flag", "tool_latency_s": "flag", "tool_output_tokens": "flag",
+    "group_correlation": "number", "moe_routing_skew": "number", "online_draft_training": "bool",
 }
 MAX_TURNS = 64
 TURNS_WHY = "each turn is one more prefill-decode round of every trajectory"

@@ -109,7 +109,7 @@ def build_scenario(model: str | None = None, workload: str | None = None, hardwa
                    engine: str | None = None,
                    max_new_tokens: int | None = None, response_sigma: float | None = None,
                    options: dict | None = None, training: dict | None = None, engine_config: dict | None = None,
-                   prompt_length: dict | None = None, **workload_fields) -> Scenario:
+                   prompt_length: dict | None = None, generation: dict | None = None, **workload_fields) -> Scenario:
     """Resolve a scenario from a workload and overrides (the CLI flags map 1:1 onto these arguments)."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ConfigurationError(f"--seed = {seed!r}; allowed: an integer >= 0")
@@ -161,8 +161,14 @@ def build_scenario(model: str | None = None, workload: str | None = None, hardwa
             raise ConfigurationError(f"unknown scenario field {key!r}; allowed: {', '.join(sorted(_WORKLOAD_OVERRIDES))}")
         if value is not None:
             upd[key] = value
-    if tensor_parallel_size is not None:
-        upd["generation"] = w.generation.model_copy(update={"tensor_parallel_size": tensor_parallel_size})
+    if tensor_parallel_size is not None or generation:
+        if generation is not None and not isinstance(generation, dict):
+            raise ConfigurationError(f"generation = {generation!r}; expected a mapping of generation fields")
+        gen = {**w.generation.model_dump(), **(generation or {})}
+        if tensor_parallel_size is not None:
+            gen["tensor_parallel_size"] = tensor_parallel_size
+        upd["generation"] = _validated(type(w.generation), gen, "generation (tensor_parallel_size / enable_expert_parallel "
+                                       "/ data_parallel_size)")
     for name, section in zip(_SECTION_OVERRIDES, (training, engine_config, prompt_length)):
         if section:
             if not isinstance(section, dict):

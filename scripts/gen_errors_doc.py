@@ -800,7 +800,79 @@ def _new_cases() -> list[Case]:
     return c
 
 
-CASES = _cases()
+def _issue18_cases() -> list[Case]:
+    """Inputs added for issue 18 (NeMo-RL in full, verl, Hugging Face ids, traces, outputs)."""
+    c: list[Case] = []
+
+    def add(section, what, args=None, expect=(), **kw):
+        c.append(Case(what, args, tuple(expect), section=section, **kw))
+
+    NR = ["project", "--from-nemo-rl", f"{TMP}/r.yaml"]
+    VR = ["project", "--from-verl", f"{TMP}/run.sh"]
+    s = "Configs, models, traces and outputs (issue 18)"
+    add(s, "NeMo-RL recipe saved without its parent", NR, ["parent `defaults: ../../grpo_math_1B.yaml` is not at",
+                                                           "keep the recipe in its NeMo-RL checkout"],
+        files={"r.yaml": "defaults: ../../grpo_math_1B.yaml\npolicy:\n  model_name: Qwen/Qwen3-1.7B\n"})
+    add(s, "a verl config given to --from-nemo-rl", NR, ["none of the keys rlsim reads", "use --from-verl"],
+        files={"r.yaml": "trainer:\n  n_gpus_per_node: 8\nactor_rollout_ref:\n  rollout:\n    n: 5\n"})
+    add(s, "verl's Hydra trainer config given to --from-nemo-rl", NR, ["Hydra component list", "use --from-verl"],
+        files={"r.yaml": "defaults:\n  - actor@actor_rollout_ref.actor: dp_actor\n  - _self_\n"})
+    add(s, "SGLang generation backend without --engine", NR, ["backend = 'sglang'", "no sglang engine profile",
+                                                            "pass --engine vllm-0.17.1"],
+        files={"r.yaml": _nemo(policy__generation__backend="sglang")})
+    add(s, "recipe whose model is not in the catalog (no --model)", NR,
+        ["its model 'Qwen/Qwen2.5-Math-1.5B-Instruct' is not in the catalog", "nearest: Qwen/Qwen2.5-1.5B", "--model"],
+        files={"r.yaml": _nemo(policy__model_name="Qwen/Qwen2.5-Math-1.5B-Instruct")})
+    add(s, "gpus_per_node without num_nodes", NR, ["cluster.gpus_per_node = 8 without cluster.num_nodes"],
+        files={"r.yaml": "grpo: {num_prompts_per_step: 8}\ncluster: {gpus_per_node: 8}\n"})
+    add(s, "sequence packing and dynamic batching both on", NR, ["sequence_packing.enabled and", "allows one"],
+        files={"r.yaml": _nemo(policy__sequence_packing={"enabled": True}, policy__dynamic_batching={"enabled": True})})
+    add(s, "unknown KV-cache dtype", NR, ["kv_cache_dtype` = 'int4'", "auto"],
+        files={"r.yaml": _nemo(policy__generation__vllm_cfg__kv_cache_dtype="int4")})
+    add(s, "vLLM expert parallel size not a multiple of TP", NR, ["expert_parallel_size = 3", "tensor_parallel_size = 2"],
+        files={"r.yaml": _nemo(policy__model_name="Qwen/Qwen3-30B-A3B", policy__generation__vllm_cfg__tensor_parallel_size=2,
+                               policy__generation__vllm_cfg__expert_parallel_size=3)})
+    add(s, "--from-nemo-rl and --from-verl together", NR + ["--from-verl", f"{TMP}/r.yaml"],
+        ["--from-nemo-rl and --from-verl both given"], files={"r.yaml": _nemo()})
+    add(s, "--verbose without a config", P + ["--verbose"], ["--verbose lists the keys", "would be ignored"])
+    add(s, "verl: a script without main_ppo", VR, ["no `python3 -m verl.trainer.main_ppo ...` command found"],
+        files={"run.sh": "#!/bin/bash\necho train\n"})
+    add(s, "verl: SGLang rollout without --engine", VR, ["rollout.name = 'sglang'", "--engine vllm-0.17.1"],
+        files={"run.sh": "python3 -m verl.trainer.main_ppo actor_rollout_ref.rollout.name=sglang "
+                         "actor_rollout_ref.model.path=Qwen/Qwen3-8B\n"})
+    add(s, "verl: its default model (not in the catalog)", VR, ["deepseek-llm-7b-chat' is not in the catalog", "--model"],
+        files={"run.sh": "python3 -m verl.trainer.main_ppo actor_rollout_ref.rollout.name=vllm\n"})
+    add(s, "verl: hybrid engine off", VR, ["hybrid_engine = false", "only the hybrid engine"],
+        files={"run.sh": "python3 -m verl.trainer.main_ppo actor_rollout_ref.rollout.name=vllm "
+                         "actor_rollout_ref.hybrid_engine=false\n"})
+    add(s, "verl: a batch size that is not a number", VR, ["data.train_batch_size` = 'many'", "expected an integer"],
+        files={"run.sh": "python3 -m verl.trainer.main_ppo data.train_batch_size=many actor_rollout_ref.rollout.name=vllm\n"})
+    add(s, "verl: file missing", ["project", "--from-verl", f"{TMP}/nope.sh"], ["nope.sh: cannot read"])
+    add(s, "Hugging Face id not in the catalog", ["project", "--model", "Qwen/Qwen3-9B"],
+        ["unknown model 'Qwen/Qwen3-9B' (nearest: Qwen/Qwen3-8B", "Hugging Face id"])
+    add(s, "gpt-oss (left out of the catalog)", ["project", "--model", "openai/gpt-oss-120b"],
+        ["is not in the catalog: gpt-oss-20b / gpt-oss-120b", "sliding-window"])
+    add(s, "NeMo-RL acceptance log with position 0 (it counts from 1)", P + ["--acceptance-from", f"{TMP}/log.json"],
+        ["numbers positions from 1"], files={"log.json": '{"vllm/spec_acceptance_rate-pos-0": 0.8}\n'})
+    add(s, "vLLM SpecDecoding log line in another format", P + ["--acceptance-from", f"{TMP}/vllm.log"],
+        ["SpecDecoding metrics line rlsim cannot read"],
+        files={"vllm.log": "INFO SpecDecoding metrics: Draft acceptance rate: 0.5, System efficiency: 0.4\n"})
+    add(s, "--set without '='", P + ["--set", "k"], ["--set 'k': expected FIELD=VALUE"])
+    add(s, "--set with a list (a sweep)", P + ["--set", "k=1,3"], ["2 values", "rlsim sweep --set k=1,3"])
+    add(s, "--set of a field also given as a flag", P + ["--k", "3", "--set", "k=5"], ["also given as a flag"])
+    add(s, "--set of an unknown field", P + ["--set", "max_num_seq=64"], ["unknown scenario field 'max_num_seq'"])
+    add(s, "--out of an unknown format", P + ["--out", f"{TMP}/p.parquet"], ["unknown format '.parquet'", ".json, .csv"])
+    add(s, "--out into a missing folder", P + ["--out", f"{TMP}/no/such/p.json"], ["does not exist"])
+    add(s, "timeline --format unknown", ["timeline", "--workload", "rl-zero-8b", "--format", "svgz"],
+        ["--format = 'svgz'", "perfetto"])
+    add(s, "timeline perfetto into a .png", ["timeline", "--workload", "rl-zero-8b", "--format", "perfetto", "--out",
+                                             f"{TMP}/t.png"], ["unknown format '.png'", ".json"])
+    add(s, "timeline --no-rounds for a figure", ["timeline", "--workload", "rl-zero-8b", "--no-rounds"],
+        ["--no-rounds shapes the perfetto trace"])
+    return c
+
+
+CASES = _cases() + _issue18_cases()
 
 
 # ------------------------------------------------------------------------------------ running

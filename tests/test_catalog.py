@@ -76,3 +76,46 @@ def test_unknown_names_list_allowed():
         load_hardware("tpu-v9")
     p = textwrap.dedent("")
     assert p == ""
+
+
+# ---- issue 18: Hugging Face ids and the larger catalog
+def test_new_models_match_their_published_parameter_counts():
+    # totals the model cards publish (Qwen3 technical report, arXiv 2505.09388 Table 1 / the HF model cards:
+    # Qwen3-1.7B 1.7 B, Qwen3-4B 4.0 B, Qwen3-14B 14.8 B; Qwen2.5-1.5B 1.54 B; Llama-3.3-70B 70.6 B)
+    for name, total in (("qwen3-1.7b", 1.72e9), ("qwen3-4b", 4.02e9), ("qwen3-14b", 14.77e9),
+                        ("qwen2.5-1.5b", 1.54e9), ("llama-3.3-70b", 70.55e9)):
+        assert load_model(name).total_params == pytest.approx(total, rel=0.01), name
+    # the 2507 checkpoints are the same architecture as their originals
+    assert load_model("Qwen/Qwen3-235B-A22B-Thinking-2507") == load_model("qwen3-235b-a22b")
+    assert load_model("Qwen/Qwen3-30B-A3B-Instruct-2507").total_params == load_model("qwen3-30b-a3b").total_params
+
+
+@pytest.mark.parametrize("hf,name", [("Qwen/Qwen3-8B", "qwen3-8b"), ("qwen/qwen3-8b-base", "qwen3-8b-base"),
+                                     ("Qwen3-1.7B", "qwen3-1.7b"), ("meta-llama/Llama-3.3-70B-Instruct", "llama-3.3-70b"),
+                                     ("deepseek-ai/DeepSeek-V3", "deepseek-v3"), ("Qwen/Qwen3-4B-Thinking-2507", "qwen3-4b")])
+def test_hugging_face_ids_wherever_a_model_is_named(hf, name):
+    from rlsim.scenario import build_scenario
+
+    assert load_model(hf).name == name
+    assert build_scenario(model=hf, workload="rl-think-8b" if "deepseek" not in hf else None).workload.model == name
+
+
+def test_unknown_model_names_the_nearest_entries_and_gpt_oss_says_why():
+    with pytest.raises(CatalogError, match=r"unknown model 'Qwen/Qwen3-9B' \(nearest: Qwen/Qwen3-8B"):
+        load_model("Qwen/Qwen3-9B")
+    with pytest.raises(CatalogError, match="gpt-oss-20b.*sliding-window"):
+        load_model("openai/gpt-oss-20b")
+
+
+def test_models_command_lists_hf_ids():
+    import json
+
+    from typer.testing import CliRunner
+
+    from rlsim.report.cli import app
+
+    r = CliRunner().invoke(app, ["models", "--json"])
+    assert r.exit_code == 0, r.output
+    rows = {m["name"]: m for m in json.loads(r.stdout)["models"]}
+    assert "Qwen/Qwen3-30B-A3B-Thinking-2507" in rows["qwen3-30b-a3b"]["hf_ids"]
+    assert rows["deepseek-v3"]["mtp_num_layers"] == 1

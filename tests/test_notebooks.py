@@ -1,7 +1,7 @@
 """Every notebook executes on its small grid (RLSIM_NOTEBOOK_SMALL=1) and renders its plots.
 
 Notebooks live as jupytext percent scripts (``notebooks/*.py``, the diffable source) paired with
-``.ipynb``. With nbclient + ipykernel (in the ``test`` extra) the .ipynb runs in a real kernel and every
+``.ipynb``, committed executed (with their figures). With nbclient + ipykernel (in the ``test`` extra) the .ipynb runs in a real kernel and every
 figure must come out as an image; without them the percent script runs as plain Python (runpy).
 """
 
@@ -33,7 +33,11 @@ def test_ipynb_in_sync_with_script(script):
     b = jupytext.read(script.with_suffix(".ipynb"))
     src = lambda nb: [(c.cell_type, c.source.strip()) for c in nb.cells]  # noqa: E731
     assert src(a) == src(b), f"{script.name} and its .ipynb differ: run `jupytext --sync notebooks/{script.name}`"
-    assert not any(c.get("outputs") for c in b.cells), f"{script.stem}.ipynb: commit it without outputs"
+    # committed executed, so that opening it shows the figures (RLSIM_NOTEBOOK_SIZE=moderate or full size)
+    outs = [o for c in b.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert any("image/png" in o.get("data", {}) for o in outs), f"{script.stem}.ipynb: commit it executed, with figures"
+    assert not any(o.get("output_type") == "error" for o in outs), f"{script.stem}.ipynb: a cell failed"
+    assert all(c.get("execution_count") for c in b.cells if c.cell_type == "code"), f"{script.stem}.ipynb: not all run"
 
 
 @pytest.fixture

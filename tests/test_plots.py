@@ -41,6 +41,14 @@ def test_heatmap_annotates_every_cell(kq, tmp_path):
     ax = fig.get_axes()[0]
     cells = [t.get_text() for t in ax.texts]
     assert len(cells) == 4 and all(float(c) > 1 for c in cells)
+    assert fig.get_axes()[1].get_ylabel() == "end-to-end step speedup"  # the colour bar is labelled
+    bold = [t.get_text() for t in ax.texts if t.get_fontweight() == "bold"]
+    assert len(bold) == 2  # one best k per draft quality, marked
+    for q in (0.6, 0.9):
+        g = kq[kq.draft_quality == q]
+        assert f"{g['speedup_step'].max():.2f}" in bold
+    assert [p_.get_label() for p_ in ax.patches][:1] == ["best k per row"]
+    assert "2 seeds per point" in fig._suptitle.get_text()
     _png_ok(plots.save(fig, tmp_path / "h.png"))
 
 
@@ -56,14 +64,31 @@ def test_phase_bars_from_sweep_and_results(kq, tmp_path):
 def test_speedup_vs_gpus(tmp_path):
     df = sweep(SMALL, gpus=[8, 16], k=[1, 3], executor="serial", use_cache=False)
     fig = plots.speedup_vs_gpus(df)
-    assert fig.get_axes()[1].get_legend_handles_labels()[1] == ["k 1", "k 3"]
+    ax_step = fig.get_axes()[0]  # step time panel: AR and speculative seconds, the speedup on a twin axis
+    assert ax_step.get_ylabel() == "step time (s)" and "speedup" in fig.get_axes()[2].get_ylabel()  # its twin
+    labels = fig.get_axes()[1].get_legend().get_texts()  # the last panel carries the legend
+    assert [t.get_text() for t in labels][:4] == ["autoregressive (k 1)", "speculative (k 1)", "autoregressive (k 3)",
+                                                  "speculative (k 3)"]
+    ar = [ln for ln in ax_step.get_lines() if ln.get_linestyle() == "-" and len(ln.get_xdata()) == 2]
+    assert sorted(ar[0].get_xdata()) == [8, 16] and all(y > 0 for y in ar[0].get_ydata())  # absolute seconds
+    assert "32 x" not in fig._suptitle.get_text() and "gb200-nvl72" in fig._suptitle.get_text()  # GPUs are the x axis
+    assert "engine vllm-0.17.1" in fig._suptitle.get_text()
+    old = plots.speedup_vs_gpus(df, absolute=False)  # the ratio-only form is still there
+    assert old.get_axes()[1].get_legend_handles_labels()[1] == ["k 1", "k 3"]
     _png_ok(plots.save(fig, tmp_path / "g.png"))
 
 
 @pytest.mark.skipif(not HAS_ASYNC, reason="asynchronous pipeline (rlsim.pipeline.asynchronous) not in this build")
 def test_speedup_vs_lag(tmp_path):
     df = sweep(workload="rl-think-8b", num_prompts_per_step=4, lag=[0, 1], executor="serial", use_cache=False)
-    _png_ok(plots.save(plots.speedup_vs_lag(df), tmp_path / "lag.png"))
+    fig = plots.speedup_vs_lag(df)
+    ax = fig.get_axes()[0]
+    assert ax.get_ylabel() == "step time (s)"
+    # the AR step's absolute time, which a lag shortens, is drawn (not only the spec / AR ratio)
+    ar = [ln for ln in ax.get_lines() if ln.get_linestyle() == "-" and len(ln.get_xdata()) == 2][0]
+    assert list(ar.get_ydata()) == pytest.approx(df.sort_values("lag")["ar_step_s"].tolist())
+    assert "seed" in fig._suptitle.get_text() and "qwen3-8b" in fig._suptitle.get_text()
+    _png_ok(plots.save(fig, tmp_path / "lag.png"))
     _png_ok(plots.save(plots.phase_bars(df, by="lag"), tmp_path / "lagbars.png"))
 
 
@@ -90,3 +115,20 @@ def test_cli_plot_from_results_and_from_flags(kq, tmp_path):
     assert out.read_text().lstrip().startswith("<?xml")
     r = runner.invoke(app, ["plot", "heatmap", "--from", str(tmp_path / "missing.csv")])
     assert r.exit_code == 2 and "no such results file" in r.output
+
+
+@pytest.mark.skipif(not HAS_ASYNC, reason="asynchronous pipeline (rlsim.pipeline.asynchronous) not in this build")
+def test_timeline_says_what_it_draws_and_lists_only_what_appears():
+    from rlsim.report.timeline import timeline_figure
+    from rlsim.scenario import build_scenario
+
+    sc = build_scenario(workload="rl-think-8b", num_prompts_per_step=4, gen_gpus=8, train_gpus=8, lag=1,
+                        in_flight_weight_updates=True)
+    fig = timeline_figure(sc, n_replicas=3, n_steps=2)
+    ax = fig.get_axes()[0]
+    title = ax.get_title()
+    assert "3 of 8 generation replicas drawn" in title and "gb200-nvl72" in title and "engine vllm-0.17.1" in title
+    assert "8 generation + 8 training GPUs" in title and "seed 0" in title
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "generating" in labels and "refit" in labels
+    assert "drain before refit" not in labels  # in-flight weight updates: no drain is drawn, so none is listed

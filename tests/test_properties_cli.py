@@ -187,6 +187,17 @@ ODD_RECIPES = [
     "grpo: {async_grpo: {enabled: true, max_trajectory_age_steps: 1000}}\n", "\udcff\udcfe: x\n"]
 
 
+GOOD_VERL = ["python3 -m verl.trainer.main_ppo data.train_batch_size=2 actor_rollout_ref.rollout.n=2 "
+             "actor_rollout_ref.rollout.name=vllm trainer.n_gpus_per_node=4 trainer.nnodes=1\n",
+             "N=2\npython3 -m verl.trainer.main_ppo data.train_batch_size=$((N * 1)) actor_rollout_ref.rollout.name=vllm "
+             "actor_rollout_ref.rollout.tensor_model_parallel_size=1\n"]
+ODD_VERL = ["echo nothing\n", "python3 -m verl.trainer.main_ppo data.train_batch_size=.inf\n",
+            "python3 -m verl.trainer.main_ppo actor_rollout_ref.rollout.name=sglang\n",
+            "python3 -m verl.trainer.main_ppo data.train_batch_size='\n", "\udcff\udcfe\n",
+            "python3 -m verl.trainer.main_ppo actor_rollout_ref.rollout.gpu_memory_utilization=high "
+            "actor_rollout_ref.rollout.name=vllm\n"]
+
+
 def recipe_file(odd: bool) -> st.SearchStrategy:
     return st.sampled_from(ODD_RECIPES if odd else GOOD_RECIPES).map(lambda t: scratch_file(t, ".yaml"))
 
@@ -227,6 +238,13 @@ PROJECT_FLAGS = {
     "--prefill-gpus": int_flag(1, 2), "--kv-link-gbps": float_flag(1.0, 3600.0),
     "--kv-link-latency-ms": float_flag(0.0, 20.0), "--turns": int_flag(1, 2), "--tool-latency-s": float_flag(0.0, 1.0),
     "--tool-output-tokens": float_flag(1.0, 64.0), "--rope-scaling": choice(["none", "yarn"], ["linear", ""]),
+    # issue 18
+    "--tp": int_flag(1, 2), "--num-prompts-per-step": int_flag(1, 4), "--num-generations-per-prompt": int_flag(1, 4),
+    "--max-new-tokens": int_flag(16, 512), "--out": output_path(".json"),
+    "--set": choice(["kv_cache_dtype=fp8", "engine=ideal", "response_sigma=0.5", "reference_logprobs=false"],
+                    ["foo=3", "=", "k", "k=1,2", "colocated=maybe", "seed=3", "max_new_tokens=-5"]),
+    "--from-verl": V(st.sampled_from(GOOD_VERL).map(lambda t: scratch_file(t, ".sh")),
+                     st.sampled_from(ODD_VERL).map(lambda t: scratch_file(t, ".sh"))),
 }
 
 

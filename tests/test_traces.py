@@ -107,3 +107,66 @@ def test_cli_acceptance_from():
     assert d["acceptance_length"] == pytest.approx(1 + 4050 / 2363)
     bad = runner.invoke(app, ["project", "--workload", "rl-think-8b", "--acceptance-from", str(DATA / "nope.prom")])
     assert bad.exit_code == 2 and "no such file" in bad.output
+
+
+# ---- issue 18: NeMo-RL's logged keys, vLLM's bench result and log lines, where the acceptance came from
+def test_nemo_rl_logged_counts_positions_from_one(tmp_path):
+    recs = [{"step": s, "vllm/spec_num_drafts": 1000, "vllm/spec_num_draft_tokens": 3000,
+             "vllm/spec_num_accepted_tokens": sum(c),
+             **{f"vllm/vllm:spec_decode_num_accepted_tokens_per_pos-{i}": v for i, v in enumerate(c, 1)}}
+            for s, c in ((1, (800, 550, 350)), (2, (820, 580, 400)))]
+    p = tmp_path / "nemo.jsonl"
+    p.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    t = load_acceptance_trace(p)
+    assert t.k == 3 and t.num_drafts == 2000
+    np.testing.assert_allclose(t.unconditional_rates, [1620 / 2000, 1130 / 2000, 750 / 2000])  # -1 is position 0
+    assert "NeMo-RL vLLM metrics log" in t.describe() and "per_pos-{1..3}" in t.describe()
+
+
+def test_nemo_rl_logged_rates_and_time_series(tmp_path):
+    p = tmp_path / "rates.json"
+    p.write_text(json.dumps({f"vllm/spec_acceptance_rate-pos-{i}": r for i, r in ((1, 0.8), (2, 0.6), (3, 0.4))}))
+    t = load_acceptance_trace(p)
+    assert t.k == 3 and t.unconditional_rates == pytest.approx([0.8, 0.6, 0.4]) and t.acceptance_length == 2.8
+    p.write_text(json.dumps({"vllm/spec_num_drafts": [10, 500, 1000],
+                             **{f"vllm/vllm:spec_decode_num_accepted_tokens_per_pos-{i}": [1, 300, v]
+                                for i, v in ((1, 700), (2, 400))}}))
+    t = load_acceptance_trace(p)
+    assert t.unconditional_rates == pytest.approx([0.7, 0.4]) and any("time series" in n for n in t.notes)
+    p.write_text(json.dumps({"vllm/spec_acceptance_rate-pos-0": 0.8}))
+    with pytest.raises(ConfigurationError, match="numbers positions from 1"):
+        load_acceptance_trace(p)
+
+
+def test_vllm_bench_result_and_log_lines(tmp_path):
+    p = tmp_path / "bench.json"
+    p.write_text(json.dumps({"spec_decode_acceptance_rate": 56.7, "spec_decode_acceptance_length": 2.7,
+                             "spec_decode_num_drafts": 1000, "spec_decode_draft_tokens": 3000,
+                             "spec_decode_accepted_tokens": 1700,
+                             "spec_decode_per_position_acceptance_rates": [0.8, 0.55, 0.35]}))
+    t = load_acceptance_trace(p)
+    assert t.unconditional_rates == pytest.approx([0.8, 0.55, 0.35]) and "vLLM bench serve result" in t.format
+    line = ("INFO [metrics.py:100] SpecDecoding metrics: Mean acceptance length: {al}, Accepted throughput: 1.00 "
+            "tokens/s, Drafted throughput: 2.00 tokens/s, Accepted: {a} tokens, Drafted: {d} tokens, Per-position "
+            "acceptance rate: {r}, Avg Draft acceptance rate: 50.0%\n")
+    p = tmp_path / "vllm.log"
+    p.write_text("other line\n" + line.format(al="2.70", a=1700, d=3000, r="0.800, 0.550, 0.350")
+                 + line.format(al="2.80", a=1800, d=3000, r="0.820, 0.580, 0.400"))
+    t = load_acceptance_trace(p)
+    assert t.num_drafts == 2000 and t.unconditional_rates == pytest.approx([0.81, 0.565, 0.375])
+    assert t.per_step_acceptance_length == [2.7, 2.8] and "SpecDecoding log lines, 2 interval" in t.format
+
+
+def test_project_says_where_acceptance_came_from_and_warns_on_another_k(tmp_path):
+    p = tmp_path / "nemo.json"
+    p.write_text(json.dumps({f"vllm/spec_acceptance_rate-pos-{i}": r for i, r in ((1, 0.8), (2, 0.6), (3, 0.4))}))
+    base = ["project", "--workload", "rl-zero-8b", "--num-prompts-per-step", "4", "--acceptance-from", str(p)]
+    r = runner.invoke(app, base + ["--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["acceptance_source"]["k"] == 3 and any("acceptance from nemo.json (NeMo-RL" in n for n in d["notes"])
+    assert "warning" not in r.stderr
+    r = runner.invoke(app, base + ["--k", "5", "--json"])
+    assert r.exit_code == 0, r.output
+    assert "warning: --acceptance-from" in r.stderr and "extrapolates: positions 4..5" in r.stderr
+    assert any("extrapolates" in n for n in json.loads(r.stdout)["notes"])

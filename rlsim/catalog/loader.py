@@ -204,14 +204,81 @@ def list_models() -> dict[str, str]:
     return out
 
 
+# Model families left out of the catalog on purpose, with the reason (a clear error instead of "unknown model").
+NOT_MODELLED = {
+    "gpt-oss": "gpt-oss-20b / gpt-oss-120b use attention sinks, sliding-window attention on every other layer (a KV "
+               "cache bounded at the window) and MoE blocks of their own shape; rlsim's cost and memory models price "
+               "neither the window nor the sinks, so a projection would be wrong, not approximate",
+}
+
+
+@functools.lru_cache(maxsize=None)
+def hf_model_ids() -> dict[str, str]:
+    """Hugging Face id (lower case) -> catalog model name: every model's ``hf_id`` and ``hf_aliases``."""
+    out: dict[str, str] = {}
+    for name, path in _names("workloads/models").items():
+        spec = load_yaml_model(path, ModelSpec)
+        for hid in (spec.hf_id, *spec.hf_aliases):
+            out[hid.strip().lower()] = spec.name
+    return out
+
+
+def resolve_model_name(name: str) -> str | None:
+    """A catalog model's canonical name from its name, an alias or a Hugging Face id (``Qwen/Qwen3-8B``, any case;
+    also the id's last part, ``Qwen3-8B``); None if nothing matches."""
+    models = list_models()
+    if name in models:
+        return models[name]
+    low = name.strip().lower()
+    lower = {k.lower(): v for k, v in models.items()}
+    if low in lower:
+        return lower[low]
+    hf = hf_model_ids()
+    if low in hf:
+        return hf[low]
+    base = low.rsplit("/", 1)[-1]
+    if base in lower:
+        return lower[base]
+    by_base = {k.rsplit("/", 1)[-1]: v for k, v in hf.items()}
+    return by_base.get(base)
+
+
+def nearest_models(name: str, n: int = 3) -> list[str]:
+    """The catalog names or Hugging Face ids closest to ``name`` (for an error message)."""
+    import difflib
+
+    cands = {**{k: k for k in list_models()}, **{hid: hid for hid in _hf_ids_as_written()}}
+    low = {k.lower(): k for k in cands}
+    hits = difflib.get_close_matches(name.strip().lower(), list(low), n=n, cutoff=0.5)
+    base = name.strip().lower().rsplit("/", 1)[-1]
+    hits += [h for h in difflib.get_close_matches(base, list(low), n=n, cutoff=0.6) if h not in hits]
+    return [low[h] for h in hits[:n]]
+
+
+@functools.lru_cache(maxsize=None)
+def _hf_ids_as_written() -> tuple[str, ...]:
+    out = []
+    for path in _names("workloads/models").values():
+        spec = load_yaml_model(path, ModelSpec)
+        out += [spec.hf_id, *spec.hf_aliases]
+    return tuple(out)
+
+
 @functools.lru_cache(maxsize=None)
 def load_model(name: str) -> ModelSpec:
+    """A catalog model by name, alias or Hugging Face id (``hf_id`` / ``hf_aliases``), or a model YAML path."""
     if name.endswith((".yaml", ".yml")):
         return load_yaml_model(Path(name), ModelSpec)
-    models = list_models()
-    if name not in models:
-        raise CatalogError(f"unknown model {name!r}; allowed: {', '.join(sorted(models))}")
-    return load_yaml_model(_names("workloads/models")[models[name]], ModelSpec)
+    canon = resolve_model_name(name)
+    if canon is None:
+        for key, why in NOT_MODELLED.items():
+            if key in name.lower():
+                raise CatalogError(f"model {name!r} is not in the catalog: {why}")
+        near = nearest_models(name)
+        raise CatalogError(f"unknown model {name!r}" + (f" (nearest: {', '.join(near)})" if near else "")
+                           + f"; allowed: {', '.join(sorted(list_models()))}, or a Hugging Face id of one of them "
+                           "(`rlsim models` lists them)")
+    return load_yaml_model(_names("workloads/models")[canon], ModelSpec)
 
 
 @functools.lru_cache(maxsize=None)

@@ -133,6 +133,8 @@ class ModelSpec(Sourced):
     name: str
     aliases: list[str] = Field(default_factory=list)
     hf_id: str
+    hf_aliases: list[str] = Field(default_factory=list, description="other Hugging Face ids whose config.json has the "
+                                  "same value in every key rlsim reads (a Base or re-released checkpoint)")
     architecture: Literal["dense", "moe"]
     num_hidden_layers: int = Field(ge=1)
     hidden_size: int = Field(ge=1)
@@ -388,6 +390,8 @@ class TrainingParallelism(Strict):
     train_micro_batch_size: int = Field(default=1, ge=1)
     logprob_batch_size: int | None = Field(default=None, ge=1, description="None: train_micro_batch_size")
     sequence_packing: bool = True
+    dynamic_batching: bool = Field(default=False, description="NeMo-RL dynamic batching (instead of packing): sequences "
+                                   "sorted by length, micro-batches padded to their longest up to train_mb_tokens")
     sequence_length_round: int = Field(default=64, ge=1)
     train_mb_tokens: int | None = Field(default=None, ge=1, description="packed tokens per training micro-batch "
                                         "(None: max_total_sequence_length x train_micro_batch_size, NeMo-RL's default)")

@@ -230,6 +230,8 @@ class TrainingLayoutModel:
         pl = padded.tolist()
         if self.par.sequence_packing:
             bins = [[pl[i] for i in b] for b in first_fit_decreasing(padded, max(mb_tokens, int(padded.max())))]
+        elif getattr(self.par, "dynamic_batching", False):
+            bins = _dynamic_batches(padded, mb_tokens)
         else:
             bins = [pl[j:j + mb_seqs] for j in range(0, len(pl), mb_seqs)]
         ranks: list[list[list[int]]] = [[] for _ in range(L.dp)]
@@ -513,6 +515,21 @@ class TrainingLayoutModel:
         attn = 2.0 * m.num_hidden_layers * m.num_attention_heads * width * float(np.sum(np.asarray(lengths, float) ** 2))
         f = 2.0 * m.active_params * tok + attn
         return 3.0 * f if train else f
+
+
+def _dynamic_batches(padded: np.ndarray, mb_tokens: int) -> list[list[int]]:
+    """NeMo-RL dynamic batching: sequences sorted longest first, each micro-batch filled while (sequences x its
+    longest) stays within ``mb_tokens``; every sequence is padded to the micro-batch's longest."""
+    out: list[list[int]] = []
+    cur: list[int] = []
+    for s in sorted((int(x) for x in padded), reverse=True):
+        if cur and (len(cur) + 1) * cur[0] > mb_tokens:
+            out.append([cur[0]] * len(cur))
+            cur = []
+        cur.append(s)
+    if cur:
+        out.append([cur[0]] * len(cur))
+    return out
 
 
 __all__ = ["LayoutCost", "TrainingLayout", "TrainingLayoutModel", "first_fit_decreasing", "resolve_layout"]

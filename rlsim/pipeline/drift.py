@@ -218,10 +218,12 @@ class DriftRun:
                 "notes": list(self.notes)}
 
 
-def simulate_drift_run(setup: Setup, steps: int, drift: DriftModel | None = None, baseline: bool = True) -> DriftRun:
+def simulate_drift_run(setup: Setup, steps: int, drift: DriftModel | None = None, baseline: bool = True,
+                       on_step=None) -> DriftRun:
     """Simulate ``steps`` synchronous RL steps with an offline and an online draft (and the
     autoregressive baseline), each step with its own sampled lengths (``Setup.sample_step_lengths``) and
-    the draft's AL at that step. ``baseline=False`` skips the autoregressive steps (NaN in the result)."""
+    the draft's AL at that step. ``baseline=False`` skips the autoregressive steps (NaN in the result).
+    ``on_step(step)``: called after each step (a progress bar)."""
     drift = drift or DriftModel()
     sc = setup.scenario
     if steps < 1:
@@ -247,6 +249,8 @@ def simulate_drift_run(setup: Setup, steps: int, drift: DriftModel | None = None
             ar.step_s if ar else nan, off.step_s, float(on.step_s + extra),
             ar.phases_s["generation"] if ar else nan, off.phases_s["generation"], on.phases_s["generation"], float(extra),
             off.generation.realized_acceptance_length, on.generation.realized_acceptance_length))
+        if on_step is not None:
+            on_step(s)
     notes = [f"offline AL(step) = 1 + (AL-1) * ({drift.floor} + ({drift.init} - {drift.floor}) exp(-step/{drift.drift_steps})); "
              f"online AL(step) = 1 + (AL-1) * ({drift.online} + ({drift.init} - {drift.online}) exp(-step/{drift.adapt_steps}))",
              "online draft training charged to the training phase: 3 x unroll x draft forward FLOPs over all trained tokens"]

@@ -38,6 +38,7 @@ class Setup:
     training_layout: object = None  # TrainingLayoutModel when the Megatron layout model prices training / log-prob
     disagg: object = None  # DisaggConfig (rlsim/engine/disagg.py) when a prefill pool serves the decode replicas
     agentic: object = None  # AgenticRollout when trajectories have several turns
+    train_draft: bool = False  # the training phase also trains the draft online (options.online_draft_training)
 
     def replica_config(self, speculative: bool) -> ReplicaConfig:
         e = self.scenario.workload.engine

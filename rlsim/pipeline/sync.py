@@ -6,6 +6,8 @@ The phases run one after another on the same GPUs, so the step is their sum.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from ..costmodel.training import logprob_time, refit_time_s, training_time
@@ -32,6 +34,14 @@ def train_and_logprob(setup: Setup, seq_tokens: np.ndarray) -> tuple[float, floa
     Megatron layout model (costmodel/training_layout.py), or the workload's MFU when it sets one."""
     w = setup.scenario.workload
     passes = 2 if w.reference_logprobs else 1
+    if setup.train_draft:  # online draft training (NeMo-RL policy.draft.enabled): the draft trains with the policy
+        from .drift import online_training_time_s
+
+        lp_s, tr_s, bd = train_and_logprob(dataclasses.replace(setup, train_draft=False), seq_tokens)
+        extra = online_training_time_s(setup, np.asarray(seq_tokens), np.zeros(len(seq_tokens)))
+        if bd is not None:
+            bd = dict(bd, online_draft_training_s=extra)
+        return lp_s, tr_s + extra, bd
     tl = setup.training_layout
     if tl is not None:
         lp, tr = tl.logprob(seq_tokens, passes), tl.training(seq_tokens)

@@ -30,10 +30,21 @@ def project(scenario: Scenario) -> ProjectionResult:
             raise ConfigurationError(
                 f"--lag {scenario.lag}: asynchronous RL (max_trajectory_age_steps >= 1) is not implemented yet; "
                 "use --lag 0 (synchronous)") from None
+    spec_setup = setup
+    if scenario.options.get("online_draft_training") and scenario.k > 0 and setup.drafter.network is not None:
+        import dataclasses
+
+        spec_setup = dataclasses.replace(setup, train_draft=True)  # the draft trains with the policy (spec column)
+        notes.append("online draft training (policy.draft.enabled): the speculative column's training phase includes "
+                     "the draft's forward + backward over every trained token")
+    if scenario.lag > 0 and spec_setup is not setup:
+        base = asynchronous.async_step_result(setup, asynchronous.simulate_async(setup, False))
+        spec = asynchronous.async_step_result(spec_setup, asynchronous.simulate_async(spec_setup, True))
+    elif scenario.lag > 0:
         base, spec = asynchronous.simulate_async_pair(setup)
     else:  # the two runs are independent: side by side when two CPUs are free (pipeline/parallel.py)
         base, spec = both(lambda: simulate_sync_step(setup, speculative=False)[0],
-                          lambda: simulate_sync_step(setup, speculative=True)[0], setup.timer.extrapolated)
+                          lambda: simulate_sync_step(spec_setup, speculative=True)[0], setup.timer.extrapolated)
     if setup.timer.extrapolated:
         notes.append("extrapolated beyond the measured calibration grid: " + ", ".join(sorted(setup.timer.extrapolated)))
     return ProjectionResult(base, spec, setup.acceptance.acceptance_length, spec.generation.realized_acceptance_length,

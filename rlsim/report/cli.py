@@ -48,6 +48,24 @@ class _OneLineErrors(typer.core.TyperGroup):
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, cls=_OneLineErrors,
                   help="rlsim: RL post-training step time with and without speculative decoding.")
 
+
+def _version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"rlsim {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main_options(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                               help="print rlsim's version and exit")) -> None:
+    """rlsim: RL post-training step time with and without speculative decoding."""
+    import warnings
+
+    # a warning is one line on stderr ("warning: ..."), not Python's file:line and source excerpt
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {' '.join(str(message).split())}\n"
+
 _COMMAND_MODULES = [
     "rlsim.report.cmd_project",
     "rlsim.report.cmd_timeline",
@@ -56,6 +74,7 @@ _COMMAND_MODULES = [
     "rlsim.report.cmd_sweep",
     "rlsim.report.cmd_plot",
     "rlsim.report.cmd_adaptive",
+    "rlsim.report.cmd_catalog",
 ]
 
 

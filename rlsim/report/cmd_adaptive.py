@@ -45,7 +45,8 @@ def _acceptance_inputs(al_curve: str | None, acceptance_from: str | None) -> tup
         return fit_al_curve(parse_al_curve(al_curve)), f"AL curve {al_curve}"
     if acceptance_from:
         fit = load_acceptance_trace(acceptance_from)
-        return fit.unconditional_rates, f"trace {fit.source} (k {fit.k}, AL {fit.acceptance_length:.3f})"
+        return fit.unconditional_rates, (f"{fit.describe()}; k above {fit.k} extrapolated (the last measured conditional "
+                                         "rate repeated)")
     return None, None
 
 
@@ -120,17 +121,22 @@ def optimize_k(workload: str | None = None, model: str | None = None, hardware: 
     def graphs(s):
         return cuda_graph_cost(s, hw.cudagraph_capture_max_tokens, m.num_hidden_layers, d_layers, e.max_num_seqs)
 
+    from .progress import StageProgress
+
     fixed = {}
-    for k in range(1, k_max + 1):
-        r = _simulate(build_scenario(k=k, **common), samples)
-        r["graphs"] = graphs([(1, e.max_num_seqs, k)]).as_dict()
-        r["estimate_decode_s"] = decode_time_estimate_s(table, span, lambda b, _k=k: _k)
-        fixed[k] = r
-    best_k = min(fixed, key=lambda k: fixed[k]["gen"])
-    g_sched = graphs(sched)
-    extra = g_sched.minus(graphs([(1, e.max_num_seqs, best_k)]))
-    adaptive = _simulate(build_scenario(k=k_max, num_speculative_tokens_per_batch_size=[list(x) for x in sched], **common),
-                         samples, kv_reserve_bytes=extra.bytes_per_gpu)
+    with StageProgress(f"optimize-k: {w.name}", total=k_max + 1) as bar:
+        for k in range(1, k_max + 1):
+            r = _simulate(build_scenario(k=k, **common), samples)
+            r["graphs"] = graphs([(1, e.max_num_seqs, k)]).as_dict()
+            r["estimate_decode_s"] = decode_time_estimate_s(table, span, lambda b, _k=k: _k)
+            fixed[k] = r
+            bar.advance(f"k = {k}")
+        best_k = min(fixed, key=lambda k: fixed[k]["gen"])
+        g_sched = graphs(sched)
+        extra = g_sched.minus(graphs([(1, e.max_num_seqs, best_k)]))
+        adaptive = _simulate(build_scenario(k=k_max, num_speculative_tokens_per_batch_size=[list(x) for x in sched],
+                                            **common), samples, kv_reserve_bytes=extra.bytes_per_gpu)
+        bar.advance("batch-adaptive schedule")
     adaptive["graphs"] = g_sched.as_dict()
     adaptive["extra_graphs_vs_best_fixed"] = extra.as_dict()
     adaptive["estimate_decode_s"] = decode_time_estimate_s(table, span, k_for_batch(sched))
@@ -172,9 +178,10 @@ def optimize_k(workload: str | None = None, model: str | None = None, hardware: 
 
 def print_optimize_k(res: dict) -> None:
     from rich.console import Console
+    from .tables import make_console
     from rich.table import Table
 
-    c = Console()
+    c = make_console()
     t = Table(title=(f"{res['model']} on {res['gpus']} x {res['hardware']} ({res['workload']}): up to "
                      f"{res['sequences_per_replica_max']} sequences per replica, {res['samples']} sampled step(s)"),
               title_justify="left")
@@ -229,8 +236,10 @@ def optimize_k_cmd(
 # ---------------------------------------------------------------------------------------------- rlsim project extras
 def apply_project_extras(flags: dict, k_schedule: str | None = None, acceptance_from: str | None = None,
                          acceptance_spread: float | None = None, acceptance_response_decay: float | None = None,
-                         draft_quality_decay: float | None = None) -> tuple[dict, dict]:
-    """``rlsim project`` flags of this module -> (build_scenario arguments, scenario options)."""
+                         draft_quality_decay: float | None = None, info: dict | None = None) -> tuple[dict, dict]:
+    """``rlsim project`` flags of this module -> (build_scenario arguments, scenario options). ``info`` (a dict)
+    receives ``acceptance_source`` (the trace fit) and ``notes`` / ``warnings`` saying where the acceptance came from
+    and whether it is extrapolated to another k."""
     from ..errors import ConfigurationError
     from ..speculation.adaptive import parse_k_schedule, validate_k_schedule
     from ..speculation.traces import load_acceptance_trace
@@ -247,6 +256,20 @@ def apply_project_extras(flags: dict, k_schedule: str | None = None, acceptance_
         flags["acceptance_rates_per_position"] = list(fit.unconditional_rates)
         if flags.get("k") is None:
             flags["k"] = fit.k
+        if info is not None:
+            info["acceptance_source"] = fit.as_dict()
+            info.setdefault("notes", []).append(fit.describe())
+            info["notes"] += [f"acceptance trace: {n}" for n in fit.notes]
+            k = flags["k"]
+            if k > fit.k:
+                last = fit.model.conditional_rates[-1]
+                info.setdefault("warnings", []).append(
+                    f"--acceptance-from {acceptance_from} measured k = {fit.k}; projecting k = {k} extrapolates: "
+                    f"positions {fit.k + 1}..{k} repeat the last measured conditional rate {last:.3f} (a trace taken "
+                    f"at k = {k} measures them)")
+            elif k < fit.k:
+                info["notes"].append(f"k = {k} uses the first {k} of the trace's {fit.k} positions (exact: a shorter "
+                                     "draft accepts its first positions as often)")
     if draft_quality_decay is not None:
         if flags.get("draft_quality") is None:
             raise ConfigurationError("--draft-quality-decay shapes --draft-quality: give --draft-quality too")
@@ -266,7 +289,10 @@ def run_drift_steps(sc, steps: int, drift_steps: float = 650.0, drift_floor: flo
 
     drift = DriftModel(drift_steps=float("inf") if drift_steps == 0 else drift_steps, floor=drift_floor,
                        adapt_steps=adapt_steps, init=draft_init)
-    run = simulate_drift_run(build_setup(sc), steps, drift)
+    from .progress import StageProgress
+
+    with StageProgress(f"{steps} RL steps, offline vs online draft", total=steps) as bar:
+        run = simulate_drift_run(build_setup(sc), steps, drift, on_step=lambda s: bar.advance(f"step {s + 1}"))
     if as_json:
         emit_json(run.to_dict())
         return
@@ -275,9 +301,10 @@ def run_drift_steps(sc, steps: int, drift_steps: float = 650.0, drift_floor: flo
 
 def print_drift_run(run, console=None, max_rows: int = 12) -> None:
     from rich.console import Console
+    from .tables import make_console
     from rich.table import Table
 
-    c = console or Console()
+    c = console or make_console()
     n = len(run.steps)
     stride = max(1, math.ceil(n / max_rows))
     rows = sorted(set(list(range(0, n, stride)) + [n - 1]))

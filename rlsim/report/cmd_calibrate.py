@@ -64,6 +64,7 @@ def report_cmd(
 ):
     """Held-out error per op class (median, p90) of the fitted predictors on the committed data."""
     from rich.console import Console
+    from .tables import make_console
     from rich.table import Table
 
     from ..catalog.loader import catalog_dir
@@ -79,7 +80,7 @@ def report_cmd(
         for k, v in r["op_classes"].items():
             ok = v["median"] < 0.05 and v["p90"] < 0.15
             t.add_row(k, str(v["n"]), f"{v['median']:.1%}", f"{v['p90']:.1%}", f"{v['max']:.1%}" + ("" if ok else " *"))
-        Console().print(t)
-        Console().print(f"[dim]{r['method']}; * misses the target (median < 5%, p90 < 15%)[/dim]")
+        make_console().print(t)
+        make_console().print(f"[dim]{r['method']}; * misses the target (median < 5%, p90 < 15%)[/dim]")
         for m in r.get("incomplete", []):
-            Console().print(f"[yellow]partial calibration: {m} (re-run `rlsim calibrate` to resume it)[/yellow]")
+            make_console().print(f"[yellow]partial calibration: {m} (re-run `rlsim calibrate` to resume it)[/yellow]")

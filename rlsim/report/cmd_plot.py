@@ -50,18 +50,21 @@ PLOTS = {
                     "facet": ("--facet", "workload", "one panel per value of this column")},
     },
     "speedup-vs-gpus": {
-        "help": "Rollout and end-to-end speedup vs GPU count.",
+        "help": "Step and rollout times (AR solid, speculative dashed) with the speedup on a second axis, vs GPU count.",
         "defaults": {"workload": ["rl-zero-8b"], "gpus": [8, 16, 32, 64, 128]},
         "options": {"x": ("--x", "gpus", "gpus, gen_gpus or train_gpus"),
                     "hue": ("--hue", "auto", "line colour column (auto: the first other axis that varies)"),
-                    "metric": ("--metric", "speedup_generation,speedup_step", "metric columns, one panel each"),
+                    "metric": ("--metric", "speedup_step,speedup_generation", "speedups, one panel each with the AR and "
+                               "speculative times they compare"),
                     "facet": ("--facet", "workload", "one row of panels per value of this column")},
     },
     "speedup-vs-lag": {
-        "help": "Speedup vs policy lag (max_trajectory_age_steps; needs the asynchronous pipeline for lag >= 1).",
+        "help": "Step and rollout times (AR solid, speculative dashed) with the speedup on a second axis, vs policy lag "
+                "(max_trajectory_age_steps).",
         "defaults": {"workload": ["rl-think-8b"], "lag": [0, 1, 2, 3]},
         "options": {"hue": ("--hue", "auto", "line colour column (auto: the first other axis that varies)"),
-                    "metric": ("--metric", "auto", "metric columns (auto: generation, exposed generation, step)"),
+                    "metric": ("--metric", "auto", "speedups, one panel each with the times they compare (auto: step, "
+                               "generation, exposed generation)"),
                     "facet": ("--facet", "workload", "one row of panels per value of this column")},
     },
 }

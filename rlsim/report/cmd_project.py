@@ -41,6 +41,20 @@ def project_cmd(
                                          "ideal (engine_profiles/, or a YAML path)"),
     from_nemo_rl: Optional[str] = typer.Option(None, "--from-nemo-rl", help="NeMo-RL GRPO recipe (YAML) to read the "
                                                "scenario from; flags override it"),
+    from_verl: Optional[str] = typer.Option(None, "--from-verl", help="verl trainer YAML, or a launch script running "
+                                            "verl.trainer.main_ppo key=value ... (read on verl's defaults); flags "
+                                            "override it"),
+    verbose: bool = typer.Option(False, "--verbose", help="with --from-nemo-rl / --from-verl: list every key read and "
+                                 "ignored"),
+    tp: Optional[int] = typer.Option(None, "--tp", help="vLLM tensor_parallel_size"),
+    num_prompts_per_step: Optional[int] = typer.Option(None, "--num-prompts-per-step", help="prompts per RL step"),
+    num_generations_per_prompt: Optional[int] = typer.Option(None, "--num-generations-per-prompt",
+                                                             help="responses per prompt"),
+    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="response length cap (tokens)"),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="FIELD=VALUE for any scenario field, the names of "
+                                             "sweep axes (e.g. --set kv_cache_dtype=fp8 --set split=48:16); repeatable"),
+    out: Optional[str] = typer.Option(None, "--out", help="also write the projection: .json (what --json prints) or "
+                                      ".csv (one row: scenario and per-phase times)"),
     k_schedule: Optional[str] = typer.Option(None, "--k-schedule", help="k by live batch size, '1-16:5,17-64:3,65-1024:0' "
                                              "or JSON [[1,16,5],...] (vLLM num_speculative_tokens_per_batch_size)"),
     acceptance_from: Optional[str] = typer.Option(None, "--acceptance-from", help="fit per-position acceptance from "
@@ -109,20 +123,38 @@ def project_cmd(
                                      f"{ignored[0]} (it would be ignored); allowed: one or the other")
     if timeline is not None:
         check_output_file(timeline, "--timeline", (".png", ".svg", ".pdf"))
+    if out is not None:
+        check_output_file(out, "--out", (".json", ".csv"))
     flags = dict(model=model, workload=workload, hardware=hardware, gpus=gpus, k=k, drafter=drafter,
                  acceptance_length=acceptance_length, draft_quality=draft_quality, lag=lag, gen_gpus=gen_gpus,
                  train_gpus=train_gpus, draft_model=draft_model, in_flight_weight_updates=in_flight_weight_updates or None,
-                 avg_seq_len=avg_seq_len)
+                 avg_seq_len=avg_seq_len, tensor_parallel_size=tp, num_prompts_per_step=num_prompts_per_step,
+                 num_generations_per_prompt=num_generations_per_prompt, max_new_tokens=max_new_tokens)
+    flags.update(parse_set_flags(set_, flags))
     recipe = None
-    if from_nemo_rl is not None:
-        from .nemo_rl import from_nemo_rl as read_recipe, merge_flags
+    if from_nemo_rl is not None and from_verl is not None:
+        raise ConfigurationError("--from-nemo-rl and --from-verl both given; allowed: one config to read")
+    if verbose and from_nemo_rl is None and from_verl is None:
+        raise ConfigurationError("--verbose lists the keys of a config read with --from-nemo-rl or --from-verl, which "
+                                 "is not given (it would be ignored)")
+    if from_nemo_rl is not None or from_verl is not None:
+        from .nemo_rl import merge_flags
 
-        recipe = read_recipe(from_nemo_rl)
+        if from_nemo_rl is not None:
+            from .nemo_rl import from_nemo_rl as read_recipe
+
+            recipe = read_recipe(from_nemo_rl, engine=engine)
+        else:
+            from .verl import from_verl as read_verl
+
+            recipe = read_verl(from_verl, engine=engine)
         flags = merge_flags(recipe, flags)  # flags win
     from .cmd_adaptive import apply_project_extras, run_drift_steps
 
+    info: dict = {}
+    recipe_options = flags.pop("options", None) or {}
     flags, extra_options = apply_project_extras(flags, k_schedule, acceptance_from, acceptance_spread,
-                                                acceptance_response_decay, draft_quality_decay)
+                                                acceptance_response_decay, draft_quality_decay, info=info)
     if moe_routing_skew is not None:
         extra_options["moe_routing_skew"] = moe_routing_skew
     if engine is not None:
@@ -135,12 +167,23 @@ def project_cmd(
         if v is not None:
             extra_options[key] = v
     sc = build_scenario(**flags, seed=seed, calibration=calibration,
-                        options=(({"partial_rollout": True} if partial_rollouts else {}) | extra_options) or None)
+                        options=(recipe_options | ({"partial_rollout": True} if partial_rollouts else {})
+                                 | extra_options) or None)
+    for w_ in info.get("warnings", []):
+        typer.echo(f"warning: {w_}", err=True)
     if steps is not None:
         return run_drift_steps(sc, steps, 650.0 if drift_steps is None else drift_steps,
                                0.8 if drift_floor is None else drift_floor, 85.0 if adapt_steps is None else adapt_steps,
                                1.0 if draft_init is None else draft_init, as_json)
-    res = project(sc)
+    from .progress import StageProgress
+
+    with StageProgress(f"projecting {sc.workload.model} on {sc.workload.gpus} x {sc.workload.hardware}",
+                       total=seeds) as bar:
+        res = project(sc)
+        bar.advance(f"seed {seed} done")
+        res.notes.extend(info.get("notes", []) + [f"warning: {w_}" for w_ in info.get("warnings", [])])
+        spread = project_seeds(sc, seeds, first=res, on_seed=lambda s_: bar.advance(f"seed {s_} done")) \
+            if seeds > 1 else None
     if timeline:
         from .timeline import plot_timeline
 
@@ -150,10 +193,18 @@ def project_cmd(
         if sc.workload.colocated:
             res.notes.append(f"--timeline {timeline}: drawn for separate generation and training pools (a timeline "
                              "shows the asynchronous pipeline's steps); the projection above is colocated")
-    spread = project_seeds(sc, seeds, first=res) if seeds > 1 else None
+    payload = res.to_dict() | ({"seed_spread": spread.to_dict()} if spread else {})
+    if recipe:
+        from .configread import assumed_gpu_note
+
+        payload[recipe_key(recipe)] = recipe.to_dict() | (
+            {"assumed_gpu": assumed_gpu_note(recipe, sc)} if hardware is None else {})
+    if "acceptance_source" in info:
+        payload["acceptance_source"] = info["acceptance_source"]
+    if out is not None:
+        write_projection(out, res, payload)
     if as_json:
-        emit_json(res.to_dict() | ({"seed_spread": spread.to_dict()} if spread else {})
-                  | ({"nemo_rl": recipe.to_dict()} if recipe else {}))
+        emit_json(payload)
     else:
         from .tables import projection_table
 
@@ -161,11 +212,66 @@ def project_cmd(
         if recipe:
             from .nemo_rl import print_mapping
 
-            print_mapping(recipe)
+            print_mapping(recipe, verbose=verbose, scenario=sc, hardware_flag=hardware)
         if spread:
             from .seeds import spread_table
 
             spread_table(spread)
+        if out is not None:
+            typer.echo(f"wrote {out}", err=True)
+
+
+def recipe_key(recipe) -> str:
+    """The JSON key of an imported config: ``nemo_rl`` or ``verl``."""
+    return "verl" if recipe.kind.startswith("verl") else "nemo_rl"
+
+
+def parse_set_flags(items: list[str] | None, flags: dict) -> dict:
+    """``--set FIELD=VALUE`` (one value each; the names of sweep axes) -> build_scenario arguments. A field given
+    both as a flag and by --set with another value is refused."""
+    from ..errors import ConfigurationError
+    from .cmd_sweep import parse_values
+    from .sweep import AXIS_TYPES, canonical_axis, scenario_kwargs
+
+    out: dict = {}
+    for s in items or []:
+        if "=" not in s:
+            raise ConfigurationError(f"--set {s!r}: expected FIELD=VALUE (e.g. --set kv_cache_dtype=fp8)")
+        name, text = s.split("=", 1)
+        name = canonical_axis(name)
+        if not name:
+            raise ConfigurationError(f"--set {s!r}: no field name before '='")
+        values = parse_values(text, AXIS_TYPES.get(name, object), name)
+        if len(values) != 1:
+            raise ConfigurationError(f"--set {s}: {len(values)} values; project takes one per field (several sweep: "
+                                     f"rlsim sweep --set {s})")
+        for key, v in scenario_kwargs({name: values[0]}).items():
+            if flags.get(key) is not None and flags[key] != v:
+                raise ConfigurationError(f"--set {s}: {key} is also given as a flag ({flags[key]!r}); give it once")
+            out[key] = v
+    return out
+
+
+def write_projection(path: str, res, payload: dict) -> None:
+    """``--out``: the JSON of --json (.json), or one CSV row: the scenario's descriptors and every per-phase time."""
+    from pathlib import Path
+
+    from ..inputs import dumps_strict, write_or_keep
+
+    p = Path(path)
+    if p.suffix.lower() == ".json":
+        write_or_keep(p, lambda q: q.write_text(dumps_strict(payload, indent=2) + "\n"), "--out")
+        return
+    import pandas as pd
+
+    sc = res.scenario
+    row = {k: sc.get(k) for k in ("workload", "model", "hardware", "engine", "gpus", "gen_gpus_resolved",
+                                   "train_gpus_resolved", "colocated", "n_replicas", "num_prompts_per_step",
+                                   "num_generations_per_prompt", "num_speculative_tokens", "drafter", "drafter_network",
+                                   "max_trajectory_age_steps", "seed", "calibration")}
+    row.update(res.summary_row())
+    row.update({f"speedup_{k}": v for k, v in res.speedup.items()})
+    write_or_keep(p, lambda q: pd.DataFrame([row]).to_csv(q, index=False), "--out")
 
 
 @user_errors
@@ -238,6 +344,7 @@ def iteration_cmd(
         emit_json(info)
         return
     from rich.console import Console
+    from .tables import make_console
     from rich.table import Table
 
     t = Table(title=f"{m.name} on {hw.name}, engine {eng.name}: batch {batch}, context {context}, k {k} "
@@ -250,9 +357,9 @@ def iteration_cmd(
             continue
         t.add_row(name, f"{v*1e3:.3f}", f"{v/out['total']:.0%}")
     t.add_row("[bold]total[/bold]", f"[bold]{out['total']*1e3:.3f}[/bold]", "100%")
-    Console().print(t)
+    make_console().print(t)
     rp = round_parts
-    Console().print(f"[dim]by part: target forward {rp['target_forward_s']*1e3:.3f} ms, draft {rp['draft_s']*1e3:.3f} ms, "
+    make_console().print(f"[dim]by part: target forward {rp['target_forward_s']*1e3:.3f} ms, draft {rp['draft_s']*1e3:.3f} ms, "
                     f"sampler {rp['sampler_s']*1e3:.3f} ms (GPU); host {rp['host_s']*1e3:.3f} ms of which exposed "
                     f"{rp['exposed_host_s']*1e3:.3f} ms; graph: {rp['graph_mode']}; async scheduling: "
                     f"{'on' if rp['async_scheduling'] else 'off'}; kernel costs: {info['calibration']}[/dim]")

@@ -249,6 +249,7 @@ def sweep_cmd(
 
 def sweep_table(df, max_rows: int = 40) -> None:
     from rich.console import Console
+    from .tables import make_console
     from rich.table import Table
 
     def varies(c):
@@ -289,4 +290,4 @@ def sweep_table(df, max_rows: int = 40) -> None:
         if "error" in df.columns:
             cells.append("" if row["error"] is None or row["error"] != row["error"] else str(row["error"])[:80])
         t.add_row(*cells)
-    Console().print(t)
+    make_console().print(t)

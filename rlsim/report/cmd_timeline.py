@@ -15,7 +15,11 @@ def register(app: typer.Typer) -> None:
 
 @user_errors
 def timeline_cmd(
-    out: str = typer.Option("timeline.png", "--out", help="PNG or SVG path"),
+    out: Optional[str] = typer.Option(None, "--out", help="figure (.png/.svg/.pdf) or, with --format perfetto, a .json "
+                                      "trace (default timeline.png / timeline.json)"),
+    format_: Optional[str] = typer.Option(None, "--format", help="png | svg | pdf | perfetto (Chrome trace-event JSON "
+                                          "for ui.perfetto.dev and chrome://tracing); default: from --out's suffix"),
+    rounds: bool = typer.Option(True, "--rounds/--no-rounds", help="perfetto: one slice per engine iteration"),
     model: Optional[str] = typer.Option(None, "--model"),
     workload: Optional[str] = typer.Option(None, "--workload"),
     hardware: Optional[str] = typer.Option(None, "--hardware"),
@@ -30,23 +34,68 @@ def timeline_cmd(
                                  "replicas, and 64)"),
     steps: int = typer.Option(3, "--steps", help="steady-state steps to draw (1..20)"),
     seed: int = typer.Option(0, "--seed"),
+    engine: Optional[str] = typer.Option(None, "--engine", help="rollout engine profile (default vllm-0.17.1)"),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="FIELD=VALUE for any scenario field (as rlsim project "
+                                             "--set); repeatable"),
 ):
-    """Gantt chart of a few steady-state steps: trainer and generation replicas (non-colocated)."""
+    """Gantt chart (PNG/SVG/PDF) or Perfetto trace (--format perfetto) of a few steady-state steps: trainer phases
+    and generation replicas (non-colocated)."""
     from ..inputs import MAX_TIMELINE_REPLICAS, MAX_TIMELINE_STEPS, TIMELINE_WHY, check_count, check_output_file
     from ..scenario import build_scenario
     from .timeline import plot_timeline
 
-    check_output_file(out, "--out", (".png", ".svg", ".pdf"))
+    from ..errors import ConfigurationError
+
+    fmt = format_
+    if fmt is None:
+        fmt = "perfetto" if out is not None and out.lower().endswith(".json") else "figure"
+    elif fmt not in ("png", "svg", "pdf", "perfetto"):
+        raise ConfigurationError(f"--format = {fmt!r}; allowed: png, svg, pdf, perfetto")
+    if out is None:
+        out = "timeline.json" if fmt == "perfetto" else f"timeline.{fmt if fmt != 'figure' else 'png'}"
+    if fmt == "perfetto":
+        check_output_file(out, "--out", (".json",))
+    else:
+        check_output_file(out, "--out", (".png", ".svg", ".pdf"))
+        if fmt != "figure" and not out.lower().endswith("." + fmt):
+            raise ConfigurationError(f"--format {fmt} but --out {out} has another suffix; allowed: --out ending in .{fmt}")
+        if not rounds:
+            raise ConfigurationError("--no-rounds shapes the perfetto trace; a figure draws busy intervals (it would be "
+                                     "ignored); allowed: with --format perfetto")
     check_count("--replicas", replicas, 1, MAX_TIMELINE_REPLICAS, TIMELINE_WHY)
     check_count("--steps", steps, 1, MAX_TIMELINE_STEPS, TIMELINE_WHY)
 
-    sc = build_scenario(model=model, workload=workload, hardware=hardware, gpus=gpus, k=k,
-                        acceptance_length=acceptance_length, lag=lag, gen_gpus=gen_gpus, train_gpus=train_gpus, seed=seed)
+    from .cmd_project import parse_set_flags
+
+    flags = dict(model=model, workload=workload, hardware=hardware, gpus=gpus, k=k, acceptance_length=acceptance_length,
+                 lag=lag, gen_gpus=gen_gpus, train_gpus=train_gpus, engine=engine)
+    flags.update(parse_set_flags(set_, flags))
+    sc = build_scenario(**flags, seed=seed)
     if sc.workload.colocated:
         sc = sc.model_copy(update={"workload": sc.workload.model_copy(update={"colocated": False})})
     from ..pipeline import build_setup
 
+    from .progress import StageProgress
+
     n_rep = build_setup(sc).n_replicas
-    p = plot_timeline(sc, out, speculative=not autoregressive, n_replicas=replicas, n_steps=steps)
-    typer.echo(f"wrote {p}" + (f" (--replicas {replicas}: the scenario has {n_rep} generation replicas, all drawn)"
-                               if replicas > n_rep else ""))
+    drawn = min(replicas, n_rep)
+    what = f"{drawn} of {n_rep} generation replicas drawn" + (
+        f" (--replicas {replicas}: the scenario has {n_rep} generation replicas, all drawn)" if replicas > n_rep
+        else " (all)" if drawn == n_rep else f" (--replicas {replicas}; raise it to draw more)")
+    with StageProgress(f"simulating {steps} steady-state steps of {sc.workload.model}"):
+        if fmt == "perfetto":
+            from .perfetto import summarize, timeline_trace, write_trace
+
+            trace = timeline_trace(sc, speculative=not autoregressive, n_replicas=replicas, n_steps=steps,
+                                   rounds=rounds)
+            p = write_trace(trace, out)
+        else:
+            p = plot_timeline(sc, out, speculative=not autoregressive, n_replicas=replicas, n_steps=steps)
+    typer.echo(f"wrote {p}: {what}")
+    if fmt == "perfetto":
+        s = summarize(trace)
+        typer.echo(f"open it in https://ui.perfetto.dev or chrome://tracing; {s['events']:,} events")
+        for track, n in s["tracks"].items():
+            typer.echo(f"  {track}: {n:,} slices")
+        for proc, n in s["sequences"].items():
+            typer.echo(f"  {proc} / sequences: {n:,} async slices")

@@ -93,6 +93,7 @@ def measured_cmd(
     """Predicted vs measured ground-truth rollouts: generation time, iterations, speculative speedup."""
     import pandas as pd
     from rich.console import Console
+    from .tables import make_console
     from rich.table import Table
 
     from ..errors import ConfigurationError
@@ -105,7 +106,7 @@ def measured_cmd(
     if gpu is not None and gpu not in avail:
         raise ConfigurationError(f"--gpu {gpu!r}: no ground-truth rollouts for it; allowed: {', '.join(avail)}")
     gpus = [gpu] if gpu else avail
-    con = Console()
+    con = make_console()
     for g in gpus:
         df = measured.compare(g, calibration, engine=engine)
         if out:

@@ -64,6 +64,8 @@ def _frame(df):
             sc = r.scenario
             rows.append({"workload": sc["workload"], "k": sc["num_speculative_tokens"], "lag": sc["max_trajectory_age_steps"],
                          "gpus": sc["gpus"], "drafter": sc["drafter"], "draft_quality": sc.get("draft_quality"),
+                         "model": sc.get("model"), "hardware": sc.get("hardware"), "engine": sc.get("engine"),
+                         "seed": sc.get("seed"),
                          "scenario": f"{sc['workload']} k={sc['num_speculative_tokens']}"
                                      + (f" lag={sc['max_trajectory_age_steps']}" if sc["max_trajectory_age_steps"] else ""),
                          **r.summary_row()})
@@ -131,6 +133,55 @@ def _numeric_x(df, x) -> bool:
     return is_numeric_dtype(df[x])
 
 
+def context_title(df, skip: Sequence[str] = ()) -> str:
+    """What the figure shows, from the table: model, hardware and GPUs, engine, seeds (a column that varies and is
+    not drawn as an axis is listed with its values; one that is an axis, hue or facet is left to the axes)."""
+    parts = []
+
+    def vals(col):
+        if col not in df.columns or col in skip:
+            return None
+        v = [x for x in df[col].dropna().unique()]
+        return v or None
+
+    model, hw, gpus = vals("model"), vals("hardware"), vals("gpus")
+    if model:
+        parts.append(", ".join(map(str, model[:4])) + (" ..." if len(model) > 4 else ""))
+    where = []
+    if gpus:
+        where.append(("/".join(_tick(g) for g in sorted(gpus)[:6])) + " x")
+    if hw:
+        where.append("/".join(map(str, hw)))
+    if where:
+        gen, train = vals("gen_gpus"), vals("train_gpus")
+        separate = (gen and train and gpus and len(gen) == len(train) == len(gpus) == 1
+                    and float(gen[0]) + float(train[0]) == float(gpus[0]))  # colocated runs report gpus for both
+        split = f" ({_tick(gen[0])} generation + {_tick(train[0])} training)" if separate else ""
+        on = "on " + " ".join(where) + split
+        if parts:
+            parts[-1] += " " + on
+        else:
+            parts.append(on)
+    eng = vals("engine")
+    if eng:
+        parts.append("engine " + "/".join(map(str, eng)))
+    if "n_seeds" in df.columns and df["n_seeds"].notna().any():
+        n = sorted({int(x) for x in df["n_seeds"].dropna().unique()})
+        parts.append(f"{'/'.join(map(str, n))} seed{'s' if n != [1] else ''} per point"
+                     + (" (mean, 95% CI)" if max(n) > 1 else ""))
+    elif "seed" in df.columns and df["seed"].notna().any():
+        s = sorted({int(x) for x in df["seed"].dropna().unique()})
+        parts.append(f"seed{'s' if len(s) > 1 else ''} {', '.join(map(str, s[:5]))}")
+    return ", ".join(parts)
+
+
+def _suptitle(fig, df, title: str | None, skip: Sequence[str] = (), what: str = "") -> None:
+    ctx = context_title(df, skip)
+    text = title if title else (f"{what}: {ctx}" if what and ctx else ctx or what)
+    if text:
+        fig.suptitle(text, fontsize=10)
+
+
 def save(fig, path: str | os.PathLike, dpi: int = 150) -> Path:
     """Save a figure; the format follows the extension (.png, .svg, .pdf)."""
     p = Path(path)
@@ -187,8 +238,79 @@ def speedup_vs(df, x: str, *, metrics: Sequence[str] = ("speedup_generation", "s
             ax.grid(alpha=0.3)
             if hue is not None and c == len(metrics) - 1:
                 ax.legend(fontsize=8, title=None, loc="best")
-    if title:
-        fig.suptitle(title)
+    _suptitle(fig, df, title, skip=[x, hue or "", facet or ""])
+    return fig
+
+
+def times_and_speedup(df, x: str, *, metrics: Sequence[str] = ("speedup_step", "speedup_generation"),
+                      hue: str | None = "auto", facet: str | None = "workload", title: str | None = None,
+                      logx: bool | None = None):
+    """Absolute times and speedup vs ``x``: per metric ``speedup_<phase>`` one panel with the autoregressive
+    (solid) and speculative (dashed) ``<phase>`` times in seconds on the left axis and the speedup (dotted) on the
+    right axis, one colour per ``hue`` value. Answers "is it faster, and by how much", not only the ratio (with
+    lag, the ratio falls while both steps get shorter)."""
+    df = _frame(df)
+    from ..errors import ConfigurationError
+
+    if x not in df.columns:
+        raise ConfigurationError(f"the sweep table has no column {x!r}: sweep it (e.g. --{x.replace('_', '-')} ...)")
+    pairs = []
+    for m in metrics:
+        if m not in df.columns:
+            continue
+        ph = m[len("speedup_"):] if m.startswith("speedup_") else None
+        a, s = f"ar_{ph}_s", f"spec_{ph}_s"
+        pairs.append((m, a if a in df.columns else None, s if s in df.columns else None, ph))
+    if not pairs:
+        raise ConfigurationError("the sweep table has none of the requested metrics")
+    if hue == "auto":
+        hue = _auto_hue(df, [c for c in ("draft_quality", "acceptance_length_input", "drafter", "k", "lag", "gpus",
+                                         "hardware", "model") if c != x])
+    facets = _facets(df, facet)
+    fig, axes = _figure(len(facets), len(pairs), w=5.6, h=4.0)
+    if logx is None:
+        xs = df[x].dropna().to_numpy(dtype=float) if _numeric_x(df, x) else np.array([1.0])
+        logx = x in ("gpus", "gen_gpus", "train_gpus") and len(xs) and xs.min() > 0 and xs.max() / xs.min() >= 4
+    cmap = _cmap(df, hue)
+    for r, (flabel, g) in enumerate(facets):
+        groups = [(None, g)] if hue is None else list(g.groupby(hue, sort=True))
+        for c, (m, a_col, s_col, ph) in enumerate(pairs):
+            ax = axes[r][c]
+            ax2 = ax.twinx()
+            for hv, gg in groups:
+                gg = gg.sort_values(x)
+                col = cmap(hv)
+                tag = "" if hue is None else f" ({_fmt_hue(hue, hv)})"
+                if a_col:
+                    ax.errorbar(gg[x], gg[a_col], yerr=_yerr(gg, a_col), marker="o", ms=4, capsize=3, lw=1.8,
+                                color=col, ls="-", label=f"autoregressive{tag}")
+                if s_col:
+                    ax.errorbar(gg[x], gg[s_col], yerr=_yerr(gg, s_col), marker="s", ms=4, capsize=3, lw=1.8,
+                                color=col, ls="--", label=f"speculative{tag}")
+                ax2.errorbar(gg[x], gg[m], yerr=_yerr(gg, m), marker="^", ms=4, capsize=2, lw=1.2, color=col, ls=":",
+                             alpha=0.8, label=f"speedup{tag} (right axis)")
+            ax2.axhline(1.0, color="0.6", lw=0.8, ls="-.")
+            ax.set_ylim(bottom=0)
+            lo, hi = ax2.get_ylim()
+            ax2.set_ylim(min(lo, 0.9), max(hi, 1.1))
+            if logx:
+                ax.set_xscale("log", base=2)
+                ticks = sorted(g[x].dropna().unique())
+                ax.set_xticks(ticks, [str(int(t_)) for t_ in ticks])
+            elif x in ("k", "lag") and _numeric_x(g, x):
+                ax.set_xticks(sorted(int(v) for v in g[x].dropna().unique()))
+            what = {"step": "step", "generation": "rollout (generation)",
+                    "exposed_generation": "exposed generation"}.get(ph, ph or m)
+            ax.set_xlabel(AXIS_LABELS.get(x, x))
+            ax.set_ylabel(f"{what} time (s)")
+            ax2.set_ylabel(f"{what} speedup (spec vs AR, x)")
+            ax.set_title(f"{flabel}: {what} time and speedup" if flabel else f"{what} time and speedup", fontsize=10)
+            ax.grid(alpha=0.3)
+            if c == len(pairs) - 1 and r == 0:
+                h1, l1 = ax.get_legend_handles_labels()
+                h2, l2 = ax2.get_legend_handles_labels()
+                ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="best")
+    _suptitle(fig, df, title, skip=[x, hue or "", facet or ""])
     return fig
 
 
@@ -219,20 +341,28 @@ def speedup_vs_k(df, *, quality: str | None = "auto", metrics: Sequence[str] = (
 
 
 def speedup_vs_gpus(df, *, x: str = "gpus", hue: str | None = "auto", facet: str | None = "workload",
-                    metrics: Sequence[str] = ("speedup_generation", "speedup_step"), title: str | None = None):
-    """Speedup vs GPU count (``x="gen_gpus"`` for the generation pool)."""
-    return speedup_vs(df, x, metrics=metrics, hue=hue, facet=facet, title=title)
+                    metrics: Sequence[str] = ("speedup_step", "speedup_generation"), title: str | None = None,
+                    absolute: bool = True):
+    """Step and rollout times (AR solid, speculative dashed) and the speedup (right axis) vs GPU count
+    (``x="gen_gpus"`` for the generation pool); ``absolute=False``: the speedups alone."""
+    if not absolute:
+        return speedup_vs(df, x, metrics=metrics, hue=hue, facet=facet, title=title)
+    return times_and_speedup(df, x, metrics=metrics, hue=hue, facet=facet, title=title)
 
 
 def speedup_vs_lag(df, *, hue: str | None = "auto", facet: str | None = "workload",
-                   metrics: Sequence[str] | None = None, title: str | None = None):
-    """Speedup vs policy lag; adds the exposed-generation speedup when the async pipeline reports it."""
+                   metrics: Sequence[str] | None = None, title: str | None = None, absolute: bool = True):
+    """Step and rollout times (AR solid, speculative dashed) and the speedup (right axis) vs policy lag: a lag
+    shortens both steps while the spec/AR ratio may fall, which the ratio alone would read as "async is worse".
+    Adds the exposed-generation panel when the async pipeline reports it; ``absolute=False``: the speedups alone."""
     d = _frame(df)
     if metrics is None:
-        metrics = ["speedup_generation", "speedup_step"]
+        metrics = ["speedup_step", "speedup_generation"]
         if "speedup_exposed_generation" in d.columns and d["speedup_exposed_generation"].notna().any():
-            metrics.insert(1, "speedup_exposed_generation")
-    return speedup_vs(d, "lag", metrics=metrics, hue=hue, facet=facet, title=title)
+            metrics.append("speedup_exposed_generation")
+    if not absolute:
+        return speedup_vs(d, "lag", metrics=metrics, hue=hue, facet=facet, title=title)
+    return times_and_speedup(d, "lag", metrics=metrics, hue=hue, facet=facet, title=title)
 
 
 # ---------------------------------------------------------------------------------------------- heatmap
@@ -270,14 +400,30 @@ def heatmap(df, *, x: str = "k", y: str = "draft_quality",
             ax.set_title(f"{flabel}: {head}" if flabel else head, fontsize=10)
             finite = z[np.isfinite(z)]
             mid = (finite.min() + finite.max()) / 2 if finite.size else 0
+            best_of_row = np.full(z.shape[0], -1)
+            for i in range(z.shape[0]):
+                row = np.where(np.isfinite(z[i]), z[i], -np.inf)
+                if np.isfinite(row).any():
+                    best_of_row[i] = int(np.argmax(row)) if not m.endswith("_s") else int(np.argmin(
+                        np.where(np.isfinite(z[i]), z[i], np.inf)))
             for i in range(z.shape[0]):
                 for j in range(z.shape[1]):
                     if np.isfinite(z[i, j]):
+                        best = j == best_of_row[i]
                         ax.text(j, i, f"{z[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                                fontweight="bold" if best else "normal",
                                 color="black" if z[i, j] > mid else "white")
-            fig.colorbar(im, ax=ax, shrink=0.85)
-    if title:
-        fig.suptitle(title)
+                        if best:
+                            from matplotlib.patches import Rectangle
+
+                            ax.add_patch(Rectangle((j - 0.47, i - 0.47), 0.94, 0.94, fill=False, lw=1.8, ec="red",
+                                                   label=f"best {AXIS_LABELS.get(x, x).split(' (')[0]} per row"))
+            cb = fig.colorbar(im, ax=ax, shrink=0.85)
+            cb.set_label(head)
+            h, lab = ax.get_legend_handles_labels()
+            if h:
+                ax.legend(h[:1], lab[:1], fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.14), frameon=False)
+    _suptitle(fig, df, title, skip=[x, y, facet or ""])
     return fig
 
 
@@ -362,10 +508,9 @@ def phase_bars(df, *, by: str | None = "k", facet: str | None = "workload", titl
         axes[idx // ncols][idx % ncols].set_visible(False)
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 4), fontsize=8, frameon=False)
-    if title:
-        fig.suptitle(title)
+    _suptitle(fig, df, title, skip=[by, facet or ""])
     return fig
 
 
 __all__ = ["speedup_vs", "speedup_vs_k", "speedup_vs_gpus", "speedup_vs_lag", "heatmap", "phase_bars", "save",
-           "phase_columns"]
+           "phase_columns", "times_and_speedup", "context_title"]

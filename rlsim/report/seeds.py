@@ -54,9 +54,11 @@ def seed_list(first: int, n: int) -> list[int]:
     return [int(first) + i for i in range(int(n))]
 
 
-def project_seeds(scenario: Scenario, n_seeds: int, first: ProjectionResult | None = None) -> SeedSpread:
+def project_seeds(scenario: Scenario, n_seeds: int, first: ProjectionResult | None = None,
+                  on_seed=None) -> SeedSpread:
     """Project ``scenario`` with seeds ``scenario.seed .. scenario.seed + n_seeds - 1``. ``first``: an
-    already computed result for ``scenario.seed`` (reused, not recomputed)."""
+    already computed result for ``scenario.seed`` (reused, not recomputed). ``on_seed(seed)``: called after each
+    seed it simulates (a progress bar)."""
     from .api import project
 
     seeds = seed_list(scenario.seed, n_seeds)
@@ -66,15 +68,18 @@ def project_seeds(scenario: Scenario, n_seeds: int, first: ProjectionResult | No
             results.append(first)
         else:
             results.append(project(scenario.model_copy(update={"seed": s})))
+            if on_seed is not None:
+                on_seed(s)
     values = {m: [float(f(r)) for r in results] for m, f in METRICS.items()}
     return SeedSpread(seeds, results, values)
 
 
 def spread_table(sp: SeedSpread, console=None) -> None:
     from rich.console import Console
+    from .tables import make_console
     from rich.table import Table
 
-    console = console or Console()
+    console = console or make_console()
     t = Table(title=f"seed spread over {len(sp.seeds)} seeds ({sp.seeds[0]}..{sp.seeds[-1]})", title_justify="left")
     for c in ("metric", "mean", "min", "max", "range/mean"):
         t.add_column(c, justify="left" if c == "metric" else "right")

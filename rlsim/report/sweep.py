@@ -222,7 +222,8 @@ def describe_point(point: dict) -> str:
 
 # ------------------------------------------------------------------------------------------- hashing
 _FINGERPRINT_SKIP = ("report/sweep.py", "report/plots.py", "report/cli.py", "report/tables.py", "report/nemo_rl.py",
-                     "report/cmd_")
+                     "report/cmd_", "report/configread.py", "report/verl.py", "report/perfetto.py",
+                     "report/progress.py", "report/timeline.py")
 
 
 @functools.lru_cache(maxsize=None)
@@ -824,6 +825,12 @@ def load_results(path: str | os.PathLike):
     p = Path(path)
     if p.is_dir():
         raise ConfigurationError(f"{p}: is a folder; allowed: a results file (.csv or .parquet) written by rlsim sweep")
+    if (not p.is_file() and p.suffix.lower() in (".parquet", ".pq") and p.with_suffix(".csv").is_file()
+            and importlib.util.find_spec("pyarrow") is None and importlib.util.find_spec("fastparquet") is None):
+        # `sweep --out x.parquet` without pyarrow wrote x.csv (and said so): the next command reads that
+        warnings.warn(f"{p} does not exist; reading {p.with_suffix('.csv')}, which rlsim sweep wrote instead "
+                      "(parquet needs pip install 'rlsim[parquet]')", RuntimeWarning, stacklevel=2)
+        p = p.with_suffix(".csv")
     if not p.is_file():
         raise ConfigurationError(f"{p}: no such results file")
     try:

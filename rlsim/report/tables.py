@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 from rich.console import Console
 from rich.table import Table
 
 from ..pipeline import ProjectionResult
+
+# Output that is not a terminal (a pipe, a file) is printed this wide, so that tables and notes are never cut at
+# rich's default of 80 columns; $COLUMNS still wins when set.
+PIPE_WIDTH = 1000
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A rich Console that does not truncate when its output is piped or redirected."""
+    stream = sys.stderr if stderr else sys.stdout
+    width = None
+    if not (hasattr(stream, "isatty") and stream.isatty()) and not os.environ.get("COLUMNS"):
+        width = PIPE_WIDTH
+    return Console(stderr=stderr, width=width)
 
 PHASE_LABELS = {
     "data": "data", "refit": "refit (prepare)", "generation": "generation (rollout)",
@@ -15,11 +31,12 @@ PHASE_LABELS = {
 
 
 def projection_table(r: ProjectionResult, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or make_console()
     sc = r.scenario
     title = (f"{sc['model']} on {sc['gpus']} x {sc['hardware']} ({sc['workload']}), "
              f"{sc['sequences_per_step']} sequences/step, lag {sc['max_trajectory_age_steps']}, engine {sc.get('engine', '?')}")
-    t = Table(title=title, title_justify="left")
+    console.print(title, highlight=False)  # on its own line: a table title would wrap at the table's width
+    t = Table()
     t.add_column("phase")
     t.add_column("autoregressive (s)", justify="right")
     t.add_column(f"speculative k={sc['num_speculative_tokens']} (s)", justify="right")
@@ -52,9 +69,17 @@ def projection_table(r: ProjectionResult, console: Console | None = None) -> Non
             console.print(f"[dim]{n}[/dim]")
         return
     console.print(
-        f"generation: {g_b.n_replicas} replicas x {g_b.sequences_per_replica:.0f} sequences; AR {g_b.iterations_max} "
+        f"generation: {g_b.n_replicas} replicas x {_per_replica(g_b.sequences_per_replica)} sequences; AR {g_b.iterations_max} "
         f"iterations (tail after 90% of sequences: {g_b.tail_s:.1f} s), spec {g_s.iterations_max} iterations "
         f"(tail {g_s.tail_s:.1f} s); KV capacity {g_b.kv_capacity_tokens_per_replica:,} tokens/replica; "
         f"preemptions AR {g_b.preemptions}, spec {g_s.preemptions}")
     for n in r.notes:
         console.print(f"[dim]{n}[/dim]")
+
+
+def _per_replica(x: float) -> str:
+    """Sequences per replica: whole when it is, else with decimals (16 sequences on 32 replicas are 0.5 each, and
+    half of the replicas idle; never "0")."""
+    if float(x).is_integer():
+        return f"{x:.0f}"
+    return f"{x:.2f}" + (" (fewer sequences than replicas: some replicas idle)" if x < 1 else "")

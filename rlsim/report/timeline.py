@@ -37,10 +37,13 @@ def plot_timeline(scenario: Scenario, path: str | Path, speculative: bool = True
     check_count("replicas", n_replicas, 1, MAX_TIMELINE_REPLICAS, TIMELINE_WHY)
     check_count("steps", n_steps, 1, MAX_TIMELINE_STEPS, TIMELINE_WHY)
     check_output_file(path, flag, (".png", ".svg", ".pdf"))
-    import matplotlib
+    fig = timeline_figure(scenario, speculative, n_replicas, n_steps)
+    return write_or_keep(Path(path), lambda p: fig.savefig(p, dpi=120), flag)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def timeline_figure(scenario: Scenario, speculative: bool = True, n_replicas: int = 8, n_steps: int = 3):
+    """The Gantt chart as a matplotlib Figure (not saved; no pyplot state)."""
+    from matplotlib.figure import Figure
 
     setup = build_setup(scenario)
     n_replicas = min(n_replicas, setup.n_replicas)  # rows beyond the scenario's replicas would be empty
@@ -48,11 +51,21 @@ def plot_timeline(scenario: Scenario, path: str | Path, speculative: bool = True
     W = run.weights_loaded_s
     t0 = W[run.warmup]
     t1 = W[min(run.warmup + n_steps, len(W) - 1)]
-    fig, ax = plt.subplots(figsize=(12, 1.2 + 0.42 * (n_replicas + 1)))
+    fig = Figure(figsize=(12, 1.6 + 0.42 * (n_replicas + 1)))
+    ax = fig.subplots()
     colors = {"wait": "#dddddd", "train": "#d62728", "logprob": "#ff7f0e", "drain": "#9467bd", "refit": "#2ca02c",
               "gen": "#1f77b4"}
     y_tr = n_replicas
     w = scenario.workload
+    drawn: set[str] = set()  # legend entries that appear in the window
+
+    def bar(start, dur, y, kind):
+        a, b = max(start, t0), min(start + dur, t1)
+        if dur > 0:
+            ax.broken_barh([(start, dur)], (y, 0.8), color=colors[kind])
+            if b > a:
+                drawn.add(kind)
+
     for t in range(len(run.train_end_s)):
         s, e = run.train_start_s[t], run.train_end_s[t]
         dur = e - s
@@ -62,15 +75,17 @@ def plot_timeline(scenario: Scenario, path: str | Path, speculative: bool = True
         frac = lp / (lp + tr) if lp + tr > 0 else 0.5
         lp_end = s + frac * dur
         prev = W[t]
-        ax.broken_barh([(prev, max(s - prev, 0))], (y_tr, 0.8), color=colors["wait"])
-        ax.broken_barh([(s, lp_end - s)], (y_tr, 0.8), color=colors["logprob"])
-        ax.broken_barh([(lp_end, e - lp_end)], (y_tr, 0.8), color=colors["train"])
+        bar(prev, max(s - prev, 0), y_tr, "wait")
+        bar(s, lp_end - s, y_tr, "logprob")
+        bar(lp_end, e - lp_end, y_tr, "train")
         rs = run.refit_start_s[t]
-        ax.broken_barh([(e, rs - e)], (y_tr, 0.8), color=colors["drain"])
-        ax.broken_barh([(rs, W[t + 1] - rs)], (y_tr, 0.8), color=colors["refit"])
+        bar(e, rs - e, y_tr, "drain")
+        bar(rs, W[t + 1] - rs, y_tr, "refit")
     for r, tr_ in enumerate(run.replica_traces):
         ivs = [(a, b - a) for a, b in _busy_intervals(tr_, gap_s=1e-3 * (t1 - t0))]
         ax.broken_barh(ivs, (r, 0.8), color=colors["gen"])
+        if any(a < t1 and a + d > t0 for a, d in ivs):
+            drawn.add("gen")
     for v in W[1:]:
         ax.axvline(v, color="k", lw=0.5, ls=":")
     ax.set_xlim(t0, t1)
@@ -78,19 +93,17 @@ def plot_timeline(scenario: Scenario, path: str | Path, speculative: bool = True
     ax.set_yticklabels([f"gen replica {i}" for i in range(n_replicas)] + ["trainer"])
     ax.set_xlabel("time (s)")
     mode = "speculative" if speculative else "autoregressive"
-    ax.set_title(f"{w.model} {mode}, lag {scenario.lag}: {n_steps} steady-state steps "
-                 f"(dotted: new weights loaded)")
+    spec = f", k = {scenario.k}" if speculative and scenario.k else ""
+    ax.set_title(f"{w.model} {mode}{spec}, lag {scenario.lag} on {w.hardware}: {setup.gen_gpus} generation + "
+                 f"{setup.train_gpus} training GPUs, engine {scenario.engine}, seed {scenario.seed}\n"
+                 f"{n_steps} steady-state steps; {n_replicas} of {setup.n_replicas} generation replicas drawn"
+                 f"{' (all)' if n_replicas == setup.n_replicas else ''} (dotted: new weights loaded)", fontsize=10)
     from matplotlib.patches import Patch
 
-    ax.legend(handles=[Patch(color=c, label=n) for n, c in (("generating", colors["gen"]),
-                                                             ("trainer waits (exposed generation)", colors["wait"]),
-                                                             ("data + log-prob", colors["logprob"]),
-                                                             ("training", colors["train"]),
-                                                             ("drain before refit", colors["drain"]),
-                                                             ("refit", colors["refit"]))],
-              loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=6, fontsize=8, frameon=False)
+    entries = [(k_, n) for k_, n in (("gen", "generating"), ("wait", "trainer waits (exposed generation)"),
+                                     ("logprob", "data + log-prob"), ("train", "training"),
+                                     ("drain", "drain before refit"), ("refit", "refit")) if k_ in drawn]
+    ax.legend(handles=[Patch(color=colors[k_], label=n) for k_, n in entries],
+              loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=max(len(entries), 1), fontsize=8, frameon=False)
     fig.tight_layout()
-    try:
-        return write_or_keep(Path(path), lambda p: fig.savefig(p, dpi=120), flag)
-    finally:
-        plt.close(fig)
+    return fig

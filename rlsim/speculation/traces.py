@@ -18,6 +18,18 @@ Inputs understood (``load_acceptance_trace`` picks by content):
   keys). Per-position rates are read with vLLM's definition (unconditional: P(the first i+1 drafts
   all accepted)). Records are pooled weighted by their ``num_drafts`` when present, else equally.
 
+- **NeMo-RL's logged vLLM metrics** (``policy.generation.vllm_cfg.enable_vllm_metrics_logger``): keys under
+  ``vllm/``: ``spec_num_drafts``, ``spec_num_draft_tokens``, ``spec_num_accepted_tokens``,
+  ``spec_acceptance_rate-pos-{1..k}`` (per-position rates) and ``vllm:spec_decode_num_accepted_tokens_per_pos-{i}``
+  (per-position counts); hyphenated positions count from 1. A value logged as a time series (a list) of a
+  cumulative counter is read at its last sample.
+- **vLLM's own reports**: ``vllm bench serve --save-result`` JSON (``spec_decode_num_drafts``,
+  ``spec_decode_draft_tokens``, ``spec_decode_accepted_tokens``, ``spec_decode_per_position_acceptance_rates``) and
+  the engine's periodic log lines ``SpecDecoding metrics: Mean acceptance length: ..., Accepted: N tokens, Drafted:
+  M tokens, Per-position acceptance rate: ...`` (vllm/v1/spec_decode/metrics.py; intervals pooled by their drafts,
+  M / k each). vLLM 0.17.1 keeps no per-request acceptance (``RequestOutput.metrics`` carries token counts and
+  timestamps only), so per-request metrics cannot be read; the aggregate counters above are what it exposes.
+
 Fit: unconditional ``p_i = accepted_per_pos[i] / num_drafts``, AL = 1 + accepted / num_drafts, k = the
 number of positions (drafters such as n-gram may propose fewer than k tokens in a round: that is in
 the counts and in p_i, as vLLM measures it). Counting noise can make p_i increase slightly with
@@ -58,6 +70,7 @@ class TraceFit:
     source: str = ""
     per_step_acceptance_length: list[float] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    format: str = ""  # what the file was read as, and which keys gave the acceptance
 
     @property
     def model(self) -> AcceptanceModel:
@@ -75,8 +88,15 @@ class TraceFit:
                 "conditional_rates": list(self.model.conditional_rates), "acceptance_length": self.acceptance_length,
                 "num_drafts": self.num_drafts, "num_draft_tokens": self.num_draft_tokens,
                 "num_accepted_tokens": self.num_accepted_tokens, "draft_acceptance_rate": self.draft_acceptance_rate,
-                "source": self.source, "per_step_acceptance_length": list(self.per_step_acceptance_length),
-                "notes": list(self.notes)}
+                "source": self.source, "format": self.format,
+                "per_step_acceptance_length": list(self.per_step_acceptance_length), "notes": list(self.notes)}
+
+    def describe(self) -> str:
+        """Where the acceptance came from, in one line (for the projection's notes)."""
+        what = ("counts over " + f"{self.num_drafts:,.0f} speculative rounds") if self.num_drafts else "logged rates"
+        rates = ", ".join(f"{p:.3f}" for p in self.unconditional_rates[:8]) + (" ..." if self.k > 8 else "")
+        return (f"acceptance from {self.source} ({self.format or 'metrics'}): k = {self.k}, AL {self.acceptance_length:.3f} "
+                f"from {what}; per-position acceptance {rates}")
 
 
 # ---------------------------------------------------------------------------------------------- counters
@@ -255,9 +275,17 @@ def _flatten(obj, prefix: str = "") -> dict:
 
 _AL_KEYS = ("spec_acceptance_length", "mean_acceptance_length", "acceptance_length", "spec_decode_acceptance_length")
 _POS_LIST_KEYS = ("spec_acceptance_rate_per_pos", "spec_acceptance_per_position", "spec_acceptance_rates_per_position",
-                  "acceptance_rates_per_position", "acceptance_rate_per_pos", "spec_decode_acceptance_rate_per_pos")
+                  "acceptance_rates_per_position", "acceptance_rate_per_pos", "spec_decode_acceptance_rate_per_pos",
+                  "spec_decode_per_position_acceptance_rates", "per_position_acceptance_rates")
 _POS_KEY = re.compile(r"(?:spec_)?(?:decode_)?accept(?:ance|ed)?_(?:rate|length)?_?(?:per_)?pos(?:ition)?_?(\d+)$")
 _COUNT_POS_KEY = re.compile(r'(?:spec_decode_)?num_accepted_tokens_per_pos(?:_total)?(?:_|\{position="?)(\d+)"?\}?$')
+# NeMo-RL's hyphenated per-position keys count positions from 1
+_NEMO_RATE_POS = re.compile(r"spec_acceptance_rate-pos-(\d+)$")
+_NEMO_COUNT_POS = re.compile(r"(?:spec_decode_)?num_accepted_tokens_per_pos-(\d+)$")
+# other names of the counters: NeMo-RL's vllm/spec_num_*, vLLM bench's spec_decode_{draft,accepted}_tokens
+_COUNTER_ALIASES = {"spec_num_drafts": "num_drafts", "spec_num_draft_tokens": "num_draft_tokens",
+                    "spec_num_accepted_tokens": "num_accepted_tokens", "draft_tokens": "num_draft_tokens",
+                    "accepted_tokens": "num_accepted_tokens"}
 
 
 def _last(key: str) -> str:
@@ -290,13 +318,27 @@ def _num_list(key: str, v: list, source: str) -> dict[int, float]:
 def _record_fit(rec: dict, source: str = "json") -> dict:
     """What one JSON record carries: counts and/or rates."""
     flat = _flatten(rec)
-    got: dict = {"per_pos_counts": {}, "per_pos_rates": {}}
+    got: dict = {"per_pos_counts": {}, "per_pos_rates": {}, "keys": []}
     for key, v in flat.items():
         name = _last(key)
         base = name[len("spec_decode_"):] if name.startswith("spec_decode_") else name
         if base.endswith("_total"):
             base = base[: -len("_total")]
+        base = _COUNTER_ALIASES.get(base, base)
         if isinstance(v, bool):
+            continue
+        m1, m2 = _NEMO_RATE_POS.search(name), _NEMO_COUNT_POS.search(name)
+        if (m1 or m2 or base in ("num_drafts", "num_draft_tokens", "num_accepted_tokens")) and isinstance(v, list) \
+                and v and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+            v = v[-1]  # a time series of a cumulative counter (or of a rate): its last sample
+            got.setdefault("series", True)
+        if m1 or m2:  # NeMo-RL: positions from 1
+            i = int((m1 or m2).group(1))
+            if i < 1:
+                raise ConfigurationError(f"{source}: `{key}`: NeMo-RL numbers positions from 1; allowed: -pos-1 .. "
+                                         f"-pos-{MAX_TRACE_POSITIONS}")
+            (got["per_pos_rates"] if m1 else got["per_pos_counts"])[_position(i - 1, source)] = _num(key, v, source)
+            got["keys"].append(key)
             continue
         if isinstance(v, float) and not np.isfinite(v) and (base in ("num_drafts", "num_draft_tokens", "num_accepted_tokens")
                                                                or name in _AL_KEYS or name in ("num_speculative_tokens", "k")):
@@ -305,10 +347,13 @@ def _record_fit(rec: dict, source: str = "json") -> dict:
             got["per_pos_counts"] = _num_list(key, v, source)
         elif base in ("num_drafts", "num_draft_tokens", "num_accepted_tokens") and isinstance(v, (int, float)):
             got[base] = float(v)
+            got["keys"].append(key)
         elif name in _POS_LIST_KEYS and isinstance(v, list):
             got["per_pos_rates"] = _num_list(key, v, source)
+            got["keys"].append(key)
         elif name in _AL_KEYS and isinstance(v, (int, float)):
             got["al"] = float(v)
+            got["keys"].append(key)
         elif name in ("num_speculative_tokens", "k") and isinstance(v, (int, float)):
             if not float(v).is_integer() or not 1 <= v <= MAX_TRACE_POSITIONS:
                 raise ConfigurationError(f"{source}: `{key}` = {v!r}; allowed: an integer 1..{MAX_TRACE_POSITIONS}")
@@ -320,10 +365,12 @@ def _record_fit(rec: dict, source: str = "json") -> dict:
             m = _COUNT_POS_KEY.fullmatch(name)
             if m:
                 got["per_pos_counts"][_position(m.group(1), source)] = _num(key, v, source)
+                got["keys"].append(key)
                 continue
             m = _POS_KEY.search(name)
             if m and "num_" not in name:
                 got["per_pos_rates"][_position(m.group(1), source)] = _num(key, v, source)
+                got["keys"].append(key)
         elif v is None and (base in ("num_drafts", "num_draft_tokens", "num_accepted_tokens", "num_accepted_tokens_per_pos")
                             or name in _AL_KEYS or name in _POS_LIST_KEYS):
             raise ConfigurationError(f"{source}: `{key}` = null; allowed: a number (or leave the key out)")
@@ -349,10 +396,47 @@ def _get_metrics_records(obj, source: str = "json") -> list[dict] | None:
 
 
 def fit_json_records(records: list[dict], source: str = "json", k: int | None = None) -> TraceFit:
-    """Pool JSON records (one per step, or one in all) into a fit."""
+    """Pool JSON records (one per step, or one in all) into a fit; ``format`` says which keys gave it."""
+    fit = _fit_json_records(records, source, k)
+    keys: list[str] = []
+    for r in records:
+        if isinstance(r, dict):
+            for key in _record_fit(r, source)["keys"]:
+                if key not in keys:
+                    keys.append(key)
+    nemo = any(k_.startswith("vllm/") or "-pos-" in k_ for k_ in keys)
+    bench = any(k_.startswith("spec_decode_") for k_ in keys) and not nemo
+    kind = ("NeMo-RL vLLM metrics log" if nemo else "vLLM bench serve result" if bench else "JSON metrics")
+    if any(isinstance(r, dict) and _record_fit(r, source).get("series") for r in records):
+        fit.notes.append("values logged as time series (lists): the last sample of each was read (cumulative counters)")
+    shown = _compress_keys(keys)
+    fit.format = f"{kind}, {len([r for r in records if isinstance(r, dict)])} record(s); keys {shown}"
+    return fit
+
+
+def _compress_keys(keys: list[str]) -> str:
+    """``a-pos-1, a-pos-2, a-pos-3`` -> ``a-pos-{1..3}`` (positional families written once)."""
+    fam: dict[str, list[int]] = {}
+    order: list[str] = []
+    for k_ in keys:
+        m = re.search(r"(\d+)(\D*)$", k_)
+        stem = k_[:m.start(1)] + "{i}" + m.group(2) if m and ("pos" in k_ or "position" in k_) else k_
+        if stem not in fam:
+            fam[stem] = []
+            order.append(stem)
+        if stem != k_:
+            fam[stem].append(int(m.group(1)))
+    out = []
+    for s in order:
+        ns = fam[s]
+        out.append(s.replace("{i}", "{" + f"{min(ns)}..{max(ns)}" + "}") if ns else s)
+    return ", ".join(out[:8]) + (" ..." if len(out) > 8 else "")
+
+
+def _fit_json_records(records: list[dict], source: str = "json", k: int | None = None) -> TraceFit:
     parsed = [_record_fit(r, source) for r in records if isinstance(r, dict)]
-    parsed = [p for p in parsed if set(p) - {"per_pos_counts", "per_pos_rates", "step"} or p["per_pos_counts"]
-              or p["per_pos_rates"]]
+    parsed = [p for p in parsed if set(p) - {"per_pos_counts", "per_pos_rates", "step", "keys", "series"}
+              or p["per_pos_counts"] or p["per_pos_rates"]]
     if not parsed:
         raise ConfigurationError(
             f"{source}: no acceptance metrics found; expected keys such as num_drafts + num_accepted_tokens_per_pos "
@@ -360,6 +444,9 @@ def fit_json_records(records: list[dict], source: str = "json", k: int | None = 
     per_step = [p["al"] for p in parsed if "al" in p]
     # 1) counts, pooled by summing (exact)
     counted = [p for p in parsed if "num_drafts" in p]
+    for p in counted:  # rates beside the drafts (vLLM bench's result): counts = rate x drafts
+        if not p["per_pos_counts"] and p["per_pos_rates"]:
+            p["per_pos_counts"] = {i: r * p["num_drafts"] for i, r in p["per_pos_rates"].items()}
     if counted:
         d = sum(p["num_drafts"] for p in counted)
         dt = sum(p["num_draft_tokens"] for p in counted) if all("num_draft_tokens" in p for p in counted) else None
@@ -426,6 +513,8 @@ def load_acceptance_trace(path: str | Path, baseline: str | Path | None = None, 
     stripped = text.lstrip()
     if not stripped:
         raise ConfigurationError(f"--acceptance-from {path}: empty file")
+    if "SpecDecoding metrics:" in text:
+        return fit_vllm_log(text, src)
     if stripped[0] in "[{":
         records: list | None = None
         try:
@@ -448,7 +537,48 @@ def load_acceptance_trace(path: str | Path, baseline: str | Path | None = None, 
                                                  "Prometheus text") from None
         return fit_json_records(records, src, k)
     base = _read_text(Path(baseline), "baseline") if baseline is not None else None
-    return fit_prometheus(text, base, src)
+    fit = fit_prometheus(text, base, src)
+    fit.format = ("vLLM Prometheus scrape" + (" minus a baseline scrape" if baseline is not None else "")
+                  + "; counters vllm:spec_decode_num_drafts, _num_draft_tokens, _num_accepted_tokens, "
+                  + "_num_accepted_tokens_per_pos{position}")
+    return fit
+
+
+_LOG_LINE = re.compile(r"SpecDecoding metrics:.*?Mean acceptance length:\s*([0-9.]+).*?Accepted:\s*([0-9]+)\s*tokens,"
+                       r"\s*Drafted:\s*([0-9]+)\s*tokens,\s*Per-position acceptance rate:\s*([0-9.,\s]+?)\s*,\s*Avg")
+
+
+def fit_vllm_log(text: str, source: str = "vllm log") -> TraceFit:
+    """Fit from vLLM's periodic ``SpecDecoding metrics`` log lines (vllm/v1/spec_decode/metrics.py,
+    ``SpecDecodingLogging.log``): each interval's accepted and drafted tokens and per-position rates; an interval's
+    drafts are its drafted tokens / k (EAGLE / MTP / draft-model always propose k), its per-position counts the
+    rates x drafts; intervals are summed."""
+    rows = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if "SpecDecoding metrics:" not in line:
+            continue
+        m = _LOG_LINE.search(line)
+        if not m:
+            raise ConfigurationError(f"{source}: line {n} is a SpecDecoding metrics line rlsim cannot read ({line.strip()[:80]!r}); "
+                                     "expected vLLM's format: Mean acceptance length: X, ..., Accepted: N tokens, "
+                                     "Drafted: M tokens, Per-position acceptance rate: a, b, c, Avg Draft acceptance rate")
+        rates = [float(x) for x in m.group(4).replace(" ", "").split(",") if x]
+        rows.append((float(m.group(1)), float(m.group(2)), float(m.group(3)), rates))
+    ks = {len(r[3]) for r in rows}
+    if len(ks) != 1 or 0 in ks:
+        raise ConfigurationError(f"{source}: the SpecDecoding lines give {sorted(ks)} draft positions; allowed: the same "
+                                 "k on every line (one engine configuration)")
+    k = ks.pop()
+    if k > MAX_TRACE_POSITIONS:
+        raise ConfigurationError(f"{source}: {k} draft positions; allowed: up to {MAX_TRACE_POSITIONS}")
+    drafts = sum(r[2] / k for r in rows)
+    accepted = sum(r[1] for r in rows)
+    per_pos = [sum(r[3][i] * r[2] / k for r in rows) for i in range(k)]
+    fit = _fit_counts(drafts, sum(r[2] for r in rows), accepted, per_pos, source)
+    fit.per_step_acceptance_length = [r[0] for r in rows]
+    fit.format = f"vLLM SpecDecoding log lines, {len(rows)} interval(s); drafts = drafted tokens / k"
+    fit.notes = [n for n in fit.notes if "sum to" not in n]  # the printed rates are rounded to 3 decimals
+    return fit
 
 
 def _read_text(p: Path, flag: str) -> str:
@@ -511,6 +641,7 @@ STUDY_AL_CURVES = {
     "rl-think": {3: 2.77, 5: 3.23, 7: 3.48},
 }
 
-__all__ = ["STUDY_AL_CURVES", "TraceFit", "fit_al_curve", "fit_json_records", "fit_prometheus", "load_acceptance_trace",
+__all__ = ["STUDY_AL_CURVES", "TraceFit", "fit_al_curve", "fit_json_records", "fit_prometheus", "fit_vllm_log",
+           "load_acceptance_trace",
            "parse_al_curve", "parse_prometheus"]
 
