@@ -105,7 +105,8 @@ def build_scenario(model: str | None = None, workload: str | None = None, hardwa
                    acceptance_rates_per_position: list[float] | None = None, draft_quality: float | None = None,
                    draft_quality_decay: float = 1.0, draft_model: str | None = None,
                    num_speculative_tokens_per_batch_size: list | None = None, calibration: str = "auto",
-                   tensor_parallel_size: int | None = None, response_median_tokens: float | None = None,
+                   tensor_parallel_size: int | None = None, enable_expert_parallel: bool | None = None,
+                   response_median_tokens: float | None = None,
                    engine: str | None = None,
                    max_new_tokens: int | None = None, response_sigma: float | None = None,
                    options: dict | None = None, training: dict | None = None, engine_config: dict | None = None,
@@ -161,8 +162,9 @@ def build_scenario(model: str | None = None, workload: str | None = None, hardwa
             raise ConfigurationError(f"unknown scenario field {key!r}; allowed: {', '.join(sorted(_WORKLOAD_OVERRIDES))}")
         if value is not None:
             upd[key] = value
-    if tensor_parallel_size is not None:
-        upd["generation"] = w.generation.model_copy(update={"tensor_parallel_size": tensor_parallel_size})
+    if tensor_parallel_size is not None or enable_expert_parallel is not None:
+        gen_upd = {"tensor_parallel_size": tensor_parallel_size, "enable_expert_parallel": enable_expert_parallel}
+        upd["generation"] = w.generation.model_copy(update={k_: v for k_, v in gen_upd.items() if v is not None})
     for name, section in zip(_SECTION_OVERRIDES, (training, engine_config, prompt_length)):
         if section:
             if not isinstance(section, dict):

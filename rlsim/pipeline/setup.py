@@ -36,6 +36,7 @@ class Setup:
     placement_note: str
     engine: EngineProfile | None = None
     training_layout: object = None  # TrainingLayoutModel when the Megatron layout model prices training / log-prob
+    training_fit: object = None  # training_fit.TrainingFit: the training layout used and its memory per GPU
 
     def replica_config(self, speculative: bool) -> ReplicaConfig:
         e = self.scenario.workload.engine
@@ -191,21 +192,27 @@ def build_setup(sc: Scenario) -> Setup:
     # captured CUDA-graph sizes depend on it)
     cost_ar = IterationCostModel(method="none", configured_k=0, **common)
     cost_spec = IterationCostModel(method=drafter.method, draft=drafter.network, configured_k=sc.k, **common)
+    setup = Setup(sc, model, hw, timer, layout, drafter, acceptance, gen_gpus, train_gpus, n_rep, mem_ar, mem_spec,
+                  cost_ar, cost_spec, note, engine=engine)
+    from .training_fit import resolve_training
+
+    # the trainer must fit (costmodel/training_memory.py): the workload's layout, or one chosen to fit, or refused
+    setup.training_fit = fit = resolve_training(setup)
     tl = None
     if uses_layout_model(w):
         from ..costmodel.training_layout import TrainingLayoutModel
 
         max_total = w.max_total_sequence_length or (w.prompt_length.max_tokens + w.response_length.max_tokens)
         try:
-            tl = TrainingLayoutModel(model, hw, timer, w.training, train_gpus, max_total, w.colocated, w.training_dtype)
+            tl = TrainingLayoutModel(model, hw, timer, fit.par, train_gpus, max_total, w.colocated, w.training_dtype)
         except ConfigurationError as e:
             if w.training_model == "layout":  # asked for (a recipe's layout): its errors are the user's
                 raise
             # a catalog workload's illustrative layout that does not fit this GPU count: the MFU model, said so
             note += (f"; training / log-prob by the MFU model (workload {w.name}'s Megatron layout does not fit "
                      f"{train_gpus} training GPUs: {e})")
-    return Setup(sc, model, hw, timer, layout, drafter, acceptance, gen_gpus, train_gpus, n_rep, mem_ar, mem_spec,
-                 cost_ar, cost_spec, note, engine=engine, training_layout=tl)
+    setup.placement_note, setup.training_layout = note, tl
+    return setup
 
 
 def uses_layout_model(w) -> bool:
