@@ -32,64 +32,80 @@ def _fmt_s(x: float) -> str:
 def bottleneck(step, scenario: dict) -> dict:
     """The bounding phase of one step (a :class:`~rlsim.pipeline.results.StepResult`), its share, the idle
     fractions of the pools, and the levers that would move it."""
-    ph = dict(step.phases_s)
-    total = step.step_s
     a = step.extra.get("async")
-    k = scenario.get("num_speculative_tokens", 0) if step.mode == "speculative" else 0
-    tp = (scenario.get("generation_parallelism") or {}).get("tensor_parallel_size")
-    if a:
+    g = step.generation
+    idle = ({"generation_gpus": a.get("gen_gpu_idle_fraction"), "training_gpus": a.get("train_gpu_idle_fraction")}
+            if a else None)
+    return bottleneck_from_phases(
+        step.phases_s, step.step_s, idle, g.tail_s if (g is not None and not a) else None,
+        g.preemptions if g is not None else 0, mode=step.mode,
+        k=scenario.get("num_speculative_tokens", 0) if step.mode == "speculative" else 0,
+        tp=(scenario.get("generation_parallelism") or {}).get("tensor_parallel_size"),
+        gen_gpus=a.get("gen_gpus") if a else None, train_gpus=a.get("train_gpus") if a else None,
+        lag=a.get("max_trajectory_age_steps") if a else None)
+
+
+def bottleneck_from_phases(phases: dict, total: float, idle: dict | None = None, tail_s: float | None = None,
+                           preemptions: int = 0, *, mode: str = "speculative", k: int = 0, tp: int | None = None,
+                           gen_gpus: int | None = None, train_gpus: int | None = None, lag: int | None = None) -> dict:
+    """:func:`bottleneck` from a step's phases (seconds), its time, and -- for an asynchronous step (``idle`` given:
+    the idle fractions of the generation and training pools) -- nothing else; a synchronous step's generation
+    tail (seconds after 90% of its sequences finished) tells a tail-bound rollout from a throughput-bound one."""
+    ph = dict(phases)
+    tp_more = f" > {tp}" if tp else ""
+    k_more = f"> {k}" if k else ">= 1"
+    if idle is not None:
         terms = {"exposed generation": ph.get("exposed_generation", 0.0), "drain before weight sync": ph.get("refit_wait", 0.0),
                  "training": ph.get("data", 0.0) + ph.get("logprob", 0.0) + ph.get("training", 0.0),
                  "weight sync": ph.get("refit", 0.0)}
         name = max(terms, key=terms.get)
-        idle = {"generation_gpus": a.get("gen_gpu_idle_fraction"), "training_gpus": a.get("train_gpu_idle_fraction")}
         bound = {"drain before weight sync": "rollout tail", "exposed generation": "generation throughput",
                  "training": "training", "weight sync": "weight sync"}[name]
+        ig, it = idle.get("generation_gpus"), idle.get("training_gpus")
+        pct = (lambda v: f"{v:.0%}" if v is not None and math.isfinite(v) else "?")
         if bound == "rollout tail":
             levers = ["--in-flight-weight-updates or --partial-rollouts (weights change between iterations: no drain)",
-                      f"lower per-token latency where few sequences remain (rollout TP{f' > {tp}' if tp else ''}; k "
-                      f"{'> ' + str(k) if k else '>= 1'} if the draft's acceptance holds)",
-                      f"the pools wait on the tail (training GPUs {idle['training_gpus']:.0%} idle, generation GPUs "
-                      f"{idle['generation_gpus']:.0%}): `rlsim plan` weighs smaller pools against the step time"]
+                      f"lower per-token latency where few sequences remain (rollout TP{tp_more}; k {k_more} if the "
+                      "draft's acceptance holds)",
+                      f"the pools wait on the tail (training GPUs {pct(it)} idle, generation GPUs {pct(ig)}): "
+                      "`rlsim plan` weighs smaller pools against the step time"]
         elif bound == "generation throughput":
-            levers = [f"more generation GPUs (now {a.get('gen_gpus')}) or a larger lag (now {a.get('max_trajectory_age_steps')})",
-                      "faster decoding (speculation, fp8, the rollout TP)"]
+            levers = [f"more generation GPUs{f' (now {gen_gpus})' if gen_gpus else ''} or a larger lag"
+                      f"{f' (now {lag})' if lag is not None else ''}", "faster decoding (speculation, fp8, the rollout TP)"]
         elif bound == "training":
-            levers = [f"more training GPUs (now {a.get('train_gpus')}; generation GPUs {idle['generation_gpus']:.0%} idle)",
+            levers = [f"more training GPUs{f' (now {train_gpus})' if train_gpus else ''}; generation GPUs {pct(ig)} idle",
                       "a faster training layout (the layout model's breakdown: --json training_breakdown)"]
         else:
-            levers = ["in-flight weight updates overlap the transfer only partly; fewer bytes per generation GPU (a larger rollout TP)"]
+            levers = ["fewer weight bytes per generation GPU (a larger rollout TP)"]
     else:
         gen = ph.get("generation", 0.0)
         terms = {"generation": gen, "training": ph.get("logprob", 0.0) + ph.get("training", 0.0),
                  "weight sync": ph.get("refit", 0.0), "data": ph.get("data", 0.0)}
         name = max(terms, key=terms.get)
-        idle = {}
-        tail = step.generation.tail_s if step.generation is not None else float("nan")
-        tail_share = tail / gen if gen > 0 and math.isfinite(tail) else 0.0
+        tail_share = tail_s / gen if (gen > 0 and tail_s is not None and math.isfinite(tail_s)) else 0.0
         if name == "generation":
             bound = "rollout tail" if tail_share >= TAIL_SHARE else "generation throughput"
             levers = (["asynchronous RL (--lag 1 or 2 on separate pools) overlaps generation with training",
-                       f"lower per-token latency in the tail (rollout TP{f' > {tp}' if tp else ''}; k "
-                       f"{'> ' + str(k) if k else '>= 1'} if the draft's acceptance holds)"]
+                       f"lower per-token latency in the tail (rollout TP{tp_more}; k {k_more} if the draft's "
+                       "acceptance holds)"]
                       if bound == "rollout tail" else
                       ["more GPUs or faster decoding (speculation, fp8)",
                        "asynchronous RL (--lag 1 or 2 on separate pools) overlaps generation with training"])
-            if step.generation is not None and step.generation.preemptions:
-                levers.insert(0, f"more KV cache per replica ({step.generation.preemptions:,} preemptions: a larger rollout "
-                                 "TP or fewer sequences per replica)")
+            if preemptions:
+                levers.insert(0, f"more KV cache per replica ({int(preemptions):,} preemptions: a larger rollout TP or "
+                                 "fewer sequences per replica)")
         elif name == "training":
             bound = "training"
             levers = ["more GPUs or a faster training layout (--json training_breakdown)",
                       "asynchronous RL (--lag 1 or 2) overlaps training with generation"]
         else:
             bound = name
-            levers = ["a larger rollout TP moves fewer bytes per GPU"] if name == "weight sync" else []
+            levers = ["fewer weight bytes per generation GPU (a larger rollout TP)"] if name == "weight sync" else []
     share = terms[name] / total if total > 0 else float("nan")
-    out = {"mode": step.mode, "bound_by": bound, "term": name, "seconds": terms[name], "share": share,
-           "terms_s": terms, "idle_fraction": idle, "levers": levers}
-    if not a and step.generation is not None:
-        out["generation_tail_s"] = step.generation.tail_s
+    out = {"mode": mode, "bound_by": bound, "term": name, "seconds": terms[name], "share": share, "terms_s": terms,
+           "idle_fraction": dict(idle) if idle else {}, "levers": levers}
+    if idle is None and tail_s is not None:
+        out["generation_tail_s"] = tail_s
     out["statement"] = statement(out, total)
     return out
 
@@ -152,4 +168,4 @@ def cost_line(c: dict) -> str:
     return s
 
 
-__all__ = ["bottleneck", "cost", "cost_line", "run_gpus", "statement"]
+__all__ = ["bottleneck", "bottleneck_from_phases", "cost", "cost_line", "run_gpus", "statement"]

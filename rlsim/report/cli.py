@@ -56,6 +56,7 @@ _COMMAND_MODULES = [
     "rlsim.report.cmd_sweep",
     "rlsim.report.cmd_plot",
     "rlsim.report.cmd_adaptive",
+    "rlsim.report.cmd_plan",
 ]
 
 
