@@ -229,7 +229,7 @@ def training_memory(model: ModelSpec, hw: HardwareProfile, par: TrainingParallel
     lp_tokens = max(lp_tokens, max_total_sequence_length)
     a_dense = activation_bytes_per_token(model, L, moe=False) if (not model.is_moe or model.n_dense_layers) else 0.0
     a_moe = activation_bytes_per_token(model, L, moe=True) if model.is_moe else 0.0
-    m = L.pp if tokens_per_optimizer_step is None else math.ceil(tokens_per_optimizer_step / L.dp / mb_tokens)
+    m = math.inf if tokens_per_optimizer_step is None else math.ceil(tokens_per_optimizer_step / L.dp / mb_tokens)
     stages = stage_params(model, L)
     best = None
     for s, ((dense, expert), (nd, nm)) in enumerate(zip(stages, L.stage_layers)):

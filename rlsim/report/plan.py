@@ -707,6 +707,14 @@ def plan(inp: PlanInputs, progress=None) -> PlanResult:
             feasible.append(c)
     if not any(c.pruned is None and np.isfinite(c.est_s) for c in feasible):
         raise ConfigurationError(_nothing_fits(inp, infeasible))
+    # ---- refine the split around the best estimated asynchronous configurations (the coarse shares of
+    # TRAIN_FRACTIONS bracket the balance of training and generation; whole units between them may be better)
+    extra = _refine_splits(feasible, est, by_key)
+    feasible += [c for c in extra if c.pruned is None]
+    for c in extra:
+        if c.pruned:
+            reason = c.pruned.split(":")[0] + ": " + _short_reason(c.pruned)
+            infeasible[reason] = infeasible.get(reason, 0) + 1
     # ---- simulate: references first, then rounds of the most promising
     workers = inp.workers or (1 if inp.executor == "serial" else max(1, _cpus()))
     ratios: dict[str, float] = {}
@@ -796,6 +804,46 @@ def plan(inp: PlanInputs, progress=None) -> PlanResult:
         notes.append(n_)
     res.notes = notes
     return res
+
+
+REFINE_TOP = 3  # asynchronous configurations whose split is refined
+REFINE_STEPS = 3  # training units tried on either side of each
+
+
+def _refine_splits(feasible: list[Candidate], est: Estimator, by_key: dict) -> list[Candidate]:
+    w = est.workload
+    unit = (w.training.tensor_model_parallel_size * w.training.pipeline_model_parallel_size
+            * w.training.context_parallel_size)
+    best: dict[tuple, Candidate] = {}
+    for c in sorted((c for c in feasible if c.lag > 0 and c.pruned is None and np.isfinite(c.est_s)),
+                    key=lambda c: c.est_s):
+        g = (c.gpus, c.lag, c.tp, c.ep, c.k, c.drafter, c.in_flight)
+        if g not in best:
+            best[g] = c
+        if len(best) >= REFINE_TOP:
+            break
+    new: list[Candidate] = []
+    for c in best.values():
+        for j in range(-REFINE_STEPS, REFINE_STEPS + 1):
+            t = c.train_gpus + j * unit
+            if j == 0 or t < unit or t >= c.gpus or (c.gpus - t) % c.tp:
+                continue
+            n = Candidate(c.gpus, c.lag, c.gpus - t, t, c.tp, c.ep, c.k, c.drafter, c.in_flight)
+            if n.key in by_key:
+                continue
+            by_key[n.key] = n
+            new.append(n)
+    keys = []
+    for n in new:
+        try:
+            _, _, lay = est.generation(n.tp, n.ep, n.k, n.drafter)
+            keys.append((n.tp, n.ep, n.k, n.drafter, n.gen_gpus // lay.gpus))
+        except RlsimError:
+            pass
+    est.prepare_generation(keys)
+    for n in new:
+        est.estimate(n)
+    return new
 
 
 def sim_units(c: Candidate) -> float:
