@@ -742,6 +742,9 @@ def plan(inp: PlanInputs, progress=None) -> PlanResult:
     rate: list[float] = []  # seconds per simulation unit (sim_units) seen per round
     turn = 0
     while True:
+        for c in feasible:  # dominance is judged afresh with the latest calibration (it only ever loosens it)
+            if c.pruned == "dominated":
+                c.pruned = None
         pending = [c for c in feasible if c.sim is None and c.pruned is None and np.isfinite(c.est_s)]
         done = [(c.step_s, c.gpu_hours_per_step) for c in feasible if c.sim]
         best = best_step()
@@ -794,6 +797,14 @@ def plan(inp: PlanInputs, progress=None) -> PlanResult:
             if c.sim and np.isfinite(c.est_s) and c.est_s > 0 and c.family:
                 r = c.step_s / c.est_s
                 ratios[c.family] = min(ratios.get(c.family, math.inf), r)
+    done = [(c.step_s, c.gpu_hours_per_step) for c in feasible if c.sim]
+    best_final = best_step()
+    for c in feasible:  # the final verdict, with the final calibration
+        if c.pruned == "dominated":
+            c.pruned = None
+        if c.sim is None and c.pruned is None and not c.reference and np.isfinite(c.est_s) and \
+                dominated(c, best_final, done):
+            c.pruned = "dominated"
     label = (f"{est.model.name} ({w.name}) on {est.hw.name}, engine {est.sc0.engine}, "
              f"{w.sequences_per_step:,} sequences/step")
     res = PlanResult(inp, feasible, refs, infeasible, simulated, rounds, time.perf_counter() - t0, stop, ratios,
