@@ -34,6 +34,7 @@ MAX_SEEDS = 1000
 SEEDS_WHY = "each seed is one more full simulation"
 MAX_DRIFT_STEPS = 1000
 DRIFT_STEPS_WHY = "each step simulates three full rollouts (autoregressive, offline draft, online draft)"
+MAX_RUN_STEPS = 10_000_000  # --steps of an asynchronous run only multiplies the steady-state step (cost per run)
 MAX_GRID_RUNS = 100_000
 GRID_WHY = ("every run (grid point x seed) is a full simulation of 0.1 s to minutes; split a larger study into "
             "several sweeps (the cache makes them resumable)")

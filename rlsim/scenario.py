@@ -105,7 +105,8 @@ def build_scenario(model: str | None = None, workload: str | None = None, hardwa
                    acceptance_rates_per_position: list[float] | None = None, draft_quality: float | None = None,
                    draft_quality_decay: float = 1.0, draft_model: str | None = None,
                    num_speculative_tokens_per_batch_size: list | None = None, calibration: str = "auto",
-                   tensor_parallel_size: int | None = None, response_median_tokens: float | None = None,
+                   tensor_parallel_size: int | None = None, enable_expert_parallel: bool | None = None,
+                   response_median_tokens: float | None = None,
                    engine: str | None = None,
                    max_new_tokens: int | None = None, response_sigma: float | None = None,
                    options: dict | None = None, training: dict | None = None, engine_config: dict | None = None,
@@ -161,12 +162,14 @@ def build_scenario(model: str | None = None, workload: str | None = None, hardwa
             raise ConfigurationError(f"unknown scenario field {key!r}; allowed: {', '.join(sorted(_WORKLOAD_OVERRIDES))}")
         if value is not None:
             upd[key] = value
-    if tensor_parallel_size is not None or generation:
+    if tensor_parallel_size is not None or generation or enable_expert_parallel is not None:
         if generation is not None and not isinstance(generation, dict):
             raise ConfigurationError(f"generation = {generation!r}; expected a mapping of generation fields")
         gen = {**w.generation.model_dump(), **(generation or {})}
         if tensor_parallel_size is not None:
             gen["tensor_parallel_size"] = tensor_parallel_size
+        if enable_expert_parallel is not None:
+            gen["enable_expert_parallel"] = enable_expert_parallel
         upd["generation"] = _validated(type(w.generation), gen, "generation (tensor_parallel_size / enable_expert_parallel "
                                        "/ data_parallel_size)")
     for name, section in zip(_SECTION_OVERRIDES, (training, engine_config, prompt_length)):

@@ -83,3 +83,15 @@ def test_split_is_chosen_and_explained_and_bad_split_fails():
     assert any("split chosen" in n for n in r.notes)
     with pytest.raises(ConfigurationError, match="training model-parallel groups of 2"):
         project_scenario(workload="rl-think-8b", lag=1, gen_gpus=48, train_gpus=15)
+
+
+def test_every_measured_step_has_a_batch_in_flight():
+    """A run goes on after the simulated steps: every measured step releases the batch L steps ahead, so the last
+    measured steps drain like the others (they once had nothing released and read ~1/8 of a drain-bound step)."""
+    setup = build_setup(_small(lag=2, num_prompts_per_step=32, gen_gpus=8, train_gpus=8))
+    run = simulate_async(setup, False, n_steps=8, warmup=2)
+    per_step = np.diff(run.weights_loaded_s)[2:]
+    drains = [run.refit_start_s[t] - run.train_end_s[t] for t in range(2, 8)]
+    assert min(drains) > 0.5 * max(drains)  # no measured step without a drain
+    assert per_step.min() > 0.6 * per_step.max()
+    assert len(run.release_s) == 8 + 2  # batches 0..9: the last two are trained after the simulated run

@@ -162,7 +162,9 @@ def simulate_async(setup: Setup, speculative: bool, n_steps: int | None = None, 
                 sim.t = W[-1]
         prev_free = W[-1]
         nxt = step + L + 1
-        if nxt < n_steps:
+        # release as a run that goes on would (batches trained after the last simulated step included): else
+        # the last L measured steps have no new batch in flight, drain nothing and read as steady state
+        if nxt < n_steps + L:
             release_batch(nxt)
 
     if partial:

@@ -48,6 +48,19 @@ class ProjectionResult:
     scenario: dict
     calibration: str
     notes: list[str] = field(default_factory=list)
+    memory: dict | None = None  # the trainer's memory per GPU and the layout used (pipeline/training_fit.py)
+
+    def bottleneck(self) -> dict:
+        """What bounds each mode's step and what would move it (pipeline/bottleneck.py)."""
+        from .bottleneck import bottleneck
+
+        return {r.mode: bottleneck(r, self.scenario) for r in (self.baseline, self.speculative)}
+
+    def cost(self, steps: int | None = None, gpu_hour_price: float | None = None) -> dict:
+        """GPU-hours (dollars with a price) per step and, given ``steps``, per run (pipeline/bottleneck.py)."""
+        from .bottleneck import cost
+
+        return cost(self, steps, gpu_hour_price)
 
     @property
     def speedup(self) -> dict[str, float]:
@@ -61,7 +74,8 @@ class ProjectionResult:
         return {"baseline": self.baseline.to_dict(), "speculative": self.speculative.to_dict(), "speedup": self.speedup,
                 "acceptance_length": self.acceptance_length,
                 "acceptance_length_realized": self.acceptance_length_realized, "scenario": self.scenario,
-                "calibration": self.calibration, "notes": list(self.notes)}
+                "calibration": self.calibration, "notes": list(self.notes), "memory": self.memory,
+                "bottleneck": self.bottleneck(), "cost": self.cost()}
 
     def to_frame(self):
         """One row per (mode, phase) with seconds; plus step rows. Tidy, for notebooks and sweeps."""

@@ -39,6 +39,7 @@ class Setup:
     disagg: object = None  # DisaggConfig (rlsim/engine/disagg.py) when a prefill pool serves the decode replicas
     agentic: object = None  # AgenticRollout when trajectories have several turns
     train_draft: bool = False  # the training phase also trains the draft online (options.online_draft_training)
+    training_fit: object = None  # training_fit.TrainingFit: the training layout used and its memory per GPU
 
     def replica_config(self, speculative: bool) -> ReplicaConfig:
         e = self.scenario.workload.engine
@@ -240,13 +241,19 @@ def build_setup(sc: Scenario) -> Setup:
     # captured CUDA-graph sizes depend on it)
     cost_ar = IterationCostModel(method="none", configured_k=0, **common)
     cost_spec = IterationCostModel(method=drafter.method, draft=drafter.network, configured_k=sc.k, **common)
+    setup = Setup(sc, model, hw, timer, layout, drafter, acceptance, gen_gpus, train_gpus, n_rep, mem_ar, mem_spec,
+                  cost_ar, cost_spec, note, engine=engine)
+    from .training_fit import resolve_training
+
+    # the trainer must fit (costmodel/training_memory.py): the workload's layout, or one chosen to fit, or refused
+    setup.training_fit = fit = resolve_training(setup)
     tl = None
     if uses_layout_model(w):
         from ..costmodel.training_layout import TrainingLayoutModel
 
         max_total = w.max_total_sequence_length or (w.prompt_length.max_tokens + w.response_length.max_tokens)
         try:
-            tl = TrainingLayoutModel(model, hw, timer, w.training, train_gpus, max_total, w.colocated, w.training_dtype)
+            tl = TrainingLayoutModel(model, hw, timer, fit.par, train_gpus, max_total, w.colocated, w.training_dtype)
         except ConfigurationError as e:
             if w.training_model == "layout":  # asked for (a recipe's layout): its errors are the user's
                 raise
@@ -271,8 +278,8 @@ def build_setup(sc: Scenario) -> Setup:
     if agentic is not None:
         note += (f"; {agentic.turns} turns per trajectory, tool latency {agentic.tool_latency_s:g} s, tool outputs "
                  f"median {agentic.tool_output_length.median_tokens:g} tokens")
-    return Setup(sc, model, hw, timer, layout, drafter, acceptance, gen_gpus, train_gpus, n_rep, mem_ar, mem_spec,
-                 cost_ar, cost_spec, note, engine=engine, training_layout=tl, disagg=disagg, agentic=agentic)
+    setup.placement_note, setup.training_layout, setup.disagg, setup.agentic = note, tl, disagg, agentic
+    return setup
 
 
 # One-way latency of a KV transfer when --kv-link-latency-ms is not given: a few microseconds of an RDMA write

@@ -16,6 +16,9 @@ def project(scenario: Scenario) -> ProjectionResult:
                                  "or call project_scenario(**fields)")
     setup = build_setup(scenario)
     notes = [setup.placement_note, f"kernel costs: {setup.timer.describe()}"]
+    fit = setup.training_fit
+    if fit is not None and fit.note:
+        notes.append(fit.note)
     if setup.engine is not None:
         notes.append(f"engine {setup.engine.name}: {setup.engine.description} (docs/engine-profiles.md)")
     if scenario.lag == 0:  # settings of the asynchronous pipeline that a synchronous step does not read: say so
@@ -50,7 +53,7 @@ def project(scenario: Scenario) -> ProjectionResult:
     return ProjectionResult(base, spec, setup.acceptance.acceptance_length, spec.generation.realized_acceptance_length,
                             scenario.to_dict() | {"gen_gpus_resolved": setup.gen_gpus, "train_gpus_resolved": setup.train_gpus,
                                                   "n_replicas": setup.n_replicas, "drafter_network": setup.drafter.name},
-                            setup.timer.describe(), notes)
+                            setup.timer.describe(), notes, memory=fit.to_dict() if fit is not None else None)
 
 
 def project_scenario(**kwargs) -> ProjectionResult:

@@ -75,6 +75,7 @@ _COMMAND_MODULES = [
     "rlsim.report.cmd_plot",
     "rlsim.report.cmd_adaptive",
     "rlsim.report.cmd_catalog",
+    "rlsim.report.cmd_plan",
 ]
 
 

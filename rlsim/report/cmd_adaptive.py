@@ -282,8 +282,8 @@ def apply_project_extras(flags: dict, k_schedule: str | None = None, acceptance_
 
 
 def run_drift_steps(sc, steps: int, drift_steps: float = 650.0, drift_floor: float = 0.8, adapt_steps: float = 85.0,
-                    draft_init: float = 1.0, as_json: bool = False) -> None:
-    """``rlsim project --steps N``: offline vs online draft over N synchronous steps."""
+                    draft_init: float = 1.0, as_json: bool = False, gpu_hour_price: float | None = None) -> None:
+    """``rlsim project --steps N``: offline vs online draft over N synchronous steps, and what the run costs."""
     from ..pipeline import build_setup
     from ..pipeline.drift import DriftModel, simulate_drift_run
 
@@ -291,12 +291,39 @@ def run_drift_steps(sc, steps: int, drift_steps: float = 650.0, drift_floor: flo
                        adapt_steps=adapt_steps, init=draft_init)
     from .progress import StageProgress
 
+    setup = build_setup(sc)
     with StageProgress(f"{steps} RL steps, offline vs online draft", total=steps) as bar:
-        run = simulate_drift_run(build_setup(sc), steps, drift, on_step=lambda s: bar.advance(f"step {s + 1}"))
+        run = simulate_drift_run(setup, steps, drift, on_step=lambda s: bar.advance(f"step {s + 1}"))
+    cost = drift_run_cost(run, setup.gen_gpus if sc.workload.colocated else setup.gen_gpus + setup.train_gpus,
+                          gpu_hour_price)
     if as_json:
-        emit_json(run.to_dict())
+        emit_json(run.to_dict() | {"cost": cost})
         return
     print_drift_run(run)
+    m = cost["modes"]
+    line = (f"cost: {cost['gpus']:,} GPUs; GPU-hours per run of {steps:,} steps: AR {m['autoregressive']['gpu_hours_per_run']:,.1f}, "
+            f"offline draft {m['offline_draft']['gpu_hours_per_run']:,.1f}, online draft "
+            f"{m['online_draft']['gpu_hours_per_run']:,.1f}")
+    if gpu_hour_price is not None:
+        line += (f"; at ${gpu_hour_price:,.2f} per GPU-hour: offline draft ${m['offline_draft']['dollars_per_run']:,.0f}, "
+                 f"online draft ${m['online_draft']['dollars_per_run']:,.0f} per run")
+    typer.echo(line)
+
+
+def drift_run_cost(run, gpus: int, gpu_hour_price: float | None = None) -> dict:
+    """GPU-hours (and money at ``gpu_hour_price``) of a simulated run, per step (mean) and per run, per draft."""
+    tot = run.totals
+    n = len(run.steps)
+    out = {"gpus": gpus, "steps": n, "gpu_hour_price": gpu_hour_price, "modes": {}}
+    for mode, key in (("autoregressive", "ar_step_s"), ("offline_draft", "offline_step_s"),
+                      ("online_draft", "online_step_s")):
+        secs = tot[key]
+        d = {"run_s": secs, "gpu_hours_per_run": gpus * secs / 3600.0, "gpu_hours_per_step": gpus * secs / n / 3600.0}
+        if gpu_hour_price is not None:
+            d["dollars_per_run"] = d["gpu_hours_per_run"] * gpu_hour_price
+            d["dollars_per_step"] = d["gpu_hours_per_step"] * gpu_hour_price
+        out["modes"][mode] = d
+    return out
 
 
 def print_drift_run(run, console=None, max_rows: int = 12) -> None:

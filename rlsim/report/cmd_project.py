@@ -28,6 +28,9 @@ def project_cmd(
     gen_gpus: Optional[int] = typer.Option(None, "--gen-gpus", help="generation GPUs (non-colocated)"),
     train_gpus: Optional[int] = typer.Option(None, "--train-gpus", help="training GPUs (non-colocated)"),
     draft_model: Optional[str] = typer.Option(None, "--draft-model", help="catalog model drafting for --drafter draft-model"),
+    tp: Optional[int] = typer.Option(None, "--tp", help="rollout engine tensor_parallel_size (default: the workload's)"),
+    expert_parallel: Optional[bool] = typer.Option(None, "--expert-parallel/--no-expert-parallel",
+                                                   help="MoE rollout engine: enable_expert_parallel (default: the workload's)"),
     in_flight_weight_updates: bool = typer.Option(False, "--in-flight-weight-updates",
                                                   help="async: update weights between iterations, no drain"),
     partial_rollouts: bool = typer.Option(False, "--partial-rollouts",
@@ -46,7 +49,6 @@ def project_cmd(
                                             "override it"),
     verbose: bool = typer.Option(False, "--verbose", help="with --from-nemo-rl / --from-verl: list every key read and "
                                  "ignored"),
-    tp: Optional[int] = typer.Option(None, "--tp", help="vLLM tensor_parallel_size"),
     num_prompts_per_step: Optional[int] = typer.Option(None, "--num-prompts-per-step", help="prompts per RL step"),
     num_generations_per_prompt: Optional[int] = typer.Option(None, "--num-generations-per-prompt",
                                                              help="responses per prompt"),
@@ -67,7 +69,11 @@ def project_cmd(
                                                               "per-token acceptance lost per 1000 response tokens"),
     moe_routing_skew: Optional[float] = typer.Option(None, "--moe-routing-skew", help="MoE: Zipf exponent of expert "
                                                      "popularity, 0..3 (0 = uniform routing: the default)"),
-    steps: Optional[int] = typer.Option(None, "--steps", help="simulate N steps: offline vs online draft with drift"),
+    steps: Optional[int] = typer.Option(None, "--steps", help="run length in steps for the cost per run: a synchronous "
+                                        "run simulates its N steps (offline vs online draft with drift); an "
+                                        "asynchronous one (--lag >= 1) costs N x its steady-state step"),
+    gpu_hour_price: Optional[float] = typer.Option(None, "--gpu-hour-price", help="price of one GPU-hour (your "
+                                                   "currency; rlsim ships no prices): dollars per step and per run"),
     drift_steps: Optional[float] = typer.Option(None, "--drift-steps", help="with --steps: offline draft drift time "
                                                 "constant in steps (0 = none; default 650)"),
     drift_floor: Optional[float] = typer.Option(None, "--drift-floor", help="with --steps: fraction of AL-1 a fully "
@@ -100,9 +106,11 @@ def project_cmd(
     from .seeds import project_seeds, seed_list
 
     from ..errors import ConfigurationError
-    from ..inputs import DRIFT_STEPS_WHY, MAX_DRIFT_STEPS, check_count, check_number, check_output_file
+    from ..inputs import DRIFT_STEPS_WHY, MAX_DRIFT_STEPS, MAX_RUN_STEPS, check_count, check_number, check_output_file
 
     seed_list(seed, seeds)  # validate before simulating
+    if gpu_hour_price is not None:
+        check_number("--gpu-hour-price", gpu_hour_price, 0.0, what="price of one GPU-hour")
     drift = {"--drift-steps": drift_steps, "--drift-floor": drift_floor, "--adapt-steps": adapt_steps,
              "--draft-init": draft_init}
     if steps is None:
@@ -111,16 +119,10 @@ def project_cmd(
             raise ConfigurationError(f"{given[0]} shapes the draft-drift run of --steps N, which is not given (it would be "
                                      "ignored); allowed: together with --steps")
     else:
-        check_count("--steps", steps, 1, MAX_DRIFT_STEPS, DRIFT_STEPS_WHY)
+        check_count("--steps", steps, 1, MAX_RUN_STEPS, "the run length the cost per run is counted over")
         for f, v in drift.items():
             if v is not None:
                 check_number(f, v, 0.0)
-        ignored = [f for f, on in (("--seeds", seeds > 1), ("--timeline", timeline is not None),
-                                   ("--in-flight-weight-updates", in_flight_weight_updates),
-                                   ("--partial-rollouts", partial_rollouts)) if on]
-        if ignored:
-            raise ConfigurationError(f"--steps runs the draft-drift comparison of synchronous steps, which does not use "
-                                     f"{ignored[0]} (it would be ignored); allowed: one or the other")
     if timeline is not None:
         check_output_file(timeline, "--timeline", (".png", ".svg", ".pdf"))
     if out is not None:
@@ -131,6 +133,8 @@ def project_cmd(
                  avg_seq_len=avg_seq_len, tensor_parallel_size=tp, num_prompts_per_step=num_prompts_per_step,
                  num_generations_per_prompt=num_generations_per_prompt, max_new_tokens=max_new_tokens)
     flags.update(parse_set_flags(set_, flags))
+    if expert_parallel is not None:
+        flags["enable_expert_parallel"] = expert_parallel
     recipe = None
     if from_nemo_rl is not None and from_verl is not None:
         raise ConfigurationError("--from-nemo-rl and --from-verl both given; allowed: one config to read")
@@ -171,10 +175,22 @@ def project_cmd(
                                  | extra_options) or None)
     for w_ in info.get("warnings", []):
         typer.echo(f"warning: {w_}", err=True)
-    if steps is not None:
+    if steps is not None and sc.lag == 0:  # a synchronous run of N steps, simulated step by step (draft drift)
+        check_count("--steps", steps, 1, MAX_DRIFT_STEPS, DRIFT_STEPS_WHY)
+        ignored = [f for f, on in (("--seeds", seeds > 1), ("--timeline", timeline is not None),
+                                   ("--in-flight-weight-updates", in_flight_weight_updates),
+                                   ("--partial-rollouts", partial_rollouts)) if on]
+        if ignored:
+            raise ConfigurationError(f"--steps runs the draft-drift comparison of synchronous steps, which does not use "
+                                     f"{ignored[0]} (it would be ignored); allowed: one or the other")
         return run_drift_steps(sc, steps, 650.0 if drift_steps is None else drift_steps,
                                0.8 if drift_floor is None else drift_floor, 85.0 if adapt_steps is None else adapt_steps,
-                               1.0 if draft_init is None else draft_init, as_json)
+                               1.0 if draft_init is None else draft_init, as_json, gpu_hour_price=gpu_hour_price)
+    if steps is not None:
+        given = [f for f, v in drift.items() if v is not None]
+        if given:
+            raise ConfigurationError(f"{given[0]} shapes the draft drift of a synchronous run; at --lag {sc.lag} --steps "
+                                     "only sets the run length of the cost (it would be ignored); allowed: with --lag 0")
     from .progress import StageProgress
 
     with StageProgress(f"projecting {sc.workload.model} on {sc.workload.gpus} x {sc.workload.hardware}",
@@ -184,6 +200,7 @@ def project_cmd(
         res.notes.extend(info.get("notes", []) + [f"warning: {w_}" for w_ in info.get("warnings", [])])
         spread = project_seeds(sc, seeds, first=res, on_seed=lambda s_: bar.advance(f"seed {s_} done")) \
             if seeds > 1 else None
+    cost = res.cost(steps, gpu_hour_price)
     if timeline:
         from .timeline import plot_timeline
 
@@ -193,7 +210,7 @@ def project_cmd(
         if sc.workload.colocated:
             res.notes.append(f"--timeline {timeline}: drawn for separate generation and training pools (a timeline "
                              "shows the asynchronous pipeline's steps); the projection above is colocated")
-    payload = res.to_dict() | ({"seed_spread": spread.to_dict()} if spread else {})
+    payload = res.to_dict() | {"cost": cost} | ({"seed_spread": spread.to_dict()} if spread else {})
     if recipe:
         from .configread import assumed_gpu_note
 
@@ -208,7 +225,7 @@ def project_cmd(
     else:
         from .tables import projection_table
 
-        projection_table(res)
+        projection_table(res, cost=cost)
         if recipe:
             from .nemo_rl import print_mapping
 

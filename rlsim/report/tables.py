@@ -30,7 +30,9 @@ PHASE_LABELS = {
 }
 
 
-def projection_table(r: ProjectionResult, console: Console | None = None) -> None:
+def projection_table(r: ProjectionResult, console: Console | None = None, cost: dict | None = None) -> None:
+    """The projection as a table, then what bounds the step, the trainer's memory, the cost and the notes.
+    ``cost``: ``r.cost(steps, price)`` (default: per step, no price)."""
     console = console or make_console()
     sc = r.scenario
     title = (f"{sc['model']} on {sc['gpus']} x {sc['hardware']} ({sc['workload']}), "
@@ -65,6 +67,7 @@ def projection_table(r: ProjectionResult, console: Console | None = None) -> Non
                 f"  {name}: idle generation GPUs {a['gen_gpu_idle_fraction']:.0%}, idle training GPUs "
                 f"{a['train_gpu_idle_fraction']:.0%}, staleness of trained trajectories {a['staleness_histogram']} "
                 f"(mean {a['staleness_mean']:.2f}), dropped {a['trajectories_dropped']}")
+        _insight_lines(r, console, cost)
         for n in r.notes:
             console.print(f"[dim]{n}[/dim]")
         return
@@ -73,6 +76,7 @@ def projection_table(r: ProjectionResult, console: Console | None = None) -> Non
         f"iterations (tail after 90% of sequences: {g_b.tail_s:.1f} s), spec {g_s.iterations_max} iterations "
         f"(tail {g_s.tail_s:.1f} s); KV capacity {g_b.kv_capacity_tokens_per_replica:,} tokens/replica; "
         f"preemptions AR {g_b.preemptions}, spec {g_s.preemptions}")
+    _insight_lines(r, console, cost)
     for n in r.notes:
         console.print(f"[dim]{n}[/dim]")
 
@@ -83,3 +87,25 @@ def _per_replica(x: float) -> str:
     if float(x).is_integer():
         return f"{x:.0f}"
     return f"{x:.2f}" + (" (fewer sequences than replicas: some replicas idle)" if x < 1 else "")
+
+
+def _insight_lines(r: ProjectionResult, console: Console, cost: dict | None) -> None:
+    """Bottleneck (each mode), the trainer's memory per GPU and the cost in GPU-hours."""
+    from ..pipeline.bottleneck import cost_line
+
+    for mode, b in r.bottleneck().items():
+        console.print(f"[bold]{'AR' if mode == 'autoregressive' else 'spec'}[/bold] {b['statement']}")
+    m = r.memory
+    if m:
+        lay = m["layout"]
+        keys = ("TP", "PP", "VPP", "CP", "EP", "ETP", "DP")
+        desc = ", ".join(f"{k} {lay[k]}" for k in keys if lay.get(k) and (lay[k] > 1 or k in ("TP", "PP", "DP")))
+        if lay.get("activation_checkpointing"):
+            desc += ", activation checkpointing"
+        tr = m["training_gb"]
+        phases = ", ".join(f"{k} {v:.1f}" for k, v in m["phases_gb"].items())
+        console.print(f"memory per GPU, training layout {desc}: peak {m['need_gb']:.1f} of {m['capacity_gb']:.0f} GB "
+                      f"in {m['binding_phase']} (phases: {phases} GB); training = bf16 weights {tr['weights']:.1f} + grads "
+                      f"{tr['grads']:.1f} + fp32 optimizer {tr['optimizer']:.1f} + activations {tr['activations']:.1f} + "
+                      f"logits {tr['logits']:.1f} + reserve {tr['reserve']:.1f} GB")
+    console.print(cost_line(cost or r.cost()))
