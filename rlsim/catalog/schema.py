@@ -518,6 +518,20 @@ class EngineProfile(Sourced):
     async_scheduling: Literal["always", "vllm"] = Field(
         description="always: host work overlaps the GPU; vllm: vLLM 0.17.1's rule: on, except for n-gram drafting and "
                     "the Ray executor (tensor_parallel_size > 1 under NeMo-RL)")
+    # draft trees (rlsim/speculation/trees.py, docs/speculation-trees.md); None: an engine that drafts any tree
+    # (SGLang's dynamic trees included) one new level per pass, verifies it with its verify kernel and tree-aware
+    # rejection
+    tree_drafting: Literal["new_tokens", "static_cumulative"] | None = Field(
+        default=None, description="new_tokens: each later draft pass runs the tree's new tokens only (SGLang: topk per "
+                                  "sequence); static_cumulative: vLLM 0.17.1's propose_tree: static speculative_token_tree "
+                                  "only, level l re-runs every tree token drafted so far")
+    tree_attention: Literal["verify_kernel", "triton_unified_2d"] | None = Field(
+        default=None, description="verify_kernel: the engine's verify attention with the tree's query rows; "
+                                  "triton_unified_2d: vLLM's TREE_ATTN backend (Triton unified attention, no split-KV, "
+                                  "one program per query block and KV head; no FULL CUDA graphs)")
+    tree_verification: Literal["tree", "chain"] | None = Field(
+        default=None, description="tree: tree-aware rejection (the longest accepted path); chain: the breadth-first "
+                                  "flattened tree verified as a chain (vLLM 0.17.1's rejection sampler)")
 
     @classmethod
     def _unsourced_fields(cls) -> set[str]:
@@ -525,7 +539,8 @@ class EngineProfile(Sourced):
 
     @classmethod
     def _sourced_text_fields(cls) -> set[str]:
-        return {"verify_attention_blackwell", "sampler", "draft_token_choice", "host", "async_scheduling", "graphs"}
+        return {"verify_attention_blackwell", "sampler", "draft_token_choice", "host", "async_scheduling", "graphs",
+                "tree_drafting", "tree_attention", "tree_verification"}
 
     @field_validator("trtllm_tile_cost")
     @classmethod

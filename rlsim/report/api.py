@@ -15,6 +15,8 @@ def project(scenario: Scenario) -> ProjectionResult:
                                  "or call project_scenario(**fields)")
     setup = build_setup(scenario)
     notes = [setup.placement_note, f"kernel costs: {setup.timer.describe()}"]
+    if setup.tree_note:
+        notes.append(setup.tree_note)
     if setup.engine is not None:
         notes.append(f"engine {setup.engine.name}: {setup.engine.description} (docs/engine-profiles.md)")
     if scenario.lag == 0:  # settings of the asynchronous pipeline that a synchronous step does not read: say so
@@ -37,7 +39,8 @@ def project(scenario: Scenario) -> ProjectionResult:
         notes.append("extrapolated beyond the measured calibration grid: " + ", ".join(sorted(setup.timer.extrapolated)))
     return ProjectionResult(base, spec, setup.acceptance.acceptance_length, spec.generation.realized_acceptance_length,
                             scenario.to_dict() | {"gen_gpus_resolved": setup.gen_gpus, "train_gpus_resolved": setup.train_gpus,
-                                                  "n_replicas": setup.n_replicas, "drafter_network": setup.drafter.name},
+                                                  "n_replicas": setup.n_replicas, "drafter_network": setup.drafter.name}
+                            | ({"tree": setup.tree.to_dict()} if setup.tree is not None else {}),
                             setup.timer.describe(), notes)
 
 
