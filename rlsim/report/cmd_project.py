@@ -137,6 +137,9 @@ def project_cmd(
         flags["engine"] = engine
     sc = build_scenario(**flags, seed=seed, calibration=calibration,
                         options=(({"partial_rollout": True} if partial_rollouts else {}) | extra_options) or None)
+    if steps is not None and sc.has_tree:
+        raise ConfigurationError("--steps scales a chain's per-position acceptance over a run; with a draft tree it is not "
+                                 "modelled (it would misprice the tree); allowed: --steps with a chain (--k)")
     if steps is not None:
         return run_drift_steps(sc, steps, 650.0 if drift_steps is None else drift_steps,
                                0.8 if drift_floor is None else drift_floor, 85.0 if adapt_steps is None else adapt_steps,
