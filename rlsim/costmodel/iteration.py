@@ -362,7 +362,7 @@ class IterationCostModel:
             first = self._tree_draft_attention_s((b.n_decode + b.n_prefill_seqs) / dp, (b.n_decode * q + b.n_prefill_tokens) / dp,
                                                  (b.decode_kv_tokens + b.n_decode * q + b.prefill_kv_tokens) / dp,
                                                  (q * b.decode_kv_tokens + b.prefill_qk_pairs) / dp, b.n_decode,
-                                                 b.decode_kv_tokens)
+                                                 b.decode_kv_tokens, b.n_prefill_tokens > 0)
             return np.where(k > 0, first + self._retrieval_search_s(b.n_decode, b.decode_kv_tokens), 0.0)
         n_layers = self._draft_net()[0]
         seqs = (b.n_decode + b.n_prefill_seqs) / dp
@@ -770,25 +770,25 @@ class IterationCostModel:
         base = self._attention_stack_s(B / dp, kv_read, kv_read, B / dp, spec, n_layers)
         return np.maximum(base * np.ceil(w / self._tree_block_q), verify)
 
-    def _tree_draft_attention_s(self, seqs, first_T, kv_first, qk_first, B, kv):
+    def _tree_draft_attention_s(self, seqs, first_T, kv_first, qk_first, B, kv, mixed=False):
         """The draft passes' attention in a tree round: the first pass over every verified position (per dp rank
         ``seqs``, ``first_T``, ``kv_first``, ``qk_first``), then each later pass, w query tokens per sequence over
-        the sequence's context (engine totals ``B``, ``kv``)."""
+        the sequence's context and the round's positions (engine totals ``B``, ``kv``). A later pass of one token
+        per sequence is priced exactly as a chain's."""
         d = self.draft
         n_layers = self._draft_net()[0]
-        if self._tree_triton and not getattr(d, "is_mla", False):
-            q = np.where(B > 0, first_T * self.dp / np.maximum(B, 1.0), 1.0)
-            first = self._tree_attention_s(B, q, kv, d, n_layers)
-        else:
-            first = self._attention_stack_s(seqs, kv_first, qk_first, first_T, d, n_layers)
+        dp = self.dp
+        q = np.where(B > 0, first_T * dp / np.maximum(B, 1.0), 1.0)
+        triton = self._tree_triton and not getattr(d, "is_mla", False)
+        first = self._attention_stack_s(seqs, kv_first, qk_first, first_T, d, n_layers)
+        if triton:  # steps with prefill keep the general rule (as the target's attention does)
+            first = np.where(mixed, first, self._tree_attention_s(B, q, kv, d, n_layers))
+        kv_l = (kv + B * q) / dp
+        base = self._attention_stack_s(B / dp, kv_l, kv_l, B / dp, d, n_layers) if triton else 0.0
         later = 0.0
         for w, _ in self.tree_passes:
-            if self._tree_triton:
-                later = later + self._tree_attention_s(B, w, kv, d, n_layers)
-            else:
-                kv_read = (kv + B * w) / self.dp
-                later = later + self._attention_stack_s(B / self.dp, kv_read, (w * kv + B * w * (w + 1) / 2) / self.dp,
-                                                        B * w / self.dp, d, n_layers)
+            a = self._attention_stack_s(B / dp, kv_l, w * kv_l, B * w / dp, d, n_layers)
+            later = later + (np.maximum(base * np.ceil(w / self._tree_block_q), a) if triton else a)
         return first + later
 
     def _retrieval_search_s(self, B, kv):

@@ -248,7 +248,8 @@ def optimize_tree(workload: str | None = None, model: str | None = None, hardwar
         rows.append({"batch": int(B), "context_tokens": float(ctx[j]),
                      "chain": None if ic[j] < 0 else shapes[ic[j]].as_dict() | {"goodput_tok_s": float(gc[j])},
                      "tree": None if it[j] < 0 else shapes[it[j]].as_dict() | {"goodput_tok_s": float(gt[j])},
-                     "tree_over_chain": float(gt[j] / gc[j]) if gc[j] > 0 else None})
+                     "tree_over_chain": float(gt[j] / gc[j]) if gc[j] > 0 else None,
+                     "feasible_shapes": int(table.feasible[j].sum())})
     # the best fixed chain and tree over the whole rollout: decode time sum_B span_B x t_iter / AL
     tpt = table.iteration_s / np.array([x.acceptance_length for x in shapes])[None, :]
     est = np.where(table.feasible, tpt, np.inf) * np.asarray(span)[:, None]
