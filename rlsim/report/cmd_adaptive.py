@@ -175,7 +175,8 @@ def optimize_tree(workload: str | None = None, model: str | None = None, hardwar
                   topks: tuple = (2, 4, 8), draft_tokens: tuple = (4, 8, 16, 32, 64), memory_limit_gib: float | None = None,
                   tree_verification: str | None = None, tree_rank_decay: float | None = None,
                   al_curve: str | None = None, acceptance_from: str | None = None, draft_quality: float | None = None,
-                  samples: int = 1, seed: int = 0, calibration: str = "auto", simulate: bool = True) -> dict:
+                  samples: int = 1, seed: int = 0, calibration: str = "auto", simulate: bool = True,
+                  batch_max: int | None = None) -> dict:
     """The best chain (steps) and the best tree (steps, topk, draft tokens) per live batch size, by goodput per
     iteration, among the shapes that fit the memory limit; the batch size past which the tree stops paying; and
     (``simulate``) the best fixed chain and tree simulated over a whole step (synchronous, same lengths)."""
@@ -232,6 +233,8 @@ def optimize_tree(workload: str | None = None, model: str | None = None, hardwar
     prompts, responses = setup.sample_step_lengths(0)
     shards = assign_to_replicas(len(prompts), setup.n_replicas)
     b_top = int(min(w.engine.max_num_seqs, max(len(x) for x in shards)))
+    if batch_max is not None:  # beyond the step's shards: batch sizes at the start of decoding
+        b_top = check_count("--batch-max", batch_max, 1, w.engine.max_num_seqs, what="(at most the engine's max_num_seqs)")
     ctx, span = context_by_batch(prompts, responses, shards, b_top)
     base = setup.cost_spec
 
@@ -380,6 +383,8 @@ def optimize_k_cmd(
     tree_rank_decay: Optional[float] = typer.Option(None, "--tree-rank-decay", help="with --tree: per-rank acceptance "
                                                     "decay (default 0.7, an assumption)"),
     no_simulate: bool = typer.Option(False, "--no-simulate", help="with --tree: the goodput table only"),
+    batch_max: Optional[int] = typer.Option(None, "--batch-max", help="with --tree: tabulate batch sizes up to this "
+                                            "(default: the most sequences a replica holds in the step)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ):
     """Find the k-by-batch-size schedule that maximises goodput and compare it with the best fixed k (with --tree:
@@ -387,7 +392,7 @@ def optimize_k_cmd(
     from ..errors import ConfigurationError
 
     tree_only = {"--engine": engine, "--memory-limit-gib": memory_limit_gib, "--tree-verification": tree_verification,
-                 "--tree-rank-decay": tree_rank_decay, "--no-simulate": no_simulate or None}
+                 "--tree-rank-decay": tree_rank_decay, "--no-simulate": no_simulate or None, "--batch-max": batch_max}
     if not tree:
         given = [f for f, v in tree_only.items() if v is not None]
         if given:
@@ -404,7 +409,7 @@ def optimize_k_cmd(
                             memory_limit_gib=memory_limit_gib, tree_verification=tree_verification,
                             tree_rank_decay=tree_rank_decay, al_curve=al_curve, acceptance_from=acceptance_from,
                             draft_quality=draft_quality, samples=samples, seed=seed, calibration=calibration,
-                            simulate=not no_simulate)
+                            simulate=not no_simulate, batch_max=batch_max)
         if as_json:
             emit_json(res)
         else:
