@@ -231,7 +231,7 @@ class IterationCostModel:
             self.tree_passes = [(float(width[i]), lv[i]) for i in range(len(lv) - 1)]
         # vLLM's TREE_ATTN backend: BLOCK_M = 16 query rows (or the next power of two above the GQA group), so a
         # query block holds BLOCK_Q = BLOCK_M // group tokens of one sequence (v1/attention/ops/
-        # triton_unified_attention.py:939-946)
+        # triton_unified_attention.py:942-956)
         g = max(self.q_heads // self.kv_heads, 1)
         block_m = 16 if g <= 16 else 1 << (g - 1).bit_length()
         self._tree_block_q = max(block_m // g, 1)

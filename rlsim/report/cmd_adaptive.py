@@ -232,7 +232,7 @@ def optimize_tree(workload: str | None = None, model: str | None = None, hardwar
                              setup.drafter.network, setup.drafter.method, 1)
     prompts, responses = setup.sample_step_lengths(0)
     shards = assign_to_replicas(len(prompts), setup.n_replicas)
-    b_top = int(min(w.engine.max_num_seqs, max(len(x) for x in shards)))
+    b_top = b_step = int(min(w.engine.max_num_seqs, max(len(x) for x in shards)))
     if batch_max is not None:  # beyond the step's shards: batch sizes at the start of decoding
         b_top = check_count("--batch-max", batch_max, 1, w.engine.max_num_seqs, what="(at most the engine's max_num_seqs)")
     ctx, span = context_by_batch(prompts, responses, shards, b_top)
@@ -255,8 +255,11 @@ def optimize_tree(workload: str | None = None, model: str | None = None, hardwar
                      "feasible_shapes": int(table.feasible[j].sum())})
     # the best fixed chain and tree over the whole rollout: decode time sum_B span_B x t_iter / AL
     tpt = table.iteration_s / np.array([x.acceptance_length for x in shapes])[None, :]
-    est = np.where(table.feasible, tpt, np.inf) * np.asarray(span)[:, None]
-    est = est.sum(axis=0)
+    sp = np.zeros(table.batch_sizes.size)
+    sp[: len(span)] = np.asarray(span)[: table.batch_sizes.size]
+    # batch sizes the step never reaches (span 0) do not count, feasible or not
+    with np.errstate(invalid="ignore"):
+        est = np.where(sp[:, None] > 0, np.where(table.feasible, tpt, np.inf) * sp[:, None], 0.0).sum(axis=0)
     fixed = {}
     for which in ("chain", "tree"):
         idx = [i for i, x in enumerate(shapes) if x.is_chain == (which == "chain") and np.isfinite(est[i])]
@@ -264,7 +267,7 @@ def optimize_tree(workload: str | None = None, model: str | None = None, hardwar
             i = min(idx, key=lambda i: est[i])
             fixed[which] = shapes[i].as_dict() | {"estimate_decode_s": float(est[i])}
     out = {"workload": w.name, "model": w.model, "hardware": w.hardware, "gpus": w.gpus, "engine": eng.name,
-           "n_replicas": setup.n_replicas, "sequences_per_replica_max": b_top,
+           "n_replicas": setup.n_replicas, "sequences_per_replica_max": b_step, "batch_max": b_top,
            "memory_limit_gib": memory_limit_gib if memory_limit_gib is not None else
            round(setup.hardware.hbm_capacity_bytes * util / 2**30, 2),
            "kv_capacity_tokens": mem.kv_capacity_tokens, "verification": verification,
@@ -298,7 +301,8 @@ def print_optimize_tree(res: dict) -> None:
 
     c = Console()
     t = Table(title=(f"{res['model']} on {res['gpus']} x {res['hardware']} ({res['workload']}), engine {res['engine']}: "
-                     f"best chain vs best tree per live batch size (up to {res['sequences_per_replica_max']} per replica; "
+                     f"best chain vs best tree per live batch size (a replica holds up to "
+                     f"{res['sequences_per_replica_max']} in the step; "
                      f"memory limit {res['memory_limit_gib']} GiB/GPU, verification {res['verification']})"),
               title_justify="left")
     for col in ("batch", "best chain", "AL", "tok/s", "best tree", "AL ", "tok/s ", "tree / chain"):
