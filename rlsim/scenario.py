@@ -33,6 +33,22 @@ class Scenario(BaseModel):
     calibration: str = "auto"
     engine: str = "vllm-0.17.1"  # engine profile (engine_profiles/<name>.yaml)
     options: dict[str, Any] = Field(default_factory=dict)
+    # draft trees (rlsim/speculation/trees.py): SGLang's three parameters or vLLM's speculative_token_tree; the
+    # acceptance inputs above describe the draft as a chain at num_speculative_tokens
+    speculative_num_steps: int | None = None
+    speculative_eagle_topk: int | None = None
+    speculative_num_draft_tokens: int | None = None
+    speculative_token_tree: str | None = None
+    tree_rank_decay: float | None = None  # None: trees.DEFAULT_RANK_DECAY
+    tree_acceptance: list[list[float]] | None = None  # per depth, per rank (replaces the rank-decay model)
+    tree_verification: str | None = None  # tree | chain (None: the engine profile's)
+    retrieval_tokens: int = 0  # retrieved (n-gram / suffix) candidate tokens merged into the tree
+    retrieval_acceptance_length: float | None = None  # AL of the retrieved candidate verified alone
+
+    @property
+    def has_tree(self) -> bool:
+        return self.speculative_token_tree is not None or self.speculative_num_steps is not None or \
+            self.retrieval_tokens > 0
 
     @property
     def k(self) -> int:
@@ -62,6 +78,14 @@ class Scenario(BaseModel):
             "max_trajectory_age_steps": self.lag, "in_flight_weight_updates": w.in_flight_weight_updates,
             "seed": self.seed, "calibration": self.calibration, "options": dict(self.options),
         }
+        if self.has_tree:
+            d.update({"speculative_num_steps": self.speculative_num_steps,
+                      "speculative_eagle_topk": self.speculative_eagle_topk,
+                      "speculative_num_draft_tokens": self.speculative_num_draft_tokens,
+                      "speculative_token_tree": self.speculative_token_tree, "tree_rank_decay": self.tree_rank_decay,
+                      "tree_acceptance": self.tree_acceptance, "tree_verification": self.tree_verification,
+                      "retrieval_tokens": self.retrieval_tokens,
+                      "retrieval_acceptance_length": self.retrieval_acceptance_length})
         return d
 
 
@@ -110,7 +134,13 @@ def build_scenario(model: str | None = None, workload: str | None = None, hardwa
                    engine: str | None = None,
                    max_new_tokens: int | None = None, response_sigma: float | None = None,
                    options: dict | None = None, training: dict | None = None, engine_config: dict | None = None,
-                   prompt_length: dict | None = None, generation: dict | None = None, **workload_fields) -> Scenario:
+                   prompt_length: dict | None = None, generation: dict | None = None,
+                   speculative_num_steps: int | None = None,
+                   speculative_eagle_topk: int | None = None, speculative_num_draft_tokens: int | None = None,
+                   speculative_token_tree: str | None = None, tree_rank_decay: float | None = None,
+                   tree_acceptance: list | str | None = None, tree_verification: str | None = None,
+                   retrieval_tokens: int | None = None, retrieval_acceptance_length: float | None = None,
+                   **workload_fields) -> Scenario:
     """Resolve a scenario from a workload and overrides (the CLI flags map 1:1 onto these arguments)."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ConfigurationError(f"--seed = {seed!r}; allowed: an integer >= 0")
@@ -261,6 +291,12 @@ def build_scenario(model: str | None = None, workload: str | None = None, hardwa
             raise ConfigurationError(f"workload {w.name} gives no acceptance; pass --acceptance-length or --draft-quality")
     if draft_quality is not None and not (0.0 <= draft_quality <= 1.0):
         raise ConfigurationError(f"--draft-quality = {draft_quality}; allowed: 0..1 (per-token acceptance rate)")
+    tree = _resolve_tree_arguments(
+        w, k_eff, method, engine_name, options or {}, num_speculative_tokens_per_batch_size,
+        dict(speculative_num_steps=speculative_num_steps, speculative_eagle_topk=speculative_eagle_topk,
+             speculative_num_draft_tokens=speculative_num_draft_tokens, speculative_token_tree=speculative_token_tree,
+             tree_rank_decay=tree_rank_decay, tree_acceptance=tree_acceptance, tree_verification=tree_verification,
+             retrieval_tokens=retrieval_tokens, retrieval_acceptance_length=retrieval_acceptance_length))
     if w.max_trajectory_age_steps > 0 and w.colocated and gen_gpus is None and train_gpus is None:
         # async needs separate generation and training pools; the pipeline chooses a split
         w = w.model_copy(update={"colocated": False})
@@ -270,4 +306,116 @@ def build_scenario(model: str | None = None, workload: str | None = None, hardwa
         draft_model=draft_model or spec_cfg.draft_model,
         num_speculative_tokens_per_batch_size=num_speculative_tokens_per_batch_size,
         max_trajectory_age_steps=w.max_trajectory_age_steps, seed=int(seed), calibration=calibration,
-        engine=engine_name, options=options or {}), "scenario")
+        engine=engine_name, options=options or {}, **tree), "scenario")
+
+
+_TREE_FLAGS = {"speculative_num_steps": "--speculative-num-steps", "speculative_eagle_topk": "--speculative-eagle-topk",
+               "speculative_num_draft_tokens": "--speculative-num-draft-tokens",
+               "speculative_token_tree": "--speculative-token-tree", "tree_rank_decay": "--tree-rank-decay",
+               "tree_acceptance": "--tree-acceptance", "tree_verification": "--tree-verification",
+               "retrieval_tokens": "--retrieval-tokens", "retrieval_acceptance_length": "--retrieval-acceptance-length"}
+
+
+def _resolve_tree_arguments(w, k: int, method: str, engine_name: str, options: dict, k_schedule, a: dict) -> dict:
+    """The draft-tree arguments checked against each other and the rest of the scenario (one line each, with
+    what is allowed); returns the Scenario fields. The tree itself is built by the pipeline (it needs the
+    draft's acceptance)."""
+    from .catalog import load_engine, load_model
+    from .inputs import check_count, check_number
+    from .speculation.trees import (MAX_TREE_TOKENS, TREE_TOKENS_WHY, check_sglang_params, parse_acceptance_table,
+                                    parse_token_tree)
+
+    given = {n: v for n, v in a.items() if v is not None and not (n == "retrieval_tokens" and v == 0)}
+    if not given:
+        return {}
+    flag = _TREE_FLAGS
+    sglang = [n for n in ("speculative_num_steps", "speculative_eagle_topk", "speculative_num_draft_tokens") if n in given]
+    if "speculative_token_tree" in given and sglang:
+        raise ConfigurationError(f"{flag[sglang[0]]} (SGLang's dynamic tree) and --speculative-token-tree (vLLM's static "
+                                 "tree) both set the tree; allowed: one of the two")
+    if sglang and "speculative_num_steps" not in given:
+        raise ConfigurationError(f"{flag[sglang[0]]} needs --speculative-num-steps (SGLang's draft depth); allowed: "
+                                 "--speculative-num-steps S [--speculative-eagle-topk K --speculative-num-draft-tokens N]")
+    shaped = bool(sglang) or "speculative_token_tree" in given
+    retr = int(given.get("retrieval_tokens", 0) or 0)
+    if "retrieval_tokens" in given:
+        retr = check_count("--retrieval-tokens", given["retrieval_tokens"], 0, MAX_TREE_TOKENS - 2, TREE_TOKENS_WHY)
+    if retr and "retrieval_acceptance_length" not in given:
+        raise ConfigurationError(f"--retrieval-tokens {retr} needs --retrieval-acceptance-length (the AL of the retrieved "
+                                 f"candidate verified alone, 1..{retr + 1}); there is no default")
+    if "retrieval_acceptance_length" in given and not retr:
+        raise ConfigurationError("--retrieval-acceptance-length applies to retrieved candidates, and --retrieval-tokens is "
+                                 "not given (it would be ignored); allowed: with --retrieval-tokens >= 1")
+    if not shaped and not retr:
+        first = next(iter(given))
+        raise ConfigurationError(f"{flag[first]} shapes a draft tree, which is not given (it would be ignored); allowed: "
+                                 "with --speculative-num-steps (SGLang) or --speculative-token-tree (vLLM)")
+    if "tree_rank_decay" in given and "tree_acceptance" in given:
+        raise ConfigurationError("--tree-rank-decay and --tree-acceptance both set the per-rank acceptance (one would be "
+                                 "dropped); allowed: one of them")
+    if k == 0:
+        raise ConfigurationError(f"{flag[next(iter(given))]}: a draft tree needs speculation on; allowed: --k >= 1 (the chain "
+                                 "length at which the draft's acceptance is given)")
+    if method not in ("eagle3", "mtp", "draft-model"):
+        raise ConfigurationError(f"a draft tree is drafted by a model; drafter {method!r} has none (n-gram candidates "
+                                 "are merged with --retrieval-tokens); allowed: --drafter eagle3, mtp or draft-model")
+    if k_schedule:
+        raise ConfigurationError("a k schedule (--k-schedule) and a draft tree both set the draft per round; allowed: one of "
+                                 "them (optimize-k --tree searches tree shapes per batch size)")
+    for opt in ("acceptance_sequence_spread", "acceptance_response_decay"):
+        if options.get(opt):
+            raise ConfigurationError(f"options.{opt} (--{'acceptance-spread' if 'spread' in opt else 'acceptance-response-decay'})"
+                                     " varies a chain's per-position acceptance; with a draft tree it is not modelled; "
+                                     "allowed: one or the other")
+    out = {n: given[n] for n in given if n in ("speculative_num_steps", "speculative_eagle_topk",
+                                               "speculative_num_draft_tokens", "speculative_token_tree")}
+    if sglang:
+        steps = given["speculative_num_steps"]
+        topk = given.get("speculative_eagle_topk", 1)
+        out["speculative_eagle_topk"] = topk
+        out["speculative_num_draft_tokens"] = check_sglang_params(steps, topk, given.get("speculative_num_draft_tokens"))
+    if "speculative_token_tree" in given:
+        from .inputs import as_str
+
+        parse_token_tree(as_str("--speculative-token-tree", given["speculative_token_tree"], "a list of rank tuples"))
+    if "tree_rank_decay" in given:
+        out["tree_rank_decay"] = check_number("--tree-rank-decay", given["tree_rank_decay"], 0.0, 0.999,
+                                              what="share of the miss mass each further draft rank leaves")
+    if "tree_acceptance" in given:
+        out["tree_acceptance"] = [list(r) for r in parse_acceptance_table(given["tree_acceptance"])]
+    if "tree_verification" in given:
+        v = given["tree_verification"]
+        if v not in ("tree", "chain"):
+            raise ConfigurationError(f"--tree-verification = {v!r}; allowed: tree, chain (default: the engine profile's)")
+        out["tree_verification"] = v
+    if retr:
+        out["retrieval_tokens"] = retr
+        out["retrieval_acceptance_length"] = check_number("--retrieval-acceptance-length",
+                                                          given["retrieval_acceptance_length"], 1.0, retr + 1.0,
+                                                          what=f"AL of {retr} retrieved tokens verified alone")
+        if not shaped:  # a retrieved branch beside the drafter's chain: the chain as a static tree
+            out["speculative_token_tree"] = str([(0,) * (i + 1) for i in range(k)])
+    eng = load_engine(engine_name)
+    if eng.engine != "ideal" and eng.tree_drafting == "static_cumulative":
+        if sglang and out.get("speculative_eagle_topk", 1) > 1:
+            raise ConfigurationError(
+                f"--speculative-eagle-topk {out['speculative_eagle_topk']}: engine {eng.name} drafts static trees only "
+                "(vLLM 0.17.1 has no dynamic tree); allowed: --speculative-token-tree, or --engine sglang-0.5.6 (SGLang's "
+                "dynamic trees) or ideal")
+        if retr:
+            raise ConfigurationError(f"--retrieval-tokens: engine {eng.name} runs one proposer per request (vLLM 0.17.1 "
+                                     "cannot merge n-gram / suffix candidates into a model's tree); allowed: --engine ideal")
+        if load_model(w.model).is_mla and (shaped and not _is_chain_args(out)):
+            raise ConfigurationError(f"a draft tree on {w.model} (multi-head latent attention): vLLM 0.17.1's tree "
+                                     "attention backend (TREE_ATTN) handles MHA/GQA layers only; allowed: a chain (--k), "
+                                     "or --engine ideal")
+    return out
+
+
+def _is_chain_args(out: dict) -> bool:
+    if "speculative_token_tree" in out:
+        import ast
+
+        nodes = ast.literal_eval(out["speculative_token_tree"])
+        return all(all(x == 0 for x in n) for n in nodes)
+    return out.get("speculative_eagle_topk", 1) == 1

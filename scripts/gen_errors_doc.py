@@ -430,6 +430,7 @@ def _cases() -> list[Case]:
     add(s, "draft quality decay 0", api=W | {"draft_quality": 0.8, "draft_quality_decay": 0.0}, expect=["position_decay = 0.0"])
     c.extend(_new_cases())
     c.extend(_issue20_cases())
+    c.extend(_tree_cases())
     return c
 
 
@@ -817,9 +818,9 @@ def _issue18_cases() -> list[Case]:
         files={"r.yaml": "trainer:\n  n_gpus_per_node: 8\nactor_rollout_ref:\n  rollout:\n    n: 5\n"})
     add(s, "verl's Hydra trainer config given to --from-nemo-rl", NR, ["Hydra component list", "use --from-verl"],
         files={"r.yaml": "defaults:\n  - actor@actor_rollout_ref.actor: dp_actor\n  - _self_\n"})
-    add(s, "SGLang generation backend without --engine", NR, ["backend = 'sglang'", "no sglang engine profile",
-                                                            "pass --engine vllm-0.17.1"],
-        files={"r.yaml": _nemo(policy__generation__backend="sglang")})
+    add(s, "Megatron generation backend without --engine", NR, ["backend = 'megatron'", "no megatron engine profile",
+                                                              "pass --engine vllm-0.17.1"],
+        files={"r.yaml": _nemo(policy__generation__backend="megatron")})
     add(s, "recipe whose model is not in the catalog (no --model)", NR,
         ["its model 'Qwen/Qwen2.5-Math-1.5B-Instruct' is not in the catalog", "nearest: Qwen/Qwen2.5-1.5B", "--model"],
         files={"r.yaml": _nemo(policy__model_name="Qwen/Qwen2.5-Math-1.5B-Instruct")})
@@ -837,8 +838,8 @@ def _issue18_cases() -> list[Case]:
     add(s, "--verbose without a config", P + ["--verbose"], ["--verbose lists the keys", "would be ignored"])
     add(s, "verl: a script without main_ppo", VR, ["no `python3 -m verl.trainer.main_ppo ...` command found"],
         files={"run.sh": "#!/bin/bash\necho train\n"})
-    add(s, "verl: SGLang rollout without --engine", VR, ["rollout.name = 'sglang'", "--engine vllm-0.17.1"],
-        files={"run.sh": "python3 -m verl.trainer.main_ppo actor_rollout_ref.rollout.name=sglang "
+    add(s, "verl: HF rollout without --engine", VR, ["rollout.name = 'hf'", "--engine vllm-0.17.1"],
+        files={"run.sh": "python3 -m verl.trainer.main_ppo actor_rollout_ref.rollout.name=hf "
                          "actor_rollout_ref.model.path=Qwen/Qwen3-8B\n"})
     add(s, "verl: its default model (not in the catalog)", VR, ["deepseek-llm-7b-chat' is not in the catalog", "--model"],
         files={"run.sh": "python3 -m verl.trainer.main_ppo actor_rollout_ref.rollout.name=vllm\n"})
@@ -870,6 +871,90 @@ def _issue18_cases() -> list[Case]:
     add(s, "timeline --no-rounds for a figure", ["timeline", "--workload", "rl-zero-8b", "--no-rounds"],
         ["--no-rounds shapes the perfetto trace"])
     return c
+
+
+
+def _tree_cases() -> list[Case]:
+    """Inputs added for issue 19 (draft trees, retrieval, MTP, optimize-k --tree, tree sweeps)."""
+    c: list[Case] = []
+
+    def add(section, what, args=None, expect=(), **kw):
+        c.append(Case(what, args, tuple(expect), section=section, **kw))
+
+    s = "Draft trees, retrieval and MTP (`--speculative-*`, `--tree-*`, `--retrieval-*`)"
+    PI = P + ["--engine", "ideal"]
+    T = PI + ["--speculative-num-steps", "5", "--speculative-eagle-topk", "4", "--speculative-num-draft-tokens", "16"]
+    add(s, "topk without steps", P + ["--speculative-eagle-topk", "4"], ["needs --speculative-num-steps"])
+    add(s, "steps out of range", PI + ["--speculative-num-steps", "40"], ["--speculative-num-steps = 40", "1..16"])
+    add(s, "topk out of range", PI + ["--speculative-num-steps", "3", "--speculative-eagle-topk", "0",
+                                      "--speculative-num-draft-tokens", "4"], ["--speculative-eagle-topk = 0", "1..16"])
+    add(s, "topk > 1 without the verified tokens", PI + ["--speculative-num-steps", "3", "--speculative-eagle-topk", "4"],
+        ["needs --speculative-num-draft-tokens", "allowed: 2..37"])
+    add(s, "topk 1 with more verified tokens than a chain", PI + ["--speculative-num-steps", "3",
+                                                                  "--speculative-num-draft-tokens", "8"],
+        ["--speculative-num-draft-tokens 8", "allowed: 4"])
+    add(s, "more verified tokens than the steps draft", PI + ["--speculative-num-steps", "2", "--speculative-eagle-topk",
+                                                              "2", "--speculative-num-draft-tokens", "9"],
+        ["exceeds the 6 candidates", "allowed: 2..7"])
+    add(s, "verified tokens above vLLM's limit", PI + ["--speculative-num-steps", "8", "--speculative-eagle-topk", "8",
+                                                       "--speculative-num-draft-tokens", "500"],
+        ["--speculative-num-draft-tokens = 500", "2..128", "MAX_SPEC_LEN"])
+    add(s, "SGLang's dynamic tree on vLLM 0.17.1", P + ["--speculative-num-steps", "5", "--speculative-eagle-topk", "4",
+                                                       "--speculative-num-draft-tokens", "16"],
+        ["drafts static trees only", "--engine ideal"])
+    add(s, "SGLang's and vLLM's tree together", PI + ["--speculative-num-steps", "3", "--speculative-token-tree",
+                                                      "[(0,)]"], ["one of the two"])
+    add(s, "token tree not a literal", P + ["--speculative-token-tree", "[(0,"], ["not a Python literal"])
+    add(s, "token tree with a missing parent", P + ["--speculative-token-tree", "[(0, 1)]"], ["no parent (0,)"])
+    add(s, "token tree with uneven levels (vLLM expands every node alike)",
+        P + ["--speculative-token-tree", "[(0,), (1,), (0, 0)]"], ["children per node [1, 0]", "same number c"])
+    add(s, "token tree with a rank gap", P + ["--speculative-token-tree", "[(0,), (2,)]"], ["ranks 0..c-1"])
+    add(s, "token tree node listed twice", P + ["--speculative-token-tree", "[(0,), (0,)]"], ["twice"])
+    add(s, "tree with k = 0", T + ["--k", "0"], ["needs speculation on", "--k >= 1"])
+    add(s, "tree with the n-gram drafter", T + ["--drafter", "ngram", "--acceptance-length", "2"],
+        ["drafted by a model", "--retrieval-tokens"])
+    add(s, "tree with a k schedule", T + ["--k-schedule", "1-1024:3"], ["k schedule", "optimize-k --tree"])
+    add(s, "tree with per-sequence acceptance spread", T + ["--acceptance-spread", "0.1"], ["not modelled"])
+    add(s, "tree with a draft-drift run", T + ["--steps", "3"], ["--steps", "a chain"])
+    add(s, "tree on an MLA model under vLLM", ["project", "--model", "deepseek-v3", "--drafter", "mtp", "--k", "2",
+                                             "--speculative-token-tree", "[(0,), (1,), (0, 0), (1, 0)]"],
+        ["MHA/GQA layers only", "--engine ideal"])
+    add(s, "rank decay without a tree", PI + ["--tree-rank-decay", "0.5"], ["would be ignored"])
+    add(s, "rank decay of 1", T + ["--tree-rank-decay", "1"], ["--tree-rank-decay = 1", "<= 0.999"])
+    add(s, "rank decay and an acceptance table together", T + ["--tree-rank-decay", "0.5", "--tree-acceptance",
+                                                                "[[0.8, 0.1]]"], ["one of them"])
+    add(s, "acceptance table row above 1", T + ["--tree-acceptance", "[[0.8, 0.3]]"], ["sums to 1.1", "at most 1"])
+    add(s, "acceptance table not a list of lists", T + ["--tree-acceptance", "0.8"], ["rows (one per depth)"])
+    add(s, "unknown tree verification", T + ["--tree-verification", "maybe"], ["allowed: tree, chain"])
+    add(s, "retrieved tokens without their acceptance", PI + ["--retrieval-tokens", "4"],
+        ["needs --retrieval-acceptance-length"])
+    add(s, "retrieval acceptance above R + 1", PI + ["--retrieval-tokens", "4", "--retrieval-acceptance-length", "6"],
+        ["--retrieval-acceptance-length = 6", "<= 5"])
+    add(s, "retrieval acceptance without retrieved tokens", PI + ["--retrieval-acceptance-length", "2"],
+        ["would be ignored"])
+    add(s, "retrieval on vLLM 0.17.1", P + ["--retrieval-tokens", "4", "--retrieval-acceptance-length", "2"],
+        ["one proposer per request", "--engine ideal"])
+    add(s, "negative retrieved tokens", PI + ["--retrieval-tokens", "-1", "--retrieval-acceptance-length", "2"],
+        ["--retrieval-tokens = -1", "0..126"])
+    add(s, "iteration: tree flags without steps", ["iteration", "--model", "qwen3-8b", "--batch", "8", "--context", "512",
+                                                   "--speculative-eagle-topk", "4"], ["need --speculative-num-steps"])
+    add(s, "iteration: a chain given as a tree", ["iteration", "--model", "qwen3-8b", "--batch", "8", "--context", "512",
+                                                  "--speculative-token-tree", "[(0,), (0, 0)]"], ["is a chain", "--k 2"])
+    O = ["optimize-k", "--workload", "rl-zero-8b", "--tree"]
+    add(s, "optimize-k: tree flag without --tree", ["optimize-k", "--workload", "rl-zero-8b", "--engine", "ideal"],
+        ["--engine applies to optimize-k --tree"])
+    add(s, "optimize-k --tree: a k-schedule flag", O + ["--max-tiers", "2"], ["--max-tiers / --amortise-steps"])
+    add(s, "optimize-k --tree: topk 0", O + ["--topk", "0,2"], ["--topk = 0", "1..16"])
+    add(s, "optimize-k --tree: draft tokens above 128", O + ["--draft-tokens", "8,256"], ["--draft-tokens = 256"])
+    add(s, "optimize-k --tree: memory limit above the HBM", O + ["--memory-limit-gib", "999"],
+        ["--memory-limit-gib = 999.0", "HBM"])
+    add(s, "optimize-k --tree: steps 0", O + ["--steps-max", "0"], ["--steps-max = 0", "1..16"])
+    add(s, "sweep: an invalid tree point", ["sweep", "--workload", "rl-zero-8b", "--engine", "ideal", "--no-cache",
+                                            "--speculative-num-steps", "2", "--speculative-eagle-topk", "2",
+                                            "--speculative-num-draft-tokens", "9", "--no-progress"],
+        ["exceeds the 6 candidates", "allowed: 2..7"])
+    return c
+
 
 
 CASES = _cases() + _issue18_cases()

@@ -263,6 +263,34 @@ def test_project_cli_any_flags(data):
             assert 1.0 <= d["acceptance_length_realized"] <= d["scenario"]["num_speculative_tokens"] + 1 + 1e-9
 
 
+TREE_FLAGS = {  # issue 19: draft trees, retrieval (with the engine that takes them)
+    "--engine": choice(["ideal", "vllm-0.17.1"], ["sglang-9", ""]),
+    "--speculative-num-steps": int_flag(1, 4), "--speculative-eagle-topk": int_flag(1, 3),
+    "--speculative-num-draft-tokens": int_flag(2, 12),
+    "--speculative-token-tree": choice(["[(0,), (1,)]", "[(0,), (1,), (0, 0), (1, 0)]", "[(0,), (0, 0)]"],
+                                       ["[(0,", "[(0, 1)]", "", "[(0,), (1,), (0, 0)]", "[[[[[[0]]]]]]", "()"]),
+    "--tree-rank-decay": float_flag(0.0, 0.99), "--tree-verification": choice(["tree", "chain"], ["both", ""]),
+    "--tree-acceptance": choice(["[[0.7, 0.2], [0.6, 0.1]]", "[[0.9]]"], ["[[0.9, 0.9]]", "[]", "x", "[[-1]]"]),
+    "--retrieval-tokens": int_flag(0, 4), "--retrieval-acceptance-length": float_flag(1.0, 3.0),
+    "--k": int_flag(0, 4), "--acceptance-length": float_flag(1.0, 3.0),
+}
+
+
+@_settings(30)
+@given(data=st.data())
+def test_project_cli_tree_flags(data):
+    argv = ["project", "--workload", TINY] + _argv(data.draw, TREE_FLAGS, 4) + ["--json"]
+    code, d = check_cli(argv)
+    if code == 0:
+        for mode in ("baseline", "speculative"):
+            assert d[mode]["step_s"] > 0 and math.isfinite(d[mode]["step_s"])
+        tree = d["scenario"].get("tree")
+        top = tree["depth"] + 1 if tree and not tree["retrieval_tokens"] else (
+            max(tree["depth"], tree["retrieval_tokens"]) + 1 if tree else None)
+        if top is not None:
+            assert 1.0 <= d["acceptance_length_realized"] <= top + 1e-9
+
+
 # ------------------------------------------------------------------------------------ rlsim sweep
 SWEEP_FLAGS = {
     "--k": choice(["1", "1,2", "0..2"], ["1..", "..", "1..3..0", "a,b", "1..1000000000", "3..1", "1,,2", "-1"]),

@@ -605,6 +605,20 @@ class EngineProfile(Sourced):
         default="after_prefill", description="prefill/decode disaggregation: when the prefill side's KV moves to the "
         "decode side: after the whole prefill (vLLM NixlConnector), after each prefill chunk (SGLang), or layer by "
         "layer as it is computed (vLLM P2pNcclConnector)")
+    # draft trees (rlsim/speculation/trees.py, docs/speculation-trees.md); None: an engine that drafts any tree
+    # (SGLang's dynamic trees included) one new level per pass, verifies it with its verify kernel and tree-aware
+    # rejection
+    tree_drafting: Literal["new_tokens", "static_cumulative"] | None = Field(
+        default=None, description="new_tokens: each later draft pass runs the tree's new tokens only (SGLang: topk per "
+                                  "sequence); static_cumulative: vLLM 0.17.1's propose_tree: static speculative_token_tree "
+                                  "only, level l re-runs every tree token drafted so far")
+    tree_attention: Literal["verify_kernel", "triton_unified_2d"] | None = Field(
+        default=None, description="verify_kernel: the engine's verify attention with the tree's query rows; "
+                                  "triton_unified_2d: vLLM's TREE_ATTN backend (Triton unified attention, no split-KV, "
+                                  "one program per query block and KV head; no FULL CUDA graphs)")
+    tree_verification: Literal["tree", "chain"] | None = Field(
+        default=None, description="tree: tree-aware rejection (the longest accepted path); chain: the breadth-first "
+                                  "flattened tree verified as a chain (vLLM 0.17.1's rejection sampler)")
 
     @classmethod
     def _unsourced_fields(cls) -> set[str]:
@@ -613,7 +627,8 @@ class EngineProfile(Sourced):
     @classmethod
     def _sourced_text_fields(cls) -> set[str]:
         return {"verify_attention_blackwell", "sampler", "draft_token_choice", "host", "async_scheduling", "graphs",
-                "draft_extend", "prefill_mixing", "prefill_chunk_tokens", "kv_transfer"}
+                "draft_extend", "prefill_mixing", "prefill_chunk_tokens", "kv_transfer",
+                "tree_drafting", "tree_attention", "tree_verification"}
 
     # mechanisms added after the first profiles: at its default (vLLM 0.17.1's behaviour) one needs no source of its
     # own (the profile's other sources cover vLLM); set to anything else it must be sourced

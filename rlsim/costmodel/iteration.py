@@ -139,6 +139,9 @@ class IterationCostModel:
     # mean tokens a speculative round emits per sequence (an SGLang-style sampler computes log-probs of the accepted
     # rows only); None: k + 1, every row
     expected_acceptance_length: float | None = None
+    # a draft tree (rlsim.speculation.trees.DraftTree; None: a chain of k drafts). With a tree an iteration's k is
+    # the tree's verified draft tokens per sequence (drafted + retrieved); the draft passes follow the tree
+    tree: object = None
 
     def __post_init__(self):
         self._static_cache: dict = {}
@@ -155,6 +158,7 @@ class IterationCostModel:
         self.kernels_per_layer = KERNELS_PER_MOE_LAYER if m.is_moe else KERNELS_PER_DENSE_LAYER
         if self.method in ("eagle3", "mtp", "draft-model") and self.draft is None:
             raise ConfigurationError(f"drafter {self.method!r} needs a draft network")
+        self._setup_tree()
 
 
     # ------------------------------------------------------------ engine profile
@@ -223,6 +227,41 @@ class IterationCostModel:
             return int(min(ec.max_num_seqs, cap))
         return int(ec.max_num_seqs)
 
+    def _setup_tree(self) -> None:
+        """How this engine drafts and verifies a tree (engine profile fields, docs/speculation-trees.md). Drafting:
+        an SGLang tree runs steps passes, the later ones topk tokens per sequence; a static tree (vLLM's
+        speculative_token_tree) runs one pass per level, over the level's new tokens (``new_tokens``) or, as vLLM
+        0.17.1's propose_tree does (``static_cumulative``, eagle.py:1006-1100), over every tree token drafted so
+        far. Attention: the engine's verify kernel with the tree's query rows, or vLLM's TREE_ATTN backend
+        (``triton_unified_2d``: the Triton unified attention kernel, no split-KV, each query block of BLOCK_Q
+        tokens streaming its sequence's KV; the backend declares no CUDA-graph support, so no FULL graphs)."""
+        t = self.tree
+        e = None if self.is_ideal else self.engine
+        self.tree_drafting = getattr(e, "tree_drafting", None) or "new_tokens"
+        self.tree_attention = getattr(e, "tree_attention", None) or "verify_kernel"
+        self._tree_triton = t is not None and self.tree_attention == "triton_unified_2d" and not self.is_ideal
+        self.retrieval_tokens = int(getattr(t, "retrieval_tokens", 0) or 0)
+        self.tree_passes = None
+        if t is None:
+            return
+        if self.method not in ("eagle3", "mtp", "draft-model"):
+            raise ConfigurationError(f"a draft tree needs a model-based drafter (eagle3, mtp, draft-model); got {self.method!r}")
+        # later draft passes: (tokens per sequence, LM-head rows per sequence); the first pass runs over every
+        # verified position (vLLM's padded drafter batch; SGLang's draft extend at the tree's full width,
+        # eagle_draft_extend_cuda_graph_runner.py:150-153) and computes one row of logits per sequence
+        if t.kind == "sglang":
+            self.tree_passes = [(float(t.topk), float(t.topk))] * max(t.steps - 1, 0)
+        else:
+            lv = [float(x) for x in t.level_counts]
+            width = np.cumsum(lv) if self.tree_drafting == "static_cumulative" else np.asarray(lv)
+            self.tree_passes = [(float(width[i]), lv[i]) for i in range(len(lv) - 1)]
+        # vLLM's TREE_ATTN backend: BLOCK_M = 16 query rows (or the next power of two above the GQA group), so a
+        # query block holds BLOCK_Q = BLOCK_M // group tokens of one sequence (v1/attention/ops/
+        # triton_unified_attention.py:942-956)
+        g = max(self.q_heads // self.kv_heads, 1)
+        block_m = 16 if g <= 16 else 1 << (g - 1).bit_length()
+        self._tree_block_q = max(block_m // g, 1)
+
     def _graph_mode(self, T_engine, n_prefill_tokens):
         """Graph mode per step (array): FULL, PIECEWISE or EAGER."""
         T = np.asarray(T_engine, float)
@@ -236,6 +275,8 @@ class IterationCostModel:
         if getattr(self, "sglang_graphs", False):  # an extend (prefill) batch runs with no graph (piecewise graphs off)
             return np.where(fits & ~mixed, FULL, EAGER)
         full = fits & ~(mixed & self.engine.graphs.uniform_decode_for_full_graph)
+        if self._tree_triton:  # TREE_ATTN declares no CUDA-graph support: FULL graphs off (tree_attn.py, backend.py:463)
+            full = full & False
         return np.where(full, FULL, np.where(fits, PIECEWISE, EAGER))
 
     def _padded_tokens(self, T_engine, mode):
@@ -345,8 +386,13 @@ class IterationCostModel:
             return 0.0
         d, dp, k = self.draft, self.dp, b.k
         q = k + 1.0
-        n_layers = (d.num_hidden_layers if isinstance(d, DraftSpec) or self.method == "draft-model"
-                    else self.model.mtp_num_layers)
+        if self.tree is not None:
+            first = self._tree_draft_attention_s((b.n_decode + b.n_prefill_seqs) / dp, (b.n_decode * q + b.n_prefill_tokens) / dp,
+                                                 (b.decode_kv_tokens + b.n_decode * q + b.prefill_kv_tokens) / dp,
+                                                 (q * b.decode_kv_tokens + b.prefill_qk_pairs) / dp, b.n_decode,
+                                                 b.decode_kv_tokens, b.n_prefill_tokens > 0)
+            return np.where(k > 0, first + self._retrieval_search_s(b.n_decode, b.decode_kv_tokens), 0.0)
+        n_layers = self._draft_net()[0]
         seqs = (b.n_decode + b.n_prefill_seqs) / dp
         first_T = (b.n_decode * q + b.n_prefill_tokens) / dp
         kv_first = (b.decode_kv_tokens + b.n_decode * q + b.prefill_kv_tokens) / dp
@@ -391,6 +437,8 @@ class IterationCostModel:
         row per sequence) times the tile cost factor; otherwise the timer's verify rule (decode + query FLOPs)."""
         dp = self.dp
         kv_read = (kv + B * q) / dp
+        if self._tree_triton and not getattr(spec, "is_mla", False):  # vLLM's TREE_ATTN kernel
+            return self._tree_attention_s(B, q, kv, spec, n_layers)
         if not self.is_ideal and self.trtllm_verify and np.any(np.asarray(q) > 1) and not getattr(spec, "is_mla", False):
             base = self._attention_stack_s(B / dp, kv_read, kv_read, B / dp, spec, n_layers)
             return base * self._trtllm_factor(q)
@@ -403,9 +451,12 @@ class IterationCostModel:
         dp, q, m = self.dp, k + 1.0, self.model
         kv_read = (kv + B * q) / dp
         dyn = self._target_decode_attention_s(B, q, kv, m.num_hidden_layers, m)
+        if k > 0 and self.tree is not None:
+            return dyn + self._tree_draft_attention_s(B / dp, B * q / dp, kv_read, q * kv / dp, B, kv) \
+                + self._retrieval_search_s(B, kv)
         if k > 0 and self.method in ("eagle3", "mtp", "draft-model"):
             d = self.draft
-            n_layers = d.num_hidden_layers if (isinstance(d, DraftSpec) or self.method == "draft-model") else m.mtp_num_layers
+            n_layers = self._draft_net()[0]
             dyn = dyn + self._attention_stack_s(B / dp, kv_read, q * kv / dp, B * q / dp, d, n_layers)
             if k > 1:
                 dyn = dyn + (k - 1) * self._attention_stack_s(B / dp, kv_read, kv_read, B / dp, d, n_layers)
@@ -457,7 +508,7 @@ class IterationCostModel:
         T_run = self._padded_tokens(T_engine, mode)  # a graphed step runs at its captured size
         T = T_run / dp
         out: dict[str, np.ndarray] = {}
-        custom_attention = attention and not self.is_ideal and self.trtllm_verify and not m.is_mla
+        custom_attention = attention and not self.is_ideal and (self.trtllm_verify or self._tree_triton) and not m.is_mla
         n_main = m.n_moe_layers if m.is_moe else m.num_hidden_layers
         gpu = self._layer_stack_s(T, seqs, kv_read, qk_pairs, T_engine / dp, m, n_main, m.is_moe, out, "",
                                   attention and not custom_attention)
@@ -491,7 +542,8 @@ class IterationCostModel:
         draft = self._draft_s(b, out, attention)
         draft_host = out.pop("_draft_host")
         gpu = gpu + draft
-        n_kernels = n_kernels + np.where(k > 0, k * KERNELS_PER_DRAFT_PASS * (self.method in ("eagle3", "mtp", "draft-model")), 0.0)
+        passes = k if self.tree is None else float(len(self.tree_passes) + 1)
+        n_kernels = n_kernels + np.where(k > 0, passes * KERNELS_PER_DRAFT_PASS * (self.method in ("eagle3", "mtp", "draft-model")), 0.0)
         graph = mode
         # short kernels (norms, rope, residual adds, the dense activation, cache write: 6 or 5 per layer)
         n_small = (5.0 if m.is_moe else 6.0) * m.num_hidden_layers
@@ -511,6 +563,8 @@ class IterationCostModel:
                                 + np.where(k > 0, self.host["ngram_per_seq_s"], 0.0)), 0.0)
             else:
                 host = np.where(n_seq > 0, self.host["step_fixed_s"] + n_seq * self.host["per_seq_s"], 0.0)
+            if self.retrieval_tokens:  # the retrieval search's per-step and per-sequence CPU time, exposed
+                host = host + np.where(k > 0, self._retrieval_search_static_s(b.n_decode), 0.0)
             host_in = np.zeros_like(host)
             async_sched = np.zeros_like(host)
             out["host"] = host
@@ -519,6 +573,8 @@ class IterationCostModel:
             out["total"] = total_gpu + host
         else:
             host, host_in = self._engine_host_s(b, k, mode, n_kernels, T_engine, sampler_host, draft_host)
+            if self.retrieval_tokens:
+                host = host + np.where(k > 0, self._retrieval_search_static_s(b.n_decode), 0.0)
             async_sched = np.full(np.shape(gpu), 1.0 if self.async_scheduling else 0.0)
             G = gpu + n_gap * t.latency["graph_gap_s"]
             out["launch_gaps"] = G - gpu
@@ -614,13 +670,13 @@ class IterationCostModel:
             else (0.0, 10e-6)
         return float(np.asarray(h).reshape(-1)[0])
 
-    def _draft_host_s(self, B, k, first_T):
+    def _draft_host_s(self, B, k, first_T, n_later=None):
         """Host seconds of the k draft passes of a round (vLLM's EagleProposer): the first pass's input
         preparation (per-request loops), then per pass its bookkeeping ops (passes 2..k), its forward's launch
         (PIECEWISE: pieces replayed, attention eager; no graph above the capture limit) and its token choice."""
         e, lat = self.engine, self.timer.latency
         d = self.draft
-        n_layers = d.num_hidden_layers if (isinstance(d, DraftSpec) or self.method == "draft-model") else self.model.mtp_num_layers
+        n_layers = self._draft_net()[0]
         replay = self._replay_host_s()
         if getattr(self, "sglang_graphs", False):
             # SGLang (eagle_worker.py:505-586, 917-1004): the k - 1 draft steps replay ONE graph, the draft extend
@@ -648,7 +704,8 @@ class IterationCostModel:
         # per-request Python loops are in the measured engine step, calibration/host)
         first_prep = h_ops
         lm_launch = lat["eager_launch_s"]
-        total = first_prep + fwd_first + h_choice + lm_launch + np.maximum(k - 1, 0) * (h_ops + fwd_later + h_choice + lm_launch)
+        n_later = np.maximum(k - 1, 0) if n_later is None else n_later
+        total = first_prep + fwd_first + h_choice + lm_launch + n_later * (h_ops + fwd_later + h_choice + lm_launch)
         return np.where((k > 0) & (B > 0), total, 0.0)
 
     def report(self, b: IterationBatch) -> dict[str, np.ndarray]:
@@ -669,6 +726,52 @@ class IterationCostModel:
                 "total_s": p["total"], "graph_mode": np.vectorize(GRAPH_MODE_NAMES.get)(np.asarray(p["graph"], int)),
                 "async_scheduling": np.asarray(p["async_sched"]) > 0.5}
 
+    def _draft_net(self):
+        """(layers per draft pass, MoE?, LM-head vocabulary, fused hidden states) of the drafter. An MTP pass runs
+        ONE module (vLLM chains the model's modules, spec_step_idx % num_mtp_layers: deepseek_mtp.py:160), a MoE
+        layer for a MoE model, with the target's full vocabulary."""
+        d = self.draft
+        if self.method == "eagle3":
+            return d.num_hidden_layers, False, d.draft_vocab_size, d.fused_hidden_states
+        if self.method == "mtp":
+            if isinstance(d, DraftSpec):  # an MTP head given as a draft network
+                return d.num_hidden_layers, False, d.draft_vocab_size, d.fused_hidden_states
+            return 1, self.model.is_moe, self.model.vocab_size, 2
+        return d.num_hidden_layers, d.is_moe, d.vocab_size, 0  # draft-model: a whole small model
+
+    def _draft_head_s(self, rows, vocab: int):
+        """LM head and token choice of one draft pass over ``rows`` positions (per dp rank)."""
+        d = self.draft
+        if self.method == "mtp" and not isinstance(d, DraftSpec):
+            # the target's shared head: its final norm, a vocabulary-parallel GEMM, the logits gathered over TP
+            # (vLLM LogitsProcessor), argmax over the full vocabulary (deepseek_mtp.py:169-179, eagle.py _greedy_sample)
+            h = d.hidden_size
+            head = self.timer.gemm_s(rows, vocab // self.tp, h, "bf16") \
+                + self._coll("all_gather", rows * (vocab // self.tp) * 2.0, self.tp) \
+                + self.timer.elementwise_ops_s(rows, [("rmsnorm", h, 1)])
+            return head + self.timer.sampling_s("argmax", rows, vocab)
+        head = self.timer.gemm_s(rows, vocab // self.tp if self.method == "draft-model" else vocab, d.hidden_size, "bf16")
+        full_vocab = (not self.is_ideal and self.engine.draft_token_choice == "full_vocab_scatter"
+                      and isinstance(d, DraftSpec) and vocab < self.model.vocab_size)
+        sglang_pick = (not self.is_ideal and self.engine.draft_token_choice == "draft_vocab_softmax_topk"
+                       and self.engine_tables.has_component("sglang_draft_choice"))
+        if sglang_pick:  # softmax over the draft vocabulary, top-1, hot-token map (measured: sglang_draft_choice)
+            pick, _ = self._engine_component("sglang_draft_choice", np.maximum(rows, 1.0), 0, 0)
+            pick = np.where(rows > 0, pick, 0.0)
+        elif full_vocab:  # a [B, V_target] -inf tensor, the draft logits scattered in, argmax over V_target
+            pick, _ = self._engine_component("draft_choice_full_vocab", np.maximum(rows, 1.0), 0, self.model.vocab_size)
+            pick = np.where(rows > 0, pick, 0.0)
+        else:
+            pick = self.timer.sampling_s("argmax", rows, vocab)
+        return head + pick
+
+    def _mtp_input_s(self, T):
+        """An MTP pass's input over T tokens: the embedding lookup (vocabulary-parallel: an all-reduce over TP),
+        enorm and hnorm, and eh_proj over [embedding; hidden] (2h -> h, replicated) (deepseek_mtp.py:60-120)."""
+        h = self.draft.hidden_size
+        return (self.timer.gemm_s(T, h, 2 * h, self.dtype) + self.timer.elementwise_ops_s(T, [("rmsnorm", h, 2)])
+                + self._coll("all_reduce", T * h * 2.0, self.tp))
+
     def _draft_s(self, b: IterationBatch, out: dict, attention: bool = True) -> np.ndarray:
         k = b.k
         zero = np.zeros_like(b.n_decode)
@@ -687,40 +790,98 @@ class IterationCostModel:
         kv_first = (b.decode_kv_tokens + b.n_decode * q + b.prefill_kv_tokens) / dp
         qk_first = (q * b.decode_kv_tokens + b.prefill_qk_pairs) / dp
         kv_later = (b.decode_kv_tokens + b.n_decode * q) / dp
-        if self.method in ("eagle3", "mtp"):
-            n_layers = d.num_hidden_layers if isinstance(d, DraftSpec) else self.model.mtp_num_layers
-            moe = self.method == "mtp" and self.model.is_moe
-            vocab = d.draft_vocab_size if isinstance(d, DraftSpec) else self.model.vocab_size
-            fused = d.fused_hidden_states if isinstance(d, DraftSpec) else 2
-        else:  # draft-model: a whole small model
-            n_layers, moe, vocab, fused = d.num_hidden_layers, d.is_moe, d.vocab_size, 0
+        n_layers, moe, vocab, fused = self._draft_net()
+        mtp_shared = self.method == "mtp" and not isinstance(d, DraftSpec)
         tmp: dict = {}
         t1 = self._layer_stack_s(first_T, seqs, kv_first, qk_first, first_T, d, n_layers, moe, tmp, "", False)
-        # later passes: B tokens each (their attention over the sequence's context is in _draft_attention_s)
-        tl = self._layer_stack_s(later_T, later_T, kv_later, kv_later, later_T, d, n_layers, moe, tmp, "", False)
         h = d.hidden_size
-        fc = self.timer.gemm_s(first_T, h, fused * h, self.dtype) if fused > 1 else zero
-        head = self.timer.gemm_s(later_T, vocab // self.tp if self.method == "draft-model" else vocab, h, "bf16")
-        full_vocab = (not self.is_ideal and self.engine.draft_token_choice == "full_vocab_scatter"
-                      and isinstance(d, DraftSpec) and vocab < self.model.vocab_size)
-        sglang_pick = (not self.is_ideal and self.engine.draft_token_choice == "draft_vocab_softmax_topk"
-                       and self.engine_tables.has_component("sglang_draft_choice"))
-        if sglang_pick:  # softmax over the draft vocabulary, top-1, hot-token map (measured: sglang_draft_choice)
-            pick, _ = self._engine_component("sglang_draft_choice", np.maximum(later_T, 1.0), 0, 0)
-            pick = np.where(later_T > 0, pick, 0.0)
-        elif full_vocab:  # a [B, V_target] -inf tensor, the draft logits scattered in, argmax over V_target
-            pick, _ = self._engine_component("draft_choice_full_vocab", np.maximum(later_T, 1.0), 0, self.model.vocab_size)
-            pick = np.where(later_T > 0, pick, 0.0)
+        if self.tree is not None:  # a draft tree: the later passes follow the engine's tree drafting
+            later = zero
+            for w, rows in self.tree_passes:
+                T_l = later_T * w
+                later = later + self._layer_stack_s(T_l, later_T, kv_later, kv_later, T_l, d, n_layers, moe, tmp, "", False) \
+                    + self._draft_head_s(later_T * rows, vocab) + (self._mtp_input_s(T_l) if mtp_shared else 0.0)
+            fc = self._mtp_input_s(first_T) if mtp_shared else (
+                self.timer.gemm_s(first_T, h, fused * h, self.dtype) if fused > 1 else zero)
+            total = t1 + fc + self._draft_head_s(later_T, vocab) + later
+        elif mtp_shared:  # chained MTP: every pass embeds, projects [embedding; hidden] and runs the target's head
+            tl = self._layer_stack_s(later_T, later_T, kv_later, kv_later, later_T, d, n_layers, moe, tmp, "", False)
+            total = (t1 + self._mtp_input_s(first_T) + np.maximum(k - 1, 0) * (tl + self._mtp_input_s(later_T))
+                     + k * self._draft_head_s(later_T, vocab))
         else:
-            pick = self.timer.sampling_s("argmax", later_T, vocab)
-        per_pass_head = head + pick
-        total = t1 + fc + np.maximum(k - 1, 0) * tl + k * per_pass_head
+            # later passes: B tokens each (their attention over the sequence's context is in _draft_attention_s)
+            tl = self._layer_stack_s(later_T, later_T, kv_later, kv_later, later_T, d, n_layers, moe, tmp, "", False)
+            fc = self.timer.gemm_s(first_T, h, fused * h, self.dtype) if fused > 1 else zero
+            per_pass_head = self._draft_head_s(later_T, vocab)
+            total = t1 + fc + np.maximum(k - 1, 0) * tl + k * per_pass_head
         total = np.where(active, total, 0.0)
         if attention:
             total = total + self._draft_attention_s(b)
         out["draft"] = total
-        out["_draft_host"] = zero if self.residue_host else self._draft_host_s(later_T, k, first_T)
+        n_later = np.maximum(k - 1, 0) if self.tree is None else float(len(self.tree_passes))
+        out["_draft_host"] = zero if self.residue_host else self._draft_host_s(later_T, k, first_T, n_later)
         return total
+
+    # ------------------------------------------------------------ draft trees (rlsim/speculation/trees.py)
+    def _tree_attention_s(self, B, w, kv, spec, n_layers: int):
+        """Attention of B sequences (engine total) with w query tokens each over their own KV (sum ``kv``) on vLLM's
+        TREE_ATTN kernel (Triton unified attention, 2D grid: one program per (query block of BLOCK_Q tokens, KV
+        head), each streaming its sequence's whole KV): the decode kernel's time at the same KV (one query row per
+        sequence: the KV read once) times the query blocks per sequence, never below the verify rule (decode + the
+        query FLOPs). Not measured: the calibrated tables hold FlashAttention, not this kernel."""
+        dp = self.dp
+        w = np.asarray(w, float)
+        kv_read = (kv + B * w) / dp
+        verify = self._attention_stack_s(B / dp, kv_read, (w * kv + B * w * (w + 1) / 2) / dp, B * w / dp, spec, n_layers)
+        if getattr(spec, "is_mla", False):
+            return verify
+        base = self._attention_stack_s(B / dp, kv_read, kv_read, B / dp, spec, n_layers)
+        return np.maximum(base * np.ceil(w / self._tree_block_q), verify)
+
+    def _tree_draft_attention_s(self, seqs, first_T, kv_first, qk_first, B, kv, mixed=False):
+        """The draft passes' attention in a tree round: the first pass over every verified position (per dp rank
+        ``seqs``, ``first_T``, ``kv_first``, ``qk_first``), then each later pass, w query tokens per sequence over
+        the sequence's context and the round's positions (engine totals ``B``, ``kv``). A later pass of one token
+        per sequence is priced exactly as a chain's."""
+        d = self.draft
+        n_layers = self._draft_net()[0]
+        dp = self.dp
+        q = np.where(B > 0, first_T * dp / np.maximum(B, 1.0), 1.0)
+        triton = self._tree_triton and not getattr(d, "is_mla", False)
+        first = self._attention_stack_s(seqs, kv_first, qk_first, first_T, d, n_layers)
+        if triton:  # steps with prefill keep the general rule (as the target's attention does)
+            first = np.where(mixed, first, self._tree_attention_s(B, q, kv, d, n_layers))
+        kv_l = (kv + B * q) / dp
+        base = self._attention_stack_s(B / dp, kv_l, kv_l, B / dp, d, n_layers) if triton else 0.0
+        later = 0.0
+        for w, _ in self.tree_passes:
+            a = self._attention_stack_s(B / dp, kv_l, w * kv_l, B * w / dp, d, n_layers)
+            later = later + (np.maximum(base * np.ceil(w / self._tree_block_q), a) if triton else a)
+        return first + later
+
+    def _retrieval_search_s(self, B, kv):
+        """The context-dependent part of the CPU search for retrieved candidates (vLLM 0.17.1's numba n-gram search,
+        measured: host_fit.json ``ngram_propose@repetitive``, d x B x context); exposed host time, no overlap
+        assumed. The per-step and per-sequence parts are in the step's host time (``_retrieval_search_static_s``)."""
+        if not self.retrieval_tokens:
+            return 0.0
+        c = self._search_model().coefficients["ngram_propose@repetitive"]
+        return c["d"] * np.asarray(kv, float) / self.dp * self._search_model().scale
+
+    def _retrieval_search_static_s(self, B):
+        if not self.retrieval_tokens:
+            return 0.0
+        c = self._search_model().coefficients["ngram_propose@repetitive"]
+        Bd = np.asarray(B, float) / self.dp
+        return np.where(Bd > 0, c["a"] + c["b"] * Bd + c["e"] * Bd * Bd, 0.0) * self._search_model().scale
+
+    def _search_model(self):
+        hm = self.__dict__.get("_search_hm")
+        if hm is None:
+            from .engine_tables import load_host_model
+
+            hm = self.__dict__["_search_hm"] = load_host_model()
+        return hm
 
     def iteration_time_s(self, b: IterationBatch) -> np.ndarray:
         return self.breakdown(b)["total"]

@@ -79,14 +79,19 @@ class SpecPolicy:
     acceptance: AcceptanceModel
     k_for_batch: Callable[[int], int] | None = None
     _cache: dict = field(default_factory=dict)
+    # a draft tree (rlsim/speculation/trees.py): every round verifies ``verify_k`` speculative tokens per sequence
+    # and advances by the accepted path + 1, whose distribution is ``acceptance`` (k = the tree's depth)
+    verify_k: int | None = None
 
     def k(self, batch: int) -> int:
-        return self.acceptance.k if self.k_for_batch is None else int(self.k_for_batch(batch))
+        if self.k_for_batch is None:
+            return self.acceptance.k if self.verify_k is None else self.verify_k
+        return int(self.k_for_batch(batch))
 
     def at(self, k: int) -> AcceptanceModel:
         m = self._cache.get(k)
         if m is None:
-            m = self._cache[k] = self.acceptance.at_k(k)
+            m = self._cache[k] = self.acceptance if k == self.verify_k else self.acceptance.at_k(k)
         return m
 
     def expected_advance(self, k: int) -> float:

@@ -40,6 +40,8 @@ class Setup:
     agentic: object = None  # AgenticRollout when trajectories have several turns
     train_draft: bool = False  # the training phase also trains the draft online (options.online_draft_training)
     training_fit: object = None  # training_fit.TrainingFit: the training layout used and its memory per GPU
+    tree: object = None  # rlsim.speculation.trees.DraftTree of a tree scenario (``acceptance`` is then its path model)
+    tree_note: str = ""
 
     def replica_config(self, speculative: bool) -> ReplicaConfig:
         e = self.scenario.workload.engine
@@ -89,6 +91,8 @@ class Setup:
                                             reference_k=sc.k, reference_lengths=self.sample_step_lengths(0)[1],
                                             preserve_mean=bool(sc.options.get("acceptance_preserve_mean", True)),
                                             seed=sc.seed)
+        if self.tree is not None:  # every round verifies the tree; it advances by the accepted path + 1
+            return SpecPolicy(self.acceptance, verify_k=self.tree.engine_k)
         return SpecPolicy(self.acceptance, k_for)
 
     def sample_step_lengths(self, step: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -240,9 +244,15 @@ def build_setup(sc: Scenario) -> Setup:
     # an AR run's engine is configured without speculation; a speculative one with the scenario's k (its
     # captured CUDA-graph sizes depend on it)
     cost_ar = IterationCostModel(method="none", configured_k=0, **common)
-    cost_spec = IterationCostModel(method=drafter.method, draft=drafter.network, configured_k=sc.k, **common)
+    tree, tree_note = (None, "")
+    configured_k = sc.k
+    if sc.has_tree and sc.k > 0:
+        tree, acceptance, tree_note = resolve_tree(sc, acceptance, engine)
+        configured_k = tree.engine_k if tree is not None else acceptance.k
+    cost_spec = IterationCostModel(method=drafter.method, draft=drafter.network, configured_k=configured_k, tree=tree,
+                                   **common)
     setup = Setup(sc, model, hw, timer, layout, drafter, acceptance, gen_gpus, train_gpus, n_rep, mem_ar, mem_spec,
-                  cost_ar, cost_spec, note, engine=engine)
+                  cost_ar, cost_spec, note, engine=engine, tree=tree, tree_note=tree_note)
     from .training_fit import resolve_training
 
     # the trainer must fit (costmodel/training_memory.py): the workload's layout, or one chosen to fit, or refused
@@ -285,6 +295,40 @@ def build_setup(sc: Scenario) -> Setup:
 # One-way latency of a KV transfer when --kv-link-latency-ms is not given: a few microseconds of an RDMA write
 # inside one data centre (InfiniBand NDR switch hop ~0.1-1 us plus NIC processing); chosen, not measured.
 DEFAULT_KV_LINK_LATENCY_MS = 0.005
+
+
+def rank_acceptance(sc: Scenario, chain: AcceptanceModel, depth: int):
+    """The per-depth, per-rank acceptance of a tree scenario: the user's table, or the chain's per-position rates
+    at ``depth`` with the rank decay (rlsim/speculation/trees.py)."""
+    from ..speculation.trees import DEFAULT_RANK_DECAY, RankAcceptance
+
+    if sc.tree_acceptance is not None:
+        return RankAcceptance(table=tuple(tuple(r) for r in sc.tree_acceptance))
+    decay = DEFAULT_RANK_DECAY if sc.tree_rank_decay is None else sc.tree_rank_decay
+    return RankAcceptance(chain.at_k(max(depth, 1)).conditional_rates, decay)
+
+
+def resolve_tree(sc: Scenario, chain: AcceptanceModel, engine: EngineProfile):
+    """(DraftTree or None for a chain-shaped one, the round's acceptance model, a note) of a tree scenario."""
+    from ..speculation.trees import build_tree, retrieval_model, tree_acceptance
+
+    depth = sc.speculative_num_steps or max(len(n) for n in __import__("ast").literal_eval(sc.speculative_token_tree))
+    acc = rank_acceptance(sc, chain, depth)
+    tree = build_tree(steps=sc.speculative_num_steps, topk=sc.speculative_eagle_topk,
+                      draft_tokens=sc.speculative_num_draft_tokens, token_tree=sc.speculative_token_tree, acc=acc,
+                      retrieval_tokens=sc.retrieval_tokens)
+    if tree.is_chain:  # one node per level: exactly a chain of that depth (no tree machinery in any engine)
+        m = chain.at_k(tree.depth) if sc.tree_acceptance is None else tree_acceptance(tree, acc, "tree")
+        return None, m, (f"draft tree {tree.describe()} is a chain: run as k = {tree.depth}")
+    verification = sc.tree_verification or (engine.tree_verification if engine.engine != "ideal" else None) or "tree"
+    retr = retrieval_model(tree.retrieval_tokens, sc.retrieval_acceptance_length) if tree.retrieval_tokens else None
+    m = tree_acceptance(tree, acc, verification, retr)
+    chain_al = chain.at_k(tree.depth).acceptance_length
+    note = (f"draft tree: {tree.describe()}, {tree.engine_k + 1} tokens verified per sequence; {acc.describe()}; "
+            f"verification {verification}" + (" (vLLM 0.17.1's rejection sampler verifies the flattened tree as a chain: "
+                                               "the accepted path stops at the first branching)" if verification == "chain" else "")
+            + f"; expected AL {m.acceptance_length:.3f} (the chain of depth {tree.depth}: {chain_al:.3f})")
+    return tree, m, note
 
 
 def uses_layout_model(w) -> bool:

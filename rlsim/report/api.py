@@ -19,6 +19,8 @@ def project(scenario: Scenario) -> ProjectionResult:
     fit = setup.training_fit
     if fit is not None and fit.note:
         notes.append(fit.note)
+    if setup.tree_note:
+        notes.append(setup.tree_note)
     if setup.engine is not None:
         notes.append(f"engine {setup.engine.name}: {setup.engine.description} (docs/engine-profiles.md)")
     if scenario.lag == 0:  # settings of the asynchronous pipeline that a synchronous step does not read: say so
@@ -52,7 +54,8 @@ def project(scenario: Scenario) -> ProjectionResult:
         notes.append("extrapolated beyond the measured calibration grid: " + ", ".join(sorted(setup.timer.extrapolated)))
     return ProjectionResult(base, spec, setup.acceptance.acceptance_length, spec.generation.realized_acceptance_length,
                             scenario.to_dict() | {"gen_gpus_resolved": setup.gen_gpus, "train_gpus_resolved": setup.train_gpus,
-                                                  "n_replicas": setup.n_replicas, "drafter_network": setup.drafter.name},
+                                                  "n_replicas": setup.n_replicas, "drafter_network": setup.drafter.name}
+                            | ({"tree": setup.tree.to_dict()} if setup.tree is not None else {}),
                             setup.timer.describe(), notes, memory=fit.to_dict() if fit is not None else None)
 
 

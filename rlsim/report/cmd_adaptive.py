@@ -176,6 +176,164 @@ def optimize_k(workload: str | None = None, model: str | None = None, hardware: 
     return out
 
 
+def optimize_tree(workload: str | None = None, model: str | None = None, hardware: str | None = None,
+                  gpus: int | None = None, engine: str | None = None, steps_max: int = 7,
+                  topks: tuple = (2, 4, 8), draft_tokens: tuple = (4, 8, 16, 32, 64), memory_limit_gib: float | None = None,
+                  tree_verification: str | None = None, tree_rank_decay: float | None = None,
+                  al_curve: str | None = None, acceptance_from: str | None = None, draft_quality: float | None = None,
+                  samples: int = 1, seed: int = 0, calibration: str = "auto", simulate: bool = True,
+                  batch_max: int | None = None) -> dict:
+    """The best chain (steps) and the best tree (steps, topk, draft tokens) per live batch size, by goodput per
+    iteration, among the shapes that fit the memory limit; the batch size past which the tree stops paying; and
+    (``simulate``) the best fixed chain and tree simulated over a whole step (synchronous, same lengths)."""
+    import dataclasses as dc
+
+    from ..costmodel.memory import replica_memory
+    from ..engine import assign_to_replicas
+    from ..errors import ConfigurationError
+    from ..inputs import MAX_OPTIMIZE_SAMPLES, OPTIMIZE_SAMPLES_WHY, check_count, check_number
+    from ..pipeline import build_setup
+    from ..scenario import build_scenario
+    from ..speculation.adaptive import context_by_batch, shape_candidates, shape_table
+    from ..speculation.trees import MAX_TOPK, MAX_TREE_DEPTH, MAX_TREE_TOKENS, TOPK_WHY, TREE_DEPTH_WHY, TREE_TOKENS_WHY
+
+    check_count("--samples", samples, 1, MAX_OPTIMIZE_SAMPLES, OPTIMIZE_SAMPLES_WHY)
+    steps_max = check_count("--steps-max", steps_max, 1, MAX_TREE_DEPTH, TREE_DEPTH_WHY)
+    topks = tuple(check_count("--topk", x, 1, MAX_TOPK, TOPK_WHY) for x in topks)
+    draft_tokens = tuple(check_count("--draft-tokens", x, 2, MAX_TREE_TOKENS, TREE_TOKENS_WHY) for x in draft_tokens)
+    if tree_verification is not None and tree_verification not in ("tree", "chain"):
+        raise ConfigurationError(f"--tree-verification = {tree_verification!r}; allowed: tree, chain")
+    if tree_rank_decay is not None:
+        check_number("--tree-rank-decay", tree_rank_decay, 0.0, 0.999)
+    if draft_quality is not None and (al_curve or acceptance_from):
+        raise ConfigurationError("--draft-quality and --al-curve / --acceptance-from both set the draft's acceptance; "
+                                 "allowed: one of them")
+    rates, acc_source = _acceptance_inputs(al_curve, acceptance_from)
+    common = dict(workload=workload, model=model, hardware=hardware, gpus=gpus, seed=seed, calibration=calibration,
+                  engine=engine)
+    sc = build_scenario(k=steps_max, acceptance_rates_per_position=rates, draft_quality=draft_quality, **common)
+    if sc.lag > 0:
+        raise ConfigurationError("optimize-k simulates synchronous steps; use a workload with lag 0")
+    setup = build_setup(sc)
+    if setup.drafter.method not in ("eagle3", "mtp", "draft-model"):
+        raise ConfigurationError(f"optimize-k --tree: drafter {setup.drafter.method!r} drafts no tree; allowed: eagle3, "
+                                 "mtp, draft-model")
+    w, eng = sc.workload, setup.engine
+    vllm_static = eng.engine != "ideal" and eng.tree_drafting == "static_cumulative"
+    verification = tree_verification or (eng.tree_verification if eng.engine != "ideal" else None) or "tree"
+    if vllm_static and setup.model.is_mla:
+        raise ConfigurationError(f"optimize-k --tree on {setup.model.name} (MLA) under {eng.name}: vLLM 0.17.1's tree "
+                                 "attention backend handles MHA/GQA only; allowed: --engine ideal")
+    chain = setup.acceptance  # the draft as a chain at steps_max
+    shapes = shape_candidates(chain.conditional_rates, steps_max, topks, draft_tokens, dynamic=not vllm_static,
+                              verification=verification, rank_decay=tree_rank_decay)
+    # the memory limit: KV capacity of a replica when the engine may use ``memory_limit_gib`` per GPU
+    mem = setup.memory_spec
+    util = w.engine.gpu_memory_utilization
+    if memory_limit_gib is not None:
+        check_number("--memory-limit-gib", memory_limit_gib, 0.0, setup.hardware.hbm_capacity_bytes / 2**30, lo_open=True,
+                     what=f"GPU memory the engine may use, at most the {setup.hardware.name}'s HBM")
+        util = memory_limit_gib * 2**30 / setup.hardware.hbm_capacity_bytes
+        mem = replica_memory(setup.model, setup.hardware, setup.layout, w.generation_dtype, w.kv_cache_dtype, util,
+                             setup.drafter.network, setup.drafter.method, 1)
+    prompts, responses = setup.sample_step_lengths(0)
+    shards = assign_to_replicas(len(prompts), setup.n_replicas)
+    b_top = b_step = int(min(w.engine.max_num_seqs, max(len(x) for x in shards)))
+    if batch_max is not None:  # beyond the step's shards: batch sizes at the start of decoding
+        b_top = check_count("--batch-max", batch_max, 1, w.engine.max_num_seqs, what="(at most the engine's max_num_seqs)")
+    ctx, span = context_by_batch(prompts, responses, shards, b_top)
+    base = setup.cost_spec
+
+    def cost_for(shape):
+        if shape.is_chain:
+            return dc.replace(base, tree=None, configured_k=shape.steps)
+        return dc.replace(base, tree=shape.tree, configured_k=shape.engine_k)
+
+    table = shape_table(cost_for, shapes, range(1, b_top + 1), ctx, mem.kv_capacity_tokens, w.engine.max_num_batched_tokens)
+    ic, gc = table.best("chain")
+    it, gt = table.best("tree")
+    rows = []
+    for j, B in enumerate(table.batch_sizes):
+        rows.append({"batch": int(B), "context_tokens": float(ctx[j]),
+                     "chain": None if ic[j] < 0 else shapes[ic[j]].as_dict() | {"goodput_tok_s": float(gc[j])},
+                     "tree": None if it[j] < 0 else shapes[it[j]].as_dict() | {"goodput_tok_s": float(gt[j])},
+                     "tree_over_chain": float(gt[j] / gc[j]) if gc[j] > 0 else None,
+                     "feasible_shapes": int(table.feasible[j].sum())})
+    # the best fixed chain and tree over the whole rollout: decode time sum_B span_B x t_iter / AL
+    tpt = table.iteration_s / np.array([x.acceptance_length for x in shapes])[None, :]
+    sp = np.zeros(table.batch_sizes.size)
+    sp[: len(span)] = np.asarray(span)[: table.batch_sizes.size]
+    # batch sizes the step never reaches (span 0) do not count, feasible or not
+    with np.errstate(invalid="ignore"):
+        est = np.where(sp[:, None] > 0, np.where(table.feasible, tpt, np.inf) * sp[:, None], 0.0).sum(axis=0)
+    fixed = {}
+    for which in ("chain", "tree"):
+        idx = [i for i, x in enumerate(shapes) if x.is_chain == (which == "chain") and np.isfinite(est[i])]
+        if idx:
+            i = min(idx, key=lambda i: est[i])
+            fixed[which] = shapes[i].as_dict() | {"estimate_decode_s": float(est[i])}
+    out = {"workload": w.name, "model": w.model, "hardware": w.hardware, "gpus": w.gpus, "engine": eng.name,
+           "n_replicas": setup.n_replicas, "sequences_per_replica_max": b_step, "batch_max": b_top,
+           "memory_limit_gib": memory_limit_gib if memory_limit_gib is not None else
+           round(setup.hardware.hbm_capacity_bytes * util / 2**30, 2),
+           "kv_capacity_tokens": mem.kv_capacity_tokens, "verification": verification,
+           "acceptance": acc_source or ("draft quality" if draft_quality is not None else
+                                        f"workload AL {w.speculation.acceptance_length} at k = {w.speculation.num_speculative_tokens}"),
+           "rank_decay": tree_rank_decay, "tree_family": "static bundles (vLLM propose_tree)" if vllm_static else
+           "SGLang (steps, topk, draft tokens)", "shapes": [x.as_dict() for x in shapes], "by_batch": rows,
+           "crossover_batch": table.crossover(), "best_fixed": fixed}
+    if simulate and fixed:
+        rates_u = [float(x) for x in chain.unconditional_rates]
+        for which, f in fixed.items():
+            kw = dict(common, acceptance_rates_per_position=rates_u)
+            if which == "chain":
+                kw["k"] = f["num_steps"]
+            else:
+                kw.update(k=steps_max, tree_verification=tree_verification, tree_rank_decay=tree_rank_decay)
+                if f["kind"] == "sglang":
+                    kw.update(speculative_num_steps=f["num_steps"], speculative_eagle_topk=f["eagle_topk"],
+                              speculative_num_draft_tokens=f["num_draft_tokens"])
+                else:
+                    kw["speculative_token_tree"] = f["speculative_token_tree"]
+            r = _simulate(build_scenario(**kw), samples)
+            f.update(generation_s=r["gen"], step_s=r["step"], ar_generation_s=r["gen_ar"], ar_step_s=r["step_ar"],
+                     al_realised=r["al"])
+    return out
+
+
+def print_optimize_tree(res: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    c = Console()
+    t = Table(title=(f"{res['model']} on {res['gpus']} x {res['hardware']} ({res['workload']}), engine {res['engine']}: "
+                     f"best chain vs best tree per live batch size (a replica holds up to "
+                     f"{res['sequences_per_replica_max']} in the step; "
+                     f"memory limit {res['memory_limit_gib']} GiB/GPU, verification {res['verification']})"),
+              title_justify="left")
+    for col in ("batch", "best chain", "AL", "tok/s", "best tree", "AL ", "tok/s ", "tree / chain"):
+        t.add_column(col, justify="right")
+    rows = res["by_batch"]
+    show = sorted({1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, rows[-1]["batch"]} & {r["batch"] for r in rows})
+    for r in rows:
+        if r["batch"] not in show:
+            continue
+        ch, tr = r["chain"] or {}, r["tree"] or {}
+        t.add_row(str(r["batch"]), ch.get("label", "-"), f"{ch.get('acceptance_length', 0):.2f}",
+                  f"{ch.get('goodput_tok_s', 0):,.0f}", tr.get("label", "-"), f"{tr.get('acceptance_length', 0):.2f}",
+                  f"{tr.get('goodput_tok_s', 0):,.0f}", f"{r['tree_over_chain']:.3f}" if r["tree_over_chain"] else "-")
+    c.print(t)
+    x = res["crossover_batch"]
+    c.print("tree stops paying: " + ("never within the table (it pays at every batch size)" if x is None else
+                                    f"from batch size {x} on" if x > 1 else "at every batch size (never pays)"))
+    for which, f in res["best_fixed"].items():
+        sim = (f"; simulated generation {f['generation_s']:.2f} s (AR {f['ar_generation_s']:.2f} s), step {f['step_s']:.2f} s"
+               if "generation_s" in f else "")
+        c.print(f"best fixed {which}: {f['label']} (AL {f['acceptance_length']:.2f}){sim}")
+    c.print(f"[dim]acceptance: {res['acceptance']}; trees: {res['tree_family']}; rank decay "
+            f"{res['rank_decay'] if res['rank_decay'] is not None else 'default 0.7'} (an assumption, docs/speculation-trees.md)[/dim]")
+
+
 def print_optimize_k(res: dict) -> None:
     from rich.console import Console
     from .tables import make_console
@@ -221,9 +379,53 @@ def optimize_k_cmd(
     amortise_steps: int = typer.Option(100, "--amortise-steps", help="steps over which CUDA-graph capture is amortised"),
     seed: int = typer.Option(0, "--seed"),
     calibration: str = typer.Option("auto", "--calibration", help="auto | roofline | calibrated"),
+    tree: bool = typer.Option(False, "--tree", help="search draft shapes instead: the best chain (steps) and the best "
+                              "tree (steps, topk, draft tokens) per batch size, under --memory-limit-gib"),
+    engine: Optional[str] = typer.Option(None, "--engine", help="with --tree: rollout engine profile (default vllm-0.17.1)"),
+    steps_max: int = typer.Option(7, "--steps-max", help="with --tree: deepest chain / tree considered"),
+    topk: str = typer.Option("2,4,8", "--topk", help="with --tree: topk values of the trees (SGLang eagle_topk; vLLM: "
+                             "branches of a static tree)"),
+    draft_tokens: str = typer.Option("4,8,16,32,64", "--draft-tokens", help="with --tree: SGLang num_draft_tokens "
+                                     "values (root included)"),
+    memory_limit_gib: Optional[float] = typer.Option(None, "--memory-limit-gib", help="with --tree: GPU memory the engine "
+                                                     "may use per GPU (default: HBM x gpu_memory_utilization)"),
+    tree_verification: Optional[str] = typer.Option(None, "--tree-verification", help="with --tree: tree | chain "
+                                                    "(default: the engine's)"),
+    tree_rank_decay: Optional[float] = typer.Option(None, "--tree-rank-decay", help="with --tree: per-rank acceptance "
+                                                    "decay (default 0.7, an assumption)"),
+    no_simulate: bool = typer.Option(False, "--no-simulate", help="with --tree: the goodput table only"),
+    batch_max: Optional[int] = typer.Option(None, "--batch-max", help="with --tree: tabulate batch sizes up to this "
+                                            "(default: the most sequences a replica holds in the step)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ):
-    """Find the k-by-batch-size schedule that maximises goodput and compare it with the best fixed k."""
+    """Find the k-by-batch-size schedule that maximises goodput and compare it with the best fixed k (with --tree:
+    the best chain and tree shape per batch size)."""
+    from ..errors import ConfigurationError
+
+    tree_only = {"--engine": engine, "--memory-limit-gib": memory_limit_gib, "--tree-verification": tree_verification,
+                 "--tree-rank-decay": tree_rank_decay, "--no-simulate": no_simulate or None, "--batch-max": batch_max}
+    if not tree:
+        given = [f for f, v in tree_only.items() if v is not None]
+        if given:
+            raise ConfigurationError(f"{given[0]} applies to optimize-k --tree (it would be ignored); allowed: with --tree")
+    if tree:
+        if max_tiers != 3 or amortise_steps != 100:
+            raise ConfigurationError("--max-tiers / --amortise-steps shape a k schedule, not the --tree search (they would "
+                                     "be ignored); allowed: without --tree")
+        from .cmd_sweep import parse_values
+
+        res = optimize_tree(workload=workload, model=model, hardware=hardware, gpus=gpus, engine=engine, steps_max=steps_max,
+                            topks=tuple(parse_values(topk, int, "topk")),
+                            draft_tokens=tuple(parse_values(draft_tokens, int, "draft_tokens")),
+                            memory_limit_gib=memory_limit_gib, tree_verification=tree_verification,
+                            tree_rank_decay=tree_rank_decay, al_curve=al_curve, acceptance_from=acceptance_from,
+                            draft_quality=draft_quality, samples=samples, seed=seed, calibration=calibration,
+                            simulate=not no_simulate, batch_max=batch_max)
+        if as_json:
+            emit_json(res)
+        else:
+            print_optimize_tree(res)
+        return
     res = optimize_k(workload=workload, model=model, hardware=hardware, gpus=gpus, k_max=k_max, max_tiers=max_tiers or None,
                      samples=samples, al_curve=al_curve, acceptance_from=acceptance_from, draft_quality=draft_quality,
                      amortise_steps=amortise_steps, seed=seed, calibration=calibration)

@@ -183,6 +183,17 @@ def _make(name: str):
                 defaults.pop("workload", None)
             if given & {"acceptance_length", "al"}:  # the acceptance is given: the default draft-quality axis would clash
                 defaults.pop("draft_quality", None)
+            from .sweep import canonical_axis
+
+            tree_axes = {"speculative_num_steps", "speculative_eagle_topk", "speculative_num_draft_tokens",
+                         "speculative_token_tree", "tree_rank_decay", "retrieval_tokens"}
+            if {canonical_axis(g) for g in given} & tree_axes:
+                # a sweep over tree shapes: the draft's acceptance is the workload's chain; the default k / draft-quality
+                # axes (chain settings) would multiply the grid, so only those the plot's own axes name stay
+                plot_axes = {canonical_axis(str(kw.get(o, ""))) for o in ("x", "y", "by") if kw.get(o)}
+                for a in ("k", "draft_quality"):
+                    if a not in plot_axes:
+                        defaults.pop(a, None)
             df = run_sweep_from_flags(kw["grid"], axes, kw["seeds"], kw["executor"], kw["address"], kw["workers"],
                                       kw["cache_dir"], kw["no_cache"], defaults=defaults, progress=kw["progress"])
             if kw["save_results"] is not None:

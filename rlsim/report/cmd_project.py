@@ -99,6 +99,25 @@ def project_cmd(
                                                        "returns (prefilled by the next turn)"),
     rope_scaling: Optional[str] = typer.Option(None, "--rope-scaling", help="none | yarn: the model's YaRN rope scaling "
                                                "(Qwen3: 32K native, 128K with YaRN)"),
+    speculative_num_steps: Optional[int] = typer.Option(None, "--speculative-num-steps", help="draft tree, SGLang: "
+                                                        "draft steps (depth); alone: a chain of that length"),
+    speculative_eagle_topk: Optional[int] = typer.Option(None, "--speculative-eagle-topk", help="draft tree, SGLang: "
+                                                         "candidates kept per step (1 = chain)"),
+    speculative_num_draft_tokens: Optional[int] = typer.Option(None, "--speculative-num-draft-tokens", help="draft tree, "
+                                                               "SGLang: tokens verified per sequence, root included"),
+    speculative_token_tree: Optional[str] = typer.Option(None, "--speculative-token-tree", help="draft tree, vLLM's "
+                                                         "speculative_token_tree, e.g. '[(0,), (1,), (0, 0)]'"),
+    tree_rank_decay: Optional[float] = typer.Option(None, "--tree-rank-decay", help="tree acceptance: share of the "
+                                                    "miss mass each further draft rank leaves, 0..1 (default 0.7, an "
+                                                    "assumption)"),
+    tree_acceptance: Optional[str] = typer.Option(None, "--tree-acceptance", help="tree acceptance table: rows by depth "
+                                                  "of per-rank probabilities, '[[0.8,0.08],[0.75,0.1]]'"),
+    tree_verification: Optional[str] = typer.Option(None, "--tree-verification", help="tree | chain (default: the "
+                                                    "engine's; vllm-0.17.1 verifies a tree as a chain)"),
+    retrieval_tokens: Optional[int] = typer.Option(None, "--retrieval-tokens", help="n-gram / suffix-retrieved tokens "
+                                                   "merged into the draft tree per sequence (Graft, SuffixDecoding)"),
+    retrieval_acceptance_length: Optional[float] = typer.Option(None, "--retrieval-acceptance-length", help="AL of the "
+                                                                "retrieved candidate verified alone (1..R+1)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ):
     """Step time of one RL step, autoregressive vs speculative, phase by phase."""
@@ -131,7 +150,11 @@ def project_cmd(
                  acceptance_length=acceptance_length, draft_quality=draft_quality, lag=lag, gen_gpus=gen_gpus,
                  train_gpus=train_gpus, draft_model=draft_model, in_flight_weight_updates=in_flight_weight_updates or None,
                  avg_seq_len=avg_seq_len, tensor_parallel_size=tp, num_prompts_per_step=num_prompts_per_step,
-                 num_generations_per_prompt=num_generations_per_prompt, max_new_tokens=max_new_tokens)
+                 num_generations_per_prompt=num_generations_per_prompt, max_new_tokens=max_new_tokens,
+                 speculative_num_steps=speculative_num_steps, speculative_eagle_topk=speculative_eagle_topk,
+                 speculative_num_draft_tokens=speculative_num_draft_tokens, speculative_token_tree=speculative_token_tree,
+                 tree_rank_decay=tree_rank_decay, tree_acceptance=tree_acceptance, tree_verification=tree_verification,
+                 retrieval_tokens=retrieval_tokens, retrieval_acceptance_length=retrieval_acceptance_length)
     flags.update(parse_set_flags(set_, flags))
     if expert_parallel is not None:
         flags["enable_expert_parallel"] = expert_parallel
@@ -175,6 +198,9 @@ def project_cmd(
                                  | extra_options) or None)
     for w_ in info.get("warnings", []):
         typer.echo(f"warning: {w_}", err=True)
+    if steps is not None and sc.has_tree:
+        raise ConfigurationError("--steps scales a chain's per-position acceptance over a run; with a draft tree it is not "
+                                 "modelled (it would misprice the tree); allowed: --steps with a chain (--k)")
     if steps is not None and sc.lag == 0:  # a synchronous run of N steps, simulated step by step (draft drift)
         check_count("--steps", steps, 1, MAX_DRIFT_STEPS, DRIFT_STEPS_WHY)
         ignored = [f for f, on in (("--seeds", seeds > 1), ("--timeline", timeline is not None),
@@ -308,6 +334,12 @@ def iteration_cmd(
     acceptance_length: Optional[float] = typer.Option(None, "--acceptance-length", help="k > 0: mean tokens a round "
                                                       "emits (SGLang computes log-probs of the accepted rows only; "
                                                       "default k + 1)"),
+    speculative_num_steps: Optional[int] = typer.Option(None, "--speculative-num-steps", help="draft tree (SGLang): steps"),
+    speculative_eagle_topk: Optional[int] = typer.Option(None, "--speculative-eagle-topk", help="draft tree (SGLang): topk"),
+    speculative_num_draft_tokens: Optional[int] = typer.Option(None, "--speculative-num-draft-tokens",
+                                                               help="draft tree (SGLang): verified tokens, root included"),
+    speculative_token_tree: Optional[str] = typer.Option(None, "--speculative-token-tree",
+                                                         help="draft tree (vLLM speculative_token_tree)"),
     as_json: bool = typer.Option(False, "--json"),
 ):
     """Predicted time of one decode (k=0) or verify+draft (k>0) iteration, broken down by op and by part."""
@@ -340,13 +372,17 @@ def iteration_cmd(
         raise ConfigurationError(f"--ep (enable_expert_parallel) applies to MoE models; {m.name} is dense (it would be "
                                  "ignored); allowed: --no-ep")
     layout = replica_layout(m, GenerationParallelism(tensor_parallel_size=tp, enable_expert_parallel=ep))
+    tree = _iteration_tree(eng, m, drafter, k, speculative_num_steps, speculative_eagle_topk, speculative_num_draft_tokens,
+                           speculative_token_tree)
+    if tree is not None:
+        k = tree.engine_k  # the tree's drafted tokens, all verified
     _check_iteration_fits(m, hw, layout, dtype, batch, context, k, drafter)
     d = resolve_drafter(m, drafter) if k > 0 else None
     cm = IterationCostModel(m, hw, layout, get_timer(hw, calibration), dtype=dtype,
                             method=d.method if d else "none", draft=d.network if d else None,
                             engine=None if eng.engine == "ideal" else eng,
                             engine_config=EngineConfig(max_num_seqs=max_num_seqs), configured_k=k,
-                            expected_acceptance_length=acceptance_length)
+                            expected_acceptance_length=acceptance_length, tree=tree)
     b = IterationBatch(n_decode=[batch], k=[k], decode_kv_tokens=[batch * context])
     br = cm.report(b)
     parts = cm.round_parts(b)
@@ -357,6 +393,8 @@ def iteration_cmd(
             "tokens": tokens, "tensor_parallel_size": tp, "dtype": dtype,
             "cuda_graph": round_parts["graph_mode"] != "eager", "graph_mode": round_parts["graph_mode"],
             "calibration": cm.timer.describe(), "time_s": out["total"], "breakdown_s": out, "round": round_parts}
+    if tree is not None:
+        info["tree"] = tree.to_dict()
     if as_json:
         emit_json(info)
         return
@@ -380,6 +418,35 @@ def iteration_cmd(
                     f"sampler {rp['sampler_s']*1e3:.3f} ms (GPU); host {rp['host_s']*1e3:.3f} ms of which exposed "
                     f"{rp['exposed_host_s']*1e3:.3f} ms; graph: {rp['graph_mode']}; async scheduling: "
                     f"{'on' if rp['async_scheduling'] else 'off'}; kernel costs: {info['calibration']}[/dim]")
+
+
+def _iteration_tree(eng, m, drafter: str, k: int, steps, topk, draft_tokens, token_tree):
+    """The draft tree of ``rlsim iteration`` (None: a chain of k). A tree's round cost depends on its shape only
+    (SGLang: steps, topk, verified tokens; vLLM: the level sizes), not on the acceptance that picks its nodes."""
+    from ..errors import ConfigurationError
+    from ..speculation.trees import RankAcceptance, build_tree
+
+    if steps is None and topk is None and draft_tokens is None and token_tree is None:
+        return None
+    if token_tree is not None and (steps or topk or draft_tokens):
+        raise ConfigurationError("--speculative-token-tree (vLLM's static tree) and SGLang's --speculative-num-steps / "
+                                 "--speculative-eagle-topk / --speculative-num-draft-tokens both set the tree; allowed: one")
+    if token_tree is None and steps is None:
+        raise ConfigurationError("--speculative-eagle-topk / --speculative-num-draft-tokens need --speculative-num-steps")
+    if drafter not in ("eagle3", "mtp", "draft-model"):
+        raise ConfigurationError(f"a draft tree is drafted by a model; --drafter {drafter!r} has none; allowed: eagle3, "
+                                 "mtp, draft-model")
+    if eng.engine != "ideal" and eng.tree_drafting == "static_cumulative" and token_tree is None and (topk or 1) > 1:
+        raise ConfigurationError(f"--speculative-eagle-topk {topk}: engine {eng.name} drafts static trees only; allowed: "
+                                 "--speculative-token-tree, or --engine ideal")
+    t = build_tree(steps=steps, topk=topk or 1, draft_tokens=draft_tokens, token_tree=token_tree,
+                   acc=RankAcceptance((0.8,), 0.7))
+    if t.is_chain:
+        raise ConfigurationError(f"the tree {t.describe()} is a chain: use --k {t.depth}")
+    if m.is_mla and eng.engine != "ideal" and eng.tree_attention == "triton_unified_2d":
+        raise ConfigurationError(f"a draft tree on {m.name} (MLA): vLLM 0.17.1's TREE_ATTN handles MHA/GQA only; allowed: "
+                                 "a chain (--k), or --engine ideal")
+    return t
 
 
 def _check_iteration_fits(m, hw, layout, dtype: str, batch: int, context: int, k: int, drafter: str) -> None:

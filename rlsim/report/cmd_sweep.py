@@ -37,6 +37,12 @@ AXIS_FLAGS = {
     "max_new_tokens": typer.Option(None, "--max-new-tokens", help="response length cap"),
     "calibration": typer.Option(None, "--calibration", help="auto | roofline | calibrated"),
     "engine": typer.Option(None, "--engine", help="rollout engine profile(s): vllm-0.17.1 (default), vllm-fixed, ideal"),
+    "speculative_num_steps": typer.Option(None, "--speculative-num-steps", help="draft tree (SGLang): steps, e.g. 3..7"),
+    "speculative_eagle_topk": typer.Option(None, "--speculative-eagle-topk", help="draft tree (SGLang): topk, e.g. 1,2,4,8"),
+    "speculative_num_draft_tokens": typer.Option(None, "--speculative-num-draft-tokens",
+                                                 help="draft tree (SGLang): verified tokens, e.g. 8,16,32"),
+    "tree_rank_decay": typer.Option(None, "--tree-rank-decay", help="tree acceptance rank decay(s), e.g. 0.5..0.9..0.2"),
+    "retrieval_tokens": typer.Option(None, "--retrieval-tokens", help="retrieved tokens merged into the tree, e.g. 0,4,8"),
 }
 GRID_OPT = typer.Option(None, "--grid", help="YAML sweep file (axes, base, points, seeds...); flags override it")
 SET_OPT = typer.Option(None, "--set", help="FIELD=v1,v2 for any other scenario field (repeatable)")
@@ -196,6 +202,11 @@ def sweep_cmd(
     max_new_tokens: Optional[str] = AXIS_FLAGS["max_new_tokens"],
     calibration: Optional[str] = AXIS_FLAGS["calibration"],
     engine: Optional[str] = AXIS_FLAGS["engine"],
+    speculative_num_steps: Optional[str] = AXIS_FLAGS["speculative_num_steps"],
+    speculative_eagle_topk: Optional[str] = AXIS_FLAGS["speculative_eagle_topk"],
+    speculative_num_draft_tokens: Optional[str] = AXIS_FLAGS["speculative_num_draft_tokens"],
+    tree_rank_decay: Optional[str] = AXIS_FLAGS["tree_rank_decay"],
+    retrieval_tokens: Optional[str] = AXIS_FLAGS["retrieval_tokens"],
     set_: Optional[list[str]] = SET_OPT,
     seeds: Optional[str] = SEEDS_OPT,
     executor: Optional[str] = EXECUTOR_OPT,
@@ -218,7 +229,10 @@ def sweep_cmd(
                  draft_quality_decay=draft_quality_decay, lag=lag, gen_gpus=gen_gpus, train_gpus=train_gpus,
                  split=split, tensor_parallel_size=tensor_parallel_size, num_prompts_per_step=num_prompts_per_step,
                  num_generations_per_prompt=num_generations_per_prompt, response_median_tokens=response_median_tokens,
-                 max_new_tokens=max_new_tokens, calibration=calibration, engine=engine)
+                 max_new_tokens=max_new_tokens, calibration=calibration, engine=engine,
+                 speculative_num_steps=speculative_num_steps, speculative_eagle_topk=speculative_eagle_topk,
+                 speculative_num_draft_tokens=speculative_num_draft_tokens, tree_rank_decay=tree_rank_decay,
+                 retrieval_tokens=retrieval_tokens)
     from ..inputs import check_count, check_output_file
 
     axes = collect_axes(flags, set_)

@@ -38,6 +38,9 @@ AXIS_LABELS = {
     "k": "k (num_speculative_tokens)", "draft_quality": "draft quality (per-token acceptance rate)",
     "acceptance_length_input": "acceptance length", "gpus": "GPUs", "lag": "policy lag (max_trajectory_age_steps)",
     "gen_gpus": "generation GPUs", "train_gpus": "training GPUs", "drafter": "drafter",
+    "speculative_num_steps": "draft tree steps (depth)", "speculative_eagle_topk": "draft tree topk",
+    "speculative_num_draft_tokens": "draft tree tokens verified", "tree_rank_decay": "tree rank decay",
+    "retrieval_tokens": "retrieved tokens",
 }
 HUE_LABELS = {"draft_quality": "quality", "acceptance_length_input": "AL", "k": "k", "drafter": "", "lag": "lag",
               "gpus": "GPUs", "workload": ""}

@@ -61,16 +61,24 @@ AXIS_TYPES: dict[str, type] = {
     "calibration": str, "engine": str, "in_flight_weight_updates": bool, "colocated": bool, "reference_logprobs": bool,
     "training_mfu": float, "logprob_mfu": float, "data_loading_s": float, "avg_seq_len": float,
     "max_total_sequence_length": int, "training_model": str,
+    # draft trees (docs/speculation-trees.md); a token tree (a list with commas) only from a --grid file
+    "speculative_num_steps": int, "speculative_eagle_topk": int, "speculative_num_draft_tokens": int,
+    "speculative_token_tree": str, "tree_rank_decay": float, "tree_verification": str, "retrieval_tokens": int,
+    "retrieval_acceptance_length": float,
 }
 ALIASES = {"tp": "tensor_parallel_size", "num_speculative_tokens": "k", "max_trajectory_age_steps": "lag",
-           "quality": "draft_quality", "al": "acceptance_length"}
+           "quality": "draft_quality", "al": "acceptance_length", "steps": "speculative_num_steps",
+           "topk": "speculative_eagle_topk", "draft_tokens": "speculative_num_draft_tokens",
+           "token_tree": "speculative_token_tree"}
 
 # Columns describing a scenario (the same for all seeds of a grid point); the rest are metrics.
 DESCRIPTORS = ["workload", "model", "hardware", "gpus", "gen_gpus", "train_gpus", "colocated", "n_replicas",
                "tensor_parallel_size", "num_prompts_per_step", "num_generations_per_prompt", "response_median_tokens", "avg_seq_len",
                "max_new_tokens", "k", "drafter", "drafter_network", "draft_model", "acceptance_length_input",
                "draft_quality", "draft_quality_decay", "lag", "in_flight_weight_updates", "calibration", "engine",
-               "kernel_costs"]
+               "kernel_costs", "speculative_num_steps", "speculative_eagle_topk", "speculative_num_draft_tokens",
+               "speculative_token_tree", "tree_rank_decay", "tree_verification", "retrieval_tokens",
+               "retrieval_acceptance_length"]
 HEADLINE = ["speedup_generation", "speedup_step", "ar_step_s", "spec_step_s", "acceptance_length"]
 _YAML_RESERVED = {"base", "grid", "points", "seeds", "workers", "executor", "address", "cache_dir", "out",
                   "per_seed", "skip_invalid", "use_cache"}
@@ -300,7 +308,10 @@ def _json_default(o):
 # that differ only in these is the same simulation (same lengths, same seed, no draft), so a sweep over
 # k x quality x drafter computes it once per (workload, seed) and reuses it.
 _SPEC_ONLY_FIELDS = ("num_speculative_tokens", "drafter", "acceptance_length", "acceptance_rates_per_position",
-                     "draft_quality", "draft_quality_decay", "draft_model", "num_speculative_tokens_per_batch_size")
+                     "draft_quality", "draft_quality_decay", "draft_model", "num_speculative_tokens_per_batch_size",
+                     "speculative_num_steps", "speculative_eagle_topk", "speculative_num_draft_tokens",
+                     "speculative_token_tree", "tree_rank_decay", "tree_acceptance", "tree_verification",
+                     "retrieval_tokens", "retrieval_acceptance_length")
 _AR_MEMO: dict[str, Any] = {}
 _AR_MEMO_MAX = 256
 
@@ -416,7 +427,11 @@ def _descriptors(scenario) -> dict:
         "draft_quality_decay": scenario.draft_quality_decay, "lag": scenario.lag,
         "in_flight_weight_updates": w.in_flight_weight_updates, "calibration": scenario.calibration,
         "engine": scenario.engine,
-    }
+    } | ({"speculative_num_steps": scenario.speculative_num_steps, "speculative_eagle_topk": scenario.speculative_eagle_topk,
+          "speculative_num_draft_tokens": scenario.speculative_num_draft_tokens,
+          "speculative_token_tree": scenario.speculative_token_tree, "tree_rank_decay": scenario.tree_rank_decay,
+          "tree_verification": scenario.tree_verification, "retrieval_tokens": scenario.retrieval_tokens,
+          "retrieval_acceptance_length": scenario.retrieval_acceptance_length} if scenario.has_tree else {})
 
 
 # ---------------------------------------------------------------------------------------- statistics

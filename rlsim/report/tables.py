@@ -41,7 +41,10 @@ def projection_table(r: ProjectionResult, console: Console | None = None, cost: 
     t = Table()
     t.add_column("phase")
     t.add_column("autoregressive (s)", justify="right")
-    t.add_column(f"speculative k={sc['num_speculative_tokens']} (s)", justify="right")
+    tree = sc.get("tree")
+    spec_col = (f"speculative tree {tree['verified_tokens_per_sequence']} tok, depth {tree['depth']} (s)" if tree
+                else f"speculative k={sc['num_speculative_tokens']} (s)")
+    t.add_column(spec_col, justify="right")
     t.add_column("speedup", justify="right")
     b, s = r.baseline.phases_s, r.speculative.phases_s
     for ph in b:

@@ -371,6 +371,129 @@ def _dedupe_graphs(schedule, sizes, max_batch, draft_layers) -> tuple[int, int]:
     return target, draft
 
 
+# ---------------------------------------------------------------------------------------------- tree shapes
+@dataclass(frozen=True)
+class Shape:
+    """A draft per round: a chain (``tree`` None, ``steps`` drafts) or a tree (SGLang's (steps, topk, draft
+    tokens) or a static vLLM tree)."""
+
+    label: str
+    steps: int
+    topk: int
+    draft_tokens: int  # tokens verified per sequence, root included
+    tree: object = None  # rlsim.speculation.trees.DraftTree
+    acceptance_length: float = 1.0
+
+    @property
+    def is_chain(self) -> bool:
+        return self.tree is None
+
+    @property
+    def engine_k(self) -> int:
+        return self.draft_tokens - 1
+
+    def as_dict(self) -> dict:
+        d = {"label": self.label, "kind": "chain" if self.is_chain else self.tree.kind, "num_steps": self.steps,
+             "eagle_topk": self.topk, "num_draft_tokens": self.draft_tokens, "acceptance_length": self.acceptance_length}
+        if self.tree is not None and self.tree.kind == "vllm":
+            d["speculative_token_tree"] = str([tuple(n) for n in self.tree.nodes])
+        return d
+
+
+def bundle_tree_text(branches: int, depth: int) -> str:
+    """A static tree vLLM 0.17.1's propose_tree can draft: the first draft position's top ``branches`` tokens, each
+    continued by a chain to ``depth`` (every node of a level has the same number of children)."""
+    return str([tuple([r] + [0] * j) for j in range(depth) for r in range(branches)])
+
+
+def shape_candidates(chain_rates: Sequence[float], steps_max: int, topks: Sequence[int], draft_tokens: Sequence[int],
+                     dynamic: bool, verification: str = "tree", rank_decay: float | None = None,
+                     table=None) -> list[Shape]:
+    """Chains of 1..steps_max drafts and trees: SGLang's (steps, topk, draft tokens) for every steps in 2..steps_max,
+    topk > 1 and draft-token count that the steps can fill (``dynamic``), else static bundles of topk chains of
+    depth 2..steps_max (vLLM's static trees). Each with its expected AL (rlsim/speculation/trees.py)."""
+    from .trees import (DEFAULT_RANK_DECAY, RankAcceptance, build_tree, sglang_max_draft_tokens, tree_acceptance)
+
+    base = AcceptanceModel(tuple(chain_rates))
+    out = [Shape(f"chain k={s}", s, 1, s + 1, None, base.at_k(s).acceptance_length) for s in range(1, steps_max + 1)]
+    decay = DEFAULT_RANK_DECAY if rank_decay is None else rank_decay
+    for s in range(2, steps_max + 1):
+        acc = RankAcceptance(base.at_k(s).conditional_rates, decay) if table is None else RankAcceptance(table=table)
+        for K in sorted({int(x) for x in topks if int(x) > 1}):
+            if dynamic:
+                for n in sorted({int(x) for x in draft_tokens}):
+                    if n < 2 or n > min(sglang_max_draft_tokens(s, K), 128) or n <= s:
+                        continue
+                    t = build_tree(steps=s, topk=K, draft_tokens=n, acc=acc)
+                    if t.is_chain:
+                        continue
+                    out.append(Shape(f"tree {s}/{K}/{n}", s, K, n, t, tree_acceptance(t, acc, verification).acceptance_length))
+            else:
+                t = build_tree(token_tree=bundle_tree_text(K, s), acc=acc)
+                if t.engine_k + 1 > 128:
+                    continue
+                out.append(Shape(f"tree {K}x{s}", s, K, t.engine_k + 1, t, tree_acceptance(t, acc, verification).acceptance_length))
+    return out
+
+
+@dataclass
+class ShapeTable:
+    batch_sizes: np.ndarray
+    shapes: list
+    iteration_s: np.ndarray  # [B, shape]
+    feasible: np.ndarray  # [B, shape] bool: fits the memory limit and the step's token budget
+    context_tokens: np.ndarray
+
+    @property
+    def goodput(self) -> np.ndarray:
+        al = np.array([s.acceptance_length for s in self.shapes])
+        g = self.batch_sizes[:, None] * al[None, :] / self.iteration_s
+        return np.where(self.feasible, g, 0.0)
+
+    def best(self, which: str) -> tuple[np.ndarray, np.ndarray]:
+        """(index of the best shape, its goodput) per batch size among chains or trees (-1 where none fits)."""
+        sel = np.array([s.is_chain == (which == "chain") for s in self.shapes])
+        g = np.where(sel[None, :], self.goodput, -1.0)
+        i = np.argmax(g, axis=1)
+        v = g[np.arange(g.shape[0]), i]
+        return np.where(v > 0, i, -1), np.maximum(v, 0.0)
+
+    def crossover(self) -> int | None:
+        """The smallest batch size from which on the best chain's goodput is at least the best tree's (None: the
+        tree pays at every batch size of the table; 1: never)."""
+        _, gc = self.best("chain")
+        _, gt = self.best("tree")
+        pays = gt > gc
+        if pays.all():
+            return None
+        last = np.flatnonzero(pays)
+        if not last.size:
+            return int(self.batch_sizes[0])
+        j = int(last[-1]) + 1
+        return int(self.batch_sizes[j]) if j < self.batch_sizes.size else None
+
+
+def shape_table(cost_for: Callable[[Shape], IterationCostModel], shapes: Sequence[Shape], batch_sizes: Sequence[int],
+                context_tokens: float | Sequence[float], kv_capacity_tokens: float | None = None,
+                max_batched_tokens: float | None = None) -> ShapeTable:
+    """Iteration time (pure decode, each sequence at its context) and feasibility of every shape at every batch
+    size: a shape fits at B if B (context + verified tokens) fits the KV capacity (the memory limit) and B x
+    verified tokens the step's token budget."""
+    B = np.asarray(list(batch_sizes), dtype=np.int64)
+    ctx = np.broadcast_to(np.asarray(context_tokens, dtype=float), B.shape).copy()
+    t = np.empty((B.size, len(shapes)))
+    ok = np.ones((B.size, len(shapes)), bool)
+    for j, s in enumerate(shapes):
+        b = IterationBatch(n_decode=B.astype(float), k=np.full(B.size, float(s.engine_k)), decode_kv_tokens=B * ctx)
+        t[:, j] = cost_for(s).iteration_time_s(b)
+        if kv_capacity_tokens is not None:
+            ok[:, j] &= B * (ctx + s.draft_tokens) <= kv_capacity_tokens
+        if max_batched_tokens is not None:
+            ok[:, j] &= B * s.draft_tokens <= max_batched_tokens
+    return ShapeTable(B, list(shapes), t, ok, ctx)
+
+
 __all__ = ["CUDA_GRAPH", "CudaGraphCost", "GoodputTable", "Schedule", "context_by_batch", "cuda_graph_cost",
            "decode_time_estimate_s", "format_k_schedule", "goodput_table", "k_for_batch", "optimal_schedule",
-           "parse_k_schedule", "schedule_tiers", "validate_k_schedule", "vllm_capture_sizes"]
+           "parse_k_schedule", "schedule_tiers", "validate_k_schedule", "vllm_capture_sizes", "Shape", "ShapeTable",
+           "bundle_tree_text", "shape_candidates", "shape_table"]
