@@ -83,7 +83,8 @@ def paper_cmd(
 @validate_app.command("measured")
 @user_errors
 def measured_cmd(
-    gpu: Optional[str] = typer.Option(None, "--gpu", help="h100 | h200 | h200-moe (default: every ground-truth set)"),
+    gpu: Optional[str] = typer.Option(None, "--gpu", help="h100 | h200 | h200-moe | h200-eager | ... (default: every ground-truth "
+                                    "set)"),
     calibration: str = typer.Option("auto", "--calibration"),
     engine: str = typer.Option("ideal", "--engine", help="engine profile to replay with (ideal: the harness's own "
                                "engine, the like-for-like check; another profile shows what its mechanisms add)"),
@@ -113,7 +114,9 @@ def measured_cmd(
             name = f"measured_{g}.csv" if engine == "ideal" else f"measured_{g}-{engine}.csv"
             write_dir_or_keep(out, lambda d, df=df, name=name: df.to_csv(d / name, index=False, float_format="%.5g"),
                               "--out")
-        t = Table(title=f"ground-truth rollouts on {g.upper()}: predicted vs measured", title_justify="left")
+        eager = measured.set_is_eager(g)
+        how = " (measured without CUDA graphs; replayed with enforce_eager)" if eager else ""
+        t = Table(title=f"ground-truth rollouts on {g.upper()}: predicted vs measured{how}", title_justify="left")
         for c in ("run", "k", "AL", "N", "meas s", "pred s", "err", "meas it", "pred it", "meas x", "pred x", "x err"):
             t.add_column(c, justify="right")
         for _, r in df.iterrows():
@@ -136,6 +139,16 @@ def measured_cmd(
                 con.print(f"  k={r['k']} AL={r['target_al']:.1f}: measured {fmt(r['meas_crossover_N'])}, predicted "
                           f"{fmt(r['pred_crossover_N'])}  (speedup by N measured {r['meas_speedup_by_N']}, predicted "
                           f"{r['pred_speedup_by_N']})")
+        if eager and measured.graphed_twin(g):
+            pr = measured.eager_vs_graphed(g, calibration=calibration, engine=engine)
+            t2 = Table(title=f"eager / graphed time, same runs measured in the same call ({measured.graphed_twin(g)})",
+                       title_justify="left")
+            for c in ("run", "k", "N", "meas eager/graphs", "pred eager/graphs", "ratio err"):
+                t2.add_column(c, justify="right")
+            for _, r in pr.iterrows():
+                t2.add_row(r["run_id"], str(r["k"]), str(r["N"]), f"{r['meas_ratio']:.2f}", f"{r['pred_ratio']:.2f}",
+                           f"{r['ratio_err']:+.1%}")
+            con.print(t2)
 
 
 @validate_app.command("nemo-rl")

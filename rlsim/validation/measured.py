@@ -1,10 +1,16 @@
 """Predicted vs measured: replay every ground-truth rollout recorded by the harness
 (calibration/<gpu>/rollouts/) with the simulator: same sequences (prompt and response lengths in
 order), same k and per-position acceptance rates, same KV capacity, batching limits and CUDA-graph
-capture size, the same GPU's calibration. Nothing here is fitted to the rollouts."""
+capture size, the same GPU's calibration. Nothing here is fitted to the rollouts.
+
+A set measured without CUDA graphs (the harness's ``--no-graphs``, recorded as ``caps.cudagraphs: false`` in its
+meta.json and as ``cudagraph_max_tokens = 0`` per run, e.g. ``h200-eager``) is replayed with the engine configured
+eager (``enforce_eager=True``, as vLLM's ``enforce_eager: true`` in NeMo-RL's DAPO recipe): every step is priced
+without graphs."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +33,23 @@ def rollout_dir(name: str) -> Path:
     return catalog_dir("calibration") / gpu / ("rollouts-" + suffix if suffix else "rollouts")
 
 
+def set_meta(name: str) -> dict:
+    """The set's meta.json (what the harness recorded: command, caps, GPU); {} when absent."""
+    p = rollout_dir(name) / "meta.json"
+    return json.loads(p.read_text()) if p.is_file() else {}
+
+
+def set_is_eager(name: str) -> bool:
+    """True when the set was measured with no CUDA graphs (``run_grid.py --no-graphs``)."""
+    caps = set_meta(name).get("caps") or {}
+    return caps.get("cudagraphs") is False
+
+
+def run_is_eager(run: pd.Series) -> bool:
+    """A run measured with no CUDA graphs: the harness writes cudagraph_max_tokens = 0 and graph_iterations = 0."""
+    return int(run["cudagraph_max_tokens"]) == 0
+
+
 def load_runs(gpu: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     d = rollout_dir(gpu)
     if not (d / "runs.csv").is_file():
@@ -37,13 +60,16 @@ def load_runs(gpu: str) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def predict_run(run: pd.Series, seqs: pd.DataFrame, calibration: str = "auto", seed: int = 0,
-                engine: str = "ideal") -> dict:
+                engine: str = "ideal", enforce_eager: bool | None = None) -> dict:
     """One harness run replayed. The harness is the ideal engine (every step graphed up to its capture limit, fused
     sampling, no host work between steps), so ``engine="ideal"`` is the like-for-like comparison; another profile
-    shows what that engine's mechanisms would add to the same rollout."""
+    shows what that engine's mechanisms would add to the same rollout. ``enforce_eager`` (None: from the run, see
+    ``run_is_eager``) configures the engine with no CUDA graphs."""
     gpu = str(run["gpu"])
+    eager = run_is_eager(run) if enforce_eager is None else bool(enforce_eager)
     hw = load_hardware(GPU_PROFILE.get(gpu, gpu))
-    hw = hw.model_copy(update={"cudagraph_capture_max_tokens": int(run["cudagraph_max_tokens"])})
+    if int(run["cudagraph_max_tokens"]) > 0:  # an eager run records 0: keep the profile's limit, enforce_eager decides
+        hw = hw.model_copy(update={"cudagraph_capture_max_tokens": int(run["cudagraph_max_tokens"])})
     model = load_model(str(run["model"]))
     k = int(run["k"])
     draft = load_draft(str(run["draft"])) if k > 0 and isinstance(run["draft"], str) and run["draft"] else None
@@ -55,7 +81,9 @@ def predict_run(run: pd.Series, seqs: pd.DataFrame, calibration: str = "auto", s
                               method="eagle3" if draft is not None else "none", draft=draft,
                               engine=None if prof.engine == "ideal" else prof,
                               engine_config=EngineConfig(max_num_batched_tokens=int(run["max_num_batched_tokens"]),
-                                                         max_num_seqs=int(run["max_num_seqs"])), configured_k=k)
+                                                         max_num_seqs=int(run["max_num_seqs"]),
+                                                         enforce_eager=eager),
+                              configured_k=k, enforce_eager=eager)
     if k > 0:
         rates = [float(x) for x in str(run["acceptance_rates"]).split(";")]
         acc = AcceptanceModel(tuple(rates))
@@ -69,11 +97,16 @@ def predict_run(run: pd.Series, seqs: pd.DataFrame, calibration: str = "auto", s
             "pred_al": 1 + r.accepted_drafts / r.spec_rounds if r.spec_rounds else 1.0}
 
 
-def compare(gpu: str, calibration: str = "auto", engine: str = "ideal") -> pd.DataFrame:
+def compare(gpu: str, calibration: str = "auto", engine: str = "ideal", enforce_eager: bool | None = None) -> pd.DataFrame:
+    """Every run of the set replayed. ``enforce_eager``: None = as measured (a ``--no-graphs`` set, see
+    ``set_is_eager``, or a run with cudagraph_max_tokens = 0, is replayed eager); True / False forces it (the
+    predicted eager/graphs ratio of a graphed set)."""
     runs, seqs = load_runs(gpu)
+    if enforce_eager is None and set_is_eager(gpu):
+        enforce_eager = True
     rows = []
     for _, run in runs.iterrows():
-        p = predict_run(run, seqs, calibration, engine=engine)
+        p = predict_run(run, seqs, calibration, engine=engine, enforce_eager=enforce_eager)
         rows.append({"run_id": run["run_id"], "length": run.get("length_kind", ""), "N": int(run["n_seqs"]),
                      "k": int(run["k"]), "target_al": float(run["target_al"]), "meas_time_s": float(run["total_time_s"]),
                      "meas_iterations": int(run["iterations"]), **p})
@@ -111,6 +144,36 @@ def crossover(df: pd.DataFrame) -> pd.DataFrame:
                         "meas_crossover_N": next((int(n) for n, s in zip(gg["N"], gg["meas_speedup"]) if s < 1.0), None),
                         "pred_crossover_N": next((int(n) for n, s in zip(gg["N"], gg["pred_speedup"]) if s < 1.0), None)})
     return pd.DataFrame(out)
+
+
+def graphed_twin(name: str) -> str | None:
+    """The graphed runs measured in the same device call as an eager set (``h200-eager`` -> ``h200-eager-graphed``),
+    when committed."""
+    twin = f"{name}-graphed"
+    return twin if set_is_eager(name) and (rollout_dir(twin) / "runs.csv").is_file() else None
+
+
+def eager_vs_graphed(eager_set: str, graphed_set: str | None = None, calibration: str = "auto",
+                     engine: str = "ideal") -> pd.DataFrame:
+    """The paired check of the eager mechanism: per run, measured eager / graphed time (same runs, same device call)
+    beside the simulator's predicted eager / graphed time (each replayed as measured)."""
+    graphed_set = graphed_set or graphed_twin(eager_set)
+    if graphed_set is None:
+        raise CalibrationDataError(f"no graphed twin of {eager_set!r} (expected rollouts-{eager_set.partition('-')[2]}"
+                                   "-graphed/)")
+    e = compare(eager_set, calibration, engine=engine)
+    g = compare(graphed_set, calibration, engine=engine).set_index("run_id")
+    e = e[e["run_id"].isin(g.index)]
+    g = g.loc[e["run_id"]]
+    out = pd.DataFrame({"run_id": e["run_id"].to_numpy(), "N": e["N"].to_numpy(), "k": e["k"].to_numpy(),
+                        "meas_eager_s": e["meas_time_s"].to_numpy(), "pred_eager_s": e["pred_time_s"].to_numpy(),
+                        "eager_err": e["time_err"].to_numpy(),
+                        "meas_graphed_s": g["meas_time_s"].to_numpy(), "pred_graphed_s": g["pred_time_s"].to_numpy(),
+                        "graphed_err": g["time_err"].to_numpy()})
+    out["meas_ratio"] = out["meas_eager_s"] / out["meas_graphed_s"]
+    out["pred_ratio"] = out["pred_eager_s"] / out["pred_graphed_s"]
+    out["ratio_err"] = out["pred_ratio"] / out["meas_ratio"] - 1
+    return out
 
 
 def available_gpus() -> list[str]:
