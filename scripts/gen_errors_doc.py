@@ -196,7 +196,7 @@ def _cases() -> list[Case]:
     add(s, "training GPUs not a whole number of model-parallel groups", P + ["--gen-gpus", "8", "--train-gpus", "3"],
         ["--train-gpus = 3", "groups of 2 GPUs"])
     add(s, "generation GPUs not a whole number of replicas (split given)",
-        ["project", "--workload", "rl-235b", "--gen-gpus", "12", "--train-gpus", "32"],
+        ["project", "--workload", "rl-235b", "--gen-gpus", "12", "--train-gpus", "64"],
         ["generation GPUs = 12", "replicas of 8"])
     add(s, "tensor parallelism does not divide the attention heads (iteration)", IT + ["--tp", "3"],
         ["tensor_parallel_size = 3", "num_attention_heads = 32", "allowed: [1, 2, 4, 8, 16]"])
@@ -388,7 +388,7 @@ def _cases() -> list[Case]:
     add(s, "k schedule k above the maximum", P + ["--k-schedule", "[[1, 16, 99]]"], ["(1, 16, 99)", "0 <= k <= 15"])
     add(s, "timeline file of an unknown format", P + ["--timeline", f"{TMP}/t.txt"], ["unknown format '.txt'"])
     add(s, "timeline into a missing folder", P + ["--timeline", f"{TMP}/no/such/t.png"], ["does not exist"])
-    add(s, "zero steps of draft drift", P + ["--steps", "0"], ["--steps = 0", "1..1,000"])
+    add(s, "zero steps in a run", P + ["--steps", "0"], ["--steps = 0", "1..10,000,000"])
     add(s, "acceptance spread above 1", P + ["--acceptance-spread", "2"], ["acceptance_sequence_spread = 2.0"])
     add(s, "negative MoE routing skew", P + ["--moe-routing-skew", "-1"], ["moe_routing_skew = -1.0", "0..3"])
     add(s, "draft-quality decay without a draft quality", P + ["--draft-quality-decay", "0.5"], ["give --draft-quality too"])
@@ -668,8 +668,9 @@ def _new_cases() -> list[Case]:
     add(s, "policy lag 9", P + ["--lag", "9"], ["--lag = 9", "0..8"])
     add(s, "policy lag 100 in a workload file", PW, ["max_trajectory_age_steps` = 100", "less than or equal to 8"],
         files={"w.yaml": workload(max_trajectory_age_steps=100)})
-    add(s, "draft-drift steps 10^9", P + ["--steps", "1000000000"], ["--steps = 1000000000", "1..1,000",
-                                                                      "three full rollouts"])
+    add(s, "run steps 10^9", P + ["--steps", "1000000000"], ["--steps = 1000000000", "1..10,000,000"])
+    add(s, "draft-drift steps 5000 (a synchronous run simulated step by step)", P + ["--steps", "5000"],
+        ["--steps = 5000", "1..1,000", "three full rollouts"])
     add(s, "sweep seeds 10^9", SW + ["--seeds", "1000000000"], ["seeds = 1000000000", "a count 1..1000"])
     add(s, "sweep seeds 0..10^9", SW + ["--seeds", "0..1000000000"], ["1,000,000,001 values", "up to 100,000 runs"])
     add(s, "k range 1..10^9 (24 GB before; refused before expansion)", SW[:3] + ["--k", "1..1000000000"],
@@ -901,7 +902,7 @@ def _tree_cases() -> list[Case]:
         ["--speculative-num-draft-tokens = 500", "2..128", "MAX_SPEC_LEN"])
     add(s, "SGLang's dynamic tree on vLLM 0.17.1", P + ["--speculative-num-steps", "5", "--speculative-eagle-topk", "4",
                                                        "--speculative-num-draft-tokens", "16"],
-        ["drafts static trees only", "--engine ideal"])
+        ["drafts static trees only", "--engine sglang-0.5.6"])
     add(s, "SGLang's and vLLM's tree together", PI + ["--speculative-num-steps", "3", "--speculative-token-tree",
                                                       "[(0,)]"], ["one of the two"])
     add(s, "token tree not a literal", P + ["--speculative-token-tree", "[(0,"], ["not a Python literal"])

@@ -1,8 +1,9 @@
 """Eager (no CUDA graphs) ground truth on H200: calibration/h200/rollouts-eager/ (the harness with --no-graphs) and its
 graphed twin rollouts-eager-graphed/ (the same 8 runs, same device call). The replay must price these runs eager
 (enforce_eager) and keep its error where it was measured (docs/validation.md, "Eager (no CUDA graphs) ground truth on
-H200"). The bound is the committed error plus about one point: pricing eager steps like graphed ones (no eager
-mechanism at all) gives 61.3% and fails it."""
+H200"). The eager forward's host cost per kernel is fitted on two of the 8 runs (k = 0 at 16 and 64 sequences,
+scripts/fit_eager_launch.py); the other 6 are held out. Pricing eager steps like graphed ones (no eager mechanism at
+all) gives 61.3%, the bare-op launch cost 58.0%: both fail the bound."""
 
 import numpy as np
 import pytest
@@ -10,9 +11,10 @@ import pytest
 from rlsim.validation import measured
 
 EAGER, GRAPHED = "h200-eager", "h200-eager-graphed"
-# measured on the committed set: median |time error| 58.0% (every run predicted too fast: the harness's per-launch
-# host cost in eager steps is ~5-8x the bare torch launch the calibration measured)
-MEDIAN_ERR_BOUND = 0.59
+# measured on the committed set: median |time error| 6.0% with the fitted eager-forward launch cost (58.0% with the
+# bare torch launch of calibration/h200/overhead.csv mode eager); held-out runs within 21%
+MEDIAN_ERR_BOUND = 0.08
+HELD_OUT_MAX_BOUND = 0.25
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +35,8 @@ def test_eager_set_is_found_and_replayed_eager():
 def test_eager_replay_error_does_not_regress(pairs):
     err = pairs["eager_err"]
     assert err.abs().median() <= MEDIAN_ERR_BOUND, err.abs().median()
+    held_out = pairs[~pairs["run_id"].isin(["h200-short-N16-k0", "h200-short-N64-k0"])]
+    assert len(held_out) == 6 and held_out["eager_err"].abs().max() <= HELD_OUT_MAX_BOUND, held_out[["run_id", "eager_err"]]
     # the iteration counts are the scheduler's, graphs or not
     df = measured.compare(EAGER)
     assert df["iter_err"].abs().median() < 0.03
@@ -43,7 +47,8 @@ def test_eager_replay_error_does_not_regress(pairs):
 def test_predicted_eager_is_slower_than_graphed_at_small_batch(pairs):
     small = pairs[pairs["N"] == 16]
     assert len(small) == 2
-    assert (small["pred_eager_s"] > 1.08 * small["pred_graphed_s"]).all(), small[["run_id", "pred_ratio"]]
+    # measured 3.2-3.5x; predicted 2.9-3.0x (host-bound: 442 kernels x the eager forward's cost per kernel)
+    assert (small["pred_eager_s"] > 2.0 * small["pred_graphed_s"]).all(), small[["run_id", "pred_ratio"]]
     # never faster eager than graphed, and the measured ratio is larger at small batch than at large
     assert (pairs["pred_ratio"] >= 1.0 - 1e-9).all()
     r = pairs.set_index(["N", "k"])["meas_ratio"]

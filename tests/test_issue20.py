@@ -122,8 +122,9 @@ def test_rope_scaling_catalogued_and_lengths_beyond_refused():
 def test_long_responses_preempt_under_kv_pressure():
     """At 64K-token responses one H200 holds a handful of sequences: preemptions appear, and the realised
     acceptance is still the draft's (recompute keeps the tokens)."""
-    r = project_scenario(workload="rl-think-8b-64k", hardware="h200-sxm", gpus=1, num_prompts_per_step=2,
-                         num_generations_per_prompt=8, response_sigma=0.0, response_median_tokens=60000.0,
+    # 2 GPUs: one H200 cannot train Qwen3-8B on 60K-token sequences (costmodel/training_memory.py)
+    r = project_scenario(workload="rl-think-8b-64k", hardware="h200-sxm", gpus=2, num_prompts_per_step=2,
+                         num_generations_per_prompt=16, response_sigma=0.0, response_median_tokens=60000.0,
                          max_new_tokens=60000)
     b, s = r.baseline.generation, r.speculative.generation
     assert b.kv_capacity_tokens_per_replica < 16 * 60000

@@ -45,6 +45,11 @@ def _settings(n: int):
 
 # workload -> GPUs of one generation replica (its tensor x data parallel size)
 WORKLOADS = {"rl-zero-8b": 1, "rl-think-30b-a3b": 1, "rl-llama-8b": 1, "rl-235b": 8}
+# replicas of the smallest colocated GPU count whose trainer fits (costmodel/training_memory.py: Qwen3-30B-A3B needs
+# 4 GPUs, Qwen3-235B-A22B 32), and the training GPUs of the smallest non-colocated trainer that fits (a whole number
+# of its TP x PP x CP groups)
+MIN_REPLICAS = {"rl-zero-8b": 1, "rl-think-30b-a3b": 4, "rl-llama-8b": 1, "rl-235b": 4}
+TRAIN_UNIT = {"rl-zero-8b": 2, "rl-think-30b-a3b": 4, "rl-llama-8b": 2, "rl-235b": 64}
 REL = 1e-9  # floating-point slack of "never slower"
 
 
@@ -56,7 +61,7 @@ def scenario_kwargs(draw, k: int | None = None, speculation: bool = True, lag: i
     kw = dict(workload=wl, calibration=draw(st.sampled_from(["roofline", "auto"])),
               num_prompts_per_step=draw(st.integers(1, 8)), num_generations_per_prompt=draw(st.integers(1, 6)),
               response_median_tokens=float(draw(st.integers(4, 400))), max_new_tokens=draw(st.integers(16, 1200)),
-              gpus=rs * draw(st.integers(1, 4)), seed=draw(st.integers(0, 2**20)))
+              gpus=rs * draw(st.integers(MIN_REPLICAS[wl], MIN_REPLICAS[wl] + 3)), seed=draw(st.integers(0, 2**20)))
     if draw(st.booleans()):
         kw["hardware"] = "h200-sxm"
     if speculation:
@@ -300,7 +305,7 @@ def async_kwargs(draw, lag: int = 1):
     """A non-colocated scenario with an explicit generation/training split (the async layout)."""
     kw = draw(scenario_kwargs(lag=lag))
     rs = WORKLOADS[kw["workload"]]
-    train_unit = 32 if kw["workload"] == "rl-235b" else 2  # TP x PP x CP of the workloads' training layout
+    train_unit = TRAIN_UNIT[kw["workload"]]
     kw.pop("gpus")
     kw["gen_gpus"] = rs * draw(st.integers(1, 3))
     kw["train_gpus"] = train_unit * draw(st.integers(1, 2))

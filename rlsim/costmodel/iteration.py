@@ -661,7 +661,7 @@ class IterationCostModel:
         launch = np.where(mode == FULL, replay,
                           np.where(mode == PIECEWISE, (n_layers + 1) * replay
                                    + n_layers * ATTENTION_LAUNCHES_PER_LAYER * lat["eager_launch_s"],
-                                   n_kernels * lat["eager_launch_s"]))
+                                   n_kernels * lat["eager_forward_launch_s"]))
         host_in = np.where(n_seq > 0, launch + sampler_host + draft_host, 0.0)
         return np.where(n_seq > 0, per_step, 0.0), host_in
 
@@ -685,7 +685,7 @@ class IterationCostModel:
             # issue), the draft steps end in build_tree_kernel_efficient (one launch).
             _, h_ops = self._engine_component("draft_step_ops", np.maximum(B, 1.0), 0, 0)
             graphed = first_T * self.dp <= self.capture_limit_tokens
-            eager_pass = (n_layers * self.kernels_per_layer + 4) * lat["eager_launch_s"]
+            eager_pass = (n_layers * self.kernels_per_layer + 4) * lat["eager_forward_launch_s"]
             draft_steps = np.where(graphed, replay, np.maximum(k - 1, 0) * eager_pass)
             extend = np.where(graphed, replay, eager_pass)
             total = 2 * h_ops + draft_steps + extend + lat["eager_launch_s"]
@@ -693,7 +693,7 @@ class IterationCostModel:
         fits = first_T * self.dp <= self.capture_limit_tokens
         if e.graphs.drafter == "piecewise":
             fwd_first = np.where(fits, (n_layers + 1) * replay + n_layers * ATTENTION_LAUNCHES_PER_LAYER * lat["eager_launch_s"],
-                                 (n_layers * self.kernels_per_layer + 4) * lat["eager_launch_s"])
+                                 (n_layers * self.kernels_per_layer + 4) * lat["eager_forward_launch_s"])
             fwd_later = (n_layers + 1) * replay + n_layers * ATTENTION_LAUNCHES_PER_LAYER * lat["eager_launch_s"]
         else:
             fwd_first = fwd_later = replay

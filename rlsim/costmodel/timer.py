@@ -40,12 +40,16 @@ ROOFLINE_EFFICIENCY = {
 # Fixed latencies (seconds). Engineering estimates, replaced by calibration where measured:
 #  - kernel_floor_s: the shortest a kernel runs on a Hopper/Blackwell GPU (launch ramp, one wave).
 #  - graph_gap_s: the gap between consecutive kernels replayed from a CUDA graph.
-#  - eager_launch_s: host time to launch one kernel from PyTorch eagerly.
+#  - eager_launch_s: host time to launch one kernel from PyTorch eagerly (a tight loop of one bare op).
+#  - eager_forward_launch_s: host time per kernel of a whole eager model forward (Python module code, the
+#    dispatcher, Triton's launcher): calibrated from the eager ground truth (calibration/h200/overhead.csv,
+#    mode eager_forward, scripts/fit_eager_launch.py); uncalibrated timers use eager_launch_s.
 #  - collective_latency_nvlink_s / _scaleout_s: NCCL / custom all-reduce small-message latency.
 FIXED_LATENCY_S = {
     "kernel_floor_s": 2.5e-6,
     "graph_gap_s": 1.0e-6,
     "eager_launch_s": 5.0e-6,
+    "eager_forward_launch_s": 5.0e-6,
     "collective_latency_nvlink_s": 8.0e-6,
     "collective_latency_scaleout_s": 20.0e-6,
 }
@@ -227,11 +231,12 @@ class KernelTimer:
         launch time."""
         n_kernels = np.asarray(n_kernels, dtype=float)
         launch = self.latency["eager_launch_s"]
+        forward_launch = self.latency.get("eager_forward_launch_s", launch)
         # ``n_gap_kernels``: the kernels whose gaps are not already inside measured times (default: all)
         gaps = n_kernels if n_gap_kernels is None else np.asarray(n_gap_kernels, dtype=float)
         with_gaps = gpu_time_s + gaps * self.latency["graph_gap_s"]
         stall = np.asarray(n_small, float) * np.maximum(launch - np.asarray(small_time_s, float), 0.0)
-        eager = np.maximum(with_gaps + stall, n_kernels * launch)
+        eager = np.maximum(with_gaps + stall, n_kernels * forward_launch)  # the host's launches of the forward
         return np.where(graph, with_gaps, eager)
 
     def describe(self) -> str:
