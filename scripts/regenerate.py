@@ -18,6 +18,7 @@ Steps (each re-runnable alone; the AR refits rewrite the fitted values in worklo
   nemo-rl       validation/nemo-rl*.{md,json}                 rlsim validate nemo-rl --gb200
   pins          tests/data/pinned_projections.json            scripts/pin_projections.py
   errors        docs/errors.md                                scripts/gen_errors_doc.py
+  rounds        docs/round-costs.md                           scripts/round_table.py (one round's cost by part)
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ STEPS = {
                            "--out validation/heatmap-qwen3-235b-512gpu.png")),
     "nemo-rl": lambda: sh(f"{PY} -m rlsim validate nemo-rl --gb200 --out validation"),
     "pins": lambda: sh(f"{PY} scripts/pin_projections.py", "/dev/null"),
+    "rounds": lambda: sh(f"{PY} scripts/round_table.py", "docs/round-costs.md"),
     "errors": lambda: sh(f"{PY} scripts/gen_errors_doc.py", "/dev/null"),
 }
 

@@ -162,11 +162,17 @@ def write_fit(fit: Fit) -> Path:
             text = re.sub(rf"^{key}: .*$", f"{key}: {val:.4f}", text, flags=re.M)
         else:
             text = text.replace("\nsources:\n", f"\n{key}: {val:.4f}\nsources:\n", 1)
+    w = load_workload(fit.workload)
+    dapo = fit.workload.endswith("-dapo-recipe")
+    cap = w.response_length.max_tokens
+    cap_src = ("the recipe's max_total_sequence_length 16384 - its 2048-token prompt cap (reward_shaping."
+               "max_response_length 14336)" if dapo else "not published, chosen")
     src = {
-        "response_length": (f"median_tokens fitted by `rlsim validate paper --refit` so that the simulated AR generation "
-                            f"time equals the study's ({TABLE1[tkey]['ar']['generation']} s) under the default engine "
-                            f"(vllm-0.17.1); lognormal sigma 0.8 "
-                            "(RL math responses are wide) capped at 16384 new tokens: not published, chosen"),
+        "response_length": (f"median_tokens fitted by `rlsim validate paper{' --settings dapo-recipe' if dapo else ''} "
+                            f"--refit` so that the simulated AR generation time equals the study's "
+                            f"({TABLE1[tkey]['ar']['generation']} s) under the default engine (vllm-0.17.1); lognormal "
+                            f"sigma {w.response_length.sigma:g} (RL math responses are wide: not published, chosen); "
+                            f"cap {cap} new tokens ({cap_src})"),
         "training_mfu": (f"fitted by `rlsim validate paper --refit` to the study's AR training stage "
                          f"({TABLE1[tkey]['ar']['training']} s)"),
         "logprob_mfu": (f"fitted by `rlsim validate paper --refit` to the study's AR log-prob stage "
