@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from rlsim.catalog import GenerationParallelism, load_hardware, load_model
@@ -45,10 +45,10 @@ def _settings(n: int):
 
 # workload -> GPUs of one generation replica (its tensor x data parallel size)
 WORKLOADS = {"rl-zero-8b": 1, "rl-think-30b-a3b": 1, "rl-llama-8b": 1, "rl-235b": 8}
-# replicas of the smallest colocated GPU count whose trainer fits (costmodel/training_memory.py: Qwen3-30B-A3B needs
-# 4 GPUs, Qwen3-235B-A22B 32), and the training GPUs of the smallest non-colocated trainer that fits (a whole number
-# of its TP x PP x CP groups)
-MIN_REPLICAS = {"rl-zero-8b": 1, "rl-think-30b-a3b": 4, "rl-llama-8b": 1, "rl-235b": 4}
+# colocated GPU counts whose trainer fits (costmodel/training_memory.py: Qwen3-30B-A3B needs an even count >= 4,
+# Qwen3-235B-A22B 32, 48 or 64 here, not 40 or 56 on H200), and the training GPUs of the smallest non-colocated
+# trainer that fits (a whole number of its TP x PP x CP groups)
+GPUS = {"rl-zero-8b": [1, 2, 3, 4], "rl-think-30b-a3b": [4, 6, 8, 10], "rl-llama-8b": [1, 2, 3, 4], "rl-235b": [32, 48, 64]}
 TRAIN_UNIT = {"rl-zero-8b": 2, "rl-think-30b-a3b": 4, "rl-llama-8b": 2, "rl-235b": 64}
 REL = 1e-9  # floating-point slack of "never slower"
 
@@ -61,7 +61,7 @@ def scenario_kwargs(draw, k: int | None = None, speculation: bool = True, lag: i
     kw = dict(workload=wl, calibration=draw(st.sampled_from(["roofline", "auto"])),
               num_prompts_per_step=draw(st.integers(1, 8)), num_generations_per_prompt=draw(st.integers(1, 6)),
               response_median_tokens=float(draw(st.integers(4, 400))), max_new_tokens=draw(st.integers(16, 1200)),
-              gpus=rs * draw(st.integers(MIN_REPLICAS[wl], MIN_REPLICAS[wl] + 3)), seed=draw(st.integers(0, 2**20)))
+              gpus=draw(st.sampled_from(GPUS[wl])), seed=draw(st.integers(0, 2**20)))
     if draw(st.booleans()):
         kw["hardware"] = "h200-sxm"
     if speculation:
@@ -163,11 +163,13 @@ def _gen_time(sc, speculative: bool) -> float:
 def test_more_generation_gpus_not_slower_beyond_seed_noise(kw, extra):
     """Sync generation with more replicas: the mean over seeds must not exceed the mean with fewer
     replicas by more than noise, noise = the larger spread (max - min) across those seeds."""
-    rs = WORKLOADS[kw["workload"]]
+    larger = [g for g in GPUS[kw["workload"]] if g > kw["gpus"]]
+    assume(larger)  # the largest count drawn has no larger one that fits
+    more_gpus = larger[min(extra, len(larger)) - 1]
     seeds = [kw["seed"] + i for i in range(4)]
     for speculative in (False, True):
         few = [_gen_time(build_scenario(**{**kw, "seed": s}), speculative) for s in seeds]
-        more = [_gen_time(build_scenario(**{**kw, "seed": s, "gpus": kw["gpus"] + extra * rs}), speculative)
+        more = [_gen_time(build_scenario(**{**kw, "seed": s, "gpus": more_gpus}), speculative)
                 for s in seeds]
         noise = max(max(few) - min(few), max(more) - min(more))
         assert np.mean(more) <= np.mean(few) + noise + REL * np.mean(few), (speculative, few, more)
@@ -187,7 +189,12 @@ def test_doubling_replicas_never_slows_autoregressive_rollout(kw, n_rep, per):
     cfg, pol, cost = setup.replica_config(False), setup.policy(False), setup.cost_ar
     t1 = simulate_rollout(p, n, n_rep, cost, pol, cfg, seed=1).generation_time_s
     t2 = simulate_rollout(p, n, 2 * n_rep, cost, pol, cfg, seed=1).generation_time_s
-    assert t2 <= t1 * (1 + REL), (t1, t2)
+    # the calibrated step time is measured, not monotone to the last percent between neighbouring small batches
+    # (e.g. rl-llama-8b on GB200 from the H200 tables: a decode step of 5 sequences 3.418 ms, of 6 3.397 ms): once
+    # an eager prefill step is host-bound (the same for any prompt tokens), that noise is all that separates
+    # the two rollouts. The roofline timer must be exact.
+    tol = REL if kw["calibration"] == "roofline" else 0.01
+    assert t2 <= t1 * (1 + tol), (t1, t2)
 
 
 @pytest.mark.parametrize("hw", ["h100-sxm", "h200-sxm", "gb200-nvl72"])
