@@ -20,8 +20,8 @@
 # asynchronous pipeline (policy lag >= 1) hides generation behind training, leaving less for speculation
 # to shorten. This notebook sweeps both for RL-Zero / RL-Think (8B) and Qwen3-235B-A22B.
 # `RLSIM_NOTEBOOK_SMALL=1` shrinks the grids (CI); `RLSIM_NOTEBOOK_SIZE=moderate` runs one seed and fewer
-# 235B points: **the outputs committed with this notebook were executed at that moderate size** (unset both for
-# the full grids, 3 seeds). The GPU and lag plots draw the absolute step and rollout times (autoregressive solid,
+# 235B points; unset both for the full grids (3 seeds), at which **the outputs committed with this notebook were
+# executed** (46 s on two cores with an empty cache, 2026-12-02). The GPU and lag plots draw the absolute step and rollout times (autoregressive solid,
 # speculative dashed) with the speedup on the right axis: a policy lag shortens both steps even where the ratio
 # falls. Lag >= 1 needs the asynchronous pipeline (`rlsim.pipeline.asynchronous`); the lag section says so if this
 # build lacks it.
