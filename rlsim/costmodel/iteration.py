@@ -655,13 +655,17 @@ class IterationCostModel:
         else:
             per_step = np.where(n_seq > 0, self.host["step_fixed_s"] + n_seq * self.host["per_seq_s"], 0.0)
         # launching the target forward: one graph replay (FULL), the pieces and the eager attention ops
-        # (PIECEWISE), or every kernel (no graph)
+        # (PIECEWISE), or every kernel (no graph). Without a graph, enforce_eager runs the plain PyTorch modules:
+        # an eager forward's host cost per kernel (measured on the harness's eager forward, 39 us on H200); a
+        # step above the capture size still runs vLLM's torch.compile'd forward (Inductor's generated wrapper
+        # launches the kernels): the bare launch cost, not measured for Inductor (a lower bound)
         replay = self._replay_host_s()
+        per_kernel = lat["eager_forward_launch_s"] if self.enforce_eager else lat["eager_launch_s"]
         n_layers = self.model.num_hidden_layers
         launch = np.where(mode == FULL, replay,
                           np.where(mode == PIECEWISE, (n_layers + 1) * replay
                                    + n_layers * ATTENTION_LAUNCHES_PER_LAYER * lat["eager_launch_s"],
-                                   n_kernels * lat["eager_forward_launch_s"]))
+                                   n_kernels * per_kernel))
         host_in = np.where(n_seq > 0, launch + sampler_host + draft_host, 0.0)
         return np.where(n_seq > 0, per_step, 0.0), host_in
 
@@ -684,17 +688,21 @@ class IterationCostModel:
             # two forwards prepares a ForwardBatch (a handful of small tensor ops, priced as one draft_step_ops
             # issue), the draft steps end in build_tree_kernel_efficient (one launch).
             _, h_ops = self._engine_component("draft_step_ops", np.maximum(B, 1.0), 0, 0)
-            graphed = first_T * self.dp <= self.capture_limit_tokens
+            graphed = (first_T * self.dp <= self.capture_limit_tokens) & (not self.enforce_eager)
             eager_pass = (n_layers * self.kernels_per_layer + 4) * lat["eager_forward_launch_s"]
             draft_steps = np.where(graphed, replay, np.maximum(k - 1, 0) * eager_pass)
             extend = np.where(graphed, replay, eager_pass)
             total = 2 * h_ops + draft_steps + extend + lat["eager_launch_s"]
             return np.where((k > 0) & (B > 0), total, 0.0)
-        fits = first_T * self.dp <= self.capture_limit_tokens
+        # enforce_eager: no graph for the drafter either (vLLM's CUDAGraphMode NONE)
+        fits = (first_T * self.dp <= self.capture_limit_tokens) & (not self.enforce_eager)
+        per_kernel = lat["eager_forward_launch_s"] if self.enforce_eager else lat["eager_launch_s"]  # as the target's
         if e.graphs.drafter == "piecewise":
             fwd_first = np.where(fits, (n_layers + 1) * replay + n_layers * ATTENTION_LAUNCHES_PER_LAYER * lat["eager_launch_s"],
-                                 (n_layers * self.kernels_per_layer + 4) * lat["eager_forward_launch_s"])
+                                 (n_layers * self.kernels_per_layer + 4) * per_kernel)
             fwd_later = (n_layers + 1) * replay + n_layers * ATTENTION_LAUNCHES_PER_LAYER * lat["eager_launch_s"]
+            if self.enforce_eager:
+                fwd_later = (n_layers * self.kernels_per_layer + 4) * per_kernel
         else:
             fwd_first = fwd_later = replay
         choice = "draft_choice_full_vocab" if e.draft_token_choice == "full_vocab_scatter" else "draft_choice_draft_vocab"
