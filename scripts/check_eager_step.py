@@ -8,13 +8,16 @@ k = q-1 and KV (B x context before the step):
 
 * graphed: ``enforce_eager=False`` with the capture limit raised to the step's tokens (the microbenchmark captures
   every point, 1024 tokens included; the profile's limit is 512), so every point is priced as a FULL graph;
-* eager: ``enforce_eager=True``: max(GPU + gaps + short-kernel stalls, n_kernels x eager_forward_launch_s).
+* eager: ``enforce_eager=True``: max(GPU + gaps + short-kernel stalls, n_kernels x eager_rollout_launch_s) (the ideal
+  engine, which models the harness's rollout loop: 39 us per kernel, fitted on its eager rollouts).
 
 Both without the engine's per-step host residue (``host``: 250 us + 1 us per sequence), which the microbenchmark does
 not run (``--with-host`` adds it). Measured eager = ``eager_wall`` (back-to-back eager steps, host free-running).
 The implied host cost per kernel is ``eager_wall`` / rlsim's kernel count (442 for a Qwen3-8B step) on the steps
 whose eager wall time is host-bound (eager_wall > 1.2 x the eager step's GPU-only time), to compare with the
-``eager_forward`` row of calibration/h200/overhead.csv (fitted from whole eager rollouts). Changes no constant.
+``eager_rollout`` row of calibration/h200/overhead.csv (fitted from whole eager rollouts). The ``eager_forward`` row
+(what vLLM under enforce_eager is priced with) is fitted from this CSV's host-bound points by
+scripts/fit_eager_launch.py. Changes no constant.
 
     python scripts/check_eager_step.py [--csv calibration/h200/eager_step.csv] [--with-host] [--markdown]
 """
@@ -56,6 +59,7 @@ def predict(B: np.ndarray, q: np.ndarray, context: float, eager: bool, with_host
         out[sel] = o["total"] - (0.0 if with_host else o["host"])
         for key in parts:
             parts[key][sel] = np.broadcast_to(o[key], (sel.sum(),))
+    parts["eager_rollout_launch_s"] = cm.timer.latency.get("eager_rollout_launch_s", np.nan)
     parts["eager_forward_launch_s"] = cm.timer.latency.get("eager_forward_launch_s", np.nan)
     parts["timer"] = cm.timer.describe()
     return out, parts
@@ -93,7 +97,8 @@ def table(csv: Path = CSV, with_host: bool = False) -> tuple[pd.DataFrame, dict]
     t["host_us_per_kernel_meas"] = t["meas_eager_host_ms"] * 1e3 / t["kernels_meas"]
     hb = t[t["host_bound"]]
     summary = {
-        "fitted_us_per_kernel": parts_e["eager_forward_launch_s"] * 1e6,
+        "fitted_us_per_kernel": parts_e["eager_rollout_launch_s"] * 1e6,
+        "forward_us_per_kernel": parts_e["eager_forward_launch_s"] * 1e6,
         "timer": parts_e["timer"],
         "host_bound_points": [(int(b), int(qq)) for b, qq in zip(hb["B"], hb["q"])],
         "implied_us_per_kernel_rlsim_count": (float(hb["us_per_kernel_rlsim"].median()) if len(hb) else np.nan,
@@ -144,8 +149,9 @@ def render(t: pd.DataFrame, s: dict, markdown: bool = False) -> str:
               f"implied host cost per kernel, eager wall / 442 (rlsim's count): median {a:.1f} us "
               f"(range {b:.1f}-{c:.1f}); / kernels counted on the GPU: median {a2:.1f} us ({b2:.1f}-{c2:.1f}); "
               f"host issue time of one step / kernels counted: median {a3:.1f} us ({b3:.1f}-{c3:.1f}); "
-              f"fitted from the eager rollouts (calibration/h200/overhead.csv eager_forward): "
-              f"{s['fitted_us_per_kernel']:.1f} us"]
+              f"fitted from the eager rollouts (overhead.csv eager_rollout, the ideal engine's): "
+              f"{s['fitted_us_per_kernel']:.1f} us; from these single steps (overhead.csv eager_forward, vLLM "
+              f"enforce_eager's): {s['forward_us_per_kernel']:.1f} us"]
     return "\n".join(lines)
 
 

@@ -185,12 +185,12 @@ def test_host_launch_term_follows_the_graph_mode(tp):
     # above the capture size the step still runs vLLM's compiled forward: every kernel at the bare launch cost
     assert launch[1] == pytest.approx(p["n_kernels"][1] * cm.timer.latency["eager_launch_s"], rel=1e-9)
     # enforce_eager runs the plain modules: every kernel at the eager forward's host cost per kernel
-    # (calibration/h200 overhead.csv eager_forward, 39 us, measured on an eager forward), drafter included
+    # (calibration/h200 overhead.csv eager_forward, 23 us, one eager step measured alone), drafter included
     ce = _cost(H200, 3, engine=load_engine("vllm-0.17.1"), tp=tp)
     ce.enforce_eager = True
     pe = ce.breakdown(b)
     assert list(pe["graph"]) == [EAGER, EAGER]
-    assert ce.timer.latency["eager_forward_launch_s"] > 5 * ce.timer.latency["eager_launch_s"]
+    assert ce.timer.latency["eager_forward_launch_s"] > 3 * ce.timer.latency["eager_launch_s"]
     _, samp_host_e = ce._engine_sampler_s(b, b.k)
     draft_host_e = ce._draft_host_s(b.n_decode / ce.dp, b.k, b.n_decode * 4 / ce.dp)
     launch_e = pe["host_in"] - samp_host_e - draft_host_e

@@ -335,7 +335,7 @@ def fit_tables(gpu_dir: Path) -> CalibrationTables:
     samp = {op: LogRatioKNN(*sampling_knn_data(grp, bw), np.array([1.0, 1.0])) for op, grp in sm.groupby("op")}
     o = frames["overhead.csv"]
     ov = {}
-    for mode in ("graph", "eager", "eager_forward"):
+    for mode in ("graph", "eager", "eager_forward", "eager_rollout"):
         rows = o[o["mode"] == mode]
         if len(rows):
             ov[mode] = float(rows["time_per_kernel_s"].median())
@@ -462,8 +462,11 @@ class CalibratedTimer(KernelTimer):
             self.latency["graph_gap_s"] = tables.overhead["graph"]
         if "eager" in tables.overhead:
             self.latency["eager_launch_s"] = tables.overhead["eager"]
-        # a whole eager forward's host cost per kernel (scripts/fit_eager_launch.py); else the bare-op launch
+        # host cost per kernel of a whole eager forward (one step alone) and of an eager rollout iteration of the
+        # harness (scripts/fit_eager_launch.py); else the bare-op launch
         self.latency["eager_forward_launch_s"] = tables.overhead.get("eager_forward", self.latency["eager_launch_s"])
+        self.latency["eager_rollout_launch_s"] = tables.overhead.get("eager_rollout",
+                                                                     self.latency["eager_forward_launch_s"])
         self.extrapolated = set(f"partial calibration ({m})" for m in tables.incomplete)
         self._curves = tables.curves
         # collectives: this folder's, or those of ``borrow_collectives`` (another folder measured on the same

@@ -656,7 +656,8 @@ class IterationCostModel:
             per_step = np.where(n_seq > 0, self.host["step_fixed_s"] + n_seq * self.host["per_seq_s"], 0.0)
         # launching the target forward: one graph replay (FULL), the pieces and the eager attention ops
         # (PIECEWISE), or every kernel (no graph). Without a graph, enforce_eager runs the plain PyTorch modules:
-        # an eager forward's host cost per kernel (measured on the harness's eager forward, 39 us on H200); a
+        # an eager forward's host cost per kernel (one eager step of the harness's model measured alone, 23 us on
+        # H200; the engine's other per-step host work is the measured ``per_step`` above); a
         # step above the capture size still runs vLLM's torch.compile'd forward (Inductor's generated wrapper
         # launches the kernels): the bare launch cost, not measured for Inductor (a lower bound)
         replay = self._replay_host_s()

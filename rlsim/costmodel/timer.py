@@ -41,15 +41,19 @@ ROOFLINE_EFFICIENCY = {
 #  - kernel_floor_s: the shortest a kernel runs on a Hopper/Blackwell GPU (launch ramp, one wave).
 #  - graph_gap_s: the gap between consecutive kernels replayed from a CUDA graph.
 #  - eager_launch_s: host time to launch one kernel from PyTorch eagerly (a tight loop of one bare op).
-#  - eager_forward_launch_s: host time per kernel of a whole eager model forward (Python module code, the
-#    dispatcher, Triton's launcher): calibrated from the eager ground truth (calibration/h200/overhead.csv,
-#    mode eager_forward, scripts/fit_eager_launch.py); uncalibrated timers use eager_launch_s.
+#  - eager_forward_launch_s: host time per kernel of one whole eager model forward alone (Python module code,
+#    the dispatcher, Triton's launcher): calibration/h200/overhead.csv mode eager_forward (the single-step
+#    microbenchmark, scripts/fit_eager_launch.py); used by engines whose per-step host work is priced apart.
+#  - eager_rollout_launch_s: host time per kernel of an eager iteration of the ground-truth harness's rollout
+#    loop (mode eager_rollout, fitted on its eager runs): the ideal engine's eager floor (it models the harness).
+#    Uncalibrated timers use eager_launch_s for both.
 #  - collective_latency_nvlink_s / _scaleout_s: NCCL / custom all-reduce small-message latency.
 FIXED_LATENCY_S = {
     "kernel_floor_s": 2.5e-6,
     "graph_gap_s": 1.0e-6,
     "eager_launch_s": 5.0e-6,
     "eager_forward_launch_s": 5.0e-6,
+    "eager_rollout_launch_s": 5.0e-6,
     "collective_latency_nvlink_s": 8.0e-6,
     "collective_latency_scaleout_s": 20.0e-6,
 }
@@ -231,7 +235,7 @@ class KernelTimer:
         launch time."""
         n_kernels = np.asarray(n_kernels, dtype=float)
         launch = self.latency["eager_launch_s"]
-        forward_launch = self.latency.get("eager_forward_launch_s", launch)
+        forward_launch = self.latency.get("eager_rollout_launch_s", launch)
         # ``n_gap_kernels``: the kernels whose gaps are not already inside measured times (default: all)
         gaps = n_kernels if n_gap_kernels is None else np.asarray(n_gap_kernels, dtype=float)
         with_gaps = gpu_time_s + gaps * self.latency["graph_gap_s"]
