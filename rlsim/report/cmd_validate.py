@@ -54,7 +54,8 @@ def paper_cmd(
             typer.echo(f"fitted {wl}: response median {f.median_tokens:.0f} tokens, training MFU {f.training_mfu:.3f}, "
                        f"log-prob MFU {f.logprob_mfu:.3f} -> {p}", err=True)
     res = paper.predict_table(calibration, engine=engine, workloads=workloads, mechanisms=mechanisms)
-    if out:
+    if out and not sensitivity:  # with --sensitivity only the sensitivity artefacts are written (the table's own
+        # artefact, paper.md with its per-mechanism decomposition, is the plain command's)
         write_dir_or_keep(out, lambda d: paper.save(res, d, paper.artefact_name(settings, engine)), "--out")
     if not as_json:
         typer.echo(paper.format_report(res))
