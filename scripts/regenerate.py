@@ -19,6 +19,7 @@ Steps (each re-runnable alone; the AR refits rewrite the fitted values in worklo
   pins          tests/data/pinned_projections.json            scripts/pin_projections.py
   errors        docs/errors.md                                scripts/gen_errors_doc.py
   rounds        docs/round-costs.md                           scripts/round_table.py (one round's cost by part)
+  engine-rounds docs/engine-round-costs.md                    scripts/engine_round_costs.py (vLLM vs SGLang)
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ STEPS = {
     "nemo-rl": lambda: sh(f"{PY} -m rlsim validate nemo-rl --gb200 --out validation"),
     "pins": lambda: sh(f"{PY} scripts/pin_projections.py", "/dev/null"),
     "rounds": lambda: sh(f"{PY} scripts/round_table.py", "docs/round-costs.md"),
+    "engine-rounds": lambda: sh(f"{PY} scripts/engine_round_costs.py --out docs/engine-round-costs.md", "/dev/null"),
     "errors": lambda: sh(f"{PY} scripts/gen_errors_doc.py", "/dev/null"),
 }
 
