@@ -80,8 +80,9 @@ def plan_cmd(
                                    "(lag >= 1: no drain before a weight sync; NeMo-RL async_grpo.in_flight_weight_updates)"),
     top: int = typer.Option(5, "--top", help="best configurations printed"),
     max_simulations: int = typer.Option(32, "--max-simulations", help="simulations at most (references included)"),
-    time_budget: float = typer.Option(100.0, "--time-budget", help="seconds after which no new round of simulations "
-                                      "starts"),
+    time_budget: Optional[float] = typer.Option(None, "--time-budget", help="seconds after which no new round of "
+                                                "simulations starts (default: none; a wall-clock budget makes the "
+                                                "answer depend on the machine's speed)"),
     executor: str = typer.Option("process", "--executor", help="process (default) | ray | serial"),
     workers: Optional[int] = typer.Option(None, "--workers", help="local worker processes (default: all cores)"),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address"),
@@ -106,7 +107,8 @@ def plan_cmd(
     check_count("--max-lag", max_lag, 0, MAX_LAG, LAG_WHY)
     check_count("--top", top, 1, 1000)
     check_count("--max-simulations", max_simulations, 1, MAX_PLAN_SIMULATIONS, "each is a full projection")
-    check_number("--time-budget", time_budget, 0.0, lo_open=True)
+    if time_budget is not None:
+        check_number("--time-budget", time_budget, 0.0, lo_open=True)
     if steps is not None:
         check_count("--steps", steps, 1, MAX_RUN_STEPS, "the run length the cost per run is counted over")
     if gpu_hour_price is not None:

@@ -27,7 +27,8 @@ as the judge):
    After each round the estimator is calibrated per family (synchronous / drain / in-flight) by the smallest
    simulated-to-estimated ratio seen, and a candidate is pruned as **dominated** when even that optimistic
    bound (estimate x smallest ratio x 0.9) is slower than the best simulated step and no better in GPU-hours
-   than a simulated point. The search stops when nothing is left, or at ``max_simulations`` / ``time_budget_s``.
+   than a simulated point. The search stops when nothing is left, or at ``max_simulations`` (or an opt-in
+   wall-clock ``time_budget_s``); rounds have ROUND_SIZE points whatever the core count: a deterministic answer.
 
 Only simulated points are ranked and printed; each carries the exact ``rlsim project`` command that reproduces
 its step time (the plan simulates the very arguments the command maps to). A speculative simulation also yields
@@ -51,6 +52,7 @@ from ..errors import ConfigurationError, RlsimError
 TRAIN_FRACTIONS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 3 / 8, 1 / 2)  # training pool shares searched at lag >= 1
 PRIOR_RATIO = 0.85  # simulated / estimated assumed before a family has a simulated point (the fluid is optimistic)
 PRUNE_MARGIN = 0.9  # a candidate is dominated only if even 0.9 x its calibrated estimate cannot win
+ROUND_SIZE = 2  # points simulated per search round (independent of the worker count: a deterministic search)
 MAX_TP = 16  # rollout TP searched up to this (and the NVLink domain)
 EXACT_BATCH = 64  # fluid batch sizes priced exactly up to this, on a geometric grid above
 BATCH_GRID = 1.03
@@ -87,7 +89,7 @@ class PlanInputs:
     in_flight: bool = False
     top: int = 5
     max_simulations: int = 32
-    time_budget_s: float = 100.0
+    time_budget_s: float | None = None  # None: no wall-clock stop (the result must not depend on the machine's speed)
     executor: str = "process"
     workers: int | None = None
     address: str | None = None
@@ -716,7 +718,6 @@ def plan(inp: PlanInputs, progress=None) -> PlanResult:
             reason = c.pruned.split(":")[0] + ": " + _short_reason(c.pruned)
             infeasible[reason] = infeasible.get(reason, 0) + 1
     # ---- simulate: references first, then rounds of the most promising
-    workers = inp.workers or (1 if inp.executor == "serial" else max(1, _cpus()))
     ratios: dict[str, float] = {}
     simulated, rounds = 0, 0
     sim_by_cfg: dict[tuple, dict] = {}  # configuration without k -> the simulated AR result
@@ -760,9 +761,12 @@ def plan(inp: PlanInputs, progress=None) -> PlanResult:
         if simulated >= inp.max_simulations:
             stop = f"max_simulations ({inp.max_simulations}) reached"
             break
-        n = min(workers, inp.max_simulations - simulated)
+        # a round is ROUND_SIZE points whatever the worker count (the workers only run it), so the points chosen,
+        # and the answer, do not depend on the machine's cores
+        n = min(ROUND_SIZE, inp.max_simulations - simulated)
         affordable = pending
-        if rate:  # only what the time left allows (a synchronous projection costs a fraction of an asynchronous one)
+        if rate and inp.time_budget_s is not None:  # opt-in wall-clock budget: only what the time left allows (a
+            # synchronous projection costs a fraction of an asynchronous one); machine-dependent by nature
             left = inp.time_budget_s - (time.perf_counter() - t0)
             affordable = [c for c in pending if sim_units(c) * max(rate) <= left]
             if not affordable:
@@ -912,12 +916,6 @@ def _short_reason(msg: str) -> str:
 def _nothing_fits(inp: PlanInputs, infeasible: dict[str, int]) -> str:
     top = max(infeasible, key=infeasible.get) if infeasible else "no configuration in the search space"
     return f"no configuration fits {inp.gpus} GPUs: {top}"
-
-
-def _cpus() -> int:
-    import os
-
-    return os.cpu_count() or 1
 
 
 __all__ = ["Candidate", "DrafterOption", "Estimator", "PlanInputs", "PlanResult", "command", "enumerate_candidates",
