@@ -29,8 +29,7 @@
 # and a 95% confidence interval. Results are cached in `.rlsim-cache/` (or `$RLSIM_CACHE_DIR`), so
 # re-running the notebook is instant. Set `RLSIM_NOTEBOOK_SMALL=1` for a small grid (CI does), or
 # `RLSIM_NOTEBOOK_SIZE=moderate` for k 1, 2, 3, 5, 7 x quality 0.6..0.9 with one seed; unset both for the full
-# grid (3 seeds), at which **the outputs committed with this notebook were executed** (51 s on two cores with an
-# empty cache, 2026-12-02).
+# grid (3 seeds), at which **the outputs committed with this notebook were executed** (about a minute on two cores with an empty cache).
 
 # %%
 # %matplotlib inline

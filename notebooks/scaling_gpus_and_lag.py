@@ -21,7 +21,7 @@
 # to shorten. This notebook sweeps both for RL-Zero / RL-Think (8B) and Qwen3-235B-A22B.
 # `RLSIM_NOTEBOOK_SMALL=1` shrinks the grids (CI); `RLSIM_NOTEBOOK_SIZE=moderate` runs one seed and fewer
 # 235B points; unset both for the full grids (3 seeds), at which **the outputs committed with this notebook were
-# executed** (46 s on two cores with an empty cache, 2026-12-02). The GPU and lag plots draw the absolute step and rollout times (autoregressive solid,
+# executed** (about a minute on two cores with an empty cache). The GPU and lag plots draw the absolute step and rollout times (autoregressive solid,
 # speculative dashed) with the speedup on the right axis: a policy lag shortens both steps even where the ratio
 # falls. Lag >= 1 needs the asynchronous pipeline (`rlsim.pipeline.asynchronous`); the lag section says so if this
 # build lacks it.
