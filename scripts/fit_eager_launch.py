@@ -56,7 +56,7 @@ def fit() -> dict:
     per_kernel = d["time_s"].to_numpy(float) / n_kernels
     q25, q50, q75 = np.percentile(per_kernel, [25, 50, 75])
     return {
-        "eager_forward_s_per_kernel": float(q50),
+        "eager_rollout_s_per_kernel": float(q50),
         "iqr_s_per_kernel": [float(q25), float(q75)],
         "step_median_s": float(np.median(d["time_s"])),
         "kernels_per_step": int(n_kernels),
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     f = fit()
     f.update(fit_step(f["kernels_per_step"]))
-    print(f"eager rollout iteration: {f['eager_forward_s_per_kernel'] * 1e6:.1f} us per kernel (IQR "
+    print(f"eager rollout iteration: {f['eager_rollout_s_per_kernel'] * 1e6:.1f} us per kernel (IQR "
           f"{f['iqr_s_per_kernel'][0] * 1e6:.1f}-{f['iqr_s_per_kernel'][1] * 1e6:.1f}), median step "
           f"{f['step_median_s'] * 1e3:.2f} ms / {f['kernels_per_step']} kernels, {f['n_iterations']} iterations "
           f"of {', '.join(f['fit_runs'])}")
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     o = o[~o["mode"].isin(["eager_forward", "eager_rollout"])]
     gpu = o["gpu"].iloc[0]
     rows = [{"gpu": gpu, "mode": "eager_rollout", "n_kernels": f["kernels_per_step"],
-             "time_per_kernel_s": float(f"{f['eager_forward_s_per_kernel']:.4e}"),
+             "time_per_kernel_s": float(f"{f['eager_rollout_s_per_kernel']:.4e}"),
              "time_s": float(f"{f['step_median_s']:.4e}"), "repeats": f["n_iterations"]},
             {"gpu": gpu, "mode": "eager_forward", "n_kernels": f["kernels_per_step"],
              "time_per_kernel_s": float(f"{f['eager_step_s_per_kernel']:.4e}"),

@@ -57,7 +57,6 @@ REL = 1e-9  # floating-point slack of "never slower"
 def scenario_kwargs(draw, k: int | None = None, speculation: bool = True, lag: int = 0):
     """``build_scenario`` arguments of a small valid scenario (a few prompts, short responses)."""
     wl = draw(st.sampled_from(sorted(WORKLOADS)))
-    rs = WORKLOADS[wl]
     kw = dict(workload=wl, calibration=draw(st.sampled_from(["roofline", "auto"])),
               num_prompts_per_step=draw(st.integers(1, 8)), num_generations_per_prompt=draw(st.integers(1, 6)),
               response_median_tokens=float(draw(st.integers(4, 400))), max_new_tokens=draw(st.integers(16, 1200)),

@@ -661,7 +661,7 @@ class IterationCostModel:
         # step above the capture size still runs vLLM's torch.compile'd forward (Inductor's generated wrapper
         # launches the kernels): the bare launch cost, not measured for Inductor (a lower bound)
         replay = self._replay_host_s()
-        per_kernel = lat["eager_forward_launch_s"] if self.enforce_eager else lat["eager_launch_s"]
+        per_kernel = self._no_graph_launch_s()
         n_layers = self.model.num_hidden_layers
         launch = np.where(mode == FULL, replay,
                           np.where(mode == PIECEWISE, (n_layers + 1) * replay
@@ -674,6 +674,12 @@ class IterationCostModel:
         d, h = self._engine_component("graph_replay", 1.0, 0, 0) if self.engine_tables.has_component("graph_replay") \
             else (0.0, 10e-6)
         return float(np.asarray(h).reshape(-1)[0])
+
+    def _no_graph_launch_s(self) -> float:
+        """Host seconds per kernel of a forward that runs with no graph: the plain modules' eager forward under
+        enforce_eager (measured), else the compiled forward's bare launch (a lower bound)."""
+        lat = self.timer.latency
+        return lat["eager_forward_launch_s"] if self.enforce_eager else lat["eager_launch_s"]
 
     def _draft_host_s(self, B, k, first_T, n_later=None):
         """Host seconds of the k draft passes of a round (vLLM's EagleProposer): the first pass's input
@@ -697,7 +703,7 @@ class IterationCostModel:
             return np.where((k > 0) & (B > 0), total, 0.0)
         # enforce_eager: no graph for the drafter either (vLLM's CUDAGraphMode NONE)
         fits = (first_T * self.dp <= self.capture_limit_tokens) & (not self.enforce_eager)
-        per_kernel = lat["eager_forward_launch_s"] if self.enforce_eager else lat["eager_launch_s"]  # as the target's
+        per_kernel = self._no_graph_launch_s()
         if e.graphs.drafter == "piecewise":
             fwd_first = np.where(fits, (n_layers + 1) * replay + n_layers * ATTENTION_LAUNCHES_PER_LAYER * lat["eager_launch_s"],
                                  (n_layers * self.kernels_per_layer + 4) * per_kernel)

@@ -54,6 +54,7 @@ import numpy as np
 from ..catalog import HardwareProfile, ModelSpec, TrainingParallelism
 from ..errors import ConfigurationError
 from . import mla, network
+from .training_memory import stage_params
 from .timer import BYTES, KernelTimer
 
 # Kernels Megatron-core + Transformer Engine launch per layer and forward pass (fused norm+linear, rope,
@@ -425,22 +426,7 @@ class TrainingLayoutModel:
     # ------------------------------------------------------------------ parameters per GPU
     def params_per_gpu(self) -> tuple[float, float]:
         """(dense parameters, expert parameters) held by one GPU (its largest stage)."""
-        m, L = self.model, self.layout
-        attn = (mla.attention_params_per_gpu(m, L.tp) if m.is_mla else m.attention_params / L.tp)
-        dense, expert = 0.0, 0.0
-        for s, (nd, nm) in enumerate(L.stage_layers):
-            d = (nd + nm) * attn + nd * m.dense_mlp_params / L.tp
-            e = 0.0
-            if m.is_moe and nm:
-                d += nm * (m.hidden_size * m.num_experts + 3 * m.hidden_size * m.shared_expert_intermediate / L.tp)
-                e = nm * m.num_experts * 3 * m.hidden_size * m.moe_intermediate_size / (L.ep * L.etp)
-            if s == 0:
-                d += m.vocab_size * m.hidden_size / L.tp
-            if s == L.pp - 1 and not m.tie_word_embeddings:
-                d += m.vocab_size * m.hidden_size / L.tp
-            if d + e > dense + expert:
-                dense, expert = d, e
-        return dense, expert
+        return max(stage_params(self.model, self.layout), key=sum)  # the first largest stage on ties
 
     def _optimizer(self, backward_last_s: float, forward_first_s: float, n_opt_steps: int) -> dict[str, float]:
         L, hw, t = self.layout, self.hardware, self.timer

@@ -209,14 +209,10 @@ def speedup_vs(df, x: str, *, metrics: Sequence[str] = ("speedup_generation", "s
     metrics = [m for m in metrics if m in df.columns]
     if not metrics:
         raise ConfigurationError("the sweep table has none of the requested metrics")
-    if hue == "auto":
-        hue = _auto_hue(df, [c for c in ("draft_quality", "acceptance_length_input", "drafter", "k", "lag", "gpus",
-                                         "hardware", "model") if c != x])
+    hue = _line_hue(df, x, hue)
     facets = _facets(df, facet)
     fig, axes = _figure(len(facets), len(metrics))
-    if logx is None:
-        xs = df[x].dropna().to_numpy(dtype=float) if _numeric_x(df, x) else np.array([1.0])
-        logx = x in ("gpus", "gen_gpus", "train_gpus") and len(xs) and xs.min() > 0 and xs.max() / xs.min() >= 4
+    logx = _line_logx(df, x, logx)
     cmap = _cmap(df, hue)
     for r, (flabel, g) in enumerate(facets):
         groups = [(None, g)] if hue is None else list(g.groupby(hue, sort=True))
@@ -228,12 +224,7 @@ def speedup_vs(df, x: str, *, metrics: Sequence[str] = ("speedup_generation", "s
                             color=cmap(hv), label=None if hue is None else _fmt_hue(hue, hv))
             if m.startswith("speedup"):
                 ax.axhline(1.0, color="0.5", lw=0.8, ls="--")
-            if logx:
-                ax.set_xscale("log", base=2)
-                ticks = sorted(g[x].dropna().unique())
-                ax.set_xticks(ticks, [str(int(t)) for t in ticks])
-            elif x in ("k", "lag") and _numeric_x(g, x):
-                ax.set_xticks(sorted(int(v) for v in g[x].dropna().unique()))
+            _x_ticks(ax, g, x, logx)
             ax.set_xlabel(AXIS_LABELS.get(x, x))
             ax.set_ylabel(METRIC_LABELS.get(m, m))
             head = METRIC_LABELS.get(m, m).replace(" speedup", "")
@@ -266,14 +257,10 @@ def times_and_speedup(df, x: str, *, metrics: Sequence[str] = ("speedup_step", "
         pairs.append((m, a if a in df.columns else None, s if s in df.columns else None, ph))
     if not pairs:
         raise ConfigurationError("the sweep table has none of the requested metrics")
-    if hue == "auto":
-        hue = _auto_hue(df, [c for c in ("draft_quality", "acceptance_length_input", "drafter", "k", "lag", "gpus",
-                                         "hardware", "model") if c != x])
+    hue = _line_hue(df, x, hue)
     facets = _facets(df, facet)
     fig, axes = _figure(len(facets), len(pairs), w=5.6, h=4.0)
-    if logx is None:
-        xs = df[x].dropna().to_numpy(dtype=float) if _numeric_x(df, x) else np.array([1.0])
-        logx = x in ("gpus", "gen_gpus", "train_gpus") and len(xs) and xs.min() > 0 and xs.max() / xs.min() >= 4
+    logx = _line_logx(df, x, logx)
     cmap = _cmap(df, hue)
     for r, (flabel, g) in enumerate(facets):
         groups = [(None, g)] if hue is None else list(g.groupby(hue, sort=True))
@@ -296,12 +283,7 @@ def times_and_speedup(df, x: str, *, metrics: Sequence[str] = ("speedup_step", "
             ax.set_ylim(bottom=0)
             lo, hi = ax2.get_ylim()
             ax2.set_ylim(min(lo, 0.9), max(hi, 1.1))
-            if logx:
-                ax.set_xscale("log", base=2)
-                ticks = sorted(g[x].dropna().unique())
-                ax.set_xticks(ticks, [str(int(t_)) for t_ in ticks])
-            elif x in ("k", "lag") and _numeric_x(g, x):
-                ax.set_xticks(sorted(int(v) for v in g[x].dropna().unique()))
+            _x_ticks(ax, g, x, logx)
             what = {"step": "step", "generation": "rollout (generation)",
                     "exposed_generation": "exposed generation"}.get(ph, ph or m)
             ax.set_xlabel(AXIS_LABELS.get(x, x))
@@ -315,6 +297,32 @@ def times_and_speedup(df, x: str, *, metrics: Sequence[str] = ("speedup_step", "
                 ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="best")
     _suptitle(fig, df, title, skip=[x, hue or "", facet or ""])
     return fig
+
+
+def _line_hue(df, x: str, hue):
+    """The line colour column: ``auto`` picks the first varying setting other than ``x``."""
+    if hue != "auto":
+        return hue
+    return _auto_hue(df, [c for c in ("draft_quality", "acceptance_length_input", "drafter", "k", "lag", "gpus",
+                                      "hardware", "model") if c != x])
+
+
+def _line_logx(df, x: str, logx):
+    """A log2 x axis for GPU counts spanning 4x or more (unless given)."""
+    if logx is not None:
+        return logx
+    xs = df[x].dropna().to_numpy(dtype=float) if _numeric_x(df, x) else np.array([1.0])
+    return x in ("gpus", "gen_gpus", "train_gpus") and len(xs) and xs.min() > 0 and xs.max() / xs.min() >= 4
+
+
+def _x_ticks(ax, g, x: str, logx) -> None:
+    """Log2 axis with the swept values as ticks, or integer ticks for k and lag."""
+    if logx:
+        ax.set_xscale("log", base=2)
+        ticks = sorted(g[x].dropna().unique())
+        ax.set_xticks(ticks, [str(int(t)) for t in ticks])
+    elif x in ("k", "lag") and _numeric_x(g, x):
+        ax.set_xticks(sorted(int(v) for v in g[x].dropna().unique()))
 
 
 def _cmap(df, hue):
