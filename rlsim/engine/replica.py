@@ -163,16 +163,19 @@ class _AdvanceStreams:
         start = np.zeros(slots.size, np.int64)
         np.cumsum(slots[:-1], out=start[1:])
         off = np.zeros(slots.size, np.int64) if row_ids is None else np.asarray(row_ids, np.int64) * self.BIG
-        g = np.cumsum(np.asarray(adv).astype(np.int64))  # running sum over all rows' advances (widened first: fast)
         first = start - np.arange(slots.size)  # each row's first advance in ``adv``
-        prev = np.where(first > 0, g[np.maximum(first - 1, 0)], 0) if g.size else np.zeros(slots.size, np.int64)
-        shift = off - prev  # row j's entries: its offset, then g - g(before the row) + offset
         vals = np.empty(int(adv.size + slots.size), np.int64)
-        if slots.size * 200 < adv.size:  # long rows: copy row by row
+        if slots.size * 64 < adv.size:  # long rows: each row's running sum written in place (the same integers)
+            adv = np.asarray(adv)
             for j, (s0, f0, r) in enumerate(zip(start.tolist(), first.tolist(), rounds.tolist())):
+                row = vals[s0 + 1: s0 + 1 + r]
+                np.cumsum(adv[f0: f0 + r], dtype=np.int64, out=row)
+                row += off[j]
                 vals[s0] = off[j]
-                np.add(g[f0: f0 + r], shift[j], out=vals[s0 + 1: s0 + 1 + r])
         else:
+            g = np.cumsum(np.asarray(adv).astype(np.int64))  # running sum over all rows' advances (widened first: fast)
+            prev = np.where(first > 0, g[np.maximum(first - 1, 0)], 0) if g.size else np.zeros(slots.size, np.int64)
+            shift = off - prev  # row j's entries: its offset, then g - g(before the row) + offset
             mask = np.ones(vals.size, bool)
             mask[start] = False
             vals[mask] = g + np.repeat(shift, rounds)
