@@ -9,7 +9,7 @@ import pytest
 from rlsim.catalog import load_hardware
 from rlsim.catalog.loader import catalog_dir
 from rlsim.costmodel.calib_timer import CalibratedTimer, calibrated_timer
-from rlsim.costmodel.calibration_report import report
+from rlsim.validation.calibration_report import report
 from rlsim.costmodel.select import get_timer
 
 GPUS = [p.name for p in sorted(catalog_dir("calibration").iterdir()) if (p / "report.json").is_file()]
