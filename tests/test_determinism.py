@@ -90,7 +90,7 @@ def test_fit_cache_key_covers_every_meta_file(tmp_path):
 
 
 def test_variable_acceptance_solve_independent_of_order():
-    from rlsim.engine import variable_acceptance as va
+    from rlsim.speculation import variable_acceptance as va
     from rlsim.speculation import AcceptanceModel
 
     base = AcceptanceModel.from_acceptance_length(3, 2.8)
