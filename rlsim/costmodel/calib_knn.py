@@ -16,13 +16,19 @@ def _nearest(d: np.ndarray, k: int, groups: np.ndarray | None = None) -> np.ndar
     stably: the nearest k, and among equals the lowest row index, on every machine.
 
     ``groups`` (sizes of consecutive row groups): each group rounded by its own scale, as if it were its own call."""
+    finite = bool(np.isfinite(d).all())
     if groups is None:
-        scale = np.where(np.isfinite(d), np.abs(d), 0.0).max(initial=0.0) or 1.0
+        scale = (d.max(initial=0.0) if finite and not (d < 0).any() else
+                 np.where(np.isfinite(d), np.abs(d), 0.0).max(initial=0.0)) or 1.0
     else:
-        row_max = np.where(np.isfinite(d), np.abs(d), 0.0).max(axis=1, initial=0.0)
+        row_max = (d.max(axis=1, initial=0.0) if finite and not (d < 0).any() else
+                   np.where(np.isfinite(d), np.abs(d), 0.0).max(axis=1, initial=0.0))
         g = np.maximum.reduceat(row_max, np.concatenate([[0], np.cumsum(groups)[:-1]]))
         scale = np.repeat(np.where(g == 0.0, 1.0, g), groups)[:, None]
-    dq = np.where(np.isfinite(d), np.round(d / scale, 9), np.inf)
+    dq = d / scale
+    np.round(dq, 9, out=dq)
+    if not finite:
+        dq[~np.isfinite(d)] = np.inf
     k = min(k, dq.shape[1])
     # the k-th smallest value (an order-free quantity), then: every column below it, and the lowest-index
     # columns equal to it until k are taken; columns come back in index order (O(columns) per row)
@@ -30,8 +36,25 @@ def _nearest(d: np.ndarray, k: int, groups: np.ndarray | None = None) -> np.ndar
     less = dq < kth
     eq = dq == kth
     need = k - less.sum(axis=1, keepdims=True)
-    sel = less | (eq & (np.cumsum(eq.astype(np.int64), axis=1) <= need))
+    tied = (eq.sum(axis=1, keepdims=True) > need).ravel()  # rows with more columns at the k-th value than it takes
+    sel = less | eq
+    if tied.any():
+        sel[tied] = less[tied] | (eq[tied] & (np.cumsum(eq[tied].astype(np.int64), axis=1) <= need[tied]))
     return np.nonzero(sel)[1].reshape(dq.shape[0], k)
+
+
+def _distances(Zq: np.ndarray, ZT: np.ndarray) -> np.ndarray:
+    """Euclidean distances of each query row of ``Zq`` to each measured point (columns of ``ZT``, features x points):
+    the squared differences summed feature after feature, in feature order (the order ``sum(-1)`` over the
+    features adds them), one query-by-point array at a time."""
+    acc = np.subtract.outer(Zq[:, 0], ZT[0])
+    np.multiply(acc, acc, out=acc)
+    tmp = np.empty_like(acc)
+    for j in range(1, ZT.shape[0]):
+        np.subtract.outer(Zq[:, j], ZT[j], out=tmp)
+        np.multiply(tmp, tmp, out=tmp)
+        acc += tmp
+    return np.sqrt(acc, out=acc)
 
 
 class LogRatioKNN:
@@ -42,6 +65,7 @@ class LogRatioKNN:
 
     def __init__(self, Z: np.ndarray, log_ratio: np.ndarray, scale: np.ndarray, k: int = 4):
         self.Z = np.asarray(Z, float) * scale
+        self.ZT = np.ascontiguousarray(self.Z.T)  # one contiguous row per feature (the distance loop)
         self.y = np.asarray(log_ratio, float)
         self.scale = np.asarray(scale, float)
         self.k = min(k, len(self.y))
@@ -51,7 +75,7 @@ class LogRatioKNN:
     def predict(self, Zq: np.ndarray, exclude: np.ndarray | None = None, groups: np.ndarray | None = None) -> np.ndarray:
         """``groups``: sizes of consecutive query groups, each predicted as if alone (see ``_nearest``)."""
         Zq = np.atleast_2d(np.asarray(Zq, float)) * self.scale
-        d = np.sqrt(((Zq[:, None, :] - self.Z[None, :, :]) ** 2).sum(-1))
+        d = _distances(Zq, self.ZT)
         if exclude is not None:
             d[np.arange(len(Zq)), exclude] = np.inf
         idx = _nearest(d, self.k, groups)
