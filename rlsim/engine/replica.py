@@ -141,11 +141,10 @@ class _AdvanceStreams:
             mask = np.ones(vals.size, bool)
             mask[start] = False
             vals[mask] = adv
-        row_sum = np.zeros(slots.size, np.int64)
-        nz = rounds > 0
-        if nz.any():
-            row_sum[nz] = np.add.reduceat(adv, first[nz], dtype=np.int64)
-        vals[start] = off - np.concatenate([[0], off[:-1] + row_sum[:-1]])
+        if slots.size:
+            vals[start] = 0
+            row_sum = np.add.reduceat(vals, start)  # each row's advances (its leading entry 0)
+            vals[start] = off - np.concatenate([[0], off[:-1] + row_sum[:-1]])
         np.cumsum(vals, out=vals)
         return vals, start, slots
 
