@@ -15,7 +15,6 @@ from rlsim.scenario import build_scenario
 EX = Path(__file__).resolve().parents[1] / "examples"
 SYNC = EX / "nemo_rl_grpo_qwen3_8b_base_eagle3.yaml"
 ASYNC = EX / "nemo_rl_grpo_qwen3_8b_async.yaml"
-HAS_ASYNC = importlib.util.find_spec("rlsim.pipeline.asynchronous") is not None
 runner = CliRunner()
 
 
@@ -93,7 +92,6 @@ def test_cli_from_nemo_rl_json_and_flag_override():
     assert "used  grpo.num_prompts_per_step = 64" in r.stdout and "ratio_clip_max" in r.stdout  # every key
 
 
-@pytest.mark.skipif(not HAS_ASYNC, reason="asynchronous pipeline (rlsim.pipeline.asynchronous) not in this build")
 def test_cli_async_recipe_projects():
     r = runner.invoke(app, ["project", "--from-nemo-rl", str(ASYNC), "--json"])
     assert r.exit_code == 0, r.output

@@ -295,15 +295,6 @@ def test_free_draft_with_full_acceptance_never_loses(inp, k):
 
 
 # ------------------------------------------------------------------ asynchronous RL
-def _async_available() -> bool:
-    try:
-        from rlsim.pipeline import asynchronous  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-needs_async = pytest.mark.skipif(not _async_available(), reason="rlsim.pipeline.asynchronous not in this build")
 
 
 @st.composite
@@ -319,7 +310,6 @@ def async_kwargs(draw, lag: int = 1):
     return kw
 
 
-@needs_async
 @_settings(30)
 @given(kw=async_kwargs(lag=0))
 def test_async_lag0_reproduces_sync_step(kw):
@@ -336,7 +326,6 @@ def test_async_lag0_reproduces_sync_step(kw):
     np.testing.assert_allclose(per_step, sync, rtol=1e-9)
 
 
-@needs_async
 @_settings(20)
 @given(kw=async_kwargs(lag=1), more=st.integers(1, 2))
 def test_async_larger_lag_never_slower(kw, more):
@@ -355,7 +344,6 @@ def test_async_larger_lag_never_slower(kw, more):
     assert (hi.mean(0) <= lo.mean(0) + noise + REL * lo.mean(0)).all(), (lo, hi)
 
 
-@needs_async
 @_settings(30)
 @given(kw=async_kwargs(lag=1), lag=st.integers(0, 3), partial=st.booleans(), in_flight=st.booleans())
 def test_async_never_trains_trajectories_older_than_lag(kw, lag, partial, in_flight):

@@ -52,7 +52,8 @@ def _acceptance_inputs(al_curve: str | None, acceptance_from: str | None) -> tup
 
 def _simulate(sc, samples: int, kv_reserve_bytes: float = 0.0) -> dict:
     """Mean over ``samples`` sampled steps of the AR and speculative sync step (pipeline API)."""
-    from ..pipeline import build_setup, simulate_sync_step
+    from ..pipeline import build_setup
+    from ..pipeline.run import simulate_steps
 
     setup = build_setup(sc)
     if kv_reserve_bytes > 0:
@@ -60,9 +61,7 @@ def _simulate(sc, samples: int, kv_reserve_bytes: float = 0.0) -> dict:
         lost = int(math.ceil(kv_reserve_bytes / mem.kv_bytes_per_token_per_gpu)) * setup.layout.data_parallel_size
         setup.memory_spec = dataclasses.replace(mem, kv_capacity_tokens=max(mem.kv_capacity_tokens - lost, 1))
     out = {"gen_ar": [], "step_ar": [], "gen": [], "step": [], "al": [], "preempt": []}
-    for s in range(samples):
-        ar, _ = simulate_sync_step(setup, speculative=False, step=s)
-        sp, _ = simulate_sync_step(setup, speculative=True, step=s)
+    for ar, sp in zip(simulate_steps(setup, False, range(samples)), simulate_steps(setup, True, range(samples))):
         out["gen_ar"].append(ar.phases_s["generation"]); out["step_ar"].append(ar.step_s)
         out["gen"].append(sp.phases_s["generation"]); out["step"].append(sp.step_s)
         out["al"].append(sp.generation.realized_acceptance_length); out["preempt"].append(sp.generation.preemptions)

@@ -324,35 +324,20 @@ def _ar_key(scenario) -> str:
     return json.dumps(d, sort_keys=True, default=str)
 
 
-class _ReuseAutoregressiveStep:
-    """While active, ``project()``'s synchronous autoregressive step is memoised per ``_ar_key``: the
-    sweep calls ``project()`` unchanged (one source of truth) and only the repeated AR simulation is
-    skipped. Async scenarios (lag >= 1) simulate both modes together and are not affected."""
+def memo_ar_step(setup):
+    """The synchronous autoregressive step of ``setup``, memoised per ``_ar_key`` (the ``ar_step`` a sweep passes to
+    ``pipeline.run.project``): scenarios that differ only in their speculation share one AR simulation. Async
+    scenarios (lag >= 1) simulate both modes together and do not call it."""
+    from ..pipeline.run import sync_ar_step
 
-    def __enter__(self):
-        from . import api
-
-        self._api, self._orig = api, api.simulate_sync_step
-        orig = self._orig
-
-        def memo(setup, speculative, *args, **kwargs):
-            if speculative or args or kwargs:
-                return orig(setup, speculative, *args, **kwargs)
-            key = _ar_key(setup.scenario)
-            hit = _AR_MEMO.get(key)
-            if hit is None:
-                hit = orig(setup, speculative)
-                if len(_AR_MEMO) >= _AR_MEMO_MAX:
-                    _AR_MEMO.pop(next(iter(_AR_MEMO)))
-                _AR_MEMO[key] = hit
-            return hit
-
-        api.simulate_sync_step = memo
-        return self
-
-    def __exit__(self, *exc):
-        self._api.simulate_sync_step = self._orig
-        return False
+    key = _ar_key(setup.scenario)
+    hit = _AR_MEMO.get(key)
+    if hit is None:
+        hit = sync_ar_step(setup)
+        if len(_AR_MEMO) >= _AR_MEMO_MAX:
+            _AR_MEMO.pop(next(iter(_AR_MEMO)))
+        _AR_MEMO[key] = hit
+    return hit
 
 
 def _tune_worker_malloc() -> None:
@@ -373,15 +358,11 @@ def _tune_worker_malloc() -> None:
 
 def run_scenario(scenario, reuse_ar: bool = True) -> dict:
     """Simulate one scenario; returns a flat record (picklable, JSON-able). User errors become ``error``."""
-    from .api import project
+    from ..pipeline.run import project
 
     t0 = time.perf_counter()
     try:
-        if reuse_ar:
-            with _ReuseAutoregressiveStep():
-                res = project(scenario)
-        else:
-            res = project(scenario)
+        res = project(scenario, ar_step=memo_ar_step if reuse_ar else None)
     except RlsimError as e:
         return {"error": str(e)}
     row = res.summary_row()
@@ -665,7 +646,6 @@ def sweep(grid: dict | str | os.PathLike | None = None, *, seeds: int | Iterable
     from ..scenario import build_scenario
 
     # 1) resolve every (point, seed) up front: impossible points fail before any simulation runs
-    has_async = importlib.util.find_spec("rlsim.pipeline.asynchronous") is not None
     rows: list[dict] = []
     jobs: dict[str, Any] = {}
     for i, pt in enumerate(grid_points):
@@ -674,10 +654,6 @@ def sweep(grid: dict | str | os.PathLike | None = None, *, seeds: int | Iterable
             row = {"point": i, **{canonical_axis(k): v for k, v in pt.items()}, "seed": s}
             try:
                 sc = build_scenario(**kw, seed=s)
-                if sc.lag > 0 and not has_async:
-                    raise ConfigurationError(
-                        f"lag = {sc.lag}: asynchronous RL (rlsim.pipeline.asynchronous) is not in this build yet, so "
-                        "lag >= 1 cannot be simulated; sweep lag = 0 only (or pass skip_invalid / --skip-invalid)")
             except RlsimError as e:
                 msg = str(e)
                 if not skip_invalid:

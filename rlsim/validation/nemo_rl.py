@@ -90,16 +90,13 @@ def scenario_kwargs(row: Row, hardware: str = "h100-sxm", gpus: int | None = Non
 
 def predict(row: Row, hardware: str = "h100-sxm", calibration: str = "auto", gpus: int | None = None) -> dict:
     """rlsim's step and phases for one row (autoregressive, steady state for async rows)."""
-    from ..pipeline import build_setup, simulate_sync_step
-    from ..pipeline.asynchronous import async_step_result, simulate_async
+    from ..pipeline import build_setup
+    from ..pipeline.run import simulate_one
     from ..scenario import build_scenario
 
     sc = build_scenario(**scenario_kwargs(row, hardware, gpus), calibration=calibration)
     setup = build_setup(sc)
-    if sc.lag > 0:
-        r = async_step_result(setup, simulate_async(setup, False))
-    else:
-        r, _ = simulate_sync_step(setup, False)
+    r = simulate_one(setup, speculative=False)
     ph = r.phases_s
     out = {"recipe": row.recipe, "model": row.model, "policy": row.policy, "hardware": hardware,
            "gpus": gpus or row.gpus, "gen_gpus": setup.gen_gpus, "train_gpus": setup.train_gpus,

@@ -30,7 +30,8 @@ from ..catalog.loader import catalog_dir, load_workload
 from ..costmodel import IterationBatch, IterationCostModel
 from ..costmodel.training import DEFAULT_MFU, logprob_time, training_time
 from ..engine import simulate_rollout
-from ..pipeline import build_setup, simulate_sync_step
+from ..pipeline import build_setup
+from ..pipeline.run import simulate_steps
 from ..scenario import build_scenario
 
 # The study's Table 1 (shared/reference/paper-8b.md), seconds. k = 3, EAGLE-3 DAPO-initialised.
@@ -262,11 +263,7 @@ def predict_table_rows(wl: str, calibration: str = "auto", **scenario_kwargs) ->
     """Table 1 rows (AR and spec) predicted for one workload, mean over the fit seeds."""
     setup = build_setup(_scenario(wl, calibration, **scenario_kwargs))
     rows = {"ar": {}, "spec": {}}
-    acc = {"ar": [], "spec": []}
-    for s in FIT_SEEDS:
-        for mode, spec in (("ar", False), ("spec", True)):
-            r, _ = simulate_sync_step(setup, spec, step=s)
-            acc[mode].append(r)
+    acc = {"ar": simulate_steps(setup, False, FIT_SEEDS), "spec": simulate_steps(setup, True, FIT_SEEDS)}
     for mode in ("ar", "spec"):
         rs = acc[mode]
         ph = {k: float(np.mean([r.phases_s[k] for r in rs])) for k in rs[0].phases_s}
