@@ -1018,7 +1018,7 @@ def run_case(case: Case, workdir: Path) -> Outcome:
             return _run_api({k: (sub(v) if isinstance(v, str) else v) for k, v in case.api.items()}, case.call)
         from typer.testing import CliRunner
 
-        from rlsim.report.cli import app
+        from rlsim.cli import app
 
         r = CliRunner().invoke(app, [sub(a) for a in case.args], prog_name="rlsim")
         err = r.stderr

@@ -10,7 +10,7 @@ from rlsim import project_scenario
 from rlsim.engine import SpecPolicy
 from rlsim.engine.variable_acceptance import VariableAcceptancePolicy, _al_of_rates
 from rlsim.errors import ConfigurationError
-from rlsim.report.cli import app
+from rlsim.cli import app
 from rlsim.speculation import AcceptanceModel
 from rlsim.speculation.adaptive import (context_by_batch, cuda_graph_cost, format_k_schedule, goodput_table,
                                         k_for_batch, optimal_schedule, parse_k_schedule, validate_k_schedule,
@@ -118,7 +118,7 @@ def test_cuda_graph_cost_counts_tiers():
 
 
 def test_optimize_k_small():
-    from rlsim.report.cmd_adaptive import optimize_k
+    from rlsim.studies.optimize_k import optimize_k
 
     r = optimize_k(workload="rl-zero-8b", k_max=3, reference=False, calibration="roofline")
     validate_k_schedule(r["schedule"], 15, 1024)

@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from rlsim.errors import ConfigurationError
-from rlsim.report.cli import app
-from rlsim.report.nemo_rl import from_nemo_rl, merge_flags
+from rlsim.cli import app
+from rlsim.studies.nemo_rl import from_nemo_rl, merge_flags
 from rlsim.scenario import build_scenario
 
 EX = Path(__file__).resolve().parents[1] / "examples"
@@ -224,7 +224,7 @@ def test_dynamic_batching_micro_batches_pad_to_their_longest():
 
 
 def test_interpolation_resolvers():
-    from rlsim.report.configread import resolve_interpolations
+    from rlsim.studies.configread import resolve_interpolations
 
     d = resolve_interpolations({"a": 4096, "b": 2, "c": "${mul:${a}, ${b}}", "d": "${oc.select:x.y,7}",
                                 "e": "x-${a}", "f": "${.rel}", "g": "${max:${a}, 8192}"})

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from rlsim import project_scenario, sweep
 from rlsim.errors import ConfigurationError
 from rlsim.report import plots
-from rlsim.report.cli import app
+from rlsim.cli import app
 
 SMALL = dict(workload="rl-zero-8b", num_prompts_per_step=4)
 runner = CliRunner()

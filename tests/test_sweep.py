@@ -10,9 +10,9 @@ from typer.testing import CliRunner
 
 from rlsim import project_scenario, sweep
 from rlsim.errors import ConfigurationError
-from rlsim.report import sweep as sw
-from rlsim.report.cli import app
-from rlsim.report.cmd_sweep import parse_values
+from rlsim.studies import sweep as sw
+from rlsim.cli import app
+from rlsim.cli.cmd_sweep import parse_values
 
 # a small but real scenario: the RL-Zero workload with 8 prompts x 32 generations per step (256 sequences)
 SMALL = dict(workload="rl-zero-8b", num_prompts_per_step=8)

@@ -1,7 +1,7 @@
 """NeMo-RL v0.6.0's measured H100 step times at scale beside rlsim's predictions: ``rlsim validate nemo-rl``.
 
 Each row of shared/reference/nemo-rl-performance-h100.md is re-predicted from its recipe (``defaults:`` chain
-resolved by ``report.nemo_rl.from_nemo_rl``) and the measured mean sequence length (``avg_seq_len``), on
+resolved by ``studies.nemo_rl.from_nemo_rl``) and the measured mean sequence length (``avg_seq_len``), on
 ``h100-sxm``, autoregressive (k = 0), as ``rlsim project --from-nemo-rl RECIPE --hardware h100-sxm
 --avg-seq-len N --k 0`` does. Nothing in rlsim is fitted to these rows (see docs/validation.md): every
 constant comes from the calibration tables, the hardware profiles, the catalog or the recipe.
@@ -74,7 +74,7 @@ def recipe_dir() -> Path:
 def scenario_kwargs(row: Row, hardware: str = "h100-sxm", gpus: int | None = None) -> dict:
     """``build_scenario`` arguments of a row: the recipe's, the measured mean length, k = 0, and for another GPU
     count the recipe's generation / training split scaled in proportion."""
-    from ..report.nemo_rl import from_nemo_rl
+    from ..studies.nemo_rl import from_nemo_rl
 
     m = from_nemo_rl(recipe_dir() / f"{row.recipe}.yaml")
     kw = dict(m.kwargs)

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from .cli import user_errors
+from .common import user_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -42,7 +42,7 @@ def timeline_cmd(
     and generation replicas (non-colocated)."""
     from ..inputs import MAX_TIMELINE_REPLICAS, MAX_TIMELINE_STEPS, TIMELINE_WHY, check_count, check_output_file
     from ..scenario import build_scenario
-    from .timeline import plot_timeline
+    from ..report.timeline import plot_timeline
 
     from ..errors import ConfigurationError
 
@@ -75,7 +75,7 @@ def timeline_cmd(
         sc = sc.model_copy(update={"workload": sc.workload.model_copy(update={"colocated": False})})
     from ..pipeline import build_setup
 
-    from .progress import StageProgress
+    from ..report.progress import StageProgress
 
     n_rep = build_setup(sc).n_replicas
     drawn = min(replicas, n_rep)
@@ -84,7 +84,7 @@ def timeline_cmd(
         else " (all)" if drawn == n_rep else f" (--replicas {replicas}; raise it to draw more)")
     with StageProgress(f"simulating {steps} steady-state steps of {sc.workload.model}"):
         if fmt == "perfetto":
-            from .perfetto import summarize, timeline_trace, write_trace
+            from ..report.perfetto import summarize, timeline_trace, write_trace
 
             trace = timeline_trace(sc, speculative=not autoregressive, n_replicas=replicas, n_steps=steps,
                                    rounds=rounds)

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import ConfigurationError, RlsimError
+from .seeds import seed_list
 from .yamlio import read_yaml_mapping
 
 CACHE_FORMAT = "v1"
@@ -201,37 +202,14 @@ def expand_grid(axes: dict, points: list[dict] | None = None) -> list[dict]:
     return out
 
 
-def seed_list(seeds) -> list[int]:
-    """``seeds``: a count N (seeds 0..N-1) or a list of distinct seeds >= 0, at most MAX_SEEDS of them."""
-    import numpy as np
-
-    from ..inputs import MAX_SEEDS, SEEDS_WHY, as_int
-
-    allowed = f"a count 1..{MAX_SEEDS} or a list of up to {MAX_SEEDS} distinct integers >= 0"
-    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, (bool, np.bool_)):
-        if not 1 <= seeds <= MAX_SEEDS:
-            raise ConfigurationError(f"seeds = {seeds}; allowed: {allowed}" + (f" ({SEEDS_WHY})" if seeds > 0 else ""))
-        return list(range(int(seeds)))
-    if not isinstance(seeds, (list, tuple, range)) and not hasattr(seeds, "tolist"):
-        raise ConfigurationError(f"seeds = {seeds!r} (a {type(seeds).__name__}); allowed: {allowed}")
-    if len(seeds) > MAX_SEEDS:
-        raise ConfigurationError(f"seeds: {len(seeds):,} seeds; allowed: {allowed} ({SEEDS_WHY})")
-    vals = [as_int("seeds", s, allowed) for s in _as_values(seeds, "seeds")]
-    if any(v < 0 for v in vals):
-        raise ConfigurationError(f"seeds {vals}: a negative seed; allowed: {allowed}")
-    if len(set(vals)) != len(vals):
-        raise ConfigurationError(f"seeds {vals} repeat a seed")
-    return vals
-
-
 def describe_point(point: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in point.items()) or "(workload defaults)"
 
 
 # ------------------------------------------------------------------------------------------- hashing
-_FINGERPRINT_SKIP = ("report/sweep.py", "report/plots.py", "report/cli.py", "report/tables.py", "report/nemo_rl.py",
-                     "report/cmd_", "report/configread.py", "report/verl.py", "report/perfetto.py",
-                     "report/progress.py", "report/timeline.py")
+# sources no result depends on: the command line, the reports, the sweep machinery itself and the recipe importers
+_FINGERPRINT_SKIP = ("cli/", "report/", "studies/sweep.py", "studies/nemo_rl.py", "studies/configread.py",
+                     "studies/verl.py")
 
 
 @functools.lru_cache(maxsize=None)

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from .cli import emit_json, user_errors
+from .common import emit_json, user_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -121,13 +121,13 @@ def project_cmd(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ):
     """Step time of one RL step, autoregressive vs speculative, phase by phase."""
-    from .api import build_scenario, project
-    from .seeds import project_seeds, seed_list
+    from ..api import build_scenario, project
+    from ..studies.seeds import project_seeds, seed_list
 
     from ..errors import ConfigurationError
     from ..inputs import DRIFT_STEPS_WHY, MAX_DRIFT_STEPS, MAX_RUN_STEPS, check_count, check_number, check_output_file
 
-    seed_list(seed, seeds)  # validate before simulating
+    seed_list(seeds, first=seed, flag="--seeds")  # validate before simulating
     if gpu_hour_price is not None:
         check_number("--gpu-hour-price", gpu_hour_price, 0.0, what="price of one GPU-hour")
     drift = {"--drift-steps": drift_steps, "--drift-floor": drift_floor, "--adapt-steps": adapt_steps,
@@ -165,18 +165,18 @@ def project_cmd(
         raise ConfigurationError("--verbose lists the keys of a config read with --from-nemo-rl or --from-verl, which "
                                  "is not given (it would be ignored)")
     if from_nemo_rl is not None or from_verl is not None:
-        from .nemo_rl import merge_flags
+        from ..studies.nemo_rl import merge_flags
 
         if from_nemo_rl is not None:
-            from .nemo_rl import from_nemo_rl as read_recipe
+            from ..studies.nemo_rl import from_nemo_rl as read_recipe
 
             recipe = read_recipe(from_nemo_rl, engine=engine)
         else:
-            from .verl import from_verl as read_verl
+            from ..studies.verl import from_verl as read_verl
 
             recipe = read_verl(from_verl, engine=engine)
         flags = merge_flags(recipe, flags)  # flags win
-    from .cmd_adaptive import apply_project_extras, run_drift_steps
+    from .cmd_adaptive import run_drift_steps
 
     info: dict = {}
     recipe_options = flags.pop("options", None) or {}
@@ -217,7 +217,7 @@ def project_cmd(
         if given:
             raise ConfigurationError(f"{given[0]} shapes the draft drift of a synchronous run; at --lag {sc.lag} --steps "
                                      "only sets the run length of the cost (it would be ignored); allowed: with --lag 0")
-    from .progress import StageProgress
+    from ..report.progress import StageProgress
 
     with StageProgress(f"projecting {sc.workload.model} on {sc.workload.gpus} x {sc.workload.hardware}",
                        total=seeds) as bar:
@@ -228,7 +228,7 @@ def project_cmd(
             if seeds > 1 else None
     cost = res.cost(steps, gpu_hour_price)
     if timeline:
-        from .timeline import plot_timeline
+        from ..report.timeline import plot_timeline
 
         tl_sc = sc if not sc.workload.colocated else sc.model_copy(
             update={"workload": sc.workload.model_copy(update={"colocated": False})})
@@ -238,7 +238,7 @@ def project_cmd(
                              "shows the asynchronous pipeline's steps); the projection above is colocated")
     payload = res.to_dict() | {"cost": cost} | ({"seed_spread": spread.to_dict()} if spread else {})
     if recipe:
-        from .configread import assumed_gpu_note
+        from ..studies.configread import assumed_gpu_note
 
         payload[recipe_key(recipe)] = recipe.to_dict() | (
             {"assumed_gpu": assumed_gpu_note(recipe, sc)} if hardware is None else {})
@@ -249,19 +249,67 @@ def project_cmd(
     if as_json:
         emit_json(payload)
     else:
-        from .tables import projection_table
+        from ..report.tables import projection_table
 
         projection_table(res, cost=cost)
         if recipe:
-            from .nemo_rl import print_mapping
+            from ..studies.nemo_rl import print_mapping
 
             print_mapping(recipe, verbose=verbose, scenario=sc, hardware_flag=hardware)
         if spread:
-            from .seeds import spread_table
+            from ..report.tables import spread_table
 
             spread_table(spread)
         if out is not None:
             typer.echo(f"wrote {out}", err=True)
+
+
+# ---------------------------------------------------------------------------------------------- rlsim project extras
+def apply_project_extras(flags: dict, k_schedule: str | None = None, acceptance_from: str | None = None,
+                         acceptance_spread: float | None = None, acceptance_response_decay: float | None = None,
+                         draft_quality_decay: float | None = None, info: dict | None = None) -> tuple[dict, dict]:
+    """``rlsim project`` flags of this module -> (build_scenario arguments, scenario options). ``info`` (a dict)
+    receives ``acceptance_source`` (the trace fit) and ``notes`` / ``warnings`` saying where the acceptance came from
+    and whether it is extrapolated to another k."""
+    from ..errors import ConfigurationError
+    from ..speculation.adaptive import parse_k_schedule, validate_k_schedule
+    from ..speculation.traces import load_acceptance_trace
+
+    flags = dict(flags)
+    options: dict = {}
+    if k_schedule is not None:
+        flags["num_speculative_tokens_per_batch_size"] = [list(e) for e in validate_k_schedule(parse_k_schedule(k_schedule))]
+    if acceptance_from is not None:
+        given = [n for n in ("acceptance_length", "draft_quality") if flags.get(n) is not None]
+        if given:
+            raise ConfigurationError(f"--acceptance-from gives the acceptance; drop --{given[0].replace('_', '-')}")
+        fit = load_acceptance_trace(acceptance_from, k=flags.get("k"))
+        flags["acceptance_rates_per_position"] = list(fit.unconditional_rates)
+        if flags.get("k") is None:
+            flags["k"] = fit.k
+        if info is not None:
+            info["acceptance_source"] = fit.as_dict()
+            info.setdefault("notes", []).append(fit.describe())
+            info["notes"] += [f"acceptance trace: {n}" for n in fit.notes]
+            k = flags["k"]
+            if k > fit.k:
+                last = fit.model.conditional_rates[-1]
+                info.setdefault("warnings", []).append(
+                    f"--acceptance-from {acceptance_from} measured k = {fit.k}; projecting k = {k} extrapolates: "
+                    f"positions {fit.k + 1}..{k} repeat the last measured conditional rate {last:.3f} (a trace taken "
+                    f"at k = {k} measures them)")
+            elif k < fit.k:
+                info["notes"].append(f"k = {k} uses the first {k} of the trace's {fit.k} positions (exact: a shorter "
+                                     "draft accepts its first positions as often)")
+    if draft_quality_decay is not None:
+        if flags.get("draft_quality") is None:
+            raise ConfigurationError("--draft-quality-decay shapes --draft-quality: give --draft-quality too")
+        flags["draft_quality_decay"] = draft_quality_decay
+    if acceptance_spread:
+        options["acceptance_sequence_spread"] = float(acceptance_spread)
+    if acceptance_response_decay:
+        options["acceptance_response_decay"] = float(acceptance_response_decay)
+    return flags, options
 
 
 def recipe_key(recipe) -> str:
@@ -274,7 +322,7 @@ def parse_set_flags(items: list[str] | None, flags: dict) -> dict:
     both as a flag and by --set with another value is refused."""
     from ..errors import ConfigurationError
     from .cmd_sweep import parse_values
-    from .sweep import AXIS_TYPES, canonical_axis, scenario_kwargs
+    from ..studies.sweep import AXIS_TYPES, canonical_axis, scenario_kwargs
 
     out: dict = {}
     for s in items or []:
@@ -399,7 +447,7 @@ def iteration_cmd(
         emit_json(info)
         return
     from rich.console import Console
-    from .tables import make_console
+    from ..report.tables import make_console
     from rich.table import Table
 
     t = Table(title=f"{m.name} on {hw.name}, engine {eng.name}: batch {batch}, context {context}, k {k} "

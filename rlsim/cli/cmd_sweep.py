@@ -13,7 +13,7 @@ from typing import Optional
 import typer
 
 from ..errors import ConfigurationError
-from .cli import emit_json, user_errors
+from .common import emit_json, user_errors
 
 # ---- the axis flags (shared with ``rlsim plot``)
 AXIS_FLAGS = {
@@ -123,7 +123,7 @@ def parse_values(text: str, typ=str, name: str = "value") -> list:
 
 def collect_axes(flags: dict, sets: list[str] | None) -> dict:
     """Axis flags (comma lists) and ``--set FIELD=v1,v2`` -> {axis: [values]}."""
-    from .sweep import AXIS_TYPES, canonical_axis
+    from ..studies.sweep import AXIS_TYPES, canonical_axis
 
     axes = {}
     for name, text in flags.items():
@@ -155,7 +155,7 @@ def run_sweep_from_flags(grid: Optional[Path], axes: dict, seeds: Optional[str],
                          defaults: dict | None = None, **kw):
     """Flags over a grid file: every setting of the file (seeds, executor, address, workers, cache_dir, out,
     per_seed, skip_invalid, use_cache) is honoured unless a flag gives it."""
-    from .sweep import load_grid_file, sweep
+    from ..studies.sweep import load_grid_file, sweep
 
     base: dict = {}
     spec: dict = {}
@@ -263,7 +263,7 @@ def sweep_cmd(
 
 def sweep_table(df, max_rows: int = 40) -> None:
     from rich.console import Console
-    from .tables import make_console
+    from ..report.tables import make_console
     from rich.table import Table
 
     def varies(c):
