@@ -19,8 +19,9 @@ from typing import Optional
 import typer
 
 from .common import user_errors
-from .cmd_sweep import (ADDRESS_OPT, AXIS_FLAGS, CACHE_OPT, EXECUTOR_OPT, GRID_OPT, NO_CACHE_OPT, SEEDS_OPT, SET_OPT,
-                        WORKERS_OPT, collect_axes, run_sweep_from_flags)
+from .cmd_sweep import (ADDRESS_OPT, CACHE_OPT, EXECUTOR_OPT, GRID_OPT, NO_CACHE_OPT, SEEDS_OPT, SET_OPT, WORKERS_OPT,
+                        collect_axes, run_sweep_from_flags)
+from .knobs import AXIS_FLAGS
 
 plot_app = typer.Typer(no_args_is_help=True, help="Figures (PNG/SVG/PDF) of sweeps: speedup vs k, heatmaps, phases, "
                                                   "GPUs, lag.")

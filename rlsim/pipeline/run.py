@@ -89,11 +89,11 @@ def project(scenario, ar_step: ArStep | None = None) -> ProjectionResult:
         notes.append(f"engine {setup.engine.name}: {setup.engine.description} (docs/engine-profiles.md)")
     if scenario.lag == 0:  # settings of the asynchronous pipeline that a synchronous step does not read: say so
         unused = [n for n, on in (("in_flight_weight_updates", scenario.workload.in_flight_weight_updates),
-                                  ("partial_rollout", scenario.options.get("partial_rollout"))) if on]
+                                  ("partial_rollout", scenario.options.partial_rollout)) if on]
         if unused:
             notes.append(f"ignored at lag 0 (synchronous steps): {', '.join(unused)} (asynchronous RL only; pass --lag >= 1)")
     spec_setup = setup
-    if scenario.options.get("online_draft_training") and scenario.k > 0 and setup.drafter.network is not None:
+    if scenario.options.online_draft_training and scenario.k > 0 and setup.drafter.network is not None:
         spec_setup = dataclasses.replace(setup, train_draft=True)  # the draft trains with the policy (spec column)
         notes.append("online draft training (policy.draft.enabled): the speculative column's training phase includes "
                      "the draft's forward + backward over every trained token")

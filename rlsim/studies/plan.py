@@ -339,7 +339,7 @@ class Estimator:
                 # as pipeline/setup.build_setup builds them (tests/test_plan.py holds the two equal)
                 cost = IterationCostModel(model=m, hardware=hw, layout=layout, timer=self.timer, dtype=w.generation_dtype,
                                           kv_dtype=w.kv_cache_dtype, enforce_eager=w.engine.enforce_eager,
-                                          moe_routing_skew=float(self.sc0.options.get("moe_routing_skew", 0.0) or 0.0),
+                                          moe_routing_skew=float(self.sc0.options.moe_routing_skew or 0.0),
                                           engine=None if self.engine.engine == "ideal" else self.engine,
                                           engine_config=w.engine, method=drafter.method, draft=drafter.network,
                                           configured_k=k)

@@ -46,40 +46,14 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import ConfigurationError, RlsimError
+from ..fields import ALIASES, AXIS_TYPES, DESCRIPTORS, SPEC_ONLY_FIELDS, canonical_name, describe_scenario  # noqa: F401
 from .seeds import seed_list
 from .yamlio import read_yaml_mapping
 
 CACHE_FORMAT = "v1"
 
-# Axes the CLI knows by name and their value types; any other build_scenario keyword also works
-# (``--set name=v1,v2`` on the command line).
-AXIS_TYPES: dict[str, type] = {
-    "workload": str, "model": str, "hardware": str, "gpus": int, "k": int, "drafter": str,
-    "acceptance_length": float, "draft_quality": float, "draft_quality_decay": float, "lag": int,
-    "gen_gpus": int, "train_gpus": int, "split": str, "tensor_parallel_size": int,
-    "response_median_tokens": float, "max_new_tokens": int, "response_sigma": float, "num_prompts_per_step": int,
-    "num_generations_per_prompt": int, "generation_dtype": str, "kv_cache_dtype": str, "draft_model": str,
-    "calibration": str, "engine": str, "in_flight_weight_updates": bool, "colocated": bool, "reference_logprobs": bool,
-    "training_mfu": float, "logprob_mfu": float, "data_loading_s": float, "avg_seq_len": float,
-    "max_total_sequence_length": int, "training_model": str,
-    # draft trees (docs/speculation-trees.md); a token tree (a list with commas) only from a --grid file
-    "speculative_num_steps": int, "speculative_eagle_topk": int, "speculative_num_draft_tokens": int,
-    "speculative_token_tree": str, "tree_rank_decay": float, "tree_verification": str, "retrieval_tokens": int,
-    "retrieval_acceptance_length": float,
-}
-ALIASES = {"tp": "tensor_parallel_size", "num_speculative_tokens": "k", "max_trajectory_age_steps": "lag",
-           "quality": "draft_quality", "al": "acceptance_length", "steps": "speculative_num_steps",
-           "topk": "speculative_eagle_topk", "draft_tokens": "speculative_num_draft_tokens",
-           "token_tree": "speculative_token_tree"}
-
-# Columns describing a scenario (the same for all seeds of a grid point); the rest are metrics.
-DESCRIPTORS = ["workload", "model", "hardware", "gpus", "gen_gpus", "train_gpus", "colocated", "n_replicas",
-               "tensor_parallel_size", "num_prompts_per_step", "num_generations_per_prompt", "response_median_tokens", "avg_seq_len",
-               "max_new_tokens", "k", "drafter", "drafter_network", "draft_model", "acceptance_length_input",
-               "draft_quality", "draft_quality_decay", "lag", "in_flight_weight_updates", "calibration", "engine",
-               "kernel_costs", "speculative_num_steps", "speculative_eagle_topk", "speculative_num_draft_tokens",
-               "speculative_token_tree", "tree_rank_decay", "tree_verification", "retrieval_tokens",
-               "retrieval_acceptance_length"]
+# Axes (AXIS_TYPES, ALIASES) and the descriptor columns of a sweep table (DESCRIPTORS) come from the field table
+# (rlsim/fields.py). Any other build_scenario keyword also works (``--set name=v1,v2`` on the command line).
 HEADLINE = ["speedup_generation", "speedup_step", "ar_step_s", "spec_step_s", "acceptance_length"]
 _YAML_RESERVED = {"base", "grid", "points", "seeds", "workers", "executor", "address", "cache_dir", "out",
                   "per_seed", "skip_invalid", "use_cache"}
@@ -88,8 +62,7 @@ _RUN_KEYS = {"seeds", "workers", "executor", "address", "cache_dir", "out", "per
 
 # --------------------------------------------------------------------------------------------- grid
 def canonical_axis(name: str) -> str:
-    name = name.strip().replace("-", "_")
-    return ALIASES.get(name, name)
+    return canonical_name(name)
 
 
 def load_grid_file(path: str | os.PathLike) -> dict:
@@ -282,14 +255,10 @@ def _json_default(o):
 
 
 # --------------------------------------------------------------------------------------- one scenario
-# Fields that only the speculative side of a projection reads: the autoregressive step of two scenarios
-# that differ only in these is the same simulation (same lengths, same seed, no draft), so a sweep over
+# Fields that only the speculative side of a projection reads (rlsim/fields.py): the autoregressive step of two
+# scenarios that differ only in these is the same simulation (same lengths, same seed, no draft), so a sweep over
 # k x quality x drafter computes it once per (workload, seed) and reuses it.
-_SPEC_ONLY_FIELDS = ("num_speculative_tokens", "drafter", "acceptance_length", "acceptance_rates_per_position",
-                     "draft_quality", "draft_quality_decay", "draft_model", "num_speculative_tokens_per_batch_size",
-                     "speculative_num_steps", "speculative_eagle_topk", "speculative_num_draft_tokens",
-                     "speculative_token_tree", "tree_rank_decay", "tree_acceptance", "tree_verification",
-                     "retrieval_tokens", "retrieval_acceptance_length")
+_SPEC_ONLY_FIELDS = SPEC_ONLY_FIELDS
 _AR_MEMO: dict[str, Any] = {}
 _AR_MEMO_MAX = 256
 
@@ -375,22 +344,7 @@ def _run_batch(scenarios: list) -> list[dict]:
 
 
 def _descriptors(scenario) -> dict:
-    w = scenario.workload
-    return {
-        "workload": w.name, "model": w.model, "hardware": w.hardware, "gpus": w.gpus, "colocated": w.colocated,
-        "tensor_parallel_size": w.generation.tensor_parallel_size, "num_prompts_per_step": w.num_prompts_per_step,
-        "num_generations_per_prompt": w.num_generations_per_prompt,
-        "response_median_tokens": w.response_length.median_tokens, "max_new_tokens": w.response_length.max_tokens,
-        "avg_seq_len": w.avg_seq_len, "k": scenario.k, "drafter": scenario.drafter, "draft_model": scenario.draft_model,
-        "acceptance_length_input": scenario.acceptance_length, "draft_quality": scenario.draft_quality,
-        "draft_quality_decay": scenario.draft_quality_decay, "lag": scenario.lag,
-        "in_flight_weight_updates": w.in_flight_weight_updates, "calibration": scenario.calibration,
-        "engine": scenario.engine,
-    } | ({"speculative_num_steps": scenario.speculative_num_steps, "speculative_eagle_topk": scenario.speculative_eagle_topk,
-          "speculative_num_draft_tokens": scenario.speculative_num_draft_tokens,
-          "speculative_token_tree": scenario.speculative_token_tree, "tree_rank_decay": scenario.tree_rank_decay,
-          "tree_verification": scenario.tree_verification, "retrieval_tokens": scenario.retrieval_tokens,
-          "retrieval_acceptance_length": scenario.retrieval_acceptance_length} if scenario.has_tree else {})
+    return describe_scenario(scenario)
 
 
 # ---------------------------------------------------------------------------------------- statistics
