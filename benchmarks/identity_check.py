@@ -59,8 +59,9 @@ API = {
     "preempt-64": dict(model="qwen3-235b", gpus=64, k=3, num_prompts_per_step=512),
     "preempt-64-lag1": dict(model="qwen3-235b", gpus=128, k=3, num_prompts_per_step=384, lag=1),
 }
-API_CODE = ("import json, sys; from rlsim.api import project_scenario; from rlsim.inputs import dumps_strict; "
-            "r = project_scenario(**json.loads(sys.argv[1])); print(dumps_strict(r.to_dict(), indent=2))")
+API_CODE = ("import json, sys; from rlsim import project_scenario; "
+            "r = project_scenario(**json.loads(sys.argv[1])); "
+            "print(json.dumps(r.to_dict(), indent=2, default=lambda o: o.item() if hasattr(o, 'item') else str(o)))")
 
 
 def run_all(out: Path, only: set[str] | None) -> None:

@@ -50,7 +50,7 @@ MAX_GENERATION_REPLICAS = 16384
 REPLICAS_WHY = ("every generation replica is simulated, idle ones too: 16,384 replicas already take tens of seconds "
                 "(2^20 GPUs of an 8B model took minutes for 4 sequences)")
 
-# Below this per-sequence acceptance spread the Beta quadrature of engine/variable_acceptance.py no longer keeps
+# Below this per-sequence acceptance spread the Beta quadrature of speculation/variable_acceptance.py no longer keeps
 # the mean acceptance: measured on rl-zero-8b at k = 3, a spread of 0.01 realised AL 3.57 for a target of 2.95,
 # 1e-4 realised 1.0 (no draft accepted); from 0.05 (the smallest value validated, docs/adaptive.md) it holds.
 MIN_SEQUENCE_SPREAD = 0.05

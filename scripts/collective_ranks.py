@@ -18,7 +18,8 @@ import pandas as pd
 
 from rlsim.catalog import GenerationParallelism, load_hardware, load_model
 from rlsim.costmodel import IterationBatch, IterationCostModel, replica_layout
-from rlsim.costmodel.calibrated import calibrated_timer, collective_curves
+from rlsim.costmodel.calib_fit import collective_curves
+from rlsim.costmodel.calib_timer import calibrated_timer
 
 ROOT = Path(__file__).resolve().parents[1]
 

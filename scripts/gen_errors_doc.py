@@ -980,10 +980,10 @@ def _clear_catalog_caches() -> None:
     for name in ("list_models", "load_model", "load_draft", "load_hardware", "load_workload"):
         getattr(loader, name).cache_clear()
     try:
-        from rlsim.costmodel import calibrated
+        from rlsim.costmodel import calib_cache
     except ImportError:  # pragma: no cover
         return
-    calibrated.load_tables.cache_clear()
+    calib_cache.load_tables.cache_clear()
 
 
 @contextlib.contextmanager

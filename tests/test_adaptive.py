@@ -7,8 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from rlsim import project_scenario
-from rlsim.engine import SpecPolicy
-from rlsim.engine.variable_acceptance import VariableAcceptancePolicy, _al_of_rates
+from rlsim.speculation.policy import SpecPolicy
+from rlsim.speculation.variable_acceptance import VariableAcceptancePolicy, _al_of_rates
 from rlsim.errors import ConfigurationError
 from rlsim.cli import app
 from rlsim.speculation import AcceptanceModel

@@ -73,13 +73,13 @@ def test_batched_equals_per_event_calls(setups):
 
 def _attention_reference(timer, n_seqs, kv_read, pairs, qt, n_q, n_kv, hd, kv_dtype="bf16", kv_spread=1.0):
     """The calibrated attention in its straightforward form (one call; before the lean rewrite)."""
-    from rlsim.costmodel import calibrated as c
+    from rlsim.costmodel import calib_fit, calib_timer
 
     n_seqs, kv, pairs, qt = np.broadcast_arrays(*(np.asarray(x, float) for x in (n_seqs, kv_read, pairs, qt)))
     peak, bw = timer._src()
     kvb = kv * (0.5 if kv_dtype == "fp8" else 1.0)
     spread = float(np.clip(kv_spread, 1.0, 64.0))
-    Z, roof = c.attention_query(n_seqs, kvb, pairs, qt, n_q, n_kv, hd, peak, bw, spread)
+    Z, roof = calib_fit.attention_query(n_seqs, kvb, pairs, qt, n_q, n_kv, hd, peak, bw, spread)
     key_b = np.round(n_seqs, 2).ravel()
     key_q = np.round(Z[..., 2].ravel() * 4) / 4
     verify = (key_q > 0) & (key_q <= 4.0)
@@ -98,12 +98,12 @@ def _attention_reference(timer, n_seqs, kv_read, pairs, qt, n_q, n_kv, hd, kv_dt
         code = np.round(key_b * 100).astype(np.int64) * 128 + np.round(key_q * 4).astype(np.int64)
         uniq, inv = np.unique(code, return_inverse=True)
         curves = np.stack([timer._att_curve(float(u // 128) / 100, float(u % 128) / 4, n_q, n_kv, spread) for u in uniq])
-        x = np.clip((Z[..., 1].ravel() - c._KV_GRID[0]) / (c._KV_GRID[1] - c._KV_GRID[0]), 0, c._KV_GRID.size - 1)
-        i0 = np.minimum(x.astype(np.int64), c._KV_GRID.size - 2)
+        x = np.clip((Z[..., 1].ravel() - calib_timer._KV_GRID[0]) / (calib_timer._KV_GRID[1] - calib_timer._KV_GRID[0]), 0, calib_timer._KV_GRID.size - 1)
+        i0 = np.minimum(x.astype(np.int64), calib_timer._KV_GRID.size - 2)
         frac = x - i0
         lr = (curves[inv, i0] * (1 - frac) + curves[inv, i0 + 1] * frac).reshape(n_seqs.shape)
     if verify.any():
-        _, roof1 = c.attention_query(n_seqs, kvb, kv, n_seqs, n_q, n_kv, hd, peak, bw, spread)
+        _, roof1 = calib_fit.attention_query(n_seqs, kvb, kv, n_seqs, n_q, n_kv, hd, peak, bw, spread)
         roof = np.where(verify.reshape(roof.shape), roof1, roof)
     t = roof * np.exp(lr) + extra_s.reshape(roof.shape)
     return np.where(n_seqs > 0, timer._move(t, 4.0 * pairs * n_q * hd, kvb * 2 * n_kv * hd * 2.0), 0.0)

@@ -8,8 +8,8 @@ import pytest
 
 from rlsim.catalog import load_hardware
 from rlsim.catalog.loader import catalog_dir
-from rlsim.costmodel.calibrated import CalibratedTimer, calibrated_timer
-from rlsim.costmodel.calibration_report import report
+from rlsim.costmodel.calib_timer import CalibratedTimer, calibrated_timer
+from rlsim.validation.calibration_report import report
 from rlsim.costmodel.select import get_timer
 
 GPUS = [p.name for p in sorted(catalog_dir("calibration").iterdir()) if (p / "report.json").is_file()]
@@ -76,7 +76,7 @@ def test_vllm_backend_explains_itself_when_absent():
 def test_corrupt_calibration_is_a_clear_error(tmp_path):
     import shutil
 
-    from rlsim.costmodel.calibrated import fit_tables
+    from rlsim.costmodel.calib_fit import fit_tables
     from rlsim.errors import CalibrationDataError
 
     src = catalog_dir("calibration") / "h100"
@@ -100,7 +100,7 @@ def test_h100_uses_the_h200_collectives_of_the_same_nvlink_generation():
     import numpy as np
 
     from rlsim.catalog import load_hardware
-    from rlsim.costmodel.calibrated import calibrated_timer
+    from rlsim.costmodel.calib_timer import calibrated_timer
 
     h100, h200, gb = (load_hardware(n) for n in ("h100-sxm", "h200-sxm", "gb200-nvl72"))
     t100, t200, tgb = (calibrated_timer(h, required=True) for h in (h100, h200, gb))

@@ -17,15 +17,15 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "calibration" / "h100"
 
-try:  # the calibrated timer and its loader (rlsim/costmodel/calibrated.py)
-    from rlsim.costmodel import calibrated as C
+try:  # the calibrated timer and its loader (rlsim/costmodel/calib_timer.py, calib_cache.py)
+    from rlsim.costmodel import calib_cache, calib_timer
     from rlsim.errors import CalibrationDataError
 
-    HAVE = hasattr(C, "load_tables") and hasattr(C, "calibrated_timer") and SRC.is_dir()
+    HAVE = SRC.is_dir()
 except ImportError:  # pragma: no cover
     HAVE = False
 
-pytestmark = pytest.mark.skipif(not HAVE, reason="calibrated timer (rlsim/costmodel/calibrated.py) or "
+pytestmark = pytest.mark.skipif(not HAVE, reason="calibrated timer (rlsim/costmodel/calib_timer.py) or "
                                                   "calibration/h100 not in this build")
 
 
@@ -36,7 +36,7 @@ def _clear_caches():
 
     for name in ("list_models", "load_model", "load_draft", "load_hardware", "load_workload", "load_engine"):
         getattr(loader, name).cache_clear()
-    C.load_tables.cache_clear()
+    calib_cache.load_tables.cache_clear()
     engine_tables.load_engine_tables.cache_clear()
     engine_tables.load_host_model.cache_clear()
 
@@ -65,13 +65,13 @@ def calib(tmp_path, monkeypatch):
 
 
 def _load():
-    return C.load_tables("h100")
+    return calib_cache.load_tables("h100")
 
 
 def _timer(required=True):
     from rlsim.catalog import load_hardware
 
-    return C.calibrated_timer(load_hardware("h100-sxm"), required=required)
+    return calib_timer.calibrated_timer(load_hardware("h100-sxm"), required=required)
 
 
 def _error(match: str | None = None) -> str:

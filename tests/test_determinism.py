@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_nearest_breaks_ties_by_row_index():
-    from rlsim.costmodel.calibrated import _nearest
+    from rlsim.costmodel.calib_knn import _nearest
 
     d = np.array([[1.0, 0.5, 0.5, 0.5, 2.0]])
     assert _nearest(d, 2).tolist() == [[1, 2]]
@@ -31,7 +31,7 @@ def test_nearest_breaks_ties_by_row_index():
 
 def test_nearest_equals_a_stable_sort():
     """The O(n) selection picks the same neighbours as a stable sort by (rounded distance, index)."""
-    from rlsim.costmodel.calibrated import _nearest
+    from rlsim.costmodel.calib_knn import _nearest
 
     rng = np.random.default_rng(0)
     d = rng.integers(0, 6, size=(200, 50)).astype(float) * 0.25  # many exact ties
@@ -42,7 +42,7 @@ def test_nearest_equals_a_stable_sort():
 
 def test_knn_prediction_independent_of_tie_order():
     """Rows at equal distance from the query: the prediction uses the lowest-index ones, every time."""
-    from rlsim.costmodel.calibrated import LogRatioKNN
+    from rlsim.costmodel.calib_knn import LogRatioKNN
 
     Z = np.array([[0.0, 1.0], [1.0, 0.0], [0.0, -1.0], [-1.0, 0.0]])
     y = np.array([1.0, 2.0, 3.0, 4.0])
@@ -68,16 +68,29 @@ def test_pinned_projection(name):
 
 def test_fit_cache_key_covers_the_hardware_profile(monkeypatch):
     from rlsim.catalog.loader import catalog_dir
-    from rlsim.costmodel import calibrated
+    from rlsim.costmodel import calib_cache, calib_tables
 
     d = catalog_dir("calibration") / "h200"
-    key = calibrated._cache_path(d)
-    monkeypatch.setitem(calibrated.GPU_DIR_TO_PROFILE, "h200", "h100-sxm")  # the fit would read other peaks
-    assert calibrated._cache_path(d) != key
+    key = calib_cache._cache_path(d)
+    monkeypatch.setitem(calib_tables.GPU_DIR_TO_PROFILE, "h200", "h100-sxm")  # the fit would read other peaks
+    assert calib_cache._cache_path(d) != key
+
+
+def test_fit_cache_key_covers_every_meta_file(tmp_path):
+    """missing_points reads the planned counts of meta.json and every meta_<op>.json: all are in the key."""
+    from rlsim.costmodel import calib_cache
+
+    d = tmp_path / "h200"
+    d.mkdir()
+    (d / "meta.json").write_text("{}")
+    (d / "gemm.csv").write_text("dtype,m,n,k,time_s\n")
+    key = calib_cache._cache_path(d)
+    (d / "meta_moe.json").write_text('{"results": {"moe": {"progress": {"planned": 10}}}}')
+    assert calib_cache._cache_path(d) != key
 
 
 def test_variable_acceptance_solve_independent_of_order():
-    from rlsim.engine import variable_acceptance as va
+    from rlsim.speculation import variable_acceptance as va
     from rlsim.speculation import AcceptanceModel
 
     base = AcceptanceModel.from_acceptance_length(3, 2.8)

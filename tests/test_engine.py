@@ -5,8 +5,8 @@ import pytest
 
 from rlsim.catalog import GenerationParallelism, load_hardware, load_model
 from rlsim.costmodel import IterationCostModel, KernelTimer, replica_layout
-from rlsim.engine import ReplicaConfig, SpecPolicy, simulate_replica, simulate_rollout
-from rlsim.speculation import AcceptanceModel
+from rlsim.engine import ReplicaConfig, simulate_replica, simulate_rollout
+from rlsim.speculation import AcceptanceModel, SpecPolicy
 
 HW = load_hardware("h100-sxm")
 M = load_model("qwen3-8b")

@@ -47,7 +47,7 @@ def test_main_writes_csv_and_meta(tmp_path):
         assert float(r["p25_s"]) <= float(r["time_s"]) <= float(r["p75_s"])
     m = json.loads((tmp_path / "meta_eager_step.json").read_text())
     assert m["context"] == 32 and m["model"] == "tiny" and "command" in m and "date" in m and "torch" in m
-    assert "results" not in m  # calibrated.missing_points reads a 'results' key from meta*.json
+    assert "results" not in m  # calib_tables.missing_points reads a 'results' key from meta*.json
 
 
 def test_budget_skips_points(tmp_path):

@@ -29,11 +29,11 @@ from hypothesis import strategies as st
 from rlsim.catalog import GenerationParallelism, load_hardware, load_model
 from rlsim.costmodel import IterationCostModel, replica_layout
 from rlsim.costmodel.iteration import HOST_OVERHEAD
-from rlsim.engine import ReplicaConfig, SpecPolicy, simulate_replica, simulate_rollout
+from rlsim.engine import ReplicaConfig, simulate_replica, simulate_rollout
 from rlsim.pipeline import build_setup, simulate_sync_step
 from rlsim.api import project
 from rlsim.scenario import build_scenario
-from rlsim.speculation import AcceptanceModel
+from rlsim.speculation import AcceptanceModel, SpecPolicy
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,5 +1,5 @@
-"""Pure-Python helpers of the calibration microbenchmarks: CSV schemas, resumable
-incremental CSV writing, progress printing and a time budget.
+"""Pure-Python helpers of the calibration microbenchmarks: resumable incremental CSV writing
+(schemas from ``csv_schema``), progress printing and a time budget.
 
 Nothing here imports torch (the simulator must never need it).
 """
@@ -13,49 +13,11 @@ import time
 from pathlib import Path
 from typing import Iterable, Sequence
 
-# ---------------------------------------------------------------------------
-# CSV schemas (a contract with the cost model: keep the names).  Each CSV has a
-# `gpu` column; `KEYS` are the columns that identify a row for resuming.
-# Extra columns beyond the brief (repeats, timing, backend details) are appended
-# at the end and are informational.
-# ---------------------------------------------------------------------------
-TIME_COLS = ["time_s", "time_p10_s", "time_p90_s", "repeats", "timing"]
-
-SCHEMAS: dict[str, list[str]] = {
-    "gemm": ["gpu", "dtype", "m", "n", "k", *TIME_COLS, "m_run", "source"],
-    "attention": [
-        "gpu", "phase", "batch", "q_len", "kv_len_mean", "kv_len_min", "kv_len_max",
-        "kv_dist", "total_kv_tokens", "total_q_tokens", "n_q_heads", "n_kv_heads",
-        "head_dim", "backend", *TIME_COLS, "chunked", "alt_backend", "alt_time_s",
-    ],
-    "moe": [
-        "gpu", "dtype", "tokens", "num_experts", "top_k", "hidden", "moe_intermediate",
-        "distinct_experts", *TIME_COLS, "local_assignments", "backend",
-    ],
-    "moe_fused": [
-        "gpu", "dtype", "tokens", "num_experts", "top_k", "hidden", "moe_intermediate",
-        "distinct_experts", *TIME_COLS, "local_assignments", "backend",
-    ],
-    "elementwise": ["gpu", "op", "tokens", "hidden", *TIME_COLS, "impl"],
-    "sampling": ["gpu", "op", "rows", "vocab", *TIME_COLS],
-    "overhead": ["gpu", "mode", "n_kernels", "time_per_kernel_s", "time_s", "repeats"],
-    "collectives": [
-        "gpu", "op", "ranks", "bytes", "time_s", "busbw_bytes_per_s", "time_p10_s",
-        "time_p90_s", "algbw_bytes_per_s", "repeats", "time_graph_s",
-    ],
-}
-
-KEYS: dict[str, list[str]] = {
-    "gemm": ["gpu", "dtype", "m", "n", "k"],
-    "attention": ["gpu", "phase", "batch", "q_len", "kv_len_mean", "kv_dist", "n_q_heads",
-                  "n_kv_heads", "head_dim", "chunked"],
-    "moe": ["gpu", "dtype", "tokens", "num_experts", "top_k", "hidden", "moe_intermediate"],
-    "moe_fused": ["gpu", "dtype", "tokens", "num_experts", "top_k", "hidden", "moe_intermediate"],
-    "elementwise": ["gpu", "op", "tokens", "hidden"],
-    "sampling": ["gpu", "op", "rows", "vocab"],
-    "overhead": ["gpu", "mode", "n_kernels"],
-    "collectives": ["gpu", "op", "ranks", "bytes"],
-}
+# CSV schemas: rlsim/calibration/csv_schema.py (one definition, also read by the cost model).
+try:
+    from .csv_schema import KEYS, SCHEMAS
+except ImportError:  # script mode (python rlsim/calibration/microbench.py): a sibling module
+    from csv_schema import KEYS, SCHEMAS
 
 
 def fmt(v) -> str:

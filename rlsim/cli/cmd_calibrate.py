@@ -68,7 +68,7 @@ def report_cmd(
     from rich.table import Table
 
     from ..catalog.loader import catalog_dir
-    from ..costmodel.calibration_report import report, write_report
+    from ..validation.calibration_report import report, write_report
 
     root = catalog_dir("calibration")
     gpus = [gpu] if gpu else sorted(p.name for p in root.iterdir() if (p / "meta.json").is_file())

@@ -16,7 +16,7 @@ def get_timer(hw: HardwareProfile, calibration: str = "auto") -> KernelTimer:
         raise ConfigurationError(f"--calibration = {calibration!r}; allowed: {', '.join(CALIBRATION_CHOICES)}")
     if calibration == "roofline":
         return KernelTimer(hw)
-    from .calibrated import calibrated_timer
+    from .calib_timer import calibrated_timer
 
     t = calibrated_timer(hw, required=calibration == "calibrated")
     if t is not None:

@@ -1,9 +1,13 @@
 """Kernel timers: FLOPs and bytes of one op -> seconds.
 
-This is the ONE place where efficiency enters the cost model. :class:`RooflineTimer` uses
-explicit per-op-class efficiency terms (``ROOFLINE_EFFICIENCY``); the calibration stage supplies a
-:class:`KernelTimer` subclass whose methods are predictors fitted on measured tables and that
-falls back to these roofline terms outside its measured grid.
+This is the ONE place where efficiency enters the cost model. :class:`KernelTimer` (here) is the
+roofline timer: datasheet peaks times explicit per-op-class efficiency terms (``ROOFLINE_EFFICIENCY``)
+plus fixed latencies (``FIXED_LATENCY_S``). Its subclass :class:`~rlsim.costmodel.calib_timer.CalibratedTimer`
+overrides the op classes with predictors fitted on measured tables and falls back to these roofline
+terms where nothing was measured (collectives without a measured curve, scale-out links).
+``select.get_timer`` picks one of the two for a hardware profile. The module also holds the shared
+helpers of both: ``BYTES`` per dtype, the MoE routing's ``expected_distinct_experts`` and the collectives'
+``ring_factor``.
 
 Every method is vectorised: size arguments may be numpy arrays, and an array of seconds comes back.
 """

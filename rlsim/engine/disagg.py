@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..costmodel import IterationBatch, IterationCostModel
-from .replica import DONE, ReplicaConfig, ReplicaSim, SpecPolicy
+from ..speculation.policy import SpecPolicy
+from .replica import DONE, ReplicaConfig, ReplicaSim
 from .rollout import RolloutResult, assign_to_replicas
 
 MIN_SLICE_S = 0.25

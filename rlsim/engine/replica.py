@@ -26,14 +26,13 @@ pipeline can interleave many replicas with the trainer; :func:`simulate_replica`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..costmodel import IterationCostModel
 from ..costmodel.batched import decode_points_time_s, interpolation_points, mixed_steps_time_s, points_with_changes
-from ..speculation import AcceptanceModel
+from ..speculation.policy import SpecPolicy
 
 WAITING, RUNNING, DONE = 0, 1, 2
 # per-sequence arrays of a replica: (name, dtype, value of a new sequence; None: set by ``add``)
@@ -71,44 +70,6 @@ class ReplicaResult:
         return self.end_time_s - self.start_time_s
 
 
-@dataclass
-class SpecPolicy:
-    """k per iteration as a function of the live decode batch size (vLLM's
-    ``num_speculative_tokens_per_batch_size``), and the draft's acceptance at any k."""
-
-    acceptance: AcceptanceModel
-    k_for_batch: Callable[[int], int] | None = None
-    _cache: dict = field(default_factory=dict)
-    # a draft tree (rlsim/speculation/trees.py): every round verifies ``verify_k`` speculative tokens per sequence
-    # and advances by the accepted path + 1, whose distribution is ``acceptance`` (k = the tree's depth)
-    verify_k: int | None = None
-
-    def k(self, batch: int) -> int:
-        if self.k_for_batch is None:
-            return self.acceptance.k if self.verify_k is None else self.verify_k
-        return int(self.k_for_batch(batch))
-
-    def at(self, k: int) -> AcceptanceModel:
-        m = self._cache.get(k)
-        if m is None:
-            m = self._cache[k] = self.acceptance if k == self.verify_k else self.acceptance.at_k(k)
-        return m
-
-    def expected_advance(self, k: int) -> float:
-        """Mean tokens per round at k (sizes the pre-drawn streams)."""
-        return self.at(k).acceptance_length
-
-    def sample_rounds(self, rng: np.random.Generator, k: int, rounds: np.ndarray, seq_index: np.ndarray,
-                      tokens_before: np.ndarray) -> np.ndarray:
-        """Advances (accepted + 1) of the next ``rounds[i]`` rounds of each sequence ``seq_index[i]``,
-        concatenated sequence after sequence (flat int array of length rounds.sum()).
-
-        ``tokens_before[i]``: tokens the sequence had generated in this stream before these rounds.
-        The default draws i.i.d. rounds from the draft's acceptance at k. Subclasses (acceptance that
-        varies across sequences or with the position in the response) override this."""
-        return self.at(k).sample_advance(rng, int(np.sum(rounds)))
-
-
 def _append(st: dict, key: str, more: np.ndarray) -> None:
     """Append to ``st[key]`` through a buffer that doubles when full (amortised O(1) per element)."""
     buf = st.get(key + "_buf")
@@ -144,13 +105,18 @@ class _AdvanceStreams:
         for st in self.streams.values():
             n_rows = st["slots"].size
             dead = np.asarray(finished[:n_rows], bool) & (st["slots"] > 0)
-            if not dead.any():
+            # freed once the finished rows hold half the stream (each entry is copied O(1) times on average; a
+            # finished row left in place is never looked up)
+            if 2 * int(st["slots"][dead].sum()) < st["flat"].size:
                 continue
-            keep_elem = ~np.repeat(dead, st["slots"])
-            st["flat"] = st["flat"][keep_elem].copy()
+            kept = st["flat"][~np.repeat(dead, st["slots"])]
+            buf = st.get("flat_buf")
+            if buf is not None:  # compacted into the same buffer: the next append need not grow it
+                buf[: kept.size] = kept
+                kept = buf[: kept.size]
+            st["flat"] = kept
             st["slots"] = np.where(dead, 0, st["slots"])
             st["start"] = np.concatenate([[0], np.cumsum(st["slots"])[:-1]]).astype(np.int64)
-            st.pop("flat_buf", None)
 
     BIG = np.int64(1) << 31  # row offset in ``flat``: larger than any sequence's token count
 
@@ -163,16 +129,19 @@ class _AdvanceStreams:
         start = np.zeros(slots.size, np.int64)
         np.cumsum(slots[:-1], out=start[1:])
         off = np.zeros(slots.size, np.int64) if row_ids is None else np.asarray(row_ids, np.int64) * self.BIG
-        g = np.cumsum(np.asarray(adv).astype(np.int64))  # running sum over all rows' advances (widened first: fast)
         first = start - np.arange(slots.size)  # each row's first advance in ``adv``
-        prev = np.where(first > 0, g[np.maximum(first - 1, 0)], 0) if g.size else np.zeros(slots.size, np.int64)
-        shift = off - prev  # row j's entries: its offset, then g - g(before the row) + offset
         vals = np.empty(int(adv.size + slots.size), np.int64)
-        if slots.size * 200 < adv.size:  # long rows: copy row by row
+        if slots.size * 64 < adv.size:  # long rows: each row's running sum written in place (the same integers)
+            adv = np.asarray(adv)
             for j, (s0, f0, r) in enumerate(zip(start.tolist(), first.tolist(), rounds.tolist())):
+                row = vals[s0 + 1: s0 + 1 + r]
+                np.cumsum(adv[f0: f0 + r], dtype=np.int64, out=row)
+                row += off[j]
                 vals[s0] = off[j]
-                np.add(g[f0: f0 + r], shift[j], out=vals[s0 + 1: s0 + 1 + r])
         else:
+            g = np.cumsum(np.asarray(adv).astype(np.int64))  # running sum over all rows' advances (widened first: fast)
+            prev = np.where(first > 0, g[np.maximum(first - 1, 0)], 0) if g.size else np.zeros(slots.size, np.int64)
+            shift = off - prev  # row j's entries: its offset, then g - g(before the row) + offset
             mask = np.ones(vals.size, bool)
             mask[start] = False
             vals[mask] = g + np.repeat(shift, rounds)

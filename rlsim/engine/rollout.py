@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..costmodel import IterationCostModel
-from .replica import ReplicaConfig, ReplicaResult, ReplicaSim, SpecPolicy, run_replicas
+from ..speculation.policy import SpecPolicy
+from .replica import ReplicaConfig, ReplicaResult, ReplicaSim, run_replicas
 
 
 @dataclass

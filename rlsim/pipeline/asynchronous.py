@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import simpy
 
 from ..costmodel.training import refit_time_s
 from ..engine import ReplicaSim
@@ -103,7 +104,6 @@ def simulate_async(setup: Setup, speculative: bool, n_steps: int | None = None, 
     release, done, t_start, t_end, refit_start, stale = [], [], [], [], [], []
     lp_s, tr_s = [], []
     breakdowns: list[dict] = []
-    dropped = generated = trained = 0
     per_step = w.sequences_per_step
     consumed: set[tuple[int, int]] = set()
 
@@ -117,55 +117,87 @@ def simulate_async(setup: Setup, speculative: bool, n_steps: int | None = None, 
 
     for step in range(min(L + 1, n_steps)):
         release_batch(step)
-    prev_free = 0.0  # trainer free (after the previous refit)
-    for step in range(n_steps):
-        if not partial:
-            run_replicas(sims, targets=batches[step])
-            fin = np.concatenate([sims[r].finish[batches[step][r]] for r in range(R)])
-            g = float(np.nanmax(fin))
-            adm = np.concatenate([sims[r].admit_time[batches[step][r]] for r in range(R)])
-            ages = step - _versions_at(W, adm)
-            trained_tokens = lengths[step][0] + lengths[step][1]
-            generated += fin.size
-            trained += fin.size
-        else:
-            g, ages, trained_tokens, d = _partial_batch(sims, batches, lengths, step, per_step, W, L, consumed)
-            dropped += d
-            trained += ages.size
-        done.append(g)
-        s = max(g, prev_free)
-        t_start.append(s)
-        lp, tr, bd = train_and_logprob(setup, trained_tokens)
-        if bd is not None:
-            breakdowns.append(bd)
-        lp_s.append(lp)
-        tr_s.append(tr)
-        e = s + w.data_loading_s + lp + tr
-        t_end.append(e)
-        stale.append(ages)
-        # weight sync for version step+1
-        if in_flight:
-            for sim in sims:
-                sim.add_pause(e, refit)
-            refit_start.append(e)
-            W.append(e + refit)
-        else:
-            run_replicas(sims, t_stop=e)
-            for sim in sims:
-                sim.t = max(sim.t, e)
-            run_replicas(sims, admit=False)  # drain: running sequences finish, nothing new starts
-            ends = [sim.t for sim in sims]
-            rs = max(ends)
-            refit_start.append(rs)
-            W.append(rs + refit)
-            for sim in sims:
-                sim.t = W[-1]
-        prev_free = W[-1]
-        nxt = step + L + 1
-        # release as a run that goes on would (batches trained after the last simulated step included): else
-        # the last L measured steps have no new batch in flight, drain nothing and read as steady state
-        if nxt < n_steps + L:
-            release_batch(nxt)
+
+    # The pipeline as two processes (simpy): the generation pool and the trainer, which meet at two kinds of event:
+    # a step's batch is complete (the trainer waits on it) and the trainer's step is done (the pool then syncs the
+    # weights: drain + broadcast, or an in-flight transfer) and, once the new weights are loaded, the trainer is free
+    # again. Each event carries its exact time as its value (the simulated seconds are computed from those values,
+    # never from ``env.now``, which only orders the processes), so the numbers do not depend on the event library's
+    # clock arithmetic.
+    env = simpy.Environment()
+    batch_ready = [env.event() for _ in range(n_steps)]  # value: (G(t), ages, trained tokens)
+    step_trained = [env.event() for _ in range(n_steps)]  # value: e, the trainer's end of step t
+    weights_loaded = [env.event() for _ in range(n_steps)]  # value: W(t + 1)
+    counts = {"generated": 0, "trained": 0, "dropped": 0}
+
+    def until(t: float):
+        return env.timeout(max(t - env.now, 0.0))
+
+    def generation_pool():
+        for step in range(n_steps):
+            if not partial:
+                run_replicas(sims, targets=batches[step])
+                fin = np.concatenate([sims[r].finish[batches[step][r]] for r in range(R)])
+                g = float(np.nanmax(fin))
+                adm = np.concatenate([sims[r].admit_time[batches[step][r]] for r in range(R)])
+                ages = step - _versions_at(W, adm)
+                counts["generated"] += fin.size
+                counts["trained"] += fin.size
+                trained_tokens = lengths[step][0] + lengths[step][1]
+            else:
+                g, ages, trained_tokens, d = _partial_batch(sims, batches, lengths, step, per_step, W, L, consumed)
+                counts["dropped"] += d
+                counts["trained"] += ages.size
+            yield until(g)
+            batch_ready[step].succeed((g, ages, trained_tokens))
+            e = yield step_trained[step]
+            # weight sync for version step + 1
+            if in_flight:
+                for sim in sims:
+                    sim.add_pause(e, refit)
+                refit_start.append(e)
+                W.append(e + refit)
+            else:
+                run_replicas(sims, t_stop=e)
+                for sim in sims:
+                    sim.t = max(sim.t, e)
+                run_replicas(sims, admit=False)  # drain: running sequences finish, nothing new starts
+                rs = max(sim.t for sim in sims)
+                refit_start.append(rs)
+                W.append(rs + refit)
+                for sim in sims:
+                    sim.t = W[-1]
+            yield until(W[-1])
+            weights_loaded[step].succeed(W[-1])
+            nxt = step + L + 1
+            # release as a run that goes on would (batches trained after the last simulated step included): else
+            # the last L measured steps have no new batch in flight, drain nothing and read as steady state
+            if nxt < n_steps + L:
+                release_batch(nxt)
+
+    def trainer():
+        free = 0.0  # after the previous weight sync
+        for step in range(n_steps):
+            g, ages, trained_tokens = yield batch_ready[step]
+            done.append(g)
+            s = max(g, free)
+            t_start.append(s)
+            lp, tr, bd = train_and_logprob(setup, trained_tokens)
+            if bd is not None:
+                breakdowns.append(bd)
+            lp_s.append(lp)
+            tr_s.append(tr)
+            e = s + w.data_loading_s + lp + tr
+            t_end.append(e)
+            stale.append(ages)
+            yield until(e)
+            step_trained[step].succeed(e)
+            free = yield weights_loaded[step]  # the trainer takes part in the broadcast
+
+    env.process(generation_pool())
+    env.process(trainer())
+    env.run()
+    generated, trained, dropped = counts["generated"], counts["trained"], counts["dropped"]
 
     if partial:
         generated = sum(int((sim.status == 2).sum()) for sim in sims)

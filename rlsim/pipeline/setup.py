@@ -10,7 +10,8 @@ from ..catalog import EngineProfile, HardwareProfile, ModelSpec, load_engine, lo
 from ..costmodel import IterationCostModel, ReplicaLayout, ReplicaMemory, replica_layout, replica_memory
 from ..costmodel.select import get_timer
 from ..costmodel.timer import KernelTimer
-from ..engine import ReplicaConfig, SpecPolicy, sample_lengths
+from ..engine import ReplicaConfig, sample_lengths
+from ..speculation.policy import SpecPolicy
 from ..engine.lengths import sample_raw_lengths, scale_to_mean
 from ..errors import ConfigurationError
 from ..scenario import Scenario
@@ -77,11 +78,11 @@ class Setup:
             from ..speculation.adaptive import k_for_batch
 
             k_for = k_for_batch([tuple(e) for e in sched])
-        # acceptance that varies across sequences / along the response (rlsim/engine/variable_acceptance.py)
+        # acceptance that varies across sequences / along the response (rlsim/speculation/variable_acceptance.py)
         spread = float(sc.options.acceptance_spread or 0.0)
         decay = float(sc.options.acceptance_response_decay or 0.0)
         if spread or decay:
-            from ..engine.variable_acceptance import VariableAcceptancePolicy
+            from ..speculation.variable_acceptance import VariableAcceptancePolicy
 
             return VariableAcceptancePolicy(self.acceptance, k_for, sequence_spread=spread, response_decay=decay,
                                             reference_k=sc.k, reference_lengths=self.sample_step_lengths(0)[1],

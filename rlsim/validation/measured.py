@@ -20,9 +20,10 @@ from ..catalog import GenerationParallelism, load_draft, load_hardware, load_mod
 from ..catalog.loader import catalog_dir
 from ..costmodel import IterationCostModel, replica_layout
 from ..costmodel.select import get_timer
-from ..engine import ReplicaConfig, SpecPolicy, simulate_replica
+from ..engine import ReplicaConfig, simulate_replica
 from ..errors import CalibrationDataError
 from ..speculation import AcceptanceModel
+from ..speculation.policy import SpecPolicy
 
 GPU_PROFILE = {"h100": "h100-sxm", "h200": "h200-sxm"}
 

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigurationError
-from .replica import SpecPolicy
+from .policy import SpecPolicy
 
 _SOLVE_CACHE: dict = {}
 _GRID = 801

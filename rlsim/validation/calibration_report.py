@@ -12,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .calibrated import ATTENTION_FIT_PHASES, CalibrationTables, LogRatioKNN, fit_tables, gemm_interp
+from ..costmodel.calib_fit import ATTENTION_FIT_PHASES, CalibrationTables, fit_tables
+from ..costmodel.calib_knn import LogRatioKNN
+from ..costmodel.calib_timer import gemm_interp
 
 
 def _errors_gemm(t: CalibrationTables) -> np.ndarray:
