@@ -130,22 +130,23 @@ class _AdvanceStreams:
         np.cumsum(slots[:-1], out=start[1:])
         off = np.zeros(slots.size, np.int64) if row_ids is None else np.asarray(row_ids, np.int64) * self.BIG
         first = start - np.arange(slots.size)  # each row's first advance in ``adv``
+        adv = np.asarray(adv)
         vals = np.empty(int(adv.size + slots.size), np.int64)
-        if slots.size * 64 < adv.size:  # long rows: each row's running sum written in place (the same integers)
-            adv = np.asarray(adv)
-            for j, (s0, f0, r) in enumerate(zip(start.tolist(), first.tolist(), rounds.tolist())):
-                row = vals[s0 + 1: s0 + 1 + r]
-                np.cumsum(adv[f0: f0 + r], dtype=np.int64, out=row)
-                row += off[j]
-                vals[s0] = off[j]
+        # each advance at its place in its row; each row's leading entry the step from the previous row's last
+        # entry to this row's offset; then one running sum gives every row: its offset, then its cumulative advances
+        if slots.size * 64 < adv.size:  # long rows: placed row by row
+            for s0, f0, r in zip(start.tolist(), first.tolist(), rounds.tolist()):
+                vals[s0 + 1: s0 + 1 + r] = adv[f0: f0 + r]
         else:
-            g = np.cumsum(np.asarray(adv).astype(np.int64))  # running sum over all rows' advances (widened first: fast)
-            prev = np.where(first > 0, g[np.maximum(first - 1, 0)], 0) if g.size else np.zeros(slots.size, np.int64)
-            shift = off - prev  # row j's entries: its offset, then g - g(before the row) + offset
             mask = np.ones(vals.size, bool)
             mask[start] = False
-            vals[mask] = g + np.repeat(shift, rounds)
-            vals[start] = off
+            vals[mask] = adv
+        row_sum = np.zeros(slots.size, np.int64)
+        nz = rounds > 0
+        if nz.any():
+            row_sum[nz] = np.add.reduceat(adv, first[nz], dtype=np.int64)
+        vals[start] = off - np.concatenate([[0], off[:-1] + row_sum[:-1]])
+        np.cumsum(vals, out=vals)
         return vals, start, slots
 
     def _initial_rounds(self, k: int, N: np.ndarray) -> np.ndarray:
