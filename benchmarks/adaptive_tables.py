@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rlsim.pipeline import build_setup
 from rlsim.pipeline.drift import DriftModel, simulate_drift_run
-from rlsim.report.cmd_adaptive import optimize_k
+from rlsim.studies.optimize_k import optimize_k
 from rlsim.scenario import build_scenario
 from rlsim.speculation.traces import STUDY_AL_CURVES, fit_al_curve
 

@@ -21,7 +21,7 @@ CASES = {
 
 def time_case(args: list[str], repeats: int) -> list[float]:
     out = []
-    cmd = [sys.executable, "-c", "from rlsim.report.cli import main; main()", *args]
+    cmd = [sys.executable, "-c", "from rlsim.cli import main; main()", *args]
     subprocess.run(cmd, capture_output=True)  # warm-up (file cache)
     for _ in range(repeats):
         t = time.perf_counter()

@@ -64,7 +64,7 @@ def _child(point: dict, calibration: str, cpu: int | None) -> None:
     import resource
 
     from rlsim.costmodel.iteration import IterationCostModel
-    from rlsim.report.api import project
+    from rlsim.api import project
     from rlsim.scenario import build_scenario
 
     calls = {"n": 0}

@@ -13,12 +13,12 @@ e.g. on a GPU machine running the calibration harness).
 __version__ = "0.1.0"
 
 _LAZY = {
-    "project": ("rlsim.report.api", "project"),
-    "project_scenario": ("rlsim.report.api", "project_scenario"),
+    "project": ("rlsim.api", "project"),
+    "project_scenario": ("rlsim.api", "project_scenario"),
     "build_scenario": ("rlsim.scenario", "build_scenario"),
     "Scenario": ("rlsim.scenario", "Scenario"),
     "ProjectionResult": ("rlsim.pipeline.results", "ProjectionResult"),
-    "sweep": ("rlsim.report.sweep", "sweep"),
+    "sweep": ("rlsim.studies.sweep", "sweep"),
 }
 
 

@@ -1,6 +1,6 @@
 """``python -m rlsim`` = the ``rlsim`` command."""
 
-from rlsim.report.cli import main
+from rlsim.cli import main
 
 if __name__ == "__main__":
     main()

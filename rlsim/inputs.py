@@ -57,17 +57,6 @@ MIN_SEQUENCE_SPREAD = 0.05
 SPREAD_WHY = ("smaller spreads are not computed correctly yet: the per-sequence Beta quadrature loses the mean "
               "acceptance (0.01 gave AL 3.57 for a target of 2.95, 1e-4 gave 1.0)")
 
-# Scenario options (``build_scenario(options=...)``) the simulator reads, with their types: an unknown key
-# (a typo such as ``partial_rollouts``) would otherwise be ignored without a word.
-KNOWN_OPTIONS: dict[str, str] = {
-    "partial_rollout": "bool", "async_warmup_steps": "count", "async_measured_steps": "count",
-    "acceptance_sequence_spread": "number", "acceptance_response_decay": "number", "acceptance_preserve_mean": "bool",
-    "group_correlation": "number", "moe_routing_skew": "number",
-    # prefill/decode disaggregation and multi-turn rollouts (rlsim/engine/disagg.py)
-    "prefill_gpus": "flag", "kv_link_gbps": "flag", "kv_link_latency_ms": "flag",
-    "turns": "flag", "tool_latency_s": "flag", "tool_output_tokens": "flag",
-    "group_correlation": "number", "moe_routing_skew": "number", "online_draft_training": "bool",
-}
 MAX_TURNS = 64
 TURNS_WHY = "each turn is one more prefill-decode round of every trajectory"
 MAX_KV_LINK_GBPS = 100_000.0  # 100 Tb/s per GPU: 10x an NVLink 5 port; a larger number is a unit mistake
@@ -326,30 +315,11 @@ def _scenario_conflicts(a: dict) -> None:
     lag = a.get("lag")
     if lag is not None and lag > MAX_LAG:
         raise ConfigurationError(f"--lag = {lag}; allowed: 0..{MAX_LAG} ({LAG_WHY})")
-    opts = a.get("options") or {}
-    unknown = sorted(set(opts) - set(KNOWN_OPTIONS))
-    if unknown:
-        raise ConfigurationError(f"options: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(KNOWN_OPTIONS))}")
-    for key, kind in KNOWN_OPTIONS.items():
-        if key not in opts or opts[key] is None:
-            continue
-        v = opts[key]
-        if kind == "flag":
-            continue  # check_disaggregation, with the flag's name
-        if kind == "bool":
-            as_bool(f"options.{key}", v)
-        elif kind == "count":
-            check_count(f"options.{key}", v, 0 if key == "async_warmup_steps" else 1, MAX_ASYNC_STEPS, ASYNC_STEPS_WHY)
-        else:
-            as_float(f"options.{key}", v)
-            if not math.isfinite(float(v)):
-                raise ConfigurationError(f"options.{key} = {v!r}; allowed: a finite number")
-    check_disaggregation(opts)
-    spread = opts.get("acceptance_sequence_spread")
-    if spread and 0 < spread < MIN_SEQUENCE_SPREAD:
-        raise ConfigurationError(
-            f"acceptance_sequence_spread = {spread!r} (--acceptance-spread); allowed: 0 (no spread) or "
-            f"{MIN_SEQUENCE_SPREAD}..1 ({SPREAD_WHY})")
+    from .fields import OPTION_FIELDS, ScenarioOptions
+
+    # the pipeline's options, typed and checked (rlsim/fields.py): given as options={...} or by name
+    ScenarioOptions.model_validate({**(a.get("options") or {}),
+                                    **{f.name: a[f.name] for f in OPTION_FIELDS if a.get(f.name) is not None}})
 
 
 def _scenario_resolved(sc, a: dict) -> None:
@@ -603,5 +573,5 @@ def dumps_strict(obj, indent: int | None = 2) -> str:
 
 
 __all__ = ["MAX_LAG", "MAX_SEEDS", "MAX_DRIFT_STEPS", "MAX_GRID_RUNS", "MAX_TIMELINE_REPLICAS", "MAX_TIMELINE_STEPS",
-           "KNOWN_OPTIONS", "check_count", "check_number", "coerce", "typed_arguments", "scenario_arguments",
+           "check_count", "check_number", "coerce", "typed_arguments", "scenario_arguments",
            "check_output_file", "check_output_dir", "write_or_keep", "to_strict_json", "dumps_strict"]

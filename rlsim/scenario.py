@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .catalog import Workload, load_hardware, load_model, load_workload
 from .errors import CatalogError, ConfigurationError
+from .fields import OPTION_FIELDS, WORKLOAD_OVERRIDES, ScenarioOptions, scenario_dict
 from .inputs import scenario_arguments
 
 
@@ -27,12 +28,11 @@ class Scenario(BaseModel):
     draft_quality: float | None = None  # per-token conditional acceptance rate (geometric model)
     draft_quality_decay: float = 1.0
     draft_model: str | None = None
-    num_speculative_tokens_per_batch_size: list[tuple[int, int, int]] | None = None
-    max_trajectory_age_steps: int = Field(default=0, ge=0)
+    num_speculative_tokens_per_batch_size: list[tuple[int, int, int]] | None = None  # checked once, in build_scenario
     seed: int = 0
     calibration: str = "auto"
     engine: str = "vllm-0.17.1"  # engine profile (engine_profiles/<name>.yaml)
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: ScenarioOptions = Field(default_factory=ScenarioOptions)  # typed (rlsim/fields.py)
     # draft trees (rlsim/speculation/trees.py): SGLang's three parameters or vLLM's speculative_token_tree; the
     # acceptance inputs above describe the draft as a chain at num_speculative_tokens
     speculative_num_steps: int | None = None
@@ -56,44 +56,20 @@ class Scenario(BaseModel):
 
     @property
     def lag(self) -> int:
-        return self.max_trajectory_age_steps
+        """The policy lag, stored once: the workload's ``max_trajectory_age_steps``."""
+        return self.workload.max_trajectory_age_steps
+
+    @property
+    def max_trajectory_age_steps(self) -> int:
+        return self.workload.max_trajectory_age_steps
 
     def to_dict(self) -> dict:
-        w = self.workload
-        d = {
-            "workload": w.name, "model": w.model, "hardware": w.hardware, "gpus": w.gpus,
-            "gen_gpus": w.gen_gpus, "train_gpus": w.train_gpus, "colocated": w.colocated,
-            "num_prompts_per_step": w.num_prompts_per_step, "num_generations_per_prompt": w.num_generations_per_prompt,
-            "sequences_per_step": w.sequences_per_step,
-            "prompt_length": w.prompt_length.model_dump(), "response_length": w.response_length.model_dump(),
-            "generation_dtype": w.generation_dtype, "kv_cache_dtype": w.kv_cache_dtype,
-            "generation_parallelism": w.generation.model_dump(), "engine": self.engine,
-            "engine_config": w.engine.model_dump(),
-            "reference_logprobs": w.reference_logprobs,
-            "num_speculative_tokens": self.k, "drafter": self.drafter, "draft_model": self.draft_model,
-            "acceptance_length_input": self.acceptance_length,
-            "acceptance_rates_per_position": self.acceptance_rates_per_position,
-            "draft_quality": self.draft_quality, "draft_quality_decay": self.draft_quality_decay,
-            "num_speculative_tokens_per_batch_size": self.num_speculative_tokens_per_batch_size,
-            "max_trajectory_age_steps": self.lag, "in_flight_weight_updates": w.in_flight_weight_updates,
-            "seed": self.seed, "calibration": self.calibration, "options": dict(self.options),
-        }
-        if self.has_tree:
-            d.update({"speculative_num_steps": self.speculative_num_steps,
-                      "speculative_eagle_topk": self.speculative_eagle_topk,
-                      "speculative_num_draft_tokens": self.speculative_num_draft_tokens,
-                      "speculative_token_tree": self.speculative_token_tree, "tree_rank_decay": self.tree_rank_decay,
-                      "tree_acceptance": self.tree_acceptance, "tree_verification": self.tree_verification,
-                      "retrieval_tokens": self.retrieval_tokens,
-                      "retrieval_acceptance_length": self.retrieval_acceptance_length})
-        return d
+        """The scenario as written in a projection's JSON: the keys of the field table (rlsim/fields.py), in order."""
+        return scenario_dict(self)
 
 
-_WORKLOAD_OVERRIDES = {
-    "num_prompts_per_step", "num_generations_per_prompt", "generation_dtype", "kv_cache_dtype", "reference_logprobs",
-    "in_flight_weight_updates", "training_mfu", "logprob_mfu", "data_loading_s", "colocated",
-    "avg_seq_len", "max_total_sequence_length", "training_model", "rope_scaling",
-}
+_WORKLOAD_OVERRIDES = WORKLOAD_OVERRIDES  # the workload fields a caller may override (rlsim/fields.py)
+_OPTION_NAMES = frozenset(f.name for f in OPTION_FIELDS)  # the pipeline's options (ScenarioOptions)
 # nested workload sections a caller may update field by field (dicts merged into the workload's own)
 _SECTION_OVERRIDES = ("training", "engine", "prompt_length")
 
@@ -178,7 +154,7 @@ def build_scenario(model: str | None = None, workload: str | None = None, hardwa
         for name, v in (("--gen-gpus", gen_gpus), ("--train-gpus", train_gpus)):
             if v is not None and not (1 <= v <= MAX_GPUS):
                 raise ConfigurationError(f"{name} = {v}; allowed: >= 1 (at most {MAX_GPUS:,})")
-        upd["colocated"] = False
+        upd["colocated"] = colocated_pools(w.colocated, split_given=True, lag=0)
         upd["gen_gpus"] = gen_gpus
         upd["train_gpus"] = train_gpus
         if gen_gpus is not None and train_gpus is not None:
@@ -187,11 +163,18 @@ def build_scenario(model: str | None = None, workload: str | None = None, hardwa
                     f"--gpus = {gpus} but --gen-gpus {gen_gpus} + --train-gpus {train_gpus} = {gen_gpus + train_gpus}; "
                     "pass either --gpus or both of --gen-gpus/--train-gpus, or make them add up")
             upd["gpus"] = gen_gpus + train_gpus
+    option_kwargs = {}
     for key, value in workload_fields.items():
+        if key in _OPTION_NAMES:  # a pipeline option given by its name (acceptance_spread=0.1): into the options
+            if value is not None:
+                option_kwargs[key] = value
+            continue
         if key not in _WORKLOAD_OVERRIDES:
-            raise ConfigurationError(f"unknown scenario field {key!r}; allowed: {', '.join(sorted(_WORKLOAD_OVERRIDES))}")
+            raise ConfigurationError(f"unknown scenario field {key!r}; allowed: {', '.join(sorted(_WORKLOAD_OVERRIDES))}"
+                                     f"; options: {', '.join(sorted(_OPTION_NAMES))}")
         if value is not None:
             upd[key] = value
+    opts = ScenarioOptions.model_validate({**(options or {}), **option_kwargs})  # typed and checked (fields.py)
     if tensor_parallel_size is not None or generation or enable_expert_parallel is not None:
         if generation is not None and not isinstance(generation, dict):
             raise ConfigurationError(f"generation = {generation!r}; expected a mapping of generation fields")
@@ -269,19 +252,8 @@ def build_scenario(model: str | None = None, workload: str | None = None, hardwa
         raise ConfigurationError(
             f"--acceptance-length = {al} is impossible at k = 0 (autoregressive decoding yields 1 token per round); "
             f"allowed: AL = 1 at k = 0, or pass --k >= {max(int(np.ceil(al - 1)), 1) if np.isfinite(al) else 1}")
-    if num_speculative_tokens_per_batch_size:
-        for row in num_speculative_tokens_per_batch_size:
-            if len(row) != 3 or not (0 <= row[0] <= row[1]) or not (0 <= row[2] <= w.engine.max_num_speculative_tokens):
-                raise ConfigurationError(
-                    f"num_speculative_tokens_per_batch_size entry {tuple(row)}: allowed (min_batch, max_batch, k) with "
-                    f"0 <= min_batch <= max_batch and 0 <= k <= {w.engine.max_num_speculative_tokens}")
-    skew = (options or {}).get("moe_routing_skew", 0.0)
-    if isinstance(skew, bool) or not (isinstance(skew, (int, float)) and 0.0 <= skew <= 3.0):
-        raise ConfigurationError(f"moe_routing_skew = {skew!r}; allowed: 0..3 (Zipf exponent of expert popularity; "
-                                 "0 = uniform routing)")
-    gc = (options or {}).get("group_correlation", 0.0)
-    if not (isinstance(gc, (int, float)) and 0.0 <= gc <= 1.0):
-        raise ConfigurationError(f"options.group_correlation = {gc!r}; allowed: 0..1")
+    if num_speculative_tokens_per_batch_size:  # the k schedule, checked here once (the pipeline only reads it)
+        num_speculative_tokens_per_batch_size = _checked_k_schedule(num_speculative_tokens_per_batch_size, w, k_eff)
     if al is None and rates is None and draft_quality is None and k_eff > 0:
         if method != spec_cfg.method:
             raise ConfigurationError(
@@ -292,21 +264,55 @@ def build_scenario(model: str | None = None, workload: str | None = None, hardwa
     if draft_quality is not None and not (0.0 <= draft_quality <= 1.0):
         raise ConfigurationError(f"--draft-quality = {draft_quality}; allowed: 0..1 (per-token acceptance rate)")
     tree = _resolve_tree_arguments(
-        w, k_eff, method, engine_name, options or {}, num_speculative_tokens_per_batch_size,
+        w, k_eff, method, engine_name, opts, num_speculative_tokens_per_batch_size,
         dict(speculative_num_steps=speculative_num_steps, speculative_eagle_topk=speculative_eagle_topk,
              speculative_num_draft_tokens=speculative_num_draft_tokens, speculative_token_tree=speculative_token_tree,
              tree_rank_decay=tree_rank_decay, tree_acceptance=tree_acceptance, tree_verification=tree_verification,
              retrieval_tokens=retrieval_tokens, retrieval_acceptance_length=retrieval_acceptance_length))
-    if w.max_trajectory_age_steps > 0 and w.colocated and gen_gpus is None and train_gpus is None:
-        # async needs separate generation and training pools; the pipeline chooses a split
-        w = w.model_copy(update={"colocated": False})
+    if colocated_pools(w.colocated, split_given=gen_gpus is not None or train_gpus is not None,
+                       lag=w.max_trajectory_age_steps) != w.colocated:
+        w = w.model_copy(update={"colocated": False})  # the pipeline chooses a split
     return _validated(Scenario, dict(
         workload=w, num_speculative_tokens=k_eff, drafter=method, acceptance_length=al,
         acceptance_rates_per_position=rates, draft_quality=draft_quality, draft_quality_decay=draft_quality_decay,
         draft_model=draft_model or spec_cfg.draft_model,
         num_speculative_tokens_per_batch_size=num_speculative_tokens_per_batch_size,
-        max_trajectory_age_steps=w.max_trajectory_age_steps, seed=int(seed), calibration=calibration,
-        engine=engine_name, options=options or {}, **tree), "scenario")
+        seed=int(seed), calibration=calibration, engine=engine_name, options=opts, **tree), "scenario")
+
+
+def colocated_pools(colocated: bool, split_given: bool, lag: int) -> bool:
+    """Whether generation and training share the GPUs, decided here only: not when the caller splits the GPUs
+    (--gen-gpus / --train-gpus), nor at a policy lag >= 1 (asynchronous RL needs separate generation and training
+    pools); otherwise the workload's ``colocated``."""
+    return False if split_given or lag > 0 else colocated
+
+
+def with_separate_pools(sc: Scenario) -> Scenario:
+    """``sc`` on separate generation and training pools (the pipeline chooses a split), as a lag >= 1 scenario runs:
+    what a timeline draws (it shows the asynchronous pipeline's steps)."""
+    colocated = colocated_pools(sc.workload.colocated, split_given=False, lag=max(sc.lag, 1))
+    if colocated == sc.workload.colocated:
+        return sc
+    return sc.model_copy(update={"workload": sc.workload.model_copy(update={"colocated": colocated})})
+
+
+def _checked_k_schedule(sched, w, k: int) -> list[tuple[int, int, int]]:
+    """The k schedule (vLLM's num_speculative_tokens_per_batch_size) against the engine: each entry's k within
+    max_num_speculative_tokens, ranges from batch size 1 to max_num_seqs without gaps or overlaps, speculation on.
+    Returned sorted."""
+    from .speculation.adaptive import validate_k_schedule
+
+    e = w.engine
+    validate_k_schedule(sched)  # its shape first: ranges in order, no overlap, no gap
+    for row in sched:
+        if len(row) != 3 or not (0 <= row[0] <= row[1]) or not (0 <= row[2] <= e.max_num_speculative_tokens):
+            raise ConfigurationError(
+                f"num_speculative_tokens_per_batch_size entry {tuple(row)}: allowed (min_batch, max_batch, k) with "
+                f"0 <= min_batch <= max_batch and 0 <= k <= {e.max_num_speculative_tokens}")
+    if k == 0:
+        raise ConfigurationError("a k schedule (num_speculative_tokens_per_batch_size) needs speculation on: "
+                                 "pass --k >= 1 (the k at which the draft's acceptance is given)")
+    return validate_k_schedule(sched, e.max_num_speculative_tokens, e.max_num_seqs)
 
 
 _TREE_FLAGS = {"speculative_num_steps": "--speculative-num-steps", "speculative_eagle_topk": "--speculative-eagle-topk",
@@ -316,7 +322,8 @@ _TREE_FLAGS = {"speculative_num_steps": "--speculative-num-steps", "speculative_
                "retrieval_tokens": "--retrieval-tokens", "retrieval_acceptance_length": "--retrieval-acceptance-length"}
 
 
-def _resolve_tree_arguments(w, k: int, method: str, engine_name: str, options: dict, k_schedule, a: dict) -> dict:
+def _resolve_tree_arguments(w, k: int, method: str, engine_name: str, options: ScenarioOptions, k_schedule,
+                            a: dict) -> dict:
     """The draft-tree arguments checked against each other and the rest of the scenario (one line each, with
     what is allowed); returns the Scenario fields. The tree itself is built by the pipeline (it needs the
     draft's acceptance)."""
@@ -362,9 +369,9 @@ def _resolve_tree_arguments(w, k: int, method: str, engine_name: str, options: d
     if k_schedule:
         raise ConfigurationError("a k schedule (--k-schedule) and a draft tree both set the draft per round; allowed: one of "
                                  "them (optimize-k --tree searches tree shapes per batch size)")
-    for opt in ("acceptance_sequence_spread", "acceptance_response_decay"):
+    for opt in ("acceptance_spread", "acceptance_response_decay"):
         if options.get(opt):
-            raise ConfigurationError(f"options.{opt} (--{'acceptance-spread' if 'spread' in opt else 'acceptance-response-decay'})"
+            raise ConfigurationError(f"options.{opt} (--{opt.replace('_', '-')})"
                                      " varies a chain's per-position acceptance; with a draft tree it is not modelled; "
                                      "allowed: one or the other")
     out = {n: given[n] for n in given if n in ("speculative_num_steps", "speculative_eagle_topk",

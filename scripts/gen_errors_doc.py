@@ -389,7 +389,7 @@ def _cases() -> list[Case]:
     add(s, "timeline file of an unknown format", P + ["--timeline", f"{TMP}/t.txt"], ["unknown format '.txt'"])
     add(s, "timeline into a missing folder", P + ["--timeline", f"{TMP}/no/such/t.png"], ["does not exist"])
     add(s, "zero steps in a run", P + ["--steps", "0"], ["--steps = 0", "1..10,000,000"])
-    add(s, "acceptance spread above 1", P + ["--acceptance-spread", "2"], ["acceptance_sequence_spread = 2.0"])
+    add(s, "acceptance spread above 1", P + ["--acceptance-spread", "2"], ["acceptance_spread = 2.0"])
     add(s, "negative MoE routing skew", P + ["--moe-routing-skew", "-1"], ["moe_routing_skew = -1.0", "0..3"])
     add(s, "draft-quality decay without a draft quality", P + ["--draft-quality-decay", "0.5"], ["give --draft-quality too"])
     # ---- other commands
@@ -787,9 +787,9 @@ def _new_cases() -> list[Case]:
     add(s, "infinite draft init", P + ["--steps", "2", "--draft-init", "inf"], ["--draft-init = inf"])
     add(s, "NaN draft-quality decay", P + ["--draft-quality", "0.8", "--draft-quality-decay", "nan"],
         ["draft_quality_decay = nan", "finite"])
-    add(s, "NaN acceptance spread", P + ["--acceptance-spread", "nan"], ["acceptance_sequence_spread = nan"])
+    add(s, "NaN acceptance spread", P + ["--acceptance-spread", "nan"], ["acceptance_spread = nan"])
     add(s, "acceptance spread 1e-4 (realised AL 1.0 before: a wrong answer)", P + ["--acceptance-spread", "0.0001"],
-        ["acceptance_sequence_spread = 0.0001", "0 (no spread) or 0.05..1", "loses the mean"])
+        ["acceptance_spread = 0.0001", "0 (no spread) or 0.05..1", "loses the mean"])
     add(s, "infinite acceptance response decay", P + ["--acceptance-response-decay", "inf"],
         ["acceptance_response_decay = inf"])
     add(s, "NaN MoE routing skew", P + ["--moe-routing-skew", "nan"], ["moe_routing_skew = nan", "finite"])
@@ -1018,7 +1018,7 @@ def run_case(case: Case, workdir: Path) -> Outcome:
             return _run_api({k: (sub(v) if isinstance(v, str) else v) for k, v in case.api.items()}, case.call)
         from typer.testing import CliRunner
 
-        from rlsim.report.cli import app
+        from rlsim.cli import app
 
         r = CliRunner().invoke(app, [sub(a) for a in case.args], prog_name="rlsim")
         err = r.stderr

@@ -5,7 +5,7 @@ Run: python scripts/lag_tables.py > docs/async-tables.md
 
 from __future__ import annotations
 
-from rlsim.report.api import project_scenario
+from rlsim.api import project_scenario
 
 CASES = [
     ("qwen3-235b, 2048 GB200 (1536 gen + 512 train)", dict(model="qwen3-235b", gen_gpus=1536, train_gpus=512)),

@@ -24,7 +24,7 @@ CASES = [
     ("rl-zero-8b h100 k5 roofline", dict(workload="rl-zero-8b", hardware="h100-sxm", k=5, acceptance_length=4.35,
                                          gpus=8, num_prompts_per_step=16, calibration="roofline")),
     ("rl-zero-8b h200 k3 spread", dict(workload="rl-zero-8b", hardware="h200-sxm", gpus=8, num_prompts_per_step=16,
-                                       options={"acceptance_sequence_spread": 0.1})),
+                                       options={"acceptance_spread": 0.1})),
     ("rl-think-30b-a3b k3", dict(workload="rl-think-30b-a3b", gpus=8, num_prompts_per_step=8)),
     ("rl-zero-8b k3 ideal engine", dict(workload="rl-zero-8b", gpus=8, num_prompts_per_step=16, engine="ideal")),
     ("rl-zero-8b k3 tp2 vllm-fixed", dict(workload="rl-zero-8b", gpus=8, num_prompts_per_step=16, tensor_parallel_size=2,

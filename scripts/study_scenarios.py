@@ -6,7 +6,7 @@ Run: python scripts/study_scenarios.py
 
 from __future__ import annotations
 
-from rlsim.report.api import project_scenario
+from rlsim.api import project_scenario
 
 ROWS = [
     ("EAGLE-3 k=3 (AL 3.32 / 2.77)", dict(k=3), (3.32, 2.77)),

@@ -10,7 +10,7 @@ from rlsim import project_scenario
 from rlsim.speculation.policy import SpecPolicy
 from rlsim.speculation.variable_acceptance import VariableAcceptancePolicy, _al_of_rates
 from rlsim.errors import ConfigurationError
-from rlsim.report.cli import app
+from rlsim.cli import app
 from rlsim.speculation import AcceptanceModel
 from rlsim.speculation.adaptive import (context_by_batch, cuda_graph_cost, format_k_schedule, goodput_table,
                                         k_for_batch, optimal_schedule, parse_k_schedule, validate_k_schedule,
@@ -64,12 +64,10 @@ def test_schedule_in_engine_matches_fixed_k_when_constant():
 
 
 def test_schedule_needs_speculation_on():
-    from rlsim.pipeline import build_setup
     from rlsim.scenario import build_scenario
 
-    st = build_setup(build_scenario(workload="rl-zero-8b", k=0, num_speculative_tokens_per_batch_size=[[1, 1024, 3]]))
-    with pytest.raises(ConfigurationError, match="needs speculation on"):
-        st.policy(True)
+    with pytest.raises(ConfigurationError, match="needs speculation on"):  # checked once, in build_scenario
+        build_scenario(workload="rl-zero-8b", k=0, num_speculative_tokens_per_batch_size=[[1, 1024, 3]])
 
 
 # ------------------------------------------------------------------ optimiser
@@ -118,7 +116,7 @@ def test_cuda_graph_cost_counts_tiers():
 
 
 def test_optimize_k_small():
-    from rlsim.report.cmd_adaptive import optimize_k
+    from rlsim.studies.optimize_k import optimize_k
 
     r = optimize_k(workload="rl-zero-8b", k_max=3, reference=False, calibration="roofline")
     validate_k_schedule(r["schedule"], 15, 1024)
@@ -199,8 +197,8 @@ def test_bad_variation_parameters():
 
 
 def test_variation_in_a_projection():
-    a = project_scenario(workload="rl-zero-8b", calibration="roofline", options={"acceptance_sequence_spread": 0.2})
-    b = project_scenario(workload="rl-zero-8b", calibration="roofline", options={"acceptance_sequence_spread": 0.2})
+    a = project_scenario(workload="rl-zero-8b", calibration="roofline", options={"acceptance_spread": 0.2})
+    b = project_scenario(workload="rl-zero-8b", calibration="roofline", options={"acceptance_spread": 0.2})
     base = project_scenario(workload="rl-zero-8b", calibration="roofline")
     assert a.speculative.step_s == b.speculative.step_s  # seeded
     assert a.acceptance_length_realized == pytest.approx(3.32, rel=0.03)  # mean kept
@@ -209,7 +207,7 @@ def test_variation_in_a_projection():
     res = runner.invoke(app, ["project", "--workload", "rl-zero-8b", "--acceptance-spread", "0.2",
                               "--acceptance-response-decay", "0.02", "--json"])
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout)["scenario"]["options"] == {"acceptance_sequence_spread": 0.2,
+    assert json.loads(res.stdout)["scenario"]["options"] == {"acceptance_spread": 0.2,
                                                              "acceptance_response_decay": 0.02}
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from rlsim.pipeline import build_setup, simulate_sync_step
 from rlsim.pipeline.asynchronous import async_step_result, simulate_async
-from rlsim.report.api import project_scenario
+from rlsim.api import project_scenario
 from rlsim.scenario import build_scenario
 
 

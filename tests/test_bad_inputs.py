@@ -84,7 +84,7 @@ SUBPROCESS_CASES = [
 @pytest.mark.parametrize("args,needle", SUBPROCESS_CASES, ids=[" ".join(a[:3]) for a, _ in SUBPROCESS_CASES])
 def test_subprocess_exit_2_one_line(args, needle):
     env = dict(os.environ, COLUMNS="80")
-    cmd = [sys.executable, "-c", "from rlsim.report.cli import main; main()", *args]  # what the `rlsim` script runs
+    cmd = [sys.executable, "-c", "from rlsim.cli import main; main()", *args]  # what the `rlsim` script runs
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
     assert r.returncode == 2, (r.returncode, r.stderr)
     assert "Traceback" not in r.stderr
@@ -95,7 +95,7 @@ def test_subprocess_exit_2_one_line(args, needle):
 def test_no_args_prints_help():
     from typer.testing import CliRunner
 
-    from rlsim.report.cli import app
+    from rlsim.cli import app
 
     r = CliRunner().invoke(app, [], prog_name="rlsim")
     assert "Usage" in r.stdout and "project" in r.stdout
@@ -108,7 +108,7 @@ def test_seeds_flag_reports_spread():
 
     from typer.testing import CliRunner
 
-    from rlsim.report.cli import app
+    from rlsim.cli import app
 
     r = CliRunner().invoke(app, ["project", "--workload", "rl-zero-8b", "--seeds", "3", "--json"])
     assert r.exit_code == 0, r.output

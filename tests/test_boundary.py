@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rlsim.errors import ConfigurationError, RlsimError
-from rlsim.report.cli import app
+from rlsim.cli import app
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[1]
@@ -122,7 +122,7 @@ def test_grid_file_settings_are_honoured(tiny_workload, tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------------------------ writes that fail after the work
 def test_sweep_results_kept_when_the_write_fails_after_the_work(tiny_workload, tmp_path, monkeypatch):
-    from rlsim.report import sweep as sweep_mod
+    from rlsim.studies import sweep as sweep_mod
 
     target = tmp_path / "res.csv"
     real = sweep_mod.save_results
@@ -192,7 +192,7 @@ def test_check_output_file(tmp_path):
 def test_sweep_columns_do_not_depend_on_arrival_order(tiny_workload, monkeypatch):
     """Results arriving in another order (other workers, another machine) give the same columns: headline
     metrics first, then the others by name."""
-    from rlsim.report import sweep as sweep_mod
+    from rlsim.studies import sweep as sweep_mod
 
     kw = dict(workload=tiny_workload, k=[1, 2], lag=[0, 1], executor="serial", use_cache=False, progress=False)
     a = sweep_mod.sweep(**kw)

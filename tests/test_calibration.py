@@ -60,7 +60,7 @@ def test_vllm_backend_explains_itself_when_absent():
     from typer.testing import CliRunner
 
     from rlsim.calibration import vllm_backend
-    from rlsim.report.cli import app
+    from rlsim.cli import app
 
     ok, why = vllm_backend.vllm_available()
     if ok:

@@ -87,7 +87,7 @@ def _error(match: str | None = None) -> str:
 def _cli(args):
     from typer.testing import CliRunner
 
-    from rlsim.report.cli import app
+    from rlsim.cli import app
 
     return CliRunner().invoke(app, args, prog_name="rlsim")
 
@@ -258,7 +258,7 @@ def test_extrapolation_beyond_grid_is_flagged_in_output(calib):
     lines = p.read_text().splitlines()
     j = lines[0].split(",").index("m")
     p.write_text("\n".join([lines[0]] + [ln for ln in lines[1:] if int(float(ln.split(",")[j])) <= 64]) + "\n")
-    from rlsim.report.api import project_scenario
+    from rlsim.api import project_scenario
 
     r = project_scenario(workload="rl-zero-8b", hardware="h100-sxm", calibration="calibrated",
                          num_prompts_per_step=4, num_generations_per_prompt=4, max_new_tokens=256)
@@ -273,7 +273,7 @@ def test_extrapolation_beyond_grid_is_flagged_in_output(calib):
 
 
 def test_no_extrapolation_note_inside_the_grid(calib):
-    from rlsim.report.api import project_scenario
+    from rlsim.api import project_scenario
 
     # the kernel tables' grid only: the engine's mechanism tables (calibration/h200/engine.csv) are not in this
     # catalog copy, so the ideal engine

@@ -112,7 +112,7 @@ def test_models_command_lists_hf_ids():
 
     from typer.testing import CliRunner
 
-    from rlsim.report.cli import app
+    from rlsim.cli import app
 
     r = CliRunner().invoke(app, ["models", "--json"])
     assert r.exit_code == 0, r.output

@@ -3,7 +3,7 @@ import json
 
 from typer.testing import CliRunner
 
-from rlsim.report.cli import app
+from rlsim.cli import app
 
 runner = CliRunner()
 

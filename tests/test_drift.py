@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from rlsim.errors import ConfigurationError
 from rlsim.pipeline.drift import (DriftModel, online_training_time_s, scaled_acceptance, simulate_drift_run,
                                   study_calibration)
-from rlsim.report.cli import app
+from rlsim.cli import app
 from rlsim.speculation import AcceptanceModel
 
 runner = CliRunner()

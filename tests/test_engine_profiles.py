@@ -157,7 +157,7 @@ def test_projection_differs_between_engines_and_reports_engine():
 def test_iteration_json_has_round_parts():
     from typer.testing import CliRunner
 
-    from rlsim.report.cli import app
+    from rlsim.cli import app
 
     r = CliRunner().invoke(app, ["iteration", "--model", "qwen3-8b", "--batch", "64", "--context", "2000", "--k", "3",
                                  "--json"])

@@ -8,14 +8,13 @@ import pytest
 from typer.testing import CliRunner
 
 from rlsim.errors import ConfigurationError
-from rlsim.report.cli import app
-from rlsim.report.nemo_rl import from_nemo_rl, merge_flags
+from rlsim.cli import app
+from rlsim.studies.nemo_rl import from_nemo_rl, merge_flags
 from rlsim.scenario import build_scenario
 
 EX = Path(__file__).resolve().parents[1] / "examples"
 SYNC = EX / "nemo_rl_grpo_qwen3_8b_base_eagle3.yaml"
 ASYNC = EX / "nemo_rl_grpo_qwen3_8b_async.yaml"
-HAS_ASYNC = importlib.util.find_spec("rlsim.pipeline.asynchronous") is not None
 runner = CliRunner()
 
 
@@ -93,7 +92,6 @@ def test_cli_from_nemo_rl_json_and_flag_override():
     assert "used  grpo.num_prompts_per_step = 64" in r.stdout and "ratio_clip_max" in r.stdout  # every key
 
 
-@pytest.mark.skipif(not HAS_ASYNC, reason="asynchronous pipeline (rlsim.pipeline.asynchronous) not in this build")
 def test_cli_async_recipe_projects():
     r = runner.invoke(app, ["project", "--from-nemo-rl", str(ASYNC), "--json"])
     assert r.exit_code == 0, r.output
@@ -226,7 +224,7 @@ def test_dynamic_batching_micro_batches_pad_to_their_longest():
 
 
 def test_interpolation_resolvers():
-    from rlsim.report.configread import resolve_interpolations
+    from rlsim.studies.configread import resolve_interpolations
 
     d = resolve_interpolations({"a": 4096, "b": 2, "c": "${mul:${a}, ${b}}", "d": "${oc.select:x.y,7}",
                                 "e": "x-${a}", "f": "${.rel}", "g": "${max:${a}, 8192}"})

@@ -36,7 +36,7 @@ def test_cli_sensitivity_json_and_files(tmp_path, monkeypatch):
 
     from typer.testing import CliRunner
 
-    from rlsim.report.cli import app
+    from rlsim.cli import app
 
     monkeypatch.setattr(paper, "WORKLOADS", ("rl-zero-8b",))
     monkeypatch.setattr(ps, "VARIANTS", (ps.Variant("cap 1024", {"max_new_tokens": 1024}, "test"),))

@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from rlsim.report.cli import app
+from rlsim.cli import app
 from rlsim.report.perfetto import check_trace, summarize, timeline_trace
 from rlsim.scenario import build_scenario
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from rlsim.errors import ConfigurationError
-from rlsim.report import plan as P
+from rlsim.studies import plan as P
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,7 +50,7 @@ def test_estimator_cost_model_is_the_projections():
 def test_fluid_estimate_tracks_the_simulated_generation():
     """The fluid decode of the critical replicas against the simulator's rollout (same sequences, same cost model):
     within 3% for a synchronous step (the estimate leaves out acceptance noise, queueing and prefill)."""
-    from rlsim.report.api import project_scenario
+    from rlsim.api import project_scenario
 
     est = P.Estimator({"workload": "rl-think-8b"})
     for tp, k in ((1, 3), (2, 0)):
@@ -86,7 +86,7 @@ def test_memory_infeasible_points_are_never_candidates():
 def test_plan_end_to_end_best_front_and_reproducible_commands(tiny):
     from typer.testing import CliRunner
 
-    from rlsim.report.cli import app
+    from rlsim.cli import app
 
     runner = CliRunner()
     r = runner.invoke(app, ["plan", "--workload", tiny, "--gpus", "8", "--max-simulations", "8", "--executor", "serial",

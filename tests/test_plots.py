@@ -8,10 +8,9 @@ from typer.testing import CliRunner
 from rlsim import project_scenario, sweep
 from rlsim.errors import ConfigurationError
 from rlsim.report import plots
-from rlsim.report.cli import app
+from rlsim.cli import app
 
 SMALL = dict(workload="rl-zero-8b", num_prompts_per_step=4)
-HAS_ASYNC = importlib.util.find_spec("rlsim.pipeline.asynchronous") is not None
 runner = CliRunner()
 
 
@@ -78,7 +77,6 @@ def test_speedup_vs_gpus(tmp_path):
     _png_ok(plots.save(fig, tmp_path / "g.png"))
 
 
-@pytest.mark.skipif(not HAS_ASYNC, reason="asynchronous pipeline (rlsim.pipeline.asynchronous) not in this build")
 def test_speedup_vs_lag(tmp_path):
     df = sweep(workload="rl-think-8b", num_prompts_per_step=4, lag=[0, 1], executor="serial", use_cache=False)
     fig = plots.speedup_vs_lag(df)
@@ -117,7 +115,6 @@ def test_cli_plot_from_results_and_from_flags(kq, tmp_path):
     assert r.exit_code == 2 and "no such results file" in r.output
 
 
-@pytest.mark.skipif(not HAS_ASYNC, reason="asynchronous pipeline (rlsim.pipeline.asynchronous) not in this build")
 def test_timeline_says_what_it_draws_and_lists_only_what_appears():
     from rlsim.report.timeline import timeline_figure
     from rlsim.scenario import build_scenario

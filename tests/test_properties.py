@@ -31,7 +31,7 @@ from rlsim.costmodel import IterationCostModel, replica_layout
 from rlsim.costmodel.iteration import HOST_OVERHEAD
 from rlsim.engine import ReplicaConfig, simulate_replica, simulate_rollout
 from rlsim.pipeline import build_setup, simulate_sync_step
-from rlsim.report.api import project
+from rlsim.api import project
 from rlsim.scenario import build_scenario
 from rlsim.speculation import AcceptanceModel, SpecPolicy
 
@@ -137,7 +137,7 @@ def test_same_seed_identical_output(kw):
 @_settings(20)
 @given(kw=scenario_kwargs(k=3), n=st.integers(2, 4))
 def test_different_seeds_spread_is_reported(kw, n):
-    from rlsim.report.seeds import METRICS, project_seeds
+    from rlsim.studies.seeds import METRICS, project_seeds
 
     kw = dict(kw, num_prompts_per_step=max(kw["num_prompts_per_step"], 4))  # several sequences: lengths vary
     sc = build_scenario(**kw)
@@ -295,15 +295,6 @@ def test_free_draft_with_full_acceptance_never_loses(inp, k):
 
 
 # ------------------------------------------------------------------ asynchronous RL
-def _async_available() -> bool:
-    try:
-        from rlsim.pipeline import asynchronous  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-needs_async = pytest.mark.skipif(not _async_available(), reason="rlsim.pipeline.asynchronous not in this build")
 
 
 @st.composite
@@ -319,7 +310,6 @@ def async_kwargs(draw, lag: int = 1):
     return kw
 
 
-@needs_async
 @_settings(30)
 @given(kw=async_kwargs(lag=0))
 def test_async_lag0_reproduces_sync_step(kw):
@@ -336,7 +326,6 @@ def test_async_lag0_reproduces_sync_step(kw):
     np.testing.assert_allclose(per_step, sync, rtol=1e-9)
 
 
-@needs_async
 @_settings(20)
 @given(kw=async_kwargs(lag=1), more=st.integers(1, 2))
 def test_async_larger_lag_never_slower(kw, more):
@@ -355,7 +344,6 @@ def test_async_larger_lag_never_slower(kw, more):
     assert (hi.mean(0) <= lo.mean(0) + noise + REL * lo.mean(0)).all(), (lo, hi)
 
 
-@needs_async
 @_settings(30)
 @given(kw=async_kwargs(lag=1), lag=st.integers(0, 3), partial=st.booleans(), in_flight=st.booleans())
 def test_async_never_trains_trajectories_older_than_lag(kw, lag, partial, in_flight):
@@ -378,7 +366,7 @@ def test_same_seed_identical_across_processes():
     outs = []
     for hs in ("0", "12345"):
         env = dict(os.environ, PYTHONHASHSEED=hs)
-        r = subprocess.run([sys.executable, "-c", "from rlsim.report.cli import main; main()", *args],
+        r = subprocess.run([sys.executable, "-c", "from rlsim.cli import main; main()", *args],
                            capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
         assert r.returncode == 0, r.stderr
         outs.append(r.stdout)
@@ -391,7 +379,7 @@ def test_qwen3_235b_projects_at_scale(gpus):
     """`rlsim project --model qwen3-235b --gpus 8192|16384` completes, every replica simulated."""
     from typer.testing import CliRunner
 
-    from rlsim.report.cli import app
+    from rlsim.cli import app
 
     r = CliRunner().invoke(app, ["project", "--model", "qwen3-235b", "--gpus", str(gpus), "--k", "3", "--calibration",
                                  "roofline", "--json"])

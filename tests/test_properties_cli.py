@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from rlsim.errors import RlsimError
-from rlsim.report.cli import app
+from rlsim.cli import app
 
 from conftest import write_tiny_workload
 
@@ -452,7 +452,7 @@ RECIPE_KEYS = ["grpo.num_prompts_per_step", "grpo.num_generations_per_prompt", "
 def test_nemo_rl_recipe_any_values(values):
     """A recipe with any value under the keys rlsim reads: mapped and resolved, or one RlsimError."""
     from rlsim import build_scenario
-    from rlsim.report.nemo_rl import from_nemo_rl, merge_flags
+    from rlsim.studies.nemo_rl import from_nemo_rl, merge_flags
 
     recipe: dict = {}
     for dotted, v in values.items():

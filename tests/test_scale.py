@@ -15,7 +15,7 @@ from rlsim.costmodel import network
 from rlsim.costmodel.select import get_timer
 from rlsim.costmodel.training_layout import TrainingLayoutModel, first_fit_decreasing, resolve_layout
 from rlsim.errors import ConfigurationError
-from rlsim.report.cli import app
+from rlsim.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -181,7 +181,7 @@ def test_workloads_with_a_fitted_mfu_keep_the_mfu_path():
 
 # ------------------------------------------------------------------------------------------ recipes
 def test_performance_recipes_map_layout_engine_and_data():
-    from rlsim.report.nemo_rl import from_nemo_rl
+    from rlsim.studies.nemo_rl import from_nemo_rl
 
     d = _recipes()
     m = from_nemo_rl(d / "grpo-deepseek-v3-32n8g.yaml")

@@ -10,13 +10,12 @@ from typer.testing import CliRunner
 
 from rlsim import project_scenario, sweep
 from rlsim.errors import ConfigurationError
-from rlsim.report import sweep as sw
-from rlsim.report.cli import app
-from rlsim.report.cmd_sweep import parse_values
+from rlsim.studies import sweep as sw
+from rlsim.cli import app
+from rlsim.cli.cmd_sweep import parse_values
 
 # a small but real scenario: the RL-Zero workload with 8 prompts x 32 generations per step (256 sequences)
 SMALL = dict(workload="rl-zero-8b", num_prompts_per_step=8)
-HAS_ASYNC = importlib.util.find_spec("rlsim.pipeline.asynchronous") is not None
 runner = CliRunner()
 
 
@@ -124,15 +123,6 @@ def test_invalid_points_fail_clearly_or_are_recorded():
         sweep(SMALL, bogus_field=[1, 2], executor="serial", use_cache=False)
 
 
-def test_lag_axis_needs_async_pipeline(monkeypatch):
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "rlsim.pipeline.asynchronous" else real(name, *a))
-    with pytest.raises(ConfigurationError, match="asynchronous RL"):
-        sweep(SMALL, lag=[0, 1], executor="serial", use_cache=False)
-
-
-@pytest.mark.skipif(not HAS_ASYNC, reason="asynchronous pipeline (rlsim.pipeline.asynchronous) not in this build")
 def test_lag_sweep_when_async_exists(tmp_path):
     df = sweep(workload="rl-think-8b", num_prompts_per_step=8, lag=[0, 1], executor="serial", cache_dir=tmp_path)
     assert list(df["lag"]) == [0, 1] and df["speedup_step"].notna().all()

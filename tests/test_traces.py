@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rlsim.errors import ConfigurationError
-from rlsim.report.cli import app
+from rlsim.cli import app
 from rlsim.speculation import AcceptanceModel
 from rlsim.speculation.traces import (STUDY_AL_CURVES, fit_al_curve, fit_json_records, fit_prometheus,
                                       load_acceptance_trace, parse_al_curve, parse_prometheus)

@@ -159,7 +159,7 @@ def test_the_workloads_own_layout_is_kept_when_it_fits():
 
 
 def test_a_recipe_layout_that_does_not_fit_is_refused_with_the_change_that_fits():
-    from rlsim.report.nemo_rl import from_nemo_rl
+    from rlsim.studies.nemo_rl import from_nemo_rl
 
     kw = from_nemo_rl(next(p for p in RECIPES if p.name == "grpo-qwen3-235b-16n8g.yaml")).kwargs
     kw["training"] = dict(kw["training"], activation_checkpointing=False, context_parallel_size=1)
@@ -170,7 +170,7 @@ def test_a_recipe_layout_that_does_not_fit_is_refused_with_the_change_that_fits(
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
 def test_every_nemo_rl_performance_recipe_fits_the_gpus_it_ran_on(recipe):
     """NeMo-RL ran these on H100 (shared/reference/nemo-rl-performance-h100.md): the model must agree they fit."""
-    from rlsim.report.nemo_rl import from_nemo_rl
+    from rlsim.studies.nemo_rl import from_nemo_rl
 
     fit = build_setup(build_scenario(**from_nemo_rl(recipe).kwargs, hardware="h100-sxm")).training_fit
     assert fit.memory.fits and not fit.chosen
@@ -196,7 +196,7 @@ def test_project_json_reports_memory_cost_and_bottleneck(tmp_path):
 
     from typer.testing import CliRunner
 
-    from rlsim.report.cli import app
+    from rlsim.cli import app
 
     wl = _tiny_workload(tmp_path)
     r = CliRunner().invoke(app, ["project", "--workload", wl, "--json", "--gpu-hour-price", "2.5"])
@@ -222,7 +222,7 @@ def test_async_cost_per_run_is_steps_times_the_step_and_its_terms_add_up(tmp_pat
 
     from typer.testing import CliRunner
 
-    from rlsim.report.cli import app
+    from rlsim.cli import app
 
     wl = _tiny_workload(tmp_path)
     r = CliRunner().invoke(app, ["project", "--workload", wl, "--gen-gpus", "4", "--train-gpus", "4", "--lag", "1",
@@ -243,7 +243,7 @@ def test_sync_steps_cost_the_simulated_run(tmp_path):
 
     from typer.testing import CliRunner
 
-    from rlsim.report.cli import app
+    from rlsim.cli import app
 
     r = CliRunner().invoke(app, ["project", "--workload", _tiny_workload(tmp_path), "--steps", "2", "--json",
                                  "--gpu-hour-price", "3"])

@@ -14,7 +14,7 @@ from rlsim.catalog import EngineConfig, GenerationParallelism, load_draft, load_
 from rlsim.costmodel import IterationBatch, IterationCostModel, replica_layout
 from rlsim.costmodel.select import get_timer
 from rlsim.errors import ConfigurationError
-from rlsim.report.cli import app
+from rlsim.cli import app
 from rlsim.speculation import AcceptanceModel
 from rlsim.speculation.trees import (DraftTree, RankAcceptance, build_tree, chain_tree, check_sglang_params,
                                      merge_independent, parse_acceptance_table, parse_token_tree, path_survival,
@@ -263,7 +263,7 @@ def small_workload(tmp_path_factory):
 
 
 def test_optimize_tree_finds_shapes_and_respects_the_memory_limit(small_workload):
-    from rlsim.report.cmd_adaptive import optimize_tree
+    from rlsim.studies.optimize_k import optimize_tree
 
     res = optimize_tree(workload=small_workload, engine="ideal", steps_max=4, topks=(2, 4), draft_tokens=(8, 16))
     rows = res["by_batch"]
@@ -295,7 +295,7 @@ def test_optimize_tree_finds_shapes_and_respects_the_memory_limit(small_workload
 
 
 def test_vllm_optimizer_uses_static_bundles(small_workload):
-    from rlsim.report.cmd_adaptive import optimize_tree
+    from rlsim.studies.optimize_k import optimize_tree
 
     res = optimize_tree(workload=small_workload, steps_max=3, topks=(2,), draft_tokens=(8,), simulate=False)
     trees = [s for s in res["shapes"] if s["kind"] != "chain"]

@@ -8,9 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from rlsim.errors import ConfigurationError
-from rlsim.report.cli import app
-from rlsim.report.nemo_rl import merge_flags
-from rlsim.report.verl import _expand_shell, from_verl, load_verl
+from rlsim.cli import app
+from rlsim.studies.nemo_rl import merge_flags
+from rlsim.studies.verl import _expand_shell, from_verl, load_verl
 from rlsim.scenario import build_scenario
 
 EX = Path(__file__).resolve().parents[1] / "examples" / "verl"

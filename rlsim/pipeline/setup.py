@@ -74,23 +74,19 @@ class Setup:
         sc = self.scenario
         sched = sc.num_speculative_tokens_per_batch_size
         k_for = None
-        if sched:
-            from ..speculation.adaptive import k_for_batch, validate_k_schedule
+        if sched:  # checked (sorted, within the engine's limits, speculation on) by build_scenario
+            from ..speculation.adaptive import k_for_batch
 
-            if sc.k == 0:
-                raise ConfigurationError("a k schedule (num_speculative_tokens_per_batch_size) needs speculation on: "
-                                         "pass --k >= 1 (the k at which the draft's acceptance is given)")
-            e = sc.workload.engine
-            k_for = k_for_batch(validate_k_schedule(sched, e.max_num_speculative_tokens, e.max_num_seqs))
+            k_for = k_for_batch([tuple(e) for e in sched])
         # acceptance that varies across sequences / along the response (rlsim/speculation/variable_acceptance.py)
-        spread = float(sc.options.get("acceptance_sequence_spread", 0.0) or 0.0)
-        decay = float(sc.options.get("acceptance_response_decay", 0.0) or 0.0)
+        spread = float(sc.options.acceptance_spread or 0.0)
+        decay = float(sc.options.acceptance_response_decay or 0.0)
         if spread or decay:
             from ..speculation.variable_acceptance import VariableAcceptancePolicy
 
             return VariableAcceptancePolicy(self.acceptance, k_for, sequence_spread=spread, response_decay=decay,
                                             reference_k=sc.k, reference_lengths=self.sample_step_lengths(0)[1],
-                                            preserve_mean=bool(sc.options.get("acceptance_preserve_mean", True)),
+                                            preserve_mean=sc.options.acceptance_preserve_mean is not False,
                                             seed=sc.seed)
         if self.tree is not None:  # every round verifies the tree; it advances by the accepted path + 1
             return SpecPolicy(self.acceptance, verify_k=self.tree.engine_k)
@@ -101,7 +97,7 @@ class Setup:
         rng = np.random.default_rng([self.scenario.seed, step, 1])
         n = w.sequences_per_step
         prompts = np.repeat(sample_lengths(w.prompt_length, w.num_prompts_per_step, rng), w.num_generations_per_prompt)
-        gc = float(self.scenario.options.get("group_correlation", 0.0))
+        gc = float(self.scenario.options.group_correlation or 0.0)
         if w.max_total_sequence_length is None and w.avg_seq_len is None:
             return prompts, sample_lengths(w.response_length, n, rng, group_size=w.num_generations_per_prompt,
                                            group_correlation=gc)
@@ -214,7 +210,7 @@ def build_setup(sc: Scenario) -> Setup:
     from ..engine.disagg import agentic_from
 
     agentic = agentic_from(w, sc.options)
-    disagg_opts = sc.options.get("prefill_gpus")
+    disagg_opts = sc.options.prefill_gpus
     if (disagg_opts is not None or agentic is not None) and sc.lag > 0:
         what = "--prefill-gpus (a prefill pool)" if disagg_opts is not None else "multi-turn rollouts (--turns / agentic)"
         raise ConfigurationError(f"{what} with --lag {sc.lag}: modelled for synchronous steps only; allowed: --lag 0")
@@ -240,7 +236,7 @@ def build_setup(sc: Scenario) -> Setup:
     engine = load_engine(sc.engine)
     common = dict(model=model, hardware=hw, layout=layout, timer=timer, dtype=w.generation_dtype,
                   kv_dtype=w.kv_cache_dtype, enforce_eager=w.engine.enforce_eager,
-                  moe_routing_skew=float(sc.options.get("moe_routing_skew", 0.0) or 0.0),
+                  moe_routing_skew=float(sc.options.moe_routing_skew or 0.0),
                   engine=None if engine.engine == "ideal" else engine, engine_config=w.engine)
     # an AR run's engine is configured without speculation; a speculative one with the scenario's k (its
     # captured CUDA-graph sizes depend on it)
@@ -276,9 +272,9 @@ def build_setup(sc: Scenario) -> Setup:
     if n_prefill:
         from ..engine.disagg import DisaggConfig
 
-        gbps = sc.options.get("kv_link_gbps")
+        gbps = sc.options.kv_link_gbps
         bw = float(gbps) * 1e9 / 8 if gbps is not None else hw.scaleout_bandwidth_bytes_per_s
-        lat_ms = sc.options.get("kv_link_latency_ms")
+        lat_ms = sc.options.kv_link_latency_ms
         eng_for_transfer = engine
         disagg = DisaggConfig(int(disagg_opts), n_prefill, bw, (DEFAULT_KV_LINK_LATENCY_MS if lat_ms is None
                                                                  else float(lat_ms)) / 1e3,

@@ -43,13 +43,13 @@ def timeline_trace(scenario, speculative: bool = True, n_replicas: int = 8, n_st
     of ``n_steps`` steady-state steps and ``n_replicas`` generation replicas as a trace-event JSON object."""
     from ..inputs import MAX_TIMELINE_REPLICAS, MAX_TIMELINE_STEPS, TIMELINE_WHY, check_count
     from ..pipeline import build_setup
-    from ..pipeline.asynchronous import simulate_async
+    from ..pipeline.run import simulate_trace
 
     check_count("replicas", n_replicas, 1, MAX_TIMELINE_REPLICAS, TIMELINE_WHY)
     check_count("steps", n_steps, 1, MAX_TIMELINE_STEPS, TIMELINE_WHY)
     setup = build_setup(scenario)
     n_rep = min(n_replicas, setup.n_replicas)
-    run = simulate_async(setup, speculative, trace_replicas=n_rep)
+    run = simulate_trace(setup, speculative, n_rep)
     W = run.weights_loaded_s
     first = run.warmup
     last = min(run.warmup + n_steps, len(W) - 1)

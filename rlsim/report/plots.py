@@ -55,7 +55,7 @@ def _frame(df):
     import pandas as pd
 
     from ..pipeline import ProjectionResult
-    from .sweep import aggregate, is_aggregated, load_results
+    from ..studies.sweep import aggregate, is_aggregated, load_results
 
     if isinstance(df, (str, os.PathLike)):
         df = load_results(df)

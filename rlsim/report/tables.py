@@ -112,3 +112,22 @@ def _insight_lines(r: ProjectionResult, console: Console, cost: dict | None) -> 
                       f"{tr['grads']:.1f} + fp32 optimizer {tr['optimizer']:.1f} + activations {tr['activations']:.1f} + "
                       f"logits {tr['logits']:.1f} + reserve {tr['reserve']:.1f} GB")
     console.print(cost_line(cost or r.cost()))
+
+
+def spread_table(sp, console=None) -> None:
+    """The seed spread of ``rlsim project --seeds N`` (a ``studies.seeds.SeedSpread``)."""
+    from rich.table import Table
+
+    from ..studies.seeds import METRICS
+
+    console = console or make_console()
+    t = Table(title=f"seed spread over {len(sp.seeds)} seeds ({sp.seeds[0]}..{sp.seeds[-1]})", title_justify="left")
+    for c in ("metric", "mean", "min", "max", "range/mean"):
+        t.add_column(c, justify="left" if c == "metric" else "right")
+    for m in METRICS:
+        st = sp.stats(m)
+        fmt = "{:.3f}" if m.startswith(("speedup", "acceptance")) else "{:.2f}"
+        t.add_row(m, fmt.format(st["mean"]), fmt.format(st["min"]), fmt.format(st["max"]), f"{st['rel_range']:.1%}")
+    console.print(t)
+
+

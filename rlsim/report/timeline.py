@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..pipeline import build_setup
-from ..pipeline.asynchronous import simulate_async
+from ..pipeline.run import simulate_trace
 from ..scenario import Scenario
 
 
@@ -47,7 +47,7 @@ def timeline_figure(scenario: Scenario, speculative: bool = True, n_replicas: in
 
     setup = build_setup(scenario)
     n_replicas = min(n_replicas, setup.n_replicas)  # rows beyond the scenario's replicas would be empty
-    run = simulate_async(setup, speculative, trace_replicas=n_replicas)
+    run = simulate_trace(setup, speculative, n_replicas)
     W = run.weights_loaded_s
     t0 = W[run.warmup]
     t1 = W[min(run.warmup + n_steps, len(W) - 1)]

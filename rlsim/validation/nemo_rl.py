@@ -1,7 +1,7 @@
 """NeMo-RL v0.6.0's measured H100 step times at scale beside rlsim's predictions: ``rlsim validate nemo-rl``.
 
 Each row of shared/reference/nemo-rl-performance-h100.md is re-predicted from its recipe (``defaults:`` chain
-resolved by ``report.nemo_rl.from_nemo_rl``) and the measured mean sequence length (``avg_seq_len``), on
+resolved by ``studies.nemo_rl.from_nemo_rl``) and the measured mean sequence length (``avg_seq_len``), on
 ``h100-sxm``, autoregressive (k = 0), as ``rlsim project --from-nemo-rl RECIPE --hardware h100-sxm
 --avg-seq-len N --k 0`` does. Nothing in rlsim is fitted to these rows (see docs/validation.md): every
 constant comes from the calibration tables, the hardware profiles, the catalog or the recipe.
@@ -74,7 +74,7 @@ def recipe_dir() -> Path:
 def scenario_kwargs(row: Row, hardware: str = "h100-sxm", gpus: int | None = None) -> dict:
     """``build_scenario`` arguments of a row: the recipe's, the measured mean length, k = 0, and for another GPU
     count the recipe's generation / training split scaled in proportion."""
-    from ..report.nemo_rl import from_nemo_rl
+    from ..studies.nemo_rl import from_nemo_rl
 
     m = from_nemo_rl(recipe_dir() / f"{row.recipe}.yaml")
     kw = dict(m.kwargs)
@@ -90,16 +90,13 @@ def scenario_kwargs(row: Row, hardware: str = "h100-sxm", gpus: int | None = Non
 
 def predict(row: Row, hardware: str = "h100-sxm", calibration: str = "auto", gpus: int | None = None) -> dict:
     """rlsim's step and phases for one row (autoregressive, steady state for async rows)."""
-    from ..pipeline import build_setup, simulate_sync_step
-    from ..pipeline.asynchronous import async_step_result, simulate_async
+    from ..pipeline import build_setup
+    from ..pipeline.run import simulate_one
     from ..scenario import build_scenario
 
     sc = build_scenario(**scenario_kwargs(row, hardware, gpus), calibration=calibration)
     setup = build_setup(sc)
-    if sc.lag > 0:
-        r = async_step_result(setup, simulate_async(setup, False))
-    else:
-        r, _ = simulate_sync_step(setup, False)
+    r = simulate_one(setup, speculative=False)
     ph = r.phases_s
     out = {"recipe": row.recipe, "model": row.model, "policy": row.policy, "hardware": hardware,
            "gpus": gpus or row.gpus, "gen_gpus": setup.gen_gpus, "train_gpus": setup.train_gpus,

@@ -30,8 +30,9 @@ from ..catalog.loader import catalog_dir, load_workload
 from ..costmodel import IterationBatch, IterationCostModel
 from ..costmodel.training import DEFAULT_MFU, logprob_time, training_time
 from ..engine import simulate_rollout
-from ..pipeline import build_setup, simulate_sync_step
+from ..pipeline import build_setup
 from ..scenario import build_scenario
+from ..studies.seeds import run_seeds, step_means
 
 # The study's Table 1 (shared/reference/paper-8b.md), seconds. k = 3, EAGLE-3 DAPO-initialised.
 TABLE1 = {
@@ -83,14 +84,14 @@ class _CostAtK0:
 
 def gen_times(setup, speculative: bool, seeds=FIT_SEEDS, cost=None) -> list[float]:
     """Generation seconds of the sampled step ``s`` for each of ``seeds`` (one rollout each)."""
-    out = []
-    for s in seeds:
+    def one(s):
         prompts, responses = setup.sample_step_lengths(s)
         c = cost or (setup.cost_spec if speculative else setup.cost_ar)
         ro = simulate_rollout(prompts, responses, setup.n_replicas, c, setup.policy(speculative),
                               setup.replica_config(speculative), seed=setup.scenario.seed * 1000003 + s)
-        out.append(ro.generation_time_s)
-    return out
+        return ro.generation_time_s
+
+    return run_seeds(one, seeds)
 
 
 def _gen_time(setup, speculative: bool, seeds=FIT_SEEDS, cost=None) -> float:
@@ -262,16 +263,10 @@ def predict_table_rows(wl: str, calibration: str = "auto", **scenario_kwargs) ->
     """Table 1 rows (AR and spec) predicted for one workload, mean over the fit seeds."""
     setup = build_setup(_scenario(wl, calibration, **scenario_kwargs))
     rows = {"ar": {}, "spec": {}}
-    acc = {"ar": [], "spec": []}
-    for s in FIT_SEEDS:
-        for mode, spec in (("ar", False), ("spec", True)):
-            r, _ = simulate_sync_step(setup, spec, step=s)
-            acc[mode].append(r)
-    for mode in ("ar", "spec"):
-        rs = acc[mode]
-        ph = {k: float(np.mean([r.phases_s[k] for r in rs])) for k in rs[0].phases_s}
+    for mode, speculative in (("ar", False), ("spec", True)):
+        _, ph = step_means(setup, speculative, FIT_SEEDS)
         rows[mode] = {"data": ph["data"], "prepare": ph["refit"], "generation": ph["generation"],
-                      "logprob": ph["logprob"], "training": ph["training"], "step": float(np.mean([r.step_s for r in rs]))}
+                      "logprob": ph["logprob"], "training": ph["training"], "step": ph["step"]}
     return rows
 
 

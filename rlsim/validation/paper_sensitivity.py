@@ -40,11 +40,11 @@ class Variant:
 
 VARIANTS = (
     Variant("as committed", {}, "homogeneous acceptance, lognormal sigma 0.8, cap 16384, 64 x 32 sequences"),
-    Variant("acceptance spread across sequences s = 0.05", {"options": {"acceptance_sequence_spread": 0.05}},
+    Variant("acceptance spread across sequences s = 0.05", {"options": {"acceptance_spread": 0.05}},
             "each sequence's per-token rate ~ Beta, variance s*mu*(1-mu) (std 0.07 at mu 0.88), mean AL kept; not published"),
-    Variant("acceptance spread across sequences s = 0.10", {"options": {"acceptance_sequence_spread": 0.10}},
+    Variant("acceptance spread across sequences s = 0.10", {"options": {"acceptance_spread": 0.10}},
             "std 0.10 at mu 0.88: sequences from about 0.7 to 0.99; not published"),
-    Variant("acceptance spread across sequences s = 0.20", {"options": {"acceptance_sequence_spread": 0.20}},
+    Variant("acceptance spread across sequences s = 0.20", {"options": {"acceptance_spread": 0.20}},
             "std 0.15 at mu 0.88; not published"),
     Variant("acceptance falls 2% per 1000 response tokens", {"options": {"acceptance_response_decay": 0.02}},
             "drafts trained on shorter responses lose acceptance deep into long ones; mean AL kept; not published"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from .cli import emit_json, user_errors
+from .common import emit_json, user_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -29,7 +29,7 @@ def models_cmd(as_json: bool = typer.Option(False, "--json", help="print one JSO
         return
     from rich.table import Table
 
-    from .tables import make_console
+    from ..report.tables import make_console
 
     t = Table(title="rlsim catalog models (--model takes the name, an alias or any Hugging Face id listed)",
               title_justify="left")

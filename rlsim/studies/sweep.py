@@ -46,39 +46,14 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import ConfigurationError, RlsimError
+from ..fields import ALIASES, AXIS_TYPES, DESCRIPTORS, SPEC_ONLY_FIELDS, canonical_name, describe_scenario  # noqa: F401
+from .seeds import seed_list
 from .yamlio import read_yaml_mapping
 
 CACHE_FORMAT = "v1"
 
-# Axes the CLI knows by name and their value types; any other build_scenario keyword also works
-# (``--set name=v1,v2`` on the command line).
-AXIS_TYPES: dict[str, type] = {
-    "workload": str, "model": str, "hardware": str, "gpus": int, "k": int, "drafter": str,
-    "acceptance_length": float, "draft_quality": float, "draft_quality_decay": float, "lag": int,
-    "gen_gpus": int, "train_gpus": int, "split": str, "tensor_parallel_size": int,
-    "response_median_tokens": float, "max_new_tokens": int, "response_sigma": float, "num_prompts_per_step": int,
-    "num_generations_per_prompt": int, "generation_dtype": str, "kv_cache_dtype": str, "draft_model": str,
-    "calibration": str, "engine": str, "in_flight_weight_updates": bool, "colocated": bool, "reference_logprobs": bool,
-    "training_mfu": float, "logprob_mfu": float, "data_loading_s": float, "avg_seq_len": float,
-    "max_total_sequence_length": int, "training_model": str,
-    # draft trees (docs/speculation-trees.md); a token tree (a list with commas) only from a --grid file
-    "speculative_num_steps": int, "speculative_eagle_topk": int, "speculative_num_draft_tokens": int,
-    "speculative_token_tree": str, "tree_rank_decay": float, "tree_verification": str, "retrieval_tokens": int,
-    "retrieval_acceptance_length": float,
-}
-ALIASES = {"tp": "tensor_parallel_size", "num_speculative_tokens": "k", "max_trajectory_age_steps": "lag",
-           "quality": "draft_quality", "al": "acceptance_length", "steps": "speculative_num_steps",
-           "topk": "speculative_eagle_topk", "draft_tokens": "speculative_num_draft_tokens",
-           "token_tree": "speculative_token_tree"}
-
-# Columns describing a scenario (the same for all seeds of a grid point); the rest are metrics.
-DESCRIPTORS = ["workload", "model", "hardware", "gpus", "gen_gpus", "train_gpus", "colocated", "n_replicas",
-               "tensor_parallel_size", "num_prompts_per_step", "num_generations_per_prompt", "response_median_tokens", "avg_seq_len",
-               "max_new_tokens", "k", "drafter", "drafter_network", "draft_model", "acceptance_length_input",
-               "draft_quality", "draft_quality_decay", "lag", "in_flight_weight_updates", "calibration", "engine",
-               "kernel_costs", "speculative_num_steps", "speculative_eagle_topk", "speculative_num_draft_tokens",
-               "speculative_token_tree", "tree_rank_decay", "tree_verification", "retrieval_tokens",
-               "retrieval_acceptance_length"]
+# Axes (AXIS_TYPES, ALIASES) and the descriptor columns of a sweep table (DESCRIPTORS) come from the field table
+# (rlsim/fields.py). Any other build_scenario keyword also works (``--set name=v1,v2`` on the command line).
 HEADLINE = ["speedup_generation", "speedup_step", "ar_step_s", "spec_step_s", "acceptance_length"]
 _YAML_RESERVED = {"base", "grid", "points", "seeds", "workers", "executor", "address", "cache_dir", "out",
                   "per_seed", "skip_invalid", "use_cache"}
@@ -87,8 +62,7 @@ _RUN_KEYS = {"seeds", "workers", "executor", "address", "cache_dir", "out", "per
 
 # --------------------------------------------------------------------------------------------- grid
 def canonical_axis(name: str) -> str:
-    name = name.strip().replace("-", "_")
-    return ALIASES.get(name, name)
+    return canonical_name(name)
 
 
 def load_grid_file(path: str | os.PathLike) -> dict:
@@ -201,37 +175,14 @@ def expand_grid(axes: dict, points: list[dict] | None = None) -> list[dict]:
     return out
 
 
-def seed_list(seeds) -> list[int]:
-    """``seeds``: a count N (seeds 0..N-1) or a list of distinct seeds >= 0, at most MAX_SEEDS of them."""
-    import numpy as np
-
-    from ..inputs import MAX_SEEDS, SEEDS_WHY, as_int
-
-    allowed = f"a count 1..{MAX_SEEDS} or a list of up to {MAX_SEEDS} distinct integers >= 0"
-    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, (bool, np.bool_)):
-        if not 1 <= seeds <= MAX_SEEDS:
-            raise ConfigurationError(f"seeds = {seeds}; allowed: {allowed}" + (f" ({SEEDS_WHY})" if seeds > 0 else ""))
-        return list(range(int(seeds)))
-    if not isinstance(seeds, (list, tuple, range)) and not hasattr(seeds, "tolist"):
-        raise ConfigurationError(f"seeds = {seeds!r} (a {type(seeds).__name__}); allowed: {allowed}")
-    if len(seeds) > MAX_SEEDS:
-        raise ConfigurationError(f"seeds: {len(seeds):,} seeds; allowed: {allowed} ({SEEDS_WHY})")
-    vals = [as_int("seeds", s, allowed) for s in _as_values(seeds, "seeds")]
-    if any(v < 0 for v in vals):
-        raise ConfigurationError(f"seeds {vals}: a negative seed; allowed: {allowed}")
-    if len(set(vals)) != len(vals):
-        raise ConfigurationError(f"seeds {vals} repeat a seed")
-    return vals
-
-
 def describe_point(point: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in point.items()) or "(workload defaults)"
 
 
 # ------------------------------------------------------------------------------------------- hashing
-_FINGERPRINT_SKIP = ("report/sweep.py", "report/plots.py", "report/cli.py", "report/tables.py", "report/nemo_rl.py",
-                     "report/cmd_", "report/configread.py", "report/verl.py", "report/perfetto.py",
-                     "report/progress.py", "report/timeline.py")
+# sources no result depends on: the command line, the reports, the sweep machinery itself and the recipe importers
+_FINGERPRINT_SKIP = ("cli/", "report/", "studies/sweep.py", "studies/nemo_rl.py", "studies/configread.py",
+                     "studies/verl.py")
 
 
 @functools.lru_cache(maxsize=None)
@@ -304,14 +255,10 @@ def _json_default(o):
 
 
 # --------------------------------------------------------------------------------------- one scenario
-# Fields that only the speculative side of a projection reads: the autoregressive step of two scenarios
-# that differ only in these is the same simulation (same lengths, same seed, no draft), so a sweep over
+# Fields that only the speculative side of a projection reads (rlsim/fields.py): the autoregressive step of two
+# scenarios that differ only in these is the same simulation (same lengths, same seed, no draft), so a sweep over
 # k x quality x drafter computes it once per (workload, seed) and reuses it.
-_SPEC_ONLY_FIELDS = ("num_speculative_tokens", "drafter", "acceptance_length", "acceptance_rates_per_position",
-                     "draft_quality", "draft_quality_decay", "draft_model", "num_speculative_tokens_per_batch_size",
-                     "speculative_num_steps", "speculative_eagle_topk", "speculative_num_draft_tokens",
-                     "speculative_token_tree", "tree_rank_decay", "tree_acceptance", "tree_verification",
-                     "retrieval_tokens", "retrieval_acceptance_length")
+_SPEC_ONLY_FIELDS = SPEC_ONLY_FIELDS
 _AR_MEMO: dict[str, Any] = {}
 _AR_MEMO_MAX = 256
 
@@ -324,35 +271,20 @@ def _ar_key(scenario) -> str:
     return json.dumps(d, sort_keys=True, default=str)
 
 
-class _ReuseAutoregressiveStep:
-    """While active, ``project()``'s synchronous autoregressive step is memoised per ``_ar_key``: the
-    sweep calls ``project()`` unchanged (one source of truth) and only the repeated AR simulation is
-    skipped. Async scenarios (lag >= 1) simulate both modes together and are not affected."""
+def memo_ar_step(setup):
+    """The synchronous autoregressive step of ``setup``, memoised per ``_ar_key`` (the ``ar_step`` a sweep passes to
+    ``pipeline.run.project``): scenarios that differ only in their speculation share one AR simulation. Async
+    scenarios (lag >= 1) simulate both modes together and do not call it."""
+    from ..pipeline.run import sync_ar_step
 
-    def __enter__(self):
-        from . import api
-
-        self._api, self._orig = api, api.simulate_sync_step
-        orig = self._orig
-
-        def memo(setup, speculative, *args, **kwargs):
-            if speculative or args or kwargs:
-                return orig(setup, speculative, *args, **kwargs)
-            key = _ar_key(setup.scenario)
-            hit = _AR_MEMO.get(key)
-            if hit is None:
-                hit = orig(setup, speculative)
-                if len(_AR_MEMO) >= _AR_MEMO_MAX:
-                    _AR_MEMO.pop(next(iter(_AR_MEMO)))
-                _AR_MEMO[key] = hit
-            return hit
-
-        api.simulate_sync_step = memo
-        return self
-
-    def __exit__(self, *exc):
-        self._api.simulate_sync_step = self._orig
-        return False
+    key = _ar_key(setup.scenario)
+    hit = _AR_MEMO.get(key)
+    if hit is None:
+        hit = sync_ar_step(setup)
+        if len(_AR_MEMO) >= _AR_MEMO_MAX:
+            _AR_MEMO.pop(next(iter(_AR_MEMO)))
+        _AR_MEMO[key] = hit
+    return hit
 
 
 def _tune_worker_malloc() -> None:
@@ -373,15 +305,11 @@ def _tune_worker_malloc() -> None:
 
 def run_scenario(scenario, reuse_ar: bool = True) -> dict:
     """Simulate one scenario; returns a flat record (picklable, JSON-able). User errors become ``error``."""
-    from .api import project
+    from ..pipeline.run import project
 
     t0 = time.perf_counter()
     try:
-        if reuse_ar:
-            with _ReuseAutoregressiveStep():
-                res = project(scenario)
-        else:
-            res = project(scenario)
+        res = project(scenario, ar_step=memo_ar_step if reuse_ar else None)
     except RlsimError as e:
         return {"error": str(e)}
     row = res.summary_row()
@@ -416,22 +344,7 @@ def _run_batch(scenarios: list) -> list[dict]:
 
 
 def _descriptors(scenario) -> dict:
-    w = scenario.workload
-    return {
-        "workload": w.name, "model": w.model, "hardware": w.hardware, "gpus": w.gpus, "colocated": w.colocated,
-        "tensor_parallel_size": w.generation.tensor_parallel_size, "num_prompts_per_step": w.num_prompts_per_step,
-        "num_generations_per_prompt": w.num_generations_per_prompt,
-        "response_median_tokens": w.response_length.median_tokens, "max_new_tokens": w.response_length.max_tokens,
-        "avg_seq_len": w.avg_seq_len, "k": scenario.k, "drafter": scenario.drafter, "draft_model": scenario.draft_model,
-        "acceptance_length_input": scenario.acceptance_length, "draft_quality": scenario.draft_quality,
-        "draft_quality_decay": scenario.draft_quality_decay, "lag": scenario.lag,
-        "in_flight_weight_updates": w.in_flight_weight_updates, "calibration": scenario.calibration,
-        "engine": scenario.engine,
-    } | ({"speculative_num_steps": scenario.speculative_num_steps, "speculative_eagle_topk": scenario.speculative_eagle_topk,
-          "speculative_num_draft_tokens": scenario.speculative_num_draft_tokens,
-          "speculative_token_tree": scenario.speculative_token_tree, "tree_rank_decay": scenario.tree_rank_decay,
-          "tree_verification": scenario.tree_verification, "retrieval_tokens": scenario.retrieval_tokens,
-          "retrieval_acceptance_length": scenario.retrieval_acceptance_length} if scenario.has_tree else {})
+    return describe_scenario(scenario)
 
 
 # ---------------------------------------------------------------------------------------- statistics
@@ -665,7 +578,6 @@ def sweep(grid: dict | str | os.PathLike | None = None, *, seeds: int | Iterable
     from ..scenario import build_scenario
 
     # 1) resolve every (point, seed) up front: impossible points fail before any simulation runs
-    has_async = importlib.util.find_spec("rlsim.pipeline.asynchronous") is not None
     rows: list[dict] = []
     jobs: dict[str, Any] = {}
     for i, pt in enumerate(grid_points):
@@ -674,10 +586,6 @@ def sweep(grid: dict | str | os.PathLike | None = None, *, seeds: int | Iterable
             row = {"point": i, **{canonical_axis(k): v for k, v in pt.items()}, "seed": s}
             try:
                 sc = build_scenario(**kw, seed=s)
-                if sc.lag > 0 and not has_async:
-                    raise ConfigurationError(
-                        f"lag = {sc.lag}: asynchronous RL (rlsim.pipeline.asynchronous) is not in this build yet, so "
-                        "lag >= 1 cannot be simulated; sweep lag = 0 only (or pass skip_invalid / --skip-invalid)")
             except RlsimError as e:
                 msg = str(e)
                 if not skip_invalid:

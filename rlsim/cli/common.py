@@ -1,14 +1,8 @@
-"""The ``rlsim`` command line.
-
-Sub-commands live in modules of their own (``rlsim.report.cmd_*``), each with a ``register(app)``
-function listed in ``_COMMAND_MODULES``. Every user error prints one line and exits with code 2.
-"""
+"""What every ``rlsim`` command shares: one-line user errors (exit code 2) and strict JSON output."""
 
 from __future__ import annotations
 
-import importlib
 import sys
-from typing import Optional
 
 import typer
 
@@ -45,40 +39,6 @@ class _OneLineErrors(typer.core.TyperGroup):
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, cls=_OneLineErrors,
-                  help="rlsim: RL post-training step time with and without speculative decoding.")
-
-
-def _version(value: bool) -> None:
-    if value:
-        from .. import __version__
-
-        typer.echo(f"rlsim {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _main_options(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                               help="print rlsim's version and exit")) -> None:
-    """rlsim: RL post-training step time with and without speculative decoding."""
-    import warnings
-
-    # a warning is one line on stderr ("warning: ..."), not Python's file:line and source excerpt
-    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {' '.join(str(message).split())}\n"
-
-_COMMAND_MODULES = [
-    "rlsim.report.cmd_project",
-    "rlsim.report.cmd_timeline",
-    "rlsim.report.cmd_calibrate",
-    "rlsim.report.cmd_validate",
-    "rlsim.report.cmd_sweep",
-    "rlsim.report.cmd_plot",
-    "rlsim.report.cmd_adaptive",
-    "rlsim.report.cmd_catalog",
-    "rlsim.report.cmd_plan",
-]
-
-
 def user_errors(fn):
     """Decorator for commands: a user error becomes one line on stderr and exit code 2."""
     import functools
@@ -111,27 +71,4 @@ def emit_json(obj) -> None:
     typer.echo(dumps_strict(obj, indent=2))
 
 
-def _register() -> None:
-    for name in _COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name == name:
-                continue
-            raise
-        mod.register(app)
-
-
-_register()
-
-
-def main(argv: Optional[list[str]] = None) -> None:
-    try:
-        app(args=argv, standalone_mode=True)
-    except RlsimError as e:
-        typer.echo(f"error: {' '.join(str(e).split())}", err=True)
-        sys.exit(2)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
+__all__ = ["emit_json", "fail", "user_errors"]

@@ -6,7 +6,8 @@ from typing import Optional
 
 import typer
 
-from .cli import emit_json, user_errors
+from .common import emit_json, user_errors
+from .knobs import with_knobs
 
 
 def register(app: typer.Typer) -> None:
@@ -15,33 +16,11 @@ def register(app: typer.Typer) -> None:
 
 
 @user_errors
+@with_knobs("project")  # the scenario's flags: the field table (rlsim/fields.py)
 def project_cmd(
-    model: Optional[str] = typer.Option(None, "--model", help="catalog model (alone: picks its default workload)"),
-    workload: Optional[str] = typer.Option(None, "--workload", help="catalog workload name or YAML path"),
-    hardware: Optional[str] = typer.Option(None, "--hardware", help="hardware profile (default: the workload's)"),
-    gpus: Optional[int] = typer.Option(None, "--gpus", help="total GPUs"),
-    k: Optional[int] = typer.Option(None, "--k", help="num_speculative_tokens (0 = autoregressive only)"),
-    drafter: Optional[str] = typer.Option(None, "--drafter", help="eagle3 | mtp | draft-model | ngram"),
-    acceptance_length: Optional[float] = typer.Option(None, "--acceptance-length", help="mean AL at k (1..k+1)"),
-    draft_quality: Optional[float] = typer.Option(None, "--draft-quality", help="per-token acceptance rate (0..1)"),
-    lag: Optional[int] = typer.Option(None, "--lag", help="max_trajectory_age_steps (0 = synchronous)"),
-    gen_gpus: Optional[int] = typer.Option(None, "--gen-gpus", help="generation GPUs (non-colocated)"),
-    train_gpus: Optional[int] = typer.Option(None, "--train-gpus", help="training GPUs (non-colocated)"),
-    draft_model: Optional[str] = typer.Option(None, "--draft-model", help="catalog model drafting for --drafter draft-model"),
-    tp: Optional[int] = typer.Option(None, "--tp", help="rollout engine tensor_parallel_size (default: the workload's)"),
-    expert_parallel: Optional[bool] = typer.Option(None, "--expert-parallel/--no-expert-parallel",
-                                                   help="MoE rollout engine: enable_expert_parallel (default: the workload's)"),
-    in_flight_weight_updates: bool = typer.Option(False, "--in-flight-weight-updates",
-                                                  help="async: update weights between iterations, no drain"),
-    partial_rollouts: bool = typer.Option(False, "--partial-rollouts",
-                                          help="async: carry unfinished sequences to the next step"),
+    knobs: dict,
     timeline: Optional[str] = typer.Option(None, "--timeline", help="also draw a Gantt chart (PNG/SVG) of async steps"),
-    seed: int = typer.Option(0, "--seed"),
     seeds: int = typer.Option(1, "--seeds", help="also run seeds --seed..--seed+N-1 and report mean and min/max"),
-    calibration: str = typer.Option("auto", "--calibration", help="auto | roofline | calibrated"),
-    engine: Optional[str] = typer.Option(None, "--engine", help="rollout engine profile: vllm-0.17.1 (default, what "
-                                         "NeMo-RL v0.6.0 runs) | vllm-fixed | sglang-0.5.6 | sglang-0.5.6-nemo-rl | "
-                                         "ideal (engine_profiles/, or a YAML path)"),
     from_nemo_rl: Optional[str] = typer.Option(None, "--from-nemo-rl", help="NeMo-RL GRPO recipe (YAML) to read the "
                                                "scenario from; flags override it"),
     from_verl: Optional[str] = typer.Option(None, "--from-verl", help="verl trainer YAML, or a launch script running "
@@ -49,10 +28,6 @@ def project_cmd(
                                             "override it"),
     verbose: bool = typer.Option(False, "--verbose", help="with --from-nemo-rl / --from-verl: list every key read and "
                                  "ignored"),
-    num_prompts_per_step: Optional[int] = typer.Option(None, "--num-prompts-per-step", help="prompts per RL step"),
-    num_generations_per_prompt: Optional[int] = typer.Option(None, "--num-generations-per-prompt",
-                                                             help="responses per prompt"),
-    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="response length cap (tokens)"),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="FIELD=VALUE for any scenario field, the names of "
                                              "sweep axes (e.g. --set kv_cache_dtype=fp8 --set split=48:16); repeatable"),
     out: Optional[str] = typer.Option(None, "--out", help="also write the projection: .json (what --json prints) or "
@@ -61,14 +36,6 @@ def project_cmd(
                                              "or JSON [[1,16,5],...] (vLLM num_speculative_tokens_per_batch_size)"),
     acceptance_from: Optional[str] = typer.Option(None, "--acceptance-from", help="fit per-position acceptance from "
                                                   "vLLM spec-decode metrics (Prometheus text) or a NeMo-RL JSON/JSONL log"),
-    draft_quality_decay: Optional[float] = typer.Option(None, "--draft-quality-decay",
-                                                        help="with --draft-quality: rate x decay**position (0..1]"),
-    acceptance_spread: Optional[float] = typer.Option(None, "--acceptance-spread", help="per-sequence Beta spread of "
-                                                      "acceptance, 0..1 (mean AL kept)"),
-    acceptance_response_decay: Optional[float] = typer.Option(None, "--acceptance-response-decay", help="fraction of "
-                                                              "per-token acceptance lost per 1000 response tokens"),
-    moe_routing_skew: Optional[float] = typer.Option(None, "--moe-routing-skew", help="MoE: Zipf exponent of expert "
-                                                     "popularity, 0..3 (0 = uniform routing: the default)"),
     steps: Optional[int] = typer.Option(None, "--steps", help="run length in steps for the cost per run: a synchronous "
                                         "run simulates its N steps (offline vs online draft with drift); an "
                                         "asynchronous one (--lag >= 1) costs N x its steady-state step"),
@@ -83,51 +50,20 @@ def project_cmd(
     draft_init: Optional[float] = typer.Option(None, "--draft-init", help="with --steps: draft's AL-1 at step 0 as a "
                                                "fraction of the workload's (1 = in-domain, the default; 0.81 = the "
                                                "study's UltraChat-init draft)"),
-    avg_seq_len: Optional[float] = typer.Option(None, "--avg-seq-len", help="measured mean prompt + response tokens "
-                                                "per sequence: each step's responses are scaled to it"),
-    prefill_gpus: Optional[int] = typer.Option(None, "--prefill-gpus", help="prefill/decode disaggregation: GPUs of a "
-                                               "prefill pool (from the generation GPUs) that send KV to the decode replicas"),
-    kv_link_gbps: Optional[float] = typer.Option(None, "--kv-link-gbps", help="with --prefill-gpus: Gbit/s per GPU of "
-                                                 "the KV link (default: the hardware's scale-out NIC)"),
-    kv_link_latency_ms: Optional[float] = typer.Option(None, "--kv-link-latency-ms", help="with --prefill-gpus: one-way "
-                                                       "latency of a KV transfer in ms (default 0.005)"),
-    turns: Optional[int] = typer.Option(None, "--turns", help="multi-turn (agentic) rollouts: prefill-decode rounds per "
-                                        "trajectory (1..64)"),
-    tool_latency_s: Optional[float] = typer.Option(None, "--tool-latency-s", help="with --turns: seconds a tool runs "
-                                                   "between two turns"),
-    tool_output_tokens: Optional[float] = typer.Option(None, "--tool-output-tokens", help="with --turns: tokens a tool "
-                                                       "returns (prefilled by the next turn)"),
-    rope_scaling: Optional[str] = typer.Option(None, "--rope-scaling", help="none | yarn: the model's YaRN rope scaling "
-                                               "(Qwen3: 32K native, 128K with YaRN)"),
-    speculative_num_steps: Optional[int] = typer.Option(None, "--speculative-num-steps", help="draft tree, SGLang: "
-                                                        "draft steps (depth); alone: a chain of that length"),
-    speculative_eagle_topk: Optional[int] = typer.Option(None, "--speculative-eagle-topk", help="draft tree, SGLang: "
-                                                         "candidates kept per step (1 = chain)"),
-    speculative_num_draft_tokens: Optional[int] = typer.Option(None, "--speculative-num-draft-tokens", help="draft tree, "
-                                                               "SGLang: tokens verified per sequence, root included"),
-    speculative_token_tree: Optional[str] = typer.Option(None, "--speculative-token-tree", help="draft tree, vLLM's "
-                                                         "speculative_token_tree, e.g. '[(0,), (1,), (0, 0)]'"),
-    tree_rank_decay: Optional[float] = typer.Option(None, "--tree-rank-decay", help="tree acceptance: share of the "
-                                                    "miss mass each further draft rank leaves, 0..1 (default 0.7, an "
-                                                    "assumption)"),
-    tree_acceptance: Optional[str] = typer.Option(None, "--tree-acceptance", help="tree acceptance table: rows by depth "
-                                                  "of per-rank probabilities, '[[0.8,0.08],[0.75,0.1]]'"),
-    tree_verification: Optional[str] = typer.Option(None, "--tree-verification", help="tree | chain (default: the "
-                                                    "engine's; vllm-0.17.1 verifies a tree as a chain)"),
-    retrieval_tokens: Optional[int] = typer.Option(None, "--retrieval-tokens", help="n-gram / suffix-retrieved tokens "
-                                                   "merged into the draft tree per sequence (Graft, SuffixDecoding)"),
-    retrieval_acceptance_length: Optional[float] = typer.Option(None, "--retrieval-acceptance-length", help="AL of the "
-                                                                "retrieved candidate verified alone (1..R+1)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ):
     """Step time of one RL step, autoregressive vs speculative, phase by phase."""
-    from .api import build_scenario, project
-    from .seeds import project_seeds, seed_list
+    from ..api import build_scenario, project
+    from ..studies.seeds import project_seeds, seed_list
 
     from ..errors import ConfigurationError
     from ..inputs import DRIFT_STEPS_WHY, MAX_DRIFT_STEPS, MAX_RUN_STEPS, check_count, check_number, check_output_file
 
-    seed_list(seed, seeds)  # validate before simulating
+    from ..fields import BY_NAME
+
+    seed, calibration = knobs.pop("seed"), knobs.pop("calibration")
+    draft_quality_decay = knobs.pop("draft_quality_decay")  # shapes --draft-quality (apply_project_extras)
+    seed_list(seeds, first=seed, flag="--seeds")  # validate before simulating
     if gpu_hour_price is not None:
         check_number("--gpu-hour-price", gpu_hour_price, 0.0, what="price of one GPU-hour")
     drift = {"--drift-steps": drift_steps, "--drift-floor": drift_floor, "--adapt-steps": adapt_steps,
@@ -146,18 +82,9 @@ def project_cmd(
         check_output_file(timeline, "--timeline", (".png", ".svg", ".pdf"))
     if out is not None:
         check_output_file(out, "--out", (".json", ".csv"))
-    flags = dict(model=model, workload=workload, hardware=hardware, gpus=gpus, k=k, drafter=drafter,
-                 acceptance_length=acceptance_length, draft_quality=draft_quality, lag=lag, gen_gpus=gen_gpus,
-                 train_gpus=train_gpus, draft_model=draft_model, in_flight_weight_updates=in_flight_weight_updates or None,
-                 avg_seq_len=avg_seq_len, tensor_parallel_size=tp, num_prompts_per_step=num_prompts_per_step,
-                 num_generations_per_prompt=num_generations_per_prompt, max_new_tokens=max_new_tokens,
-                 speculative_num_steps=speculative_num_steps, speculative_eagle_topk=speculative_eagle_topk,
-                 speculative_num_draft_tokens=speculative_num_draft_tokens, speculative_token_tree=speculative_token_tree,
-                 tree_rank_decay=tree_rank_decay, tree_acceptance=tree_acceptance, tree_verification=tree_verification,
-                 retrieval_tokens=retrieval_tokens, retrieval_acceptance_length=retrieval_acceptance_length)
+    # a switch left off (--in-flight-weight-updates, --partial-rollouts) is not given; every other setting by its name
+    flags = {n: (None if v is False and BY_NAME[n].default is False else v) for n, v in knobs.items()}
     flags.update(parse_set_flags(set_, flags))
-    if expert_parallel is not None:
-        flags["enable_expert_parallel"] = expert_parallel
     recipe = None
     if from_nemo_rl is not None and from_verl is not None:
         raise ConfigurationError("--from-nemo-rl and --from-verl both given; allowed: one config to read")
@@ -165,37 +92,23 @@ def project_cmd(
         raise ConfigurationError("--verbose lists the keys of a config read with --from-nemo-rl or --from-verl, which "
                                  "is not given (it would be ignored)")
     if from_nemo_rl is not None or from_verl is not None:
-        from .nemo_rl import merge_flags
+        from ..studies.nemo_rl import merge_flags
 
         if from_nemo_rl is not None:
-            from .nemo_rl import from_nemo_rl as read_recipe
+            from ..studies.nemo_rl import from_nemo_rl as read_recipe
 
-            recipe = read_recipe(from_nemo_rl, engine=engine)
+            recipe = read_recipe(from_nemo_rl, engine=knobs["engine"])
         else:
-            from .verl import from_verl as read_verl
+            from ..studies.verl import from_verl as read_verl
 
-            recipe = read_verl(from_verl, engine=engine)
+            recipe = read_verl(from_verl, engine=knobs["engine"])
         flags = merge_flags(recipe, flags)  # flags win
-    from .cmd_adaptive import apply_project_extras, run_drift_steps
+    from .cmd_adaptive import run_drift_steps
 
     info: dict = {}
     recipe_options = flags.pop("options", None) or {}
-    flags, extra_options = apply_project_extras(flags, k_schedule, acceptance_from, acceptance_spread,
-                                                acceptance_response_decay, draft_quality_decay, info=info)
-    if moe_routing_skew is not None:
-        extra_options["moe_routing_skew"] = moe_routing_skew
-    if engine is not None:
-        flags["engine"] = engine
-    if rope_scaling is not None:
-        flags["rope_scaling"] = rope_scaling
-    for key, v in (("prefill_gpus", prefill_gpus), ("kv_link_gbps", kv_link_gbps),
-                   ("kv_link_latency_ms", kv_link_latency_ms), ("turns", turns), ("tool_latency_s", tool_latency_s),
-                   ("tool_output_tokens", tool_output_tokens)):
-        if v is not None:
-            extra_options[key] = v
-    sc = build_scenario(**flags, seed=seed, calibration=calibration,
-                        options=(recipe_options | ({"partial_rollout": True} if partial_rollouts else {})
-                                 | extra_options) or None)
+    flags = apply_project_extras(flags, k_schedule, acceptance_from, draft_quality_decay, info=info)
+    sc = build_scenario(**flags, seed=seed, calibration=calibration, options=recipe_options or None)
     for w_ in info.get("warnings", []):
         typer.echo(f"warning: {w_}", err=True)
     if steps is not None and sc.has_tree:
@@ -204,8 +117,8 @@ def project_cmd(
     if steps is not None and sc.lag == 0:  # a synchronous run of N steps, simulated step by step (draft drift)
         check_count("--steps", steps, 1, MAX_DRIFT_STEPS, DRIFT_STEPS_WHY)
         ignored = [f for f, on in (("--seeds", seeds > 1), ("--timeline", timeline is not None),
-                                   ("--in-flight-weight-updates", in_flight_weight_updates),
-                                   ("--partial-rollouts", partial_rollouts)) if on]
+                                   ("--in-flight-weight-updates", knobs["in_flight_weight_updates"]),
+                                   ("--partial-rollouts", knobs["partial_rollout"])) if on]
         if ignored:
             raise ConfigurationError(f"--steps runs the draft-drift comparison of synchronous steps, which does not use "
                                      f"{ignored[0]} (it would be ignored); allowed: one or the other")
@@ -217,7 +130,7 @@ def project_cmd(
         if given:
             raise ConfigurationError(f"{given[0]} shapes the draft drift of a synchronous run; at --lag {sc.lag} --steps "
                                      "only sets the run length of the cost (it would be ignored); allowed: with --lag 0")
-    from .progress import StageProgress
+    from ..report.progress import StageProgress
 
     with StageProgress(f"projecting {sc.workload.model} on {sc.workload.gpus} x {sc.workload.hardware}",
                        total=seeds) as bar:
@@ -228,20 +141,20 @@ def project_cmd(
             if seeds > 1 else None
     cost = res.cost(steps, gpu_hour_price)
     if timeline:
-        from .timeline import plot_timeline
+        from ..report.timeline import plot_timeline
 
-        tl_sc = sc if not sc.workload.colocated else sc.model_copy(
-            update={"workload": sc.workload.model_copy(update={"colocated": False})})
-        plot_timeline(tl_sc, timeline, flag="--timeline")
+        from ..scenario import with_separate_pools
+
+        plot_timeline(with_separate_pools(sc), timeline, flag="--timeline")
         if sc.workload.colocated:
             res.notes.append(f"--timeline {timeline}: drawn for separate generation and training pools (a timeline "
                              "shows the asynchronous pipeline's steps); the projection above is colocated")
     payload = res.to_dict() | {"cost": cost} | ({"seed_spread": spread.to_dict()} if spread else {})
     if recipe:
-        from .configread import assumed_gpu_note
+        from ..studies.configread import assumed_gpu_note
 
         payload[recipe_key(recipe)] = recipe.to_dict() | (
-            {"assumed_gpu": assumed_gpu_note(recipe, sc)} if hardware is None else {})
+            {"assumed_gpu": assumed_gpu_note(recipe, sc)} if knobs["hardware"] is None else {})
     if "acceptance_source" in info:
         payload["acceptance_source"] = info["acceptance_source"]
     if out is not None:
@@ -249,19 +162,62 @@ def project_cmd(
     if as_json:
         emit_json(payload)
     else:
-        from .tables import projection_table
+        from ..report.tables import projection_table
 
         projection_table(res, cost=cost)
         if recipe:
-            from .nemo_rl import print_mapping
+            from ..studies.nemo_rl import print_mapping
 
-            print_mapping(recipe, verbose=verbose, scenario=sc, hardware_flag=hardware)
+            print_mapping(recipe, verbose=verbose, scenario=sc, hardware_flag=knobs["hardware"])
         if spread:
-            from .seeds import spread_table
+            from ..report.tables import spread_table
 
             spread_table(spread)
         if out is not None:
             typer.echo(f"wrote {out}", err=True)
+
+
+# ---------------------------------------------------------------------------------------------- rlsim project extras
+def apply_project_extras(flags: dict, k_schedule: str | None = None, acceptance_from: str | None = None,
+                         draft_quality_decay: float | None = None, info: dict | None = None) -> dict:
+    """``rlsim project``'s flags that are read, not passed on (--k-schedule parsed, --acceptance-from fitted) ->
+    build_scenario arguments (the k schedule is checked by build_scenario, once). ``info`` (a dict)
+    receives ``acceptance_source`` (the trace fit) and ``notes`` / ``warnings`` saying where the acceptance came from
+    and whether it is extrapolated to another k."""
+    from ..errors import ConfigurationError
+    from ..speculation.adaptive import parse_k_schedule
+    from ..speculation.traces import load_acceptance_trace
+
+    flags = dict(flags)
+    if k_schedule is not None:
+        flags["num_speculative_tokens_per_batch_size"] = [list(e) for e in parse_k_schedule(k_schedule)]
+    if acceptance_from is not None:
+        given = [n for n in ("acceptance_length", "draft_quality") if flags.get(n) is not None]
+        if given:
+            raise ConfigurationError(f"--acceptance-from gives the acceptance; drop --{given[0].replace('_', '-')}")
+        fit = load_acceptance_trace(acceptance_from, k=flags.get("k"))
+        flags["acceptance_rates_per_position"] = list(fit.unconditional_rates)
+        if flags.get("k") is None:
+            flags["k"] = fit.k
+        if info is not None:
+            info["acceptance_source"] = fit.as_dict()
+            info.setdefault("notes", []).append(fit.describe())
+            info["notes"] += [f"acceptance trace: {n}" for n in fit.notes]
+            k = flags["k"]
+            if k > fit.k:
+                last = fit.model.conditional_rates[-1]
+                info.setdefault("warnings", []).append(
+                    f"--acceptance-from {acceptance_from} measured k = {fit.k}; projecting k = {k} extrapolates: "
+                    f"positions {fit.k + 1}..{k} repeat the last measured conditional rate {last:.3f} (a trace taken "
+                    f"at k = {k} measures them)")
+            elif k < fit.k:
+                info["notes"].append(f"k = {k} uses the first {k} of the trace's {fit.k} positions (exact: a shorter "
+                                     "draft accepts its first positions as often)")
+    if draft_quality_decay is not None:
+        if flags.get("draft_quality") is None:
+            raise ConfigurationError("--draft-quality-decay shapes --draft-quality: give --draft-quality too")
+        flags["draft_quality_decay"] = draft_quality_decay
+    return flags
 
 
 def recipe_key(recipe) -> str:
@@ -274,7 +230,7 @@ def parse_set_flags(items: list[str] | None, flags: dict) -> dict:
     both as a flag and by --set with another value is refused."""
     from ..errors import ConfigurationError
     from .cmd_sweep import parse_values
-    from .sweep import AXIS_TYPES, canonical_axis, scenario_kwargs
+    from ..studies.sweep import AXIS_TYPES, canonical_axis, scenario_kwargs
 
     out: dict = {}
     for s in items or []:
@@ -399,7 +355,7 @@ def iteration_cmd(
         emit_json(info)
         return
     from rich.console import Console
-    from .tables import make_console
+    from ..report.tables import make_console
     from rich.table import Table
 
     t = Table(title=f"{m.name} on {hw.name}, engine {eng.name}: batch {batch}, context {context}, k {k} "

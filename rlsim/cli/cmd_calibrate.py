@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from .cli import user_errors
+from .common import user_errors
 
 calibrate_app = typer.Typer(add_completion=False, invoke_without_command=True, no_args_is_help=False,
                             help="Calibration: microbenchmarks on a real GPU, fitted kernel tables, held-out accuracy.")
@@ -64,7 +64,7 @@ def report_cmd(
 ):
     """Held-out error per op class (median, p90) of the fitted predictors on the committed data."""
     from rich.console import Console
-    from .tables import make_console
+    from ..report.tables import make_console
     from rich.table import Table
 
     from ..catalog.loader import catalog_dir

@@ -21,7 +21,7 @@ as the judge):
    training``; asynchronous with a drain before each weight sync ``max(training, generation) + refit`` (each
    step's released batch is finished by the drain); with in-flight weight updates ``max(training + refit,
    generation / (lag + 1))``.
-4. **Simulate** (``rlsim.report.sweep``: the process pool or Ray; cached) the references -- the workload's own
+4. **Simulate** (``rlsim.studies.sweep``: the process pool or Ray; cached) the references -- the workload's own
    configuration at the budget for lag 0 and at the largest lag with the default split -- and then, round by
    round, the candidates most likely to be fastest or on the Pareto front of step time vs GPU-hours per step.
    After each round the estimator is calibrated per family (synchronous / drain / in-flight) by the smallest
@@ -339,7 +339,7 @@ class Estimator:
                 # as pipeline/setup.build_setup builds them (tests/test_plan.py holds the two equal)
                 cost = IterationCostModel(model=m, hardware=hw, layout=layout, timer=self.timer, dtype=w.generation_dtype,
                                           kv_dtype=w.kv_cache_dtype, enforce_eager=w.engine.enforce_eager,
-                                          moe_routing_skew=float(self.sc0.options.get("moe_routing_skew", 0.0) or 0.0),
+                                          moe_routing_skew=float(self.sc0.options.moe_routing_skew or 0.0),
                                           engine=None if self.engine.engine == "ideal" else self.engine,
                                           engine_config=w.engine, method=drafter.method, draft=drafter.network,
                                           configured_k=k)

@@ -3,7 +3,7 @@
 ``FILE`` is a verl trainer YAML (``ppo_trainer.yaml``, a saved config, or a file of overrides) or a launch script
 whose ``python3 -m verl.trainer.main_ppo [--config-name NAME] key=value ...`` line is read: the overrides are applied
 on top of verl's defaults the way Hydra does (``key=value`` sets, ``+key=value`` adds, ``~key`` deletes). verl's
-defaults are the flattened trainer configs shipped with rlsim (``rlsim/report/verl_defaults/``, verl commit
+defaults are the flattened trainer configs shipped with rlsim (``rlsim/studies/verl_defaults/``, verl commit
 b178a3cd5, Apache-2.0): ``_generated_ppo_trainer.yaml`` (FSDP), or ``_generated_ppo_megatron_trainer.yaml`` for
 ``--config-name ppo_megatron_trainer`` / a Megatron actor. Shell variables the script assigns (``x=1``,
 ``X=${X:-default}``, ``$((a * b))``) are expanded with the script's own defaults.

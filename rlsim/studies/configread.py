@@ -214,7 +214,7 @@ def print_mapping(m: ConfigMapping, console=None, verbose: bool = False, scenari
     """What the importer read (grouped by section), what it could not model, what it ignored (counts per section;
     every key with ``verbose``), the GPU it assumed, and its notes."""
     from rich.console import Console
-    from .tables import make_console
+    from ..report.tables import make_console
     from rich.markup import escape
 
     console = console or make_console()

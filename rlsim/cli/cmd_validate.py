@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from .cli import user_errors
+from .common import user_errors
 
 validate_app = typer.Typer(add_completion=False, no_args_is_help=True,
                            help="Validation against measurements: the study's Table 1, ground-truth rollouts, and "
@@ -76,7 +76,7 @@ def paper_cmd(
             typer.echo(ps.format_sensitivity(results))
         results = [asdict(r) for r in results]
     if as_json:  # one document: the table, and with --sensitivity {"table": ..., "sensitivity": [...]}
-        from .cli import emit_json
+        from .common import emit_json
 
         emit_json(res if results is None else {"table": res, "sensitivity": results})
 
@@ -95,7 +95,7 @@ def measured_cmd(
     """Predicted vs measured ground-truth rollouts: generation time, iterations, speculative speedup."""
     import pandas as pd
     from rich.console import Console
-    from .tables import make_console
+    from ..report.tables import make_console
     from rich.table import Table
 
     from ..errors import ConfigurationError
@@ -185,7 +185,7 @@ def nemo_rl_cmd(
         for p in v.save(res, Path(out), g):
             typer.echo(f"wrote {p}", err=True)
     if as_json:
-        from .cli import emit_json
+        from .common import emit_json
 
         emit_json({"summary": v.summary(res), "rows": res} | ({"gb200": g} if g else {}))
         return

@@ -1,5 +1,5 @@
 """``rlsim plan``: the best configurations of a run under a GPU budget, and the Pareto front of step time vs
-GPU-hours per step, each as the ``rlsim project`` command that reproduces it (the search: ``report/plan.py``)."""
+GPU-hours per step, each as the ``rlsim project`` command that reproduces it (the search: ``studies/plan.py``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from ..errors import ConfigurationError
-from .cli import emit_json, user_errors
+from .common import emit_json, user_errors
 
 MAX_PLAN_GPUS = 1 << 20
 MAX_PLAN_SIMULATIONS = 10_000
@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
 def parse_drafter(text: str) -> "DrafterOption":  # noqa: F821
     """``eagle3`` | ``eagle3:q=0.68`` (draft quality) | ``ngram:al=2.05@3,2.3@5`` (ALs at those k only)."""
     from ..speculation.drafters import DRAFTERS
-    from .plan import DrafterOption
+    from ..studies.plan import DrafterOption
 
     name, _, spec = text.partition(":")
     name = name.strip()
@@ -101,7 +101,7 @@ def plan_cmd(
     as a constraint): the best configurations and the Pareto front of step time vs GPU-hours per step."""
     from ..inputs import LAG_WHY, MAX_LAG, MAX_RUN_STEPS, check_count, check_number, check_output_dir
     from .cmd_sweep import parse_values
-    from .plan import DrafterOption, PlanInputs, plan
+    from ..studies.plan import DrafterOption, PlanInputs, plan
 
     check_count("--gpus", gpus, 1, MAX_PLAN_GPUS)
     check_count("--max-lag", max_lag, 0, MAX_LAG, LAG_WHY)
@@ -171,7 +171,7 @@ def plan_cmd(
     say = None if as_json else (lambda m: typer.echo(f"[plan] {m}", err=True))
     res = plan(inp, progress=say)
     if plot_dir is not None:
-        from .plan_plots import save_plan_plots
+        from ..report.plan_plots import save_plan_plots
 
         paths = save_plan_plots(res, plot_dir)
         res.notes.append("plots: " + ", ".join(str(p) for p in paths))

@@ -13,37 +13,10 @@ from typing import Optional
 import typer
 
 from ..errors import ConfigurationError
-from .cli import emit_json, user_errors
+from .common import emit_json, user_errors
+from .knobs import with_knobs  # the axis flags: the field table's (rlsim/fields.py), shared with ``rlsim plot``
 
-# ---- the axis flags (shared with ``rlsim plot``)
-AXIS_FLAGS = {
-    "workload": typer.Option(None, "--workload", help="workload name(s) or YAML path(s)"),
-    "model": typer.Option(None, "--model", help="catalog model(s) (alone: the model's default workload)"),
-    "hardware": typer.Option(None, "--hardware", help="hardware profile(s)"),
-    "gpus": typer.Option(None, "--gpus", help="total GPUs, e.g. 16,32,64"),
-    "k": typer.Option(None, "--k", help="num_speculative_tokens, e.g. 1,3,5,7 or 1..7"),
-    "drafter": typer.Option(None, "--drafter", help="eagle3 | mtp | draft-model | ngram"),
-    "acceptance_length": typer.Option(None, "--acceptance-length", help="mean AL at k (1..k+1)"),
-    "draft_quality": typer.Option(None, "--draft-quality", help="per-token acceptance rate(s) 0..1, e.g. 0.6..0.9..0.1"),
-    "draft_quality_decay": typer.Option(None, "--draft-quality-decay", help="per-position decay of the quality (0..1]"),
-    "lag": typer.Option(None, "--lag", help="max_trajectory_age_steps (0 = synchronous)"),
-    "gen_gpus": typer.Option(None, "--gen-gpus", help="generation GPUs (non-colocated)"),
-    "train_gpus": typer.Option(None, "--train-gpus", help="training GPUs (non-colocated)"),
-    "split": typer.Option(None, "--split", help="generation:training GPU pairs, e.g. 48:16,40:24"),
-    "tensor_parallel_size": typer.Option(None, "--tp", help="vLLM tensor_parallel_size"),
-    "num_prompts_per_step": typer.Option(None, "--num-prompts-per-step", help="prompts per RL step"),
-    "num_generations_per_prompt": typer.Option(None, "--num-generations-per-prompt", help="responses per prompt"),
-    "response_median_tokens": typer.Option(None, "--response-median-tokens", help="median response length"),
-    "max_new_tokens": typer.Option(None, "--max-new-tokens", help="response length cap"),
-    "calibration": typer.Option(None, "--calibration", help="auto | roofline | calibrated"),
-    "engine": typer.Option(None, "--engine", help="rollout engine profile(s): vllm-0.17.1 (default), vllm-fixed, ideal"),
-    "speculative_num_steps": typer.Option(None, "--speculative-num-steps", help="draft tree (SGLang): steps, e.g. 3..7"),
-    "speculative_eagle_topk": typer.Option(None, "--speculative-eagle-topk", help="draft tree (SGLang): topk, e.g. 1,2,4,8"),
-    "speculative_num_draft_tokens": typer.Option(None, "--speculative-num-draft-tokens",
-                                                 help="draft tree (SGLang): verified tokens, e.g. 8,16,32"),
-    "tree_rank_decay": typer.Option(None, "--tree-rank-decay", help="tree acceptance rank decay(s), e.g. 0.5..0.9..0.2"),
-    "retrieval_tokens": typer.Option(None, "--retrieval-tokens", help="retrieved tokens merged into the tree, e.g. 0,4,8"),
-}
+
 GRID_OPT = typer.Option(None, "--grid", help="YAML sweep file (axes, base, points, seeds...); flags override it")
 SET_OPT = typer.Option(None, "--set", help="FIELD=v1,v2 for any other scenario field (repeatable)")
 SEEDS_OPT = typer.Option(None, "--seeds", help="a count N (seeds 0..N-1, default 1) or a list 0,4,7")
@@ -123,7 +96,7 @@ def parse_values(text: str, typ=str, name: str = "value") -> list:
 
 def collect_axes(flags: dict, sets: list[str] | None) -> dict:
     """Axis flags (comma lists) and ``--set FIELD=v1,v2`` -> {axis: [values]}."""
-    from .sweep import AXIS_TYPES, canonical_axis
+    from ..studies.sweep import AXIS_TYPES, canonical_axis
 
     axes = {}
     for name, text in flags.items():
@@ -155,7 +128,7 @@ def run_sweep_from_flags(grid: Optional[Path], axes: dict, seeds: Optional[str],
                          defaults: dict | None = None, **kw):
     """Flags over a grid file: every setting of the file (seeds, executor, address, workers, cache_dir, out,
     per_seed, skip_invalid, use_cache) is honoured unless a flag gives it."""
-    from .sweep import load_grid_file, sweep
+    from ..studies.sweep import load_grid_file, sweep
 
     base: dict = {}
     spec: dict = {}
@@ -180,33 +153,10 @@ def register(app: typer.Typer) -> None:
 
 
 @user_errors
+@with_knobs("sweep")  # one flag per sweep axis of the field table (comma lists and ranges)
 def sweep_cmd(
+    knobs: dict,
     grid: Optional[Path] = GRID_OPT,
-    workload: Optional[str] = AXIS_FLAGS["workload"],
-    model: Optional[str] = AXIS_FLAGS["model"],
-    hardware: Optional[str] = AXIS_FLAGS["hardware"],
-    gpus: Optional[str] = AXIS_FLAGS["gpus"],
-    k: Optional[str] = AXIS_FLAGS["k"],
-    drafter: Optional[str] = AXIS_FLAGS["drafter"],
-    acceptance_length: Optional[str] = AXIS_FLAGS["acceptance_length"],
-    draft_quality: Optional[str] = AXIS_FLAGS["draft_quality"],
-    draft_quality_decay: Optional[str] = AXIS_FLAGS["draft_quality_decay"],
-    lag: Optional[str] = AXIS_FLAGS["lag"],
-    gen_gpus: Optional[str] = AXIS_FLAGS["gen_gpus"],
-    train_gpus: Optional[str] = AXIS_FLAGS["train_gpus"],
-    split: Optional[str] = AXIS_FLAGS["split"],
-    tensor_parallel_size: Optional[str] = AXIS_FLAGS["tensor_parallel_size"],
-    num_prompts_per_step: Optional[str] = AXIS_FLAGS["num_prompts_per_step"],
-    num_generations_per_prompt: Optional[str] = AXIS_FLAGS["num_generations_per_prompt"],
-    response_median_tokens: Optional[str] = AXIS_FLAGS["response_median_tokens"],
-    max_new_tokens: Optional[str] = AXIS_FLAGS["max_new_tokens"],
-    calibration: Optional[str] = AXIS_FLAGS["calibration"],
-    engine: Optional[str] = AXIS_FLAGS["engine"],
-    speculative_num_steps: Optional[str] = AXIS_FLAGS["speculative_num_steps"],
-    speculative_eagle_topk: Optional[str] = AXIS_FLAGS["speculative_eagle_topk"],
-    speculative_num_draft_tokens: Optional[str] = AXIS_FLAGS["speculative_num_draft_tokens"],
-    tree_rank_decay: Optional[str] = AXIS_FLAGS["tree_rank_decay"],
-    retrieval_tokens: Optional[str] = AXIS_FLAGS["retrieval_tokens"],
     set_: Optional[list[str]] = SET_OPT,
     seeds: Optional[str] = SEEDS_OPT,
     executor: Optional[str] = EXECUTOR_OPT,
@@ -224,15 +174,7 @@ def sweep_cmd(
     """A grid of scenarios x seeds: mean and 95% CI per point, saved to CSV/parquet, cached, resumable."""
     import warnings
 
-    flags = dict(workload=workload, model=model, hardware=hardware, gpus=gpus, k=k, drafter=drafter,
-                 acceptance_length=acceptance_length, draft_quality=draft_quality,
-                 draft_quality_decay=draft_quality_decay, lag=lag, gen_gpus=gen_gpus, train_gpus=train_gpus,
-                 split=split, tensor_parallel_size=tensor_parallel_size, num_prompts_per_step=num_prompts_per_step,
-                 num_generations_per_prompt=num_generations_per_prompt, response_median_tokens=response_median_tokens,
-                 max_new_tokens=max_new_tokens, calibration=calibration, engine=engine,
-                 speculative_num_steps=speculative_num_steps, speculative_eagle_topk=speculative_eagle_topk,
-                 speculative_num_draft_tokens=speculative_num_draft_tokens, tree_rank_decay=tree_rank_decay,
-                 retrieval_tokens=retrieval_tokens)
+    flags = dict(knobs)
     from ..inputs import check_count, check_output_file
 
     axes = collect_axes(flags, set_)
@@ -263,7 +205,7 @@ def sweep_cmd(
 
 def sweep_table(df, max_rows: int = 40) -> None:
     from rich.console import Console
-    from .tables import make_console
+    from ..report.tables import make_console
     from rich.table import Table
 
     def varies(c):

@@ -6,7 +6,8 @@ from typing import Optional
 
 import typer
 
-from .cli import user_errors
+from .common import user_errors
+from .knobs import with_knobs
 
 
 def register(app: typer.Typer) -> None:
@@ -14,35 +15,26 @@ def register(app: typer.Typer) -> None:
 
 
 @user_errors
+@with_knobs("timeline", defaults={"lag": 1})  # the scenario's flags: the field table (rlsim/fields.py)
 def timeline_cmd(
+    knobs: dict,
     out: Optional[str] = typer.Option(None, "--out", help="figure (.png/.svg/.pdf) or, with --format perfetto, a .json "
                                       "trace (default timeline.png / timeline.json)"),
     format_: Optional[str] = typer.Option(None, "--format", help="png | svg | pdf | perfetto (Chrome trace-event JSON "
                                           "for ui.perfetto.dev and chrome://tracing); default: from --out's suffix"),
     rounds: bool = typer.Option(True, "--rounds/--no-rounds", help="perfetto: one slice per engine iteration"),
-    model: Optional[str] = typer.Option(None, "--model"),
-    workload: Optional[str] = typer.Option(None, "--workload"),
-    hardware: Optional[str] = typer.Option(None, "--hardware"),
-    gpus: Optional[int] = typer.Option(None, "--gpus"),
-    k: Optional[int] = typer.Option(None, "--k"),
-    acceptance_length: Optional[float] = typer.Option(None, "--acceptance-length"),
-    lag: int = typer.Option(1, "--lag"),
-    gen_gpus: Optional[int] = typer.Option(None, "--gen-gpus"),
-    train_gpus: Optional[int] = typer.Option(None, "--train-gpus"),
     autoregressive: bool = typer.Option(False, "--autoregressive", help="draw the AR run instead of speculative"),
     replicas: int = typer.Option(8, "--replicas", help="generation replica rows to draw (at most the scenario's "
                                  "replicas, and 64)"),
     steps: int = typer.Option(3, "--steps", help="steady-state steps to draw (1..20)"),
-    seed: int = typer.Option(0, "--seed"),
-    engine: Optional[str] = typer.Option(None, "--engine", help="rollout engine profile (default vllm-0.17.1)"),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="FIELD=VALUE for any scenario field (as rlsim project "
                                              "--set); repeatable"),
 ):
     """Gantt chart (PNG/SVG/PDF) or Perfetto trace (--format perfetto) of a few steady-state steps: trainer phases
     and generation replicas (non-colocated)."""
     from ..inputs import MAX_TIMELINE_REPLICAS, MAX_TIMELINE_STEPS, TIMELINE_WHY, check_count, check_output_file
-    from ..scenario import build_scenario
-    from .timeline import plot_timeline
+    from ..scenario import build_scenario, with_separate_pools
+    from ..report.timeline import plot_timeline
 
     from ..errors import ConfigurationError
 
@@ -67,15 +59,14 @@ def timeline_cmd(
 
     from .cmd_project import parse_set_flags
 
-    flags = dict(model=model, workload=workload, hardware=hardware, gpus=gpus, k=k, acceptance_length=acceptance_length,
-                 lag=lag, gen_gpus=gen_gpus, train_gpus=train_gpus, engine=engine)
+    seed = knobs.pop("seed")
+    flags = dict(knobs)
     flags.update(parse_set_flags(set_, flags))
     sc = build_scenario(**flags, seed=seed)
-    if sc.workload.colocated:
-        sc = sc.model_copy(update={"workload": sc.workload.model_copy(update={"colocated": False})})
+    sc = with_separate_pools(sc)
     from ..pipeline import build_setup
 
-    from .progress import StageProgress
+    from ..report.progress import StageProgress
 
     n_rep = build_setup(sc).n_replicas
     drawn = min(replicas, n_rep)
@@ -84,7 +75,7 @@ def timeline_cmd(
         else " (all)" if drawn == n_rep else f" (--replicas {replicas}; raise it to draw more)")
     with StageProgress(f"simulating {steps} steady-state steps of {sc.workload.model}"):
         if fmt == "perfetto":
-            from .perfetto import summarize, timeline_trace, write_trace
+            from ..report.perfetto import summarize, timeline_trace, write_trace
 
             trace = timeline_trace(sc, speculative=not autoregressive, n_replicas=replicas, n_steps=steps,
                                    rounds=rounds)

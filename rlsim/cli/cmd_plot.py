@@ -18,9 +18,10 @@ from typing import Optional
 
 import typer
 
-from .cli import user_errors
-from .cmd_sweep import (ADDRESS_OPT, AXIS_FLAGS, CACHE_OPT, EXECUTOR_OPT, GRID_OPT, NO_CACHE_OPT, SEEDS_OPT, SET_OPT,
-                        WORKERS_OPT, collect_axes, run_sweep_from_flags)
+from .common import user_errors
+from .cmd_sweep import (ADDRESS_OPT, CACHE_OPT, EXECUTOR_OPT, GRID_OPT, NO_CACHE_OPT, SEEDS_OPT, SET_OPT, WORKERS_OPT,
+                        collect_axes, run_sweep_from_flags)
+from .knobs import AXIS_FLAGS
 
 plot_app = typer.Typer(no_args_is_help=True, help="Figures (PNG/SVG/PDF) of sweeps: speedup vs k, heatmaps, phases, "
                                                   "GPUs, lag.")
@@ -123,7 +124,7 @@ def _auto(v: str):
 
 def _draw(name: str, df, o: dict):
     from ..errors import ConfigurationError
-    from . import plots
+    from ..report import plots
 
     default = PLOTS[name]["options"].get("metric", (None, None))[1]
     if "metric" in o and o["metric"] not in ("auto", default):  # asked for by name: every one must exist
@@ -149,8 +150,8 @@ def _make(name: str):
     spec = PLOTS[name]
 
     def command(**kw):
-        from . import plots
-        from .sweep import load_results, save_results
+        from ..report import plots
+        from ..studies.sweep import load_results, save_results
 
         from pathlib import Path
 
@@ -176,14 +177,14 @@ def _make(name: str):
             defaults = dict(spec["defaults"])
             given = set(axes)
             if kw["grid"] is not None:
-                from .sweep import load_grid_file
+                from ..studies.sweep import load_grid_file
 
                 given |= set(load_grid_file(kw["grid"])["axes"])
             if "model" in given or kw["grid"] is not None:
                 defaults.pop("workload", None)
             if given & {"acceptance_length", "al"}:  # the acceptance is given: the default draft-quality axis would clash
                 defaults.pop("draft_quality", None)
-            from .sweep import canonical_axis
+            from ..studies.sweep import canonical_axis
 
             tree_axes = {"speculative_num_steps", "speculative_eagle_topk", "speculative_num_draft_tokens",
                          "speculative_token_tree", "tree_rank_decay", "retrieval_tokens"}

@@ -1,0 +1,5 @@
+"""Interfaces: the ``rlsim`` command line (typer parsing and printing only). Entry point: ``rlsim.cli:main``."""
+
+from .app import app, main
+
+__all__ = ["app", "main"]
