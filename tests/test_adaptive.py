@@ -148,7 +148,7 @@ BASE = AcceptanceModel.from_acceptance_length(3, 2.77)
 @pytest.mark.parametrize("spread,decay", [(0.1, 0.0), (0.5, 0.0), (0.0, 0.05), (0.3, 0.05)])
 def test_mean_al_is_preserved(spread, decay):
     lengths = np.random.default_rng(0).lognormal(np.log(3000), 0.8, 2000).clip(16, 16384)
-    p = VariableAcceptancePolicy(BASE, sequence_spread=spread, response_decay=decay, reference_k=3,
+    p = VariableAcceptancePolicy(BASE, acceptance_spread=spread, response_decay=decay, reference_k=3,
                                  reference_lengths=lengths)
     assert p.aggregate_acceptance_length(3) == pytest.approx(2.77, abs=1e-6)
     if decay == 0:  # check the quadrature against Monte Carlo: tokens / rounds = 1 / E[1/AL]
@@ -158,7 +158,7 @@ def test_mean_al_is_preserved(spread, decay):
 
 
 def test_sampling_is_seeded_and_varies_by_sequence():
-    p = VariableAcceptancePolicy(BASE, sequence_spread=0.3, reference_k=3)
+    p = VariableAcceptancePolicy(BASE, acceptance_spread=0.3, reference_k=3)
     rounds = np.full(200, 300)
     a = p.sample_rounds(np.random.default_rng([1, 0, 7]), 3, rounds, np.arange(200), np.zeros(200))
     b = p.sample_rounds(np.random.default_rng([1, 0, 7]), 3, rounds, np.arange(200), np.zeros(200))
@@ -190,7 +190,7 @@ def test_no_variation_is_the_base_distribution():
 
 def test_bad_variation_parameters():
     with pytest.raises(ConfigurationError, match="0 <= s < 1"):
-        VariableAcceptancePolicy(BASE, sequence_spread=1.0)
+        VariableAcceptancePolicy(BASE, acceptance_spread=1.0)
     with pytest.raises(ConfigurationError, match="cannot keep the mean"):
         VariableAcceptancePolicy(AcceptanceModel.from_acceptance_length(3, 3.9), response_decay=0.5, reference_k=3,
                                  reference_lengths=np.full(100, 8000))

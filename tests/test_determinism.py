@@ -98,7 +98,7 @@ def test_variable_acceptance_solve_independent_of_order():
     lengths_b = lengths_a + 1e-4  # histograms equal to 6 decimals, not equal
 
     def mu(lengths):
-        return va.VariableAcceptancePolicy(base, None, sequence_spread=0.1, response_decay=0.05, reference_k=3,
+        return va.VariableAcceptancePolicy(base, None, acceptance_spread=0.1, response_decay=0.05, reference_k=3,
                                            reference_lengths=lengths).mu
 
     va._SOLVE_CACHE.clear()

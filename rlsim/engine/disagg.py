@@ -40,13 +40,14 @@ from .rollout import RolloutResult, assign_to_replicas
 MIN_SLICE_S = 0.25
 
 
-def agentic_from(workload, options: dict):
-    """The trajectory's turns (an ``AgenticRollout``) from the workload's ``agentic`` section and the options
-    ``turns`` / ``tool_latency_s`` / ``tool_output_tokens`` (which override it); None: single-turn."""
+def agentic_from(workload, options):
+    """The trajectory's turns (an ``AgenticRollout``) from the workload's ``agentic`` section and the scenario's
+    typed options ``turns`` / ``tool_latency_s`` / ``tool_output_tokens`` (which override it); None: single-turn."""
     from ..catalog import AgenticRollout, LengthDistribution
 
     base = workload.agentic
-    opts = {k: options.get(k) for k in ("turns", "tool_latency_s", "tool_output_tokens") if options.get(k) is not None}
+    opts = {k: getattr(options, k) for k in ("turns", "tool_latency_s", "tool_output_tokens")
+            if getattr(options, k, None) is not None}
     if not opts:
         return base if base is not None and base.turns > 1 else None
     turns = int(opts.get("turns", base.turns if base is not None else 1))

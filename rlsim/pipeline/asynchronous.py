@@ -14,7 +14,7 @@ batch's sequences while the previous batch's tail still runs). The trainer waits
 The trainer takes part in the broadcast, so it is free again at W(t+1). Steps are simulated in time
 order; warm-up steps (the pipeline filling) are excluded from the reported steady state.
 
-Partial rollouts (``options["partial_rollout"] = True``, as verl/slime/AReaL): a step's batch is
+Partial rollouts (``options.partial_rollout``, as verl/slime/AReaL): a step's batch is
 complete once ``num_prompts_per_step x num_generations`` trajectories of any released batch have
 finished, in finish order; unfinished sequences carry over to the next step (their tokens already
 generated are kept). Trajectories older than L at the step that would train them are dropped.
@@ -83,9 +83,11 @@ def simulate_async(setup: Setup, speculative: bool, n_steps: int | None = None, 
     w = sc.workload
     L = sc.max_trajectory_age_steps
     opts = sc.options
-    warmup = int(opts.get("async_warmup_steps", L + 2)) if warmup is None else warmup
-    n_steps = warmup + int(opts.get("async_measured_steps", DEFAULT_MEASURED_STEPS)) if n_steps is None else n_steps
-    partial = bool(opts.get("partial_rollout", False))
+    if warmup is None:
+        warmup = L + 2 if opts.async_warmup_steps is None else int(opts.async_warmup_steps)
+    if n_steps is None:
+        n_steps = warmup + (DEFAULT_MEASURED_STEPS if opts.async_measured_steps is None else int(opts.async_measured_steps))
+    partial = bool(opts.partial_rollout)
     in_flight = w.in_flight_weight_updates
     cost = setup.cost_spec if speculative else setup.cost_ar
     policy = setup.policy(speculative)
@@ -294,7 +296,7 @@ def async_step_result(setup: Setup, run: AsyncRun) -> StepResult:
             "trajectories_generated": run.generated, "trajectories_trained": run.trained,
             "trajectories_dropped": run.dropped,
             "in_flight_weight_updates": setup.scenario.workload.in_flight_weight_updates,
-            "partial_rollout": bool(setup.scenario.options.get("partial_rollout", False)),
+            "partial_rollout": bool(setup.scenario.options.partial_rollout),
             "gen_gpus": setup.gen_gpus, "train_gpus": setup.train_gpus,
             "per_step_s": [run.weights_loaded_s[t + 1] - run.weights_loaded_s[t] for t in range(run.warmup, len(run.batch_done_s))],
         }

@@ -84,7 +84,7 @@ class Setup:
         if spread or decay:
             from ..speculation.variable_acceptance import VariableAcceptancePolicy
 
-            return VariableAcceptancePolicy(self.acceptance, k_for, sequence_spread=spread, response_decay=decay,
+            return VariableAcceptancePolicy(self.acceptance, k_for, acceptance_spread=spread, response_decay=decay,
                                             reference_k=sc.k, reference_lengths=self.sample_step_lengths(0)[1],
                                             preserve_mean=sc.options.acceptance_preserve_mean is not False,
                                             seed=sc.seed)

@@ -7,7 +7,7 @@ tends to fall as the response wanders from what the draft was trained on. This p
 seeded, on top of the draft's per-position (conditional) rates ``c_i`` (which may already decay with
 the draft position, e.g. ``DraftQuality`` / ``from_quality`` or rates fitted from a trace):
 
-- **variation across sequences** (``sequence_spread`` = s in [0, 1)): sequence j draws its own
+- **variation across sequences** (``acceptance_spread`` = s in [0, 1)): sequence j draws its own
   per-token rate ``x_j ~ Beta(mu * kappa, (1 - mu) * kappa)`` with ``kappa = 1/s - 1``, so that
   ``Var(x) = s * mu * (1 - mu)`` (s = 0: no variation; s -> 1: every sequence is either always or
   never accepted). Its conditional rate at draft position i is ``min(1, x_j * c_i / c_0)``: the
@@ -89,7 +89,7 @@ def _al_of_rates(rates: np.ndarray) -> np.ndarray:
 
 @dataclass
 class VariableAcceptancePolicy(SpecPolicy):
-    sequence_spread: float = 0.0
+    acceptance_spread: float = 0.0
     response_decay: float = 0.0
     reference_k: int | None = None
     reference_lengths: np.ndarray | None = None
@@ -97,8 +97,8 @@ class VariableAcceptancePolicy(SpecPolicy):
     seed: int = 0
 
     def __post_init__(self):
-        if not (0.0 <= self.sequence_spread < 1.0):
-            raise ConfigurationError(f"acceptance_sequence_spread = {self.sequence_spread}; allowed: 0 <= s < 1 "
+        if not (0.0 <= self.acceptance_spread < 1.0):
+            raise ConfigurationError(f"acceptance_spread = {self.acceptance_spread}; allowed: 0 <= s < 1 "
                                      "(Beta variance as a fraction of its largest, mu*(1-mu))")
         if not (0.0 <= self.response_decay < 1.0):
             raise ConfigurationError(f"acceptance_response_decay = {self.response_decay}; allowed: 0 <= d < 1 "
@@ -108,7 +108,7 @@ class VariableAcceptancePolicy(SpecPolicy):
         self._theta: dict[int, tuple] = {}
         self.mu = self._c0
         kref = self.reference_k if self.reference_k is not None else base.k
-        if kref and self._c0 > 0 and self.preserve_mean and (self.sequence_spread > 0 or self.response_decay > 0):
+        if kref and self._c0 > 0 and self.preserve_mean and (self.acceptance_spread > 0 or self.response_decay > 0):
             self.mu = self._solve_mu(kref)
 
     # ------------------------------------------------------------------ calibration
@@ -125,7 +125,7 @@ class VariableAcceptancePolicy(SpecPolicy):
         if k == 0:
             return 1.0
         mu = self.mu if mu is None else mu
-        x, w = _beta_grid(mu, self.sequence_spread)
+        x, w = _beta_grid(mu, self.acceptance_spread)
         pos, pw = _position_hist(self.reference_lengths if self.response_decay > 0 else None)
         f = self._decay(pos)
         rates = x[:, None, None] * f[None, :, None] * self._shape(k)[None, None, :]
@@ -133,7 +133,7 @@ class VariableAcceptancePolicy(SpecPolicy):
         return float(1.0 / (w @ inv @ pw))
 
     def _solve_mu(self, k: int) -> float:
-        key = (tuple(self.acceptance.conditional_rates), self.sequence_spread, self.response_decay, k,
+        key = (tuple(self.acceptance.conditional_rates), self.acceptance_spread, self.response_decay, k,
                None if self.reference_lengths is None or self.response_decay == 0 else
                np.asarray(self.reference_lengths, dtype=float).tobytes())
         hit = _SOLVE_CACHE.get(key)
@@ -143,7 +143,7 @@ class VariableAcceptancePolicy(SpecPolicy):
         hi_al = self.aggregate_acceptance_length(k, 1.0 - 1e-9)
         if hi_al < target - 1e-6:
             raise ConfigurationError(
-                f"acceptance variation (spread {self.sequence_spread}, decay {self.response_decay}) cannot keep the mean "
+                f"acceptance variation (spread {self.acceptance_spread}, decay {self.response_decay}) cannot keep the mean "
                 f"acceptance length {target:.3f} at k = {k}: at most {hi_al:.3f} is reachable; lower the spread or decay")
         lo, hi = 1e-9, 1.0 - 1e-9
         for _ in range(50):
@@ -172,8 +172,8 @@ class VariableAcceptancePolicy(SpecPolicy):
             else:
                 child = ent[2]
             size = max(n_needed, 64)
-            if self.sequence_spread > 0:
-                kappa = 1.0 / self.sequence_spread - 1.0
+            if self.acceptance_spread > 0:
+                kappa = 1.0 / self.acceptance_spread - 1.0
                 a, b = max(self.mu * kappa, 1e-6), max((1 - self.mu) * kappa, 1e-6)
                 theta = np.random.default_rng(child).beta(a, b, size)  # a prefix of a longer draw: stable by index
             else:
@@ -192,7 +192,7 @@ class VariableAcceptancePolicy(SpecPolicy):
         costs extensions)."""
         if k == 0:
             return 1.0
-        x, w = _beta_grid(self.mu, self.sequence_spread)
+        x, w = _beta_grid(self.mu, self.acceptance_spread)
         q = float(x[np.searchsorted(np.cumsum(w), 0.1)]) if x.size > 1 else float(x[0])
         t90 = float(np.quantile(self.reference_lengths, 0.9)) if (self.reference_lengths is not None
                                                                     and len(self.reference_lengths)) else 0.0
