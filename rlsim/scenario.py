@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .catalog import Workload, load_hardware, load_model, load_workload
 from .errors import CatalogError, ConfigurationError
 from .fields import OPTION_FIELDS, WORKLOAD_OVERRIDES, ScenarioOptions, scenario_dict
-from .inputs import scenario_arguments
+from .scenario_checks import scenario_arguments
 
 
 class Scenario(BaseModel):
@@ -97,7 +97,7 @@ def _validated(cls, data: dict, what: str):
         raise ConfigurationError(f"{what}: {describe_validation_error(e)}") from None
 
 
-@scenario_arguments  # every argument type-checked, conflicting ones refused (rlsim/inputs.py)
+@scenario_arguments  # every argument type-checked, conflicting ones refused (rlsim/scenario_checks.py)
 def build_scenario(model: str | None = None, workload: str | None = None, hardware: str | None = None,
                    gpus: int | None = None, k: int | None = None, drafter: str | None = None,
                    acceptance_length: float | None = None, lag: int | None = None, gen_gpus: int | None = None,
