@@ -40,7 +40,7 @@ CASES = {
     "sync-2048": PROJECT + "--model qwen3-235b --gpus 2048 --k 3 --lag 0 --json".split(),
     "sync-16384": PROJECT + "--model qwen3-235b --gpus 16384 --k 3 --lag 0 --json".split(),
     "async-16384": PROJECT + "--model qwen3-235b --gpus 16384 --k 3 --lag 2 --json".split(),
-    "preempt": [sys.executable, "-c", "from rlsim.api import project_scenario as p; "
+    "preempt": [sys.executable, "-c", "from rlsim import project_scenario as p; "
                 "p(model='qwen3-235b', gpus=512, k=3, num_prompts_per_step=4096)"],
     "sweep-1000": [sys.executable, "-c", "import sys; from rlsim import sweep; "
                    "df = sweep(workload='rl-zero-8b', k=[1, 2, 3, 4, 5], draft_quality=[0.5, 0.55, 0.6, 0.65, 0.7, "
