@@ -284,6 +284,21 @@ def typed_arguments(fn: Callable | None = None, *, extra_types: Callable[[str], 
     return wrapper
 
 
+def as_values(v, name: str = "an axis") -> list:
+    """One value, or a list (tuple, range, array) of values, as a list; an empty or too long list, a set or a mapping
+    refused naming ``name``."""
+    if isinstance(v, (list, tuple, range)) or (hasattr(v, "tolist") and not isinstance(v, (str, bytes))):
+        n = len(v)
+        if not n:
+            raise ConfigurationError(f"{name} has no values (empty list)")
+        if n > MAX_GRID_RUNS:  # counted before the values are made (range(10**9) is cheap, its list is not)
+            raise ConfigurationError(f"{name} has {n:,} values; allowed: up to {MAX_GRID_RUNS:,} runs ({GRID_WHY})")
+        return list(v.tolist()) if hasattr(v, "tolist") else list(v)
+    if isinstance(v, (set, frozenset, dict)):
+        raise ConfigurationError(f"{name} = {v!r} (a {type(v).__name__}); allowed: one value or a list of values")
+    return [v]
+
+
 # ------------------------------------------------------------------------------------ output paths
 def _existing_ancestor(p: Path) -> Path:
     a = p.absolute().parent
@@ -473,5 +488,5 @@ def dumps_strict(obj, indent: int | None = 2) -> str:
 
 
 __all__ = ["MAX_LAG", "MAX_SEEDS", "MAX_DRIFT_STEPS", "MAX_GRID_RUNS", "MAX_TIMELINE_REPLICAS", "MAX_TIMELINE_STEPS",
-           "check_count", "check_number", "coerce", "typed_arguments",
+           "as_values", "check_count", "check_number", "coerce", "typed_arguments",
            "check_output_file", "check_output_dir", "write_or_keep", "to_strict_json", "dumps_strict"]

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from ..errors import ConfigurationError
-from ..inputs import MAX_SEEDS, SEEDS_WHY
+from ..inputs import MAX_SEEDS, SEEDS_WHY, as_values
 from ..pipeline import ProjectionResult
 from ..scenario import Scenario
 
@@ -58,9 +58,8 @@ def seed_list(seeds, first: int = 0, flag: str = "seeds") -> list[int]:
         raise ConfigurationError(f"{flag} = {seeds!r} (a {type(seeds).__name__}); allowed: {allowed}")
     if len(seeds) > MAX_SEEDS:
         raise ConfigurationError(f"{flag}: {len(seeds):,} seeds; allowed: {allowed} ({SEEDS_WHY})")
-    from .sweep import _as_values
 
-    vals = [as_int(flag, s, allowed) for s in _as_values(seeds, flag)]
+    vals = [as_int(flag, s, allowed) for s in as_values(seeds, flag)]
     if any(v < 0 for v in vals):
         raise ConfigurationError(f"{flag} {vals}: a negative seed; allowed: {allowed}")
     if len(set(vals)) != len(vals):

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import ConfigurationError, RlsimError
+from ..inputs import as_values
 from ..fields import ALIASES, AXIS_TYPES, DESCRIPTORS, SPEC_ONLY_FIELDS, canonical_name, describe_scenario  # noqa: F401
 from .seeds import seed_list
 from .yamlio import read_yaml_mapping
@@ -114,19 +115,6 @@ def run_settings(s: dict) -> dict:
     return out
 
 
-def _as_values(v, name: str = "an axis") -> list:
-    from ..inputs import GRID_WHY, MAX_GRID_RUNS
-
-    if isinstance(v, (list, tuple, range)) or (hasattr(v, "tolist") and not isinstance(v, (str, bytes))):
-        n = len(v)
-        if not n:
-            raise ConfigurationError(f"{name} has no values (empty list)")
-        if n > MAX_GRID_RUNS:  # counted before the values are made (range(10**9) is cheap, its list is not)
-            raise ConfigurationError(f"{name} has {n:,} values; allowed: up to {MAX_GRID_RUNS:,} runs ({GRID_WHY})")
-        return list(v.tolist()) if hasattr(v, "tolist") else list(v)
-    if isinstance(v, (set, frozenset, dict)):
-        raise ConfigurationError(f"{name} = {v!r} (a {type(v).__name__}); allowed: one value or a list of values")
-    return [v]
 
 
 def _split_pair(value) -> tuple[int, int]:
@@ -156,7 +144,7 @@ def expand_grid(axes: dict, points: list[dict] | None = None) -> list[dict]:
     """Cartesian product of the axes (x ``points``); later keys vary fastest. Returns user-named points."""
     from ..inputs import GRID_WHY, MAX_GRID_RUNS
 
-    axes = {canonical_axis(k): _as_values(v, f"axis {k!r}") for k, v in axes.items()}
+    axes = {canonical_axis(k): as_values(v, f"axis {k!r}") for k, v in axes.items()}
     names = list(axes)
     size = math.prod(len(v) for v in axes.values()) * max(len(points or []), 1)
     if size > MAX_GRID_RUNS:  # refused before the product is built
