@@ -106,7 +106,7 @@ class Layout:
 
 def resolve(model: ModelSpec, par: TrainingParallelism, gpus: int) -> Layout:
     """``training_layout.resolve_layout`` (the layout the time model uses), as a :class:`Layout`."""
-    from .training_layout import resolve_layout
+    from .training_parallel import resolve_layout
 
     L = resolve_layout(model, par, gpus)
     return Layout(L.tp, L.pp, L.cp, L.ep, L.etp, L.vpp, L.dp, L.edp, L.sp, L.recompute, L.stage_layers)

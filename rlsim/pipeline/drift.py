@@ -33,7 +33,7 @@ Defaults and where they come from (shared/reference/paper-8b.md; EAGLE-3 at k = 
   the offline draft). Runs much longer than the study's, or a policy that moves faster (higher
   learning rate, a new data mix), are what ``drift_steps`` is for: sweep it.
 
-Training cost of online adaptation (``online_training_time_s``): FLOPs = 3 (forward + backward) x
+Training cost of online adaptation (``online_training_time_s``, in ``draft_training.py``): FLOPs = 3 (forward + backward) x
 ``unroll`` x (2 x draft parameters x tokens + causal attention of the draft's layers over each
 sequence), over every trained token (prompt + response), at the training phase's MFU on the training
 GPUs, plus Adam on the draft's parameters. ``unroll`` = 1 (one draft step per token; EAGLE-3's
@@ -49,10 +49,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..catalog import DraftSpec
-from ..costmodel.training import DEFAULT_MFU
 from ..errors import ConfigurationError
 from ..speculation import AcceptanceModel
+from .draft_training import online_training_time_s
 from .setup import Setup
 from .sync import simulate_sync_step
 
@@ -141,33 +140,6 @@ def scaled_acceptance(base: AcceptanceModel, k: int, fraction: float) -> Accepta
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if al(mid) < target else (lo, mid)
     return AcceptanceModel(tuple(np.minimum(rates * 0.5 * (lo + hi), 1.0)))
-
-
-def online_training_time_s(setup: Setup, prompts: np.ndarray, responses: np.ndarray, unroll: int = 1) -> float:
-    """Extra training-phase seconds of one step for training the draft online (see module docstring)."""
-    d = setup.drafter.network
-    m = setup.drafter.method
-    w = setup.scenario.workload
-    if m == "ngram" or m == "none" or d is None:
-        raise ConfigurationError(f"online draft adaptation needs a trained draft network; drafter {setup.drafter.name!r} "
-                                 "has none")
-    if isinstance(d, DraftSpec):
-        params, layers, heads, hd = d.params, d.num_hidden_layers, d.num_attention_heads, d.head_dim
-    elif m == "mtp":
-        mm = setup.model
-        per_layer = mm.attention_params + (mm.mlp_params_per_layer if not mm.is_moe else
-                                           3 * mm.hidden_size * mm.moe_intermediate_size * mm.num_experts_per_tok)
-        params, layers, heads, hd = mm.mtp_num_layers * per_layer, mm.mtp_num_layers, mm.num_attention_heads, mm.head_dim
-    else:  # draft-model: a whole small model
-        params, layers, heads, hd = d.active_params, d.num_hidden_layers, d.num_attention_heads, d.head_dim
-    seq = (np.asarray(prompts, dtype=float) + np.asarray(responses, dtype=float))
-    fwd = 2.0 * params * seq.sum() + 2.0 * layers * heads * hd * float(np.sum(seq ** 2))
-    flops = 3.0 * unroll * fwd
-    hw = setup.hardware
-    mfu = w.training_mfu or DEFAULT_MFU[("training", "dense")]
-    peak = hw.peak_flops.get(w.training_dtype, hw.peak_flops["bf16"])
-    opt = params * 16.0 * 2 / setup.train_gpus / (hw.hbm_bandwidth_bytes_per_s * 0.8)
-    return flops / (setup.train_gpus * peak * mfu) + opt
 
 
 @dataclass

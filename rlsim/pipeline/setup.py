@@ -250,7 +250,7 @@ def build_setup(sc: Scenario) -> Setup:
                                    **common)
     setup = Setup(sc, model, hw, timer, layout, drafter, acceptance, gen_gpus, train_gpus, n_rep, mem_ar, mem_spec,
                   cost_ar, cost_spec, note, engine=engine, tree=tree, tree_note=tree_note)
-    from .training_fit import resolve_training
+    from .training_fit import resolve_training, uses_layout_model
 
     # the trainer must fit (costmodel/training_memory.py): the workload's layout, or one chosen to fit, or refused
     setup.training_fit = fit = resolve_training(setup)
@@ -326,9 +326,3 @@ def resolve_tree(sc: Scenario, chain: AcceptanceModel, engine: EngineProfile):
                                                "the accepted path stops at the first branching)" if verification == "chain" else "")
             + f"; expected AL {m.acceptance_length:.3f} (the chain of depth {tree.depth}: {chain_al:.3f})")
     return tree, m, note
-
-
-def uses_layout_model(w) -> bool:
-    """Training / log-prob priced by the Megatron layout model (default) or by a workload's MFU (when it sets
-    ``training_mfu``, or ``training_model: mfu``)."""
-    return w.training_model == "layout" or (w.training_model == "auto" and w.training_mfu is None)

@@ -35,7 +35,7 @@ def train_and_logprob(setup: Setup, seq_tokens: np.ndarray) -> tuple[float, floa
     w = setup.scenario.workload
     passes = 2 if w.reference_logprobs else 1
     if setup.train_draft:  # online draft training (NeMo-RL policy.draft.enabled): the draft trains with the policy
-        from .drift import online_training_time_s
+        from .draft_training import online_training_time_s
 
         lp_s, tr_s, bd = train_and_logprob(dataclasses.replace(setup, train_draft=False), seq_tokens)
         extra = online_training_time_s(setup, np.asarray(seq_tokens), np.zeros(len(seq_tokens)))

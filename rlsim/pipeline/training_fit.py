@@ -22,6 +22,13 @@ from ..catalog import TrainingParallelism
 from ..costmodel import training_memory as tm
 from ..errors import ConfigurationError
 
+
+def uses_layout_model(w) -> bool:
+    """Training / log-prob priced by the Megatron layout model (default) or by a workload's MFU (when it sets
+    ``training_mfu``, or ``training_model: mfu``)."""
+    return w.training_model == "layout" or (w.training_model == "auto" and w.training_mfu is None)
+
+
 MAX_TIMED_CANDIDATES = 4  # equally small changes timed by the layout model (each a full pass over the step)
 
 
@@ -99,7 +106,6 @@ def resolve_training(setup, lengths: np.ndarray | None = None) -> TrainingFit:
         raise ConfigurationError(_refusal(setup, par, mem, fits, where, max_total, kw, pinned))
     least = [f for f in fits if f[0] == fits[0][0]][:MAX_TIMED_CANDIDATES]
     pick = least[0]
-    from .setup import uses_layout_model
 
     if len(least) > 1 and uses_layout_model(w):
         pick = min(least, key=lambda f: _layout_seconds(setup, f[1], lengths))
