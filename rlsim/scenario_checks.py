@@ -41,11 +41,6 @@ def _scenario_conflicts(a: dict) -> None:
     lag = a.get("lag")
     if lag is not None and lag > MAX_LAG:
         raise ConfigurationError(f"--lag = {lag}; allowed: 0..{MAX_LAG} ({LAG_WHY})")
-    from .fields import OPTION_FIELDS, ScenarioOptions
-
-    # the pipeline's options, typed and checked (rlsim/fields.py): given as options={...} or by name
-    ScenarioOptions.model_validate({**(a.get("options") or {}),
-                                    **{f.name: a[f.name] for f in OPTION_FIELDS if a.get(f.name) is not None}})
 
 
 def _scenario_resolved(sc, a: dict) -> None:

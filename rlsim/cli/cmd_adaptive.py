@@ -49,7 +49,6 @@ def print_optimize_tree(res: dict) -> None:
 
 
 def print_optimize_k(res: dict) -> None:
-    from rich.console import Console
     from ..report.tables import make_console
     from rich.table import Table
 
@@ -79,7 +78,6 @@ def print_optimize_k(res: dict) -> None:
 
 
 def print_drift_run(run, console=None, max_rows: int = 12) -> None:
-    from rich.console import Console
     from ..report.tables import make_console
     from rich.table import Table
 

@@ -63,7 +63,6 @@ def report_cmd(
     write: bool = typer.Option(False, "--write", help="write report.json/report.md into the folder"),
 ):
     """Held-out error per op class (median, p90) of the fitted predictors on the committed data."""
-    from rich.console import Console
     from ..report.tables import make_console
     from rich.table import Table
 

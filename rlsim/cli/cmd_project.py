@@ -354,7 +354,6 @@ def iteration_cmd(
     if as_json:
         emit_json(info)
         return
-    from rich.console import Console
     from ..report.tables import make_console
     from rich.table import Table
 

@@ -204,7 +204,6 @@ def sweep_cmd(
 
 
 def sweep_table(df, max_rows: int = 40) -> None:
-    from rich.console import Console
     from ..report.tables import make_console
     from rich.table import Table
 

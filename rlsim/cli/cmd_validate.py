@@ -94,7 +94,6 @@ def measured_cmd(
 ):
     """Predicted vs measured ground-truth rollouts: generation time, iterations, speculative speedup."""
     import pandas as pd
-    from rich.console import Console
     from ..report.tables import make_console
     from rich.table import Table
 

@@ -17,12 +17,12 @@ def _nearest(d: np.ndarray, k: int, groups: np.ndarray | None = None) -> np.ndar
 
     ``groups`` (sizes of consecutive row groups): each group rounded by its own scale, as if it were its own call."""
     finite = bool(np.isfinite(d).all())
+    # magnitudes that set the rounding scale (distances are finite and >= 0 but for excluded points: no copy then)
+    mag = d if finite and not (d < 0).any() else np.where(np.isfinite(d), np.abs(d), 0.0)
     if groups is None:
-        scale = (d.max(initial=0.0) if finite and not (d < 0).any() else
-                 np.where(np.isfinite(d), np.abs(d), 0.0).max(initial=0.0)) or 1.0
+        scale = mag.max(initial=0.0) or 1.0
     else:
-        row_max = (d.max(axis=1, initial=0.0) if finite and not (d < 0).any() else
-                   np.where(np.isfinite(d), np.abs(d), 0.0).max(axis=1, initial=0.0))
+        row_max = mag.max(axis=1, initial=0.0)
         g = np.maximum.reduceat(row_max, np.concatenate([[0], np.cumsum(groups)[:-1]]))
         scale = np.repeat(np.where(g == 0.0, 1.0, g), groups)[:, None]
     dq = d / scale

@@ -686,7 +686,6 @@ class IterationCostModel:
         preparation (per-request loops), then per pass its bookkeeping ops (passes 2..k), its forward's launch
         (PIECEWISE: pieces replayed, attention eager; no graph above the capture limit) and its token choice."""
         e, lat = self.engine, self.timer.latency
-        d = self.draft
         n_layers = self._draft_net()[0]
         replay = self._replay_host_s()
         if getattr(self, "sglang_graphs", False):

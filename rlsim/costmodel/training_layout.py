@@ -365,7 +365,7 @@ class TrainingLayoutModel:
         return max(stage_params(self.model, self.layout), key=sum)  # the first largest stage on ties
 
     def _optimizer(self, backward_last_s: float, forward_first_s: float, n_opt_steps: int) -> dict[str, float]:
-        L, hw, t = self.layout, self.hardware, self.timer
+        L, t = self.layout, self.timer
         dense, expert = self.params_per_gpu()
         out = {}
         # gradient reduce-scatter + parameter all-gather in bf16 over the data-parallel groups (dense params over

@@ -262,8 +262,6 @@ def simulate_rollout_multi(prompt_len: np.ndarray, turn_responses: np.ndarray, n
                 stats["transfer_wait_s"].append(ready - srv.prefill_end[rid])
                 del srv.ready[rid]
 
-    handled = [0] * n_replicas
-
     def collect() -> None:
         """Finished turns: the trajectory's next turn after the tool, or the trajectory ends."""
         for r, sim in enumerate(sims):

@@ -97,7 +97,6 @@ def simulate_async(setup: Setup, speculative: bool, n_steps: int | None = None, 
             for r in range(R)]
     mem = setup.memory_spec if speculative else setup.memory_ar
     refit = refit_time_s(mem.weight_bytes_per_gpu + mem.draft_weight_bytes_per_gpu, False, setup.hardware)
-    passes = 2 if w.reference_logprobs else 1
 
     # per step: lengths, and which (replica, local index) hold its sequences
     batches: dict[int, list[np.ndarray]] = {}
@@ -120,17 +119,17 @@ def simulate_async(setup: Setup, speculative: bool, n_steps: int | None = None, 
     for step in range(min(L + 1, n_steps)):
         release_batch(step)
 
-    # The pipeline as two processes (simpy): the generation pool and the trainer, which meet at two kinds of event:
-    # a step's batch is complete (the trainer waits on it) and the trainer's step is done (the pool then syncs the
-    # weights: drain + broadcast, or an in-flight transfer) and, once the new weights are loaded, the trainer is free
-    # again. Each event carries its exact time as its value (the simulated seconds are computed from those values,
+    # The pipeline as two processes (simpy): the generation pool and the trainer, which meet at three events per
+    # step: its batch is complete (the trainer waits on it), the trainer's step is done (the pool then syncs the
+    # weights: drain + broadcast, or an in-flight transfer), the new weights are loaded (the trainer is free
+    # again). Each event carries its exact time as its value (the simulated seconds are computed from those values,
     # never from ``env.now``, which only orders the processes), so the numbers do not depend on the event library's
     # clock arithmetic.
     env = simpy.Environment()
     batch_ready = [env.event() for _ in range(n_steps)]  # value: (G(t), ages, trained tokens)
     step_trained = [env.event() for _ in range(n_steps)]  # value: e, the trainer's end of step t
     weights_loaded = [env.event() for _ in range(n_steps)]  # value: W(t + 1)
-    counts = {"generated": 0, "trained": 0, "dropped": 0}
+    counts = {"trained": 0, "dropped": 0}
 
     def until(t: float):
         return env.timeout(max(t - env.now, 0.0))
@@ -143,7 +142,6 @@ def simulate_async(setup: Setup, speculative: bool, n_steps: int | None = None, 
                 g = float(np.nanmax(fin))
                 adm = np.concatenate([sims[r].admit_time[batches[step][r]] for r in range(R)])
                 ages = step - _versions_at(W, adm)
-                counts["generated"] += fin.size
                 counts["trained"] += fin.size
                 trained_tokens = lengths[step][0] + lengths[step][1]
             else:
@@ -199,10 +197,9 @@ def simulate_async(setup: Setup, speculative: bool, n_steps: int | None = None, 
     env.process(generation_pool())
     env.process(trainer())
     env.run()
-    generated, trained, dropped = counts["generated"], counts["trained"], counts["dropped"]
-
-    if partial:
-        generated = sum(int((sim.status == 2).sum()) for sim in sims)
+    trained, dropped = counts["trained"], counts["dropped"]
+    # every generated trajectory trains unless partial rollouts carry unfinished ones over (or drop stale ones)
+    generated = sum(int((sim.status == 2).sum()) for sim in sims) if partial else trained
 
     meas = range(warmup, n_steps)
     step_times = [W[t + 1] - W[t] for t in meas]

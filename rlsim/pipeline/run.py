@@ -37,12 +37,11 @@ def simulate_pair(setup: Setup, spec_setup: Setup | None = None,
 
     spec_setup = setup if spec_setup is None else spec_setup
     if setup.scenario.lag > 0:
-        from .asynchronous import async_step_result, simulate_async, simulate_async_pair
+        from .asynchronous import simulate_async_pair
 
         if spec_setup is setup:
             return simulate_async_pair(setup)
-        return (async_step_result(setup, simulate_async(setup, False)),
-                async_step_result(spec_setup, simulate_async(spec_setup, True)))
+        return simulate_one(setup, False), simulate_one(spec_setup, True)
     ar = ar_step or sync_ar_step
     return both(lambda: ar(setup), lambda: simulate_sync_step(spec_setup, speculative=True)[0],
                 setup.timer.extrapolated)

@@ -213,7 +213,6 @@ def _short(v) -> str:
 def print_mapping(m: ConfigMapping, console=None, verbose: bool = False, scenario=None, hardware_flag=None) -> None:
     """What the importer read (grouped by section), what it could not model, what it ignored (counts per section;
     every key with ``verbose``), the GPU it assumed, and its notes."""
-    from rich.console import Console
     from ..report.tables import make_console
     from rich.markup import escape
 

@@ -36,7 +36,6 @@ projection) a model not in the catalog without ``--model`` are refused.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 

@@ -43,7 +43,6 @@ import shlex
 import time
 import types
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -567,7 +566,7 @@ def _powers_between(lo: int, hi: int) -> list[int]:
 
 
 def enumerate_candidates(inp: PlanInputs, est: Estimator) -> tuple[list[Candidate], list[int]]:
-    w, m, hw = est.workload, est.model, est.hw
+    w, m = est.workload, est.model
     counts = inp.gpu_counts or [g for g in (inp.gpus, inp.gpus // 2, inp.gpus // 4, inp.gpus // 8) if g >= 1]
     counts = sorted(set(counts), reverse=True)
     tps = inp.tps

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from ..errors import ConfigurationError
-from ..inputs import MAX_SEEDS, SEEDS_WHY, as_values
+from ..inputs import MAX_SEEDS, SEEDS_WHY, as_int, as_values
 from ..pipeline import ProjectionResult
 from ..scenario import Scenario
 
@@ -44,8 +44,6 @@ METRICS = {
 def seed_list(seeds, first: int = 0, flag: str = "seeds") -> list[int]:
     """``seeds``: a count N (seeds ``first .. first+N-1``) or a list of distinct seeds >= 0, at most MAX_SEEDS of
     them. ``flag`` names the setting in messages (``--seeds`` for ``rlsim project``)."""
-    from ..inputs import as_int
-
     allowed = f"a count 1..{MAX_SEEDS} or a list of up to {MAX_SEEDS} distinct integers >= 0"
     if flag == "--seeds":  # rlsim project --seeds N: a count, from --seed upward
         allowed = f"1..{MAX_SEEDS} (number of seeds, from --seed upward)"
@@ -58,7 +56,6 @@ def seed_list(seeds, first: int = 0, flag: str = "seeds") -> list[int]:
         raise ConfigurationError(f"{flag} = {seeds!r} (a {type(seeds).__name__}); allowed: {allowed}")
     if len(seeds) > MAX_SEEDS:
         raise ConfigurationError(f"{flag}: {len(seeds):,} seeds; allowed: {allowed} ({SEEDS_WHY})")
-
     vals = [as_int(flag, s, allowed) for s in as_values(seeds, flag)]
     if any(v < 0 for v in vals):
         raise ConfigurationError(f"{flag} {vals}: a negative seed; allowed: {allowed}")

@@ -46,8 +46,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import ConfigurationError, RlsimError
-from ..inputs import as_values
 from ..fields import ALIASES, AXIS_TYPES, DESCRIPTORS, SPEC_ONLY_FIELDS, canonical_name, describe_scenario  # noqa: F401
+from ..inputs import as_values
 from .seeds import seed_list
 from .yamlio import read_yaml_mapping
 
@@ -749,7 +749,7 @@ def load_results(path: str | os.PathLike):
             df = pd.read_parquet(p)
         else:
             df = pd.read_csv(p)
-    except ImportError as e:
+    except ImportError:
         raise ConfigurationError(f"{p}: reading parquet needs pyarrow (pip install 'rlsim[parquet]')") from None
     except UnicodeDecodeError as e:
         raise ConfigurationError(f"{p}: not a UTF-8 text file (byte {e.start}); allowed: a results file written by "

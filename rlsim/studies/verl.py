@@ -173,7 +173,6 @@ def load_verl(path: str | Path, notes: list[str], files: list[str]) -> dict:
         files += [p.name, DEFAULT_FILES[kind]]
         notes.append(f"verl's defaults from {DEFAULT_FILES[kind]} (verl b178a3cd5) under the file's keys")
         return deep_merge(_defaults(kind), raw)
-    from ..inputs import check_yaml_size  # noqa: F401 - the size check runs on the merged config below
 
     if p.is_dir():
         raise ConfigurationError(f"{WHAT} {p}: is a folder; allowed: a verl trainer YAML or a launch script")
