@@ -82,6 +82,43 @@ def _append(st: dict, key: str, more: np.ndarray) -> None:
     st[key] = buf[: n + more.size]
 
 
+BIG = np.int64(1) << 31  # a stream row's offset unit: larger than any sequence's token count
+
+
+def stream_rows(adv: np.ndarray, rounds: np.ndarray, row_ids: np.ndarray | None):
+    """Round streams from drawn advances (``adv``: ``rounds[j]`` advances of row j, row after row): (entries, starts,
+    slots), each row a leading entry then the cumulative advances, offset by ``row_ids[j] * BIG`` (None: no offset)."""
+    rounds = np.asarray(rounds, np.int64)
+    slots = rounds + 1
+    start = np.zeros(slots.size, np.int64)
+    np.cumsum(slots[:-1], out=start[1:])
+    off = np.zeros(slots.size, np.int64) if row_ids is None else np.asarray(row_ids, np.int64) * BIG
+    first = start - np.arange(slots.size)  # each row's first advance in ``adv``
+    adv = np.asarray(adv)
+    vals = np.empty(int(adv.size + slots.size), np.int64)
+    # each advance at its place in its row; each row's leading entry the step from the previous row's last
+    # entry to this row's offset; then one running sum gives every row: its offset, then its cumulative advances
+    if slots.size * 64 < adv.size:  # long rows: placed row by row
+        for s0, f0, r in zip(start.tolist(), first.tolist(), rounds.tolist()):
+            vals[s0 + 1: s0 + 1 + r] = adv[f0: f0 + r]
+    else:
+        mask = np.ones(vals.size, bool)
+        mask[start] = False
+        vals[mask] = adv
+    if slots.size:
+        vals[start] = 0
+        row_sum = np.add.reduceat(vals, start)  # each row's advances (its leading entry 0)
+        vals[start] = off - np.concatenate([[0], off[:-1] + row_sum[:-1]])
+    np.cumsum(vals, out=vals)
+    return vals, start, slots
+
+
+def initial_rounds(policy: SpecPolicy, k: int, N: np.ndarray) -> np.ndarray:
+    """Rounds drawn up front for sequences of ``N`` tokens (a little more than expected; more are drawn if short)."""
+    al = policy.expected_advance(k)
+    return np.minimum(N, np.ceil(N / al * 1.12).astype(np.int64) + 24)
+
+
 class _AdvanceStreams:
     """Per-sequence streams of round advances (accepted + 1), drawn up front per k.
 
@@ -118,39 +155,15 @@ class _AdvanceStreams:
             st["slots"] = np.where(dead, 0, st["slots"])
             st["start"] = np.concatenate([[0], np.cumsum(st["slots"])[:-1]]).astype(np.int64)
 
-    BIG = np.int64(1) << 31  # row offset in ``flat``: larger than any sequence's token count
+    BIG = BIG  # row offset in ``flat``
 
     def _rows(self, k: int, idx: np.ndarray, rounds: np.ndarray, before: np.ndarray, row_ids: np.ndarray | None):
         """Draw ``rounds[j]`` more rounds of sequences ``idx``: (entries, starts, slots), each row a leading entry
         then the cumulative advances, offset by ``row_ids[j] * big`` (None: no offset)."""
-        adv = self.policy.sample_rounds(self.rng, k, rounds, idx, before)
-        rounds = np.asarray(rounds, np.int64)
-        slots = rounds + 1
-        start = np.zeros(slots.size, np.int64)
-        np.cumsum(slots[:-1], out=start[1:])
-        off = np.zeros(slots.size, np.int64) if row_ids is None else np.asarray(row_ids, np.int64) * self.BIG
-        first = start - np.arange(slots.size)  # each row's first advance in ``adv``
-        adv = np.asarray(adv)
-        vals = np.empty(int(adv.size + slots.size), np.int64)
-        # each advance at its place in its row; each row's leading entry the step from the previous row's last
-        # entry to this row's offset; then one running sum gives every row: its offset, then its cumulative advances
-        if slots.size * 64 < adv.size:  # long rows: placed row by row
-            for s0, f0, r in zip(start.tolist(), first.tolist(), rounds.tolist()):
-                vals[s0 + 1: s0 + 1 + r] = adv[f0: f0 + r]
-        else:
-            mask = np.ones(vals.size, bool)
-            mask[start] = False
-            vals[mask] = adv
-        if slots.size:
-            vals[start] = 0
-            row_sum = np.add.reduceat(vals, start)  # each row's advances (its leading entry 0)
-            vals[start] = off - np.concatenate([[0], off[:-1] + row_sum[:-1]])
-        np.cumsum(vals, out=vals)
-        return vals, start, slots
+        return stream_rows(self.policy.sample_rounds(self.rng, k, rounds, idx, before), rounds, row_ids)
 
     def _initial_rounds(self, k: int, N: np.ndarray) -> np.ndarray:
-        al = self.policy.expected_advance(k)
-        return np.minimum(N, np.ceil(N / al * 1.12).astype(np.int64) + 24)
+        return initial_rounds(self.policy, k, N)
 
     def get(self, k: int) -> dict:
         st = self.streams.get(k)

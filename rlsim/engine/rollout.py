@@ -13,6 +13,7 @@ import numpy as np
 
 from ..costmodel import IterationCostModel
 from ..speculation.policy import SpecPolicy
+from .pool import pool_eligible, simulate_pool
 from .replica import ReplicaConfig, ReplicaResult, ReplicaSim, run_replicas
 
 
@@ -46,30 +47,49 @@ def assign_to_replicas(n_seqs: int, n_replicas: int) -> list[np.ndarray]:
 LOCKSTEP_SEQUENCES = 8192  # sequences simulated together at most (their pre-drawn streams are in memory at once)
 
 
+def _groups(replicas: list[int], shards: list[np.ndarray]) -> list[list[int]]:
+    """Consecutive groups of replicas holding about ``LOCKSTEP_SEQUENCES`` sequences each."""
+    groups, cur, n = [], [], 0
+    for r in replicas:
+        cur.append(r)
+        n += shards[r].size
+        if n >= LOCKSTEP_SEQUENCES:
+            groups.append(cur)
+            cur, n = [], 0
+    if cur:
+        groups.append(cur)
+    return groups
+
+
 def simulate_rollout(prompt_len: np.ndarray, response_len: np.ndarray, n_replicas: int, cost: IterationCostModel,
                      policy: SpecPolicy, cfg: ReplicaConfig, seed: int, start_time_s: float = 0.0,
-                     keep_replicas: bool = False, record_trace: bool = False) -> RolloutResult:
+                     keep_replicas: bool = False, record_trace: bool = False, pooled: bool = True) -> RolloutResult:
+    """``pooled=False``: every replica through ReplicaSim (the pooled path gives the same results; for tests)."""
     shards = assign_to_replicas(len(prompt_len), n_replicas)
     finish = np.full(len(prompt_len), np.nan)
     ends, busy, res = [], [], []
     tot = dict(it=[], tokens=0, rounds=0, acc=0, spec=0, pre=0, pf=0.0)
-    # the replicas are independent: simulated together (their cost-model calls batched), in groups that bound the
-    # memory of the pre-drawn round streams
     results: dict[int, ReplicaResult] = {}
-    group: list[tuple[int, ReplicaSim]] = []
-    n_group = 0
     live = [r for r, idx in enumerate(shards) if idx.size]
-    for j, r in enumerate(live):
-        idx = shards[r]
-        sim = ReplicaSim(cost, policy, cfg, np.random.default_rng([seed, r, 7]), start_time_s, record_trace)
-        sim.add(prompt_len[idx], response_len[idx], start_time_s)
-        group.append((r, sim))
-        n_group += idx.size
-        if n_group >= LOCKSTEP_SEQUENCES or j == len(live) - 1:
-            run_replicas([s for _, s in group])
-            for rr_, s in group:
-                results[rr_] = s.result()
-            group, n_group = [], 0
+    # replicas whose whole shard is admitted at once and never preempted: simulated together on pooled arrays
+    # (engine/pool.py), in groups that bound the memory of the pre-drawn round streams
+    if pooled and not record_trace:
+        easy = [r for r in live if pool_eligible(prompt_len[shards[r]], response_len[shards[r]], cost, policy, cfg)]
+        for part in _groups(easy, shards):
+            results.update(simulate_pool([(r, prompt_len[shards[r]], response_len[shards[r]]) for r in part], cost,
+                                         policy, cfg, seed, start_time_s))
+    # the others (and any the pooled path left): each its own ReplicaSim, stepped in lockstep (their cost-model
+    # calls batched)
+    for part in _groups([r for r in live if r not in results], shards):
+        group = []
+        for r in part:
+            idx = shards[r]
+            sim = ReplicaSim(cost, policy, cfg, np.random.default_rng([seed, r, 7]), start_time_s, record_trace)
+            sim.add(prompt_len[idx], response_len[idx], start_time_s)
+            group.append((r, sim))
+        run_replicas([s for _, s in group])
+        for r, s in group:
+            results[r] = s.result()
     for r, idx in enumerate(shards):
         if idx.size == 0:
             ends.append(start_time_s); busy.append(0.0); tot["it"].append(0)

@@ -118,8 +118,14 @@ class AcceptanceModel:
         """Tokens a round advances (accepted + 1), sampled i.i.d. for ``size`` rounds."""
         if self.k == 0:
             return np.ones(size, dtype=np.int32)
+        return self.advance_from_uniform(rng.random(size, dtype=np.float32))
+
+    def advance_from_uniform(self, u: np.ndarray) -> np.ndarray:
+        """``sample_advance``'s advances from its uniform draws ``u`` (float32 in [0, 1)): 1 + the number of CDF
+        points at or below each draw. Draws of several random streams can be turned into advances in one call."""
+        if self.k == 0:
+            return np.ones(u.shape, dtype=np.int32)
         cdf = self._cdf32
-        u = rng.random(size, dtype=np.float32)
         small = cdf.size < 127
         out = np.ones(u.shape, np.int8 if small else np.int16)  # advances are small: narrow integers, fewer bytes
         hit = np.empty(u.shape, np.bool_)
