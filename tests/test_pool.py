@@ -1,7 +1,8 @@
 """The pooled synchronous rollout (engine/pool.py) gives ReplicaSim's results bit for bit: every field of the
 rollout and of each replica, for autoregressive and speculative decoding, calibrated and roofline costs, prefill in
-one step and in many (decoding sequences alongside), one-token responses, acceptance varying across sequences,
-replicas off the pooled path mixed in, and replicas whose pre-drawn rounds run short (left to ReplicaSim)."""
+one step and in many (decoding sequences alongside), one-token responses, replicas off the pooled path mixed in
+(acceptance varying across sequences, shards over the cache), replicas whose pre-drawn rounds run short (left to
+ReplicaSim); and the async pipeline's runs (engine/pool.py:run_replicas_pooled) against ReplicaSim's."""
 
 import numpy as np
 import pytest
@@ -76,11 +77,53 @@ def test_replicas_off_the_pooled_path_mixed_in(zero8b_setup):
     _both(P, N, 30, cost, pol, cfg)
 
 
-def test_varying_acceptance(zero8b_setup):
+def test_varying_acceptance_stays_with_replica_sim(zero8b_setup):
+    # its streams run short often (ReplicaSim extends them): not pooled, same results
     pol = VariableAcceptancePolicy(AcceptanceModel.from_quality(3, 0.75), acceptance_spread=0.3, response_decay=0.1,
                                    reference_k=3)
     P, N = _lengths(300, seed=2)
-    _both(P, N, 10, zero8b_setup.cost_spec, pol, ReplicaConfig(1024, 64, 400_000))
+    cfg = ReplicaConfig(1024, 64, 400_000)
+    assert not pool_mod.pool_eligible(P[:10], N[:10], zero8b_setup.cost_spec, pol, cfg)
+    _both(P, N, 10, zero8b_setup.cost_spec, pol, cfg)
+
+
+def _same_async(a, b):
+    for f in ("release_s", "batch_done_s", "train_start_s", "train_end_s", "weights_loaded_s", "refit_start_s",
+              "dropped", "generated", "trained", "phases"):
+        assert getattr(a, f) == getattr(b, f), f
+    for x, y in zip(a.staleness, b.staleness):
+        assert np.array_equal(x, y)
+    for sa, sb in zip(a.sims, b.sims):
+        assert sa.stats == sb.stats
+        assert sa.t == sb.t
+        for f in ("finish", "admit_time", "gen", "status", "pre", "admit_seq"):
+            assert np.array_equal(getattr(sa, f), getattr(sb, f), equal_nan=True), f
+        assert sa.rng.bit_generator.state == sb.rng.bit_generator.state
+
+
+@pytest.mark.parametrize("kw,pooled", [
+    (dict(model="qwen3-235b", gpus=128, k=3, lag=2, num_prompts_per_step=64), True),
+    (dict(workload="rl-think-8b", lag=1, gen_gpus=16, train_gpus=16, num_prompts_per_step=24), True),  # many-step prefill
+    (dict(workload="rl-zero-8b", lag=1, gen_gpus=16, train_gpus=16, in_flight_weight_updates=True), False),
+])
+def test_async_pooled_equals_replica_sim(kw, pooled, monkeypatch):
+    from rlsim.pipeline import build_setup
+    from rlsim.pipeline.asynchronous import simulate_async
+    from rlsim.scenario import build_scenario
+
+    handled = []
+    real = pool_mod._run_fresh
+
+    def counting(fresh, *a):
+        left = real(fresh, *a)
+        handled.append(len(fresh) - len(left))
+        return left
+
+    monkeypatch.setattr(pool_mod, "_run_fresh", counting)
+    s = build_setup(build_scenario(**kw))
+    for spec in (False, True):
+        _same_async(simulate_async(s, spec, n_steps=5, pooled=False), simulate_async(s, spec, n_steps=5, pooled=True))
+    assert (sum(handled) > 0) == pooled  # the pooled path really ran (in-flight updates: never)
 
 
 def test_rounds_short_of_the_draw_go_to_replica_sim(zero8b_setup, monkeypatch):

@@ -26,22 +26,25 @@ import numpy as np
 from ..costmodel import IterationCostModel
 from ..costmodel.batched import DECODE_STRIDE, decode_points_time_s, mixed_steps_time_s
 from ..speculation.policy import SpecPolicy
-from .replica import BIG, ReplicaConfig, ReplicaResult, initial_rounds, stream_rows
+from .replica import BIG, DONE, ReplicaConfig, ReplicaResult, initial_rounds, stream_rows
 
 
 def pool_eligible(P: np.ndarray, N: np.ndarray, cost, policy: SpecPolicy, cfg: ReplicaConfig) -> bool:
     """Whether a replica whose sequences (all arriving at once) have prompts ``P`` and responses ``N`` takes the
     simple path: everything admitted at once and nothing ever preempted (see the module's docstring)."""
-    if not isinstance(cost, IterationCostModel) or policy.k_for_batch is not None or not cfg.mix_prefill_with_decode:
-        return False
+    if (not isinstance(cost, IterationCostModel) or policy.k_for_batch is not None or not cfg.mix_prefill_with_decode
+            or type(policy).sample_rounds is not SpecPolicy.sample_rounds):
+        return False  # (acceptance varying by sequence: its streams run short often; ReplicaSim extends them)
     n = P.size
     k = policy.k(n)
     return 0 < n <= cfg.max_num_seqs and int(P.sum()) + int(N.sum()) + n * (k + 1) <= cfg.kv_capacity_tokens
 
 
-def _prefill_steps(P: np.ndarray, N: np.ndarray, policy: SpecPolicy, cfg: ReplicaConfig, rng: np.random.Generator):
-    """ReplicaSim's prefill steps (``_mixed_step``) for a shard admitted at once (admission order = index order), one
-    after another: (MIXED_FIELDS rows, finishers per step, tokens generated, rounds, accepted, spec rounds)."""
+def _prefill_steps(P: np.ndarray, N: np.ndarray, policy: SpecPolicy, cfg: ReplicaConfig, rng: np.random.Generator,
+                   first_row: int = 0):
+    """ReplicaSim's prefill steps (``_mixed_step``) for a batch admitted at once (admission order = index order; its
+    rows start at ``first_row`` of the replica), one after another: (MIXED_FIELDS rows, finishers per step, tokens
+    generated, rounds, accepted, spec rounds)."""
     n = P.size
     pre = np.zeros(n, np.int64)
     gen = np.zeros(n, np.int64)
@@ -70,7 +73,7 @@ def _prefill_steps(P: np.ndarray, N: np.ndarray, policy: SpecPolicy, cfg: Replic
                      (chunk * offs + chunk * (chunk + 1) / 2).sum(), done_pre.size))
         pre[prefilling] += chunk
         if B:
-            adv = np.asarray(policy.sample_rounds(rng, k, np.ones(B, np.int64), dec, gen[dec]), np.int64)
+            adv = np.asarray(policy.sample_rounds(rng, k, np.ones(B, np.int64), dec + first_row, gen[dec]), np.int64)
             take = np.minimum(adv, N[dec] - gen[dec])
             gen[dec] += take
             rounds += B
@@ -131,13 +134,9 @@ def simulate_pool(shards: list[tuple[int, np.ndarray, np.ndarray]], cost: Iterat
     if K > 0 and run.size:
         rounds = initial_rounds(policy, K, N)
         per_rep = np.add.reduceat(rounds, seq_off[:-1])
-        if type(policy).sample_rounds is SpecPolicy.sample_rounds:  # i.i.d. rounds: uniform draws, one transform
-            u = [rngs[i].random(int(per_rep[i]), dtype=np.float32) if decoding[i] else _NONE32 for i in range(R)]
-            adv = policy.at(K).advance_from_uniform(np.concatenate(u))
-        else:
-            adv = np.concatenate([policy.sample_rounds(rngs[i], K, rounds[seq_off[i]:seq_off[i + 1]],
-                                                       np.arange(n[i]), np.zeros(n[i], np.int64))
-                                  if decoding[i] else np.zeros(0, np.int64) for i in range(R)])
+        # i.i.d. rounds (``pool_eligible``): each replica's uniform draws, turned into advances in one call
+        u = [rngs[i].random(int(per_rep[i]), dtype=np.float32) if decoding[i] else _NONE32 for i in range(R)]
+        adv = policy.at(K).advance_from_uniform(np.concatenate(u))
         if not decoding.all():  # a replica with nothing left to decode draws no stream
             rounds = np.where(decoding[rep_of], rounds, 0)
 
@@ -173,8 +172,11 @@ def simulate_pool(shards: list[tuple[int, np.ndarray, np.ndarray]], cost: Iterat
     Dn = int(dec.sum())
     drain = None
     if Dn:
-        drain = _decode_points(f, ctx0, d_of[rep_of[run]], Dn, K, cost,
-                               (flat, s0, base) if K > 0 else None)
+        seq_d = d_of[rep_of[run]]
+        so = np.concatenate([[0], np.cumsum(np.bincount(seq_d, minlength=Dn))])
+        F_d = np.maximum.reduceat(f, so[:-1])
+        drain = _drain_points(f, F_d, ctx0, seq_d, Dn, K, cost, (flat, s0, base) if K > 0 else None)
+        moved = flat[s0 + f] - base if K > 0 else f
 
     # ---- phase 3, per replica: its times, as ReplicaSim adds them up
     out: dict[int, ReplicaResult] = {}
@@ -197,8 +199,9 @@ def simulate_pool(shards: list[tuple[int, np.ndarray, np.ndarray]], cost: Iterat
         tokens, rounds_i, accepted, spec_rounds = (int(x) for x in mix_stats[i])
         if dec[i]:
             d = int(d_of[i])
-            fi, F, pts, vals, (a, b), moved_i = drain(d)
-            seqs = run[a:b]
+            a, b = so[d], so[d + 1]
+            fi, F, moved_i, seqs = f[a:b], int(F_d[d]), moved[a:b], run[a:b]
+            pts, vals = drain(d)
             dts = vals if pts is None else np.interp(np.arange(F, dtype=float), pts, vals)
             csum = np.cumsum(dts)
             sf = int(fi.sum())
@@ -220,18 +223,18 @@ def simulate_pool(shards: list[tuple[int, np.ndarray, np.ndarray]], cost: Iterat
 _NONE32 = np.zeros(0, np.float32)
 
 
-def _decode_points(f, ctx0, d_of, Dn, k, cost, streams):
-    """ReplicaSim's ``_drain`` without a time limit (the sequences fit the cache), for ``Dn`` replicas at once.
-    Running sequences (replica after replica): rounds to finish ``f``, KV ``ctx0``, replica ``d_of``; ``streams``:
-    (pooled stream entries, each sequence's stream start, its row offset), None at k = 0. Returns a function of
-    a replica's index: (rounds to finish, iterations F, interpolation points or None, cost-model seconds at the
-    points, its slice of the running arrays, tokens moved per sequence)."""
+def _drain_points(f_all, F, ctx0, d_of, Dn, k, cost, streams):
+    """The cost-model part of ReplicaSim's ``_drain`` (the sequences fitting the cache) for ``Dn`` replicas at once.
+    Running sequences, replica after replica: rounds to finish ``f_all``, KV ``ctx0``, replica ``d_of``; ``F``: each
+    replica's iterations in this drain (its last finisher, or fewer under a time limit); ``streams``: (pooled stream
+    entries, each sequence's position in them (its pointer), the entry there), None at k = 0. Returns, per replica,
+    (interpolation points or None, cost-model seconds at the points) as a function of its index."""
     n_run = np.bincount(d_of, minlength=Dn)
     so = np.concatenate([[0], np.cumsum(n_run)])
-    F = np.maximum.reduceat(f, so[:-1])
-    W = int(F.max()) + 2  # key = replica * W + iteration (or rounds to finish): sorted by replica, then within
-    order = np.argsort(d_of * W + f, kind="stable")
-    ks = (d_of * W + f)[order]
+    W = int(max(F.max(), f_all.max())) + 2  # key = replica * W + iteration (or rounds to finish)
+    key = d_of * W + f_all
+    order = np.argsort(key, kind="stable")
+    ks = key[order]
     # interpolation points (``points_with_changes``): a replica of more than 4 x 8 iterations is evaluated at every
     # 8th, at each change of batch size (a finish after iteration f - 1) and the iteration after it, and at its
     # last; a shorter one at every iteration
@@ -240,8 +243,8 @@ def _decode_points(f, ctx0, d_of, Dn, k, cost, streams):
     cnt = (F + step - 1) // step
     c_off = np.concatenate([[0], np.cumsum(cnt)])
     reg = (np.arange(int(c_off[-1])) - np.repeat(c_off[:-1], cnt)) * np.repeat(step, cnt) + np.repeat(np.arange(Dn) * W, cnt)
-    ch = big[d_of] & (f < F[d_of])  # finishers before their replica's last iteration
-    extra = np.sort(np.concatenate([(np.arange(Dn) * W + F - 1)[big], (d_of * W + f - 1)[ch], (d_of * W + f)[ch]]))
+    ch = big[d_of] & (f_all < F[d_of])  # finishers before their replica's last iteration
+    extra = np.sort(np.concatenate([(np.arange(Dn) * W + F - 1)[big], (d_of * W + f_all - 1)[ch], (d_of * W + f_all)[ch]]))
     extra = extra[(extra % W) % DECODE_STRIDE != 0]  # (only big replicas have extras: step 8) not already a point
     extra = extra[np.concatenate([[True], extra[1:] != extra[:-1]])] if extra.size else extra
     pk = np.insert(reg, np.searchsorted(reg, extra), extra)  # the sorted union
@@ -254,26 +257,307 @@ def _decode_points(f, ctx0, d_of, Dn, k, cost, streams):
         cctx = np.concatenate([[0], np.cumsum(ctx0[order])])
         gone_ctx = cctx[so[pd] + left] - cctx[so[pd]]
         kv_at = ((cctx[so[1:]] - cctx[so[:-1]])[pd] - gone_ctx).astype(float) + n_at * pp.astype(float)
-        moved = f
     else:
-        flat, s0, base = streams
+        flat, p0, base = streams
         # live at a point: the sequences finishing after it, the last n_at of its replica in ``order``
         total = int(n_at.sum())
         first = np.cumsum(n_at) - n_at
         pos = np.repeat(so[pd] + left - first, n_at) + np.arange(total, dtype=np.int64)
         seq = order[pos]
-        entries = np.add.reduceat(flat[s0[seq] + np.repeat(pp, n_at)], first)
+        entries = np.add.reduceat(flat[p0[seq] + np.repeat(pp, n_at)], first)
         coff = np.concatenate([[0], np.cumsum((base - ctx0)[order])])  # entry - (base - ctx0) = KV after the rounds
         kv_at = (entries - (coff[so[pd + 1]] - coff[so[pd] + left])).astype(float)
-        moved = flat[s0 + f] - base
     vals = decode_points_time_s(cost, k, n_at, kv_at, sizes)
 
     def replica(d: int):
-        lo, hi = so[d], so[d + 1]
-        pts = pp[p_off[d]:p_off[d + 1]] if big[d] else None
-        return f[lo:hi], int(F[d]), pts, vals[p_off[d]:p_off[d + 1]], (lo, hi), moved[lo:hi]
+        return (pp[p_off[d]:p_off[d + 1]] if big[d] else None), vals[p_off[d]:p_off[d + 1]]
 
     return replica
 
 
-__all__ = ["pool_eligible", "simulate_pool"]
+# ---------------------------------------------------------------------------------------------- resumable replicas
+def _fresh_batch(sim, t_stop: float) -> int | None:
+    """The first row of ``sim``'s queued batch if the replica is where the pooled path starts (else None): nothing
+    running, the queue = its newest sequences (all arrived, none started), fitting the KV cache and the sequence
+    limit at once; no pause pending; a plain policy (no batch-size schedule) and cost model; no trace; before
+    ``t_stop`` (else ReplicaSim would stop before admitting)."""
+    if (not sim.queue or sim.t >= t_stop or sim.trace is not None or not isinstance(sim.cost, IterationCostModel)
+            or sim.policy.k_for_batch is not None or not sim.cfg.mix_prefill_with_decode
+            or any(not p[2] for p in sim.pauses) or sim._latest_arrival > sim.t):
+        return None
+    q0, n_all = sim.queue[0], sim.P.size
+    if len(sim.queue) != n_all - q0 or sim.queue[-1] != n_all - 1 or not (sim.status[:q0] == DONE).all():
+        return None
+    b = slice(q0, n_all)
+    if (sim.gen[b] != 0).any() or (sim.pre[b] != 0).any() or (sim.need[b] != sim.P[b]).any():
+        return None
+    if not pool_eligible(sim.P[b], sim.N[b], sim.cost, sim.policy, sim.cfg):
+        return None
+    return q0
+
+
+def _cut(t: float, csum: np.ndarray, t_limit: float) -> int:
+    """``ReplicaSim._cut`` at time ``t``."""
+    if not np.isfinite(t_limit):
+        return csum.size
+    lo, hi = 0, csum.size
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if t + (csum[mid - 1] if mid else 0.0) < t_limit:
+            lo = mid + 1
+        else:
+            hi = mid
+    return max(lo, 1)
+
+
+def run_replicas_pooled(sims: list, targets: list | None = None, t_stop: float = np.inf,
+                        then_drain: bool = False) -> None:
+    """``replica.run_replicas(sims, targets, t_stop)``, then (``then_drain``) every clock moved to at least ``t_stop``
+    and ``run_replicas(sims, admit=False)`` (the async pipeline's run to the trainer's end and drain before a weight
+    sync). The replicas that start from a fresh batch (``_fresh_batch``) run on pooled arrays (``_run_fresh``); the
+    others, and any the pooled path leaves, run as ReplicaSims. Bit for bit the same (tests/test_pool.py)."""
+    from .replica import run_replicas
+
+    fresh, rest, rest_targets = [], [], []
+    for i, sim in enumerate(sims):
+        tg = None if targets is None else targets[i]
+        q0 = None
+        if tg is None or not sim.done(tg):
+            q0 = _fresh_batch(sim, t_stop)
+        if q0 is not None and tg is not None:
+            # ReplicaSim stops once its targets are done: the pooled run (to the last finisher) is the same when the
+            # batch prefills in one step and a target outlives it
+            b = slice(q0, sim.P.size)
+            live_t = tg[sim.status[tg] != DONE]
+            if (int(sim.P[b].sum()) > sim.cfg.max_num_batched_tokens or not (sim.N[live_t] > 1).any()
+                    or (live_t < q0).any()):
+                q0 = None
+        if q0 is None:
+            rest.append(sim)
+            rest_targets.append(tg)
+        else:
+            fresh.append((sim, q0))
+    if fresh:
+        left = _run_fresh(fresh, t_stop, then_drain)
+        rest += left
+        rest_targets += [None if targets is None else targets[sims.index(s)] for s in left]
+    if rest:
+        run_replicas(rest, None if targets is None else rest_targets, t_stop)
+        if then_drain:
+            for sim in rest:
+                sim.t = max(sim.t, t_stop)
+            run_replicas(rest, admit=False)
+
+
+def _run_fresh(fresh: list, t_stop: float, then_drain: bool) -> list:
+    """ReplicaSim's run of replicas from a fresh batch (``_fresh_batch``) to ``t_stop`` (and then, ``then_drain``, to
+    the last finisher) on pooled arrays. Returns the replicas it left untouched (a sequence short of drawn rounds:
+    their random streams restored)."""
+    sim0 = fresh[0][0]
+    cost, policy, cfg = sim0.cost, sim0.policy, sim0.cfg
+    if any(s.cost is not cost or s.policy is not policy or s.cfg is not cfg for s, _ in fresh):
+        raise ValueError("pooled replicas share one cost model, policy and configuration")
+    R = len(fresh)
+    K = policy.k(1)
+    sims = [s for s, _ in fresh]
+    q0s = [q0 for _, q0 in fresh]
+    saved = [s.rng.bit_generator.state for s in sims]
+    n = np.array([s.P.size - q0 for s, q0 in fresh], np.int64)
+    seq_off = np.concatenate([[0], np.cumsum(n)])
+    P = np.concatenate([s.P[q0:] for s, q0 in fresh])
+    N = np.concatenate([s.N[q0:] for s, q0 in fresh])
+    rep_of = np.repeat(np.arange(R), n)
+    # prefill steps (time-independent in tokens: they all run, whether or not the clock passes t_stop among them)
+    sumP = np.add.reduceat(P, seq_off[:-1])
+    one = sumP <= cfg.max_num_batched_tokens
+    gen = np.ones(P.size, np.int64)
+    live = N > 1
+    rows = np.zeros((R, 8))
+    rows[:, 3] = sumP
+    rows[:, 4] = n
+    rows[:, 5] = sumP
+    rows[:, 6] = np.add.reduceat(P * (P + 1) / 2, seq_off[:-1])
+    rows[:, 7] = n
+    steps: list = [None] * R
+    mix_stats = np.zeros((R, 4), np.int64)
+    mix_stats[:, 0] = n
+    for i in np.flatnonzero(~one):
+        lo, hi = seq_off[i], seq_off[i + 1]
+        rws, fins, g, lv, st = _prefill_steps(P[lo:hi], N[lo:hi], policy, cfg, sims[i].rng, q0s[i])
+        steps[i] = (rws, fins)
+        gen[lo:hi] = g
+        live[lo:hi] = lv
+        mix_stats[i] = st
+    decoding = np.bincount(rep_of[live], minlength=R) > 0
+    # the round streams of the rows not drawn yet (the batch's, and any earlier row a replica never drew), drawn at
+    # the first drain as ReplicaSim does: each replica's rows after the previous replicas' (ids keep them sorted)
+    olds = np.zeros(R, np.int64)
+    if K > 0 and decoding.any():
+        for i, s in enumerate(sims):
+            st = s.streams.streams.get(K)
+            olds[i] = 0 if st is None else st["slots"].size
+        n_all = np.array([s.P.size for s in sims], np.int64)
+        n_draw = np.where(decoding, n_all - olds, 0)
+        g_off = np.concatenate([[0], np.cumsum(n_draw)])
+        Nd = np.concatenate([s.N[o:] if d else s.N[:0] for s, o, d in zip(sims, olds, decoding)])
+        rounds = initial_rounds(policy, K, Nd)
+        cs = np.concatenate([[0], np.cumsum(rounds)])
+        per_rep = cs[g_off[1:]] - cs[g_off[:-1]]
+        u = [sims[i].rng.random(int(per_rep[i]), dtype=np.float32) if n_draw[i] else _NONE32 for i in range(R)]
+        adv = policy.at(K).advance_from_uniform(np.concatenate(u))  # i.i.d. rounds (``pool_eligible``)
+        flat, start, slots = stream_rows(adv, rounds, np.arange(rounds.size))
+        # each batch sequence's stream row: its replica's rows start at g_off, from row ``old``
+        gid = g_off[rep_of] + (np.concatenate([np.arange(q0, q0 + m) for q0, m in zip(q0s, n)]) - olds[rep_of])
+        s0 = np.where(decoding[rep_of], start[np.where(decoding[rep_of], gid, 0)], 0)
+        # rounds to the end from the start of the stream (the target entry stays put as the sequence advances)
+        tgt_col = np.zeros(P.size, np.int64)
+        run0 = np.flatnonzero(live)
+        tgt_col[run0] = np.searchsorted(flat, gid[run0] * BIG + (N - gen)[run0], side="left") - s0[run0]
+        short = np.zeros(R, bool)
+        short[rep_of[run0[tgt_col[run0] >= slots[gid[run0]]]]] = True
+    else:
+        short = np.zeros(R, bool)
+    left_out = [sims[i] for i in np.flatnonzero(short)]
+    for i in np.flatnonzero(short):
+        sims[i].rng.bit_generator.state = saved[i]
+    ok = ~short
+    # the prefill steps' seconds, replica after replica, and each replica's clock through them
+    seq_rows, n_steps = [], np.ones(R, np.int64)
+    for i in range(R):
+        if steps[i] is None:
+            seq_rows.append(rows[i: i + 1])
+        else:
+            seq_rows.append(np.array(steps[i][0], float).reshape(-1, 8))
+            n_steps[i] = len(steps[i][0])
+    mixed_dt = mixed_steps_time_s(cost, np.concatenate(seq_rows)).tolist()
+    step_off = np.concatenate([[0], np.cumsum(n_steps)]).tolist()
+    finish = np.full(P.size, np.nan)
+    one_fin = ~live & one[rep_of]
+    t = [float(s.t) for s in sims]
+    t_admit = list(t)
+    stats = [dict(s.stats) for s in sims]
+    for i in np.flatnonzero(ok):
+        lo = seq_off[i]
+        fins = steps[i][1] if steps[i] is not None else [np.flatnonzero(one_fin[lo:seq_off[i + 1]])]
+        st = stats[i]
+        ti = t[i]
+        for j, fin in enumerate(fins):
+            dt = mixed_dt[step_off[i] + j]
+            ti += dt
+            st["iterations"] += 1
+            st["busy"] += dt
+            st["prefill_time"] += dt
+            finish[lo + fin] = ti
+        t[i] = ti
+        tok, rnd, acc, spr = (int(x) for x in mix_stats[i])
+        st["tokens"] += tok
+        st["rounds"] += rnd
+        st["accepted"] += acc
+        st["spec_rounds"] += spr
+    # decode: drains to t_stop (a time limit: a first guess of the horizon from the current iteration's cost), then
+    # (``then_drain``, or no time limit) to the last finisher
+    ptr = np.zeros(P.size, np.int64)
+    limited = np.isfinite(t_stop)
+    while True:
+        act = [i for i in np.flatnonzero(ok & decoding) if live[seq_off[i]:seq_off[i + 1]].any()]
+        if limited:
+            act = [i for i in act if t[i] < t_stop]
+        if not act:
+            if limited and then_drain:
+                for i in np.flatnonzero(ok):
+                    t[i] = max(t[i], t_stop)
+                limited = False
+                continue
+            break
+        act = np.array(act, np.int64)
+        sel = np.zeros(R, bool)
+        sel[act] = True
+        run = np.flatnonzero(live & sel[rep_of])
+        seq_rep = rep_of[run]
+        d_of = np.cumsum(sel) - 1
+        seq_d = d_of[seq_rep]
+        Dn = act.size
+        so = np.concatenate([[0], np.cumsum(np.bincount(seq_d, minlength=Dn))])
+        ctx0 = P[run] + gen[run]
+        rem = N[run] - gen[run]
+        r = ptr[run]
+        f_all = (tgt_col[run] - r) if K > 0 else rem.copy()
+        if limited:
+            kv_now = np.add.reduceat(ctx0, so[:-1]).astype(float)
+            dt_now = decode_points_time_s(cost, K, np.diff(so), kv_now, np.ones(Dn, np.int64))
+            horizon = np.array([int(1.5 * (t_stop - t[i]) / max(float(dt_now[d]), 1e-9)) + 8
+                                for d, i in enumerate(act)], np.int64)
+            F = np.maximum.reduceat(np.minimum(f_all, horizon[seq_d]), so[:-1])
+        else:
+            F = np.maximum.reduceat(f_all, so[:-1])
+        if K > 0:
+            p0 = s0[run] + r
+            base = flat[p0]
+            drain = _drain_points(f_all, F, ctx0, seq_d, Dn, K, cost, (flat, p0, base))
+        else:
+            drain = _drain_points(f_all, F, ctx0, seq_d, Dn, K, cost, None)
+        for d, i in enumerate(act.tolist()):
+            a, b = so[d], so[d + 1]
+            pts, vals = drain(d)
+            Fd = int(F[d])
+            dts = vals if pts is None else np.interp(np.arange(Fd, dtype=float), pts, vals)
+            csum = np.cumsum(dts)
+            Fd = min(Fd, _cut(t[i], csum, t_stop if limited else np.inf))
+            dts = dts[:Fd]
+            fa = f_all[a:b]
+            fin = fa <= Fd
+            stp = np.minimum(fa, Fd)
+            st = stats[i]
+            if K > 0:
+                moved = flat[p0[a:b] + stp] - base[a:b]
+                ptr[run[a:b]] = r[a:b] + stp
+                st["spec_rounds"] += int(stp.sum())
+                st["accepted"] += int(moved.sum() - stp.sum())
+            else:
+                moved = stp
+            adv = np.minimum(moved, rem[a:b])
+            seqs = run[a:b]
+            gen[seqs] += adv
+            live[seqs[fin]] = False
+            finish[seqs[fin]] = t[i] + csum[fa[fin] - 1]
+            st["iterations"] += Fd
+            st["busy"] += float(dts.sum())
+            st["rounds"] += int(stp.sum())
+            st["tokens"] += int(adv.sum())
+            t[i] = float(t[i] + csum[Fd - 1])
+    # write back: the batch admitted at its start, prefilled, finished
+    for i in np.flatnonzero(ok):
+        sim, q0 = sims[i], q0s[i]
+        lo, hi = seq_off[i], seq_off[i + 1]
+        m = hi - lo
+        sim.queue = []
+        sim.status[q0:] = DONE
+        sim.admit_seq[q0:] = sim.stamp + np.arange(m)
+        sim.stamp += m
+        adm = sim.admit_time[q0:]
+        adm[np.isnan(adm)] = t_admit[i]
+        sim.pre[q0:] = P[lo:hi]
+        sim.gen[q0:] = gen[lo:hi]
+        sim.finish[q0:] = finish[lo:hi]
+        sim.stats.update(stats[i])
+        sim.t = t[i]
+        if K > 0 and decoding[i]:  # the rows drawn, finished: empty rows of the replica's stream
+            _dead_rows(sim.streams, K, int(sim.P.size - olds[i]))
+    return left_out
+
+
+def _dead_rows(streams, k: int, count: int) -> None:
+    """Append ``count`` finished rows (no entries) to a replica's round stream at ``k`` (created if missing)."""
+    st = streams.streams.get(k)
+    if st is None:
+        st = streams.streams[k] = {"flat": np.zeros(0, np.int64), "start": np.zeros(0, np.int64),
+                                   "slots": np.zeros(0, np.int64), "ptr": np.zeros(0, np.int64), "big": int(BIG),
+                                   "tgt": np.zeros(0, np.int64), "col": np.zeros(0, np.int64)}
+    st["start"] = np.concatenate([st["start"], np.full(count, st["flat"].size, np.int64)])
+    st["slots"] = np.concatenate([st["slots"], np.zeros(count, np.int64)])
+    st["ptr"] = np.concatenate([st["ptr"], np.zeros(count, np.int64)])
+    st["tgt"] = np.concatenate([st["tgt"], np.full(count, -1, np.int64)])
+    st["col"] = np.concatenate([st["col"], np.zeros(count, np.int64)])
+
+
+__all__ = ["pool_eligible", "run_replicas_pooled", "simulate_pool"]

@@ -29,6 +29,7 @@ import simpy
 
 from ..costmodel.training import refit_time_s
 from ..engine import ReplicaSim
+from ..engine.pool import run_replicas_pooled
 from ..engine.replica import run_replicas
 from .results import GenerationStats, StepResult
 from .setup import Setup
@@ -78,7 +79,9 @@ def _versions_at(W: list[float], t: np.ndarray) -> np.ndarray:
 
 
 def simulate_async(setup: Setup, speculative: bool, n_steps: int | None = None, warmup: int | None = None,
-                   trace_replicas: int = 0) -> AsyncRun:
+                   trace_replicas: int = 0, pooled: bool = True) -> AsyncRun:
+    """``pooled=False``: every replica's runs through ReplicaSim (the pooled path, engine/pool.py, gives the same
+    results; for tests)."""
     sc = setup.scenario
     w = sc.workload
     L = sc.max_trajectory_age_steps
@@ -137,7 +140,10 @@ def simulate_async(setup: Setup, speculative: bool, n_steps: int | None = None, 
     def generation_pool():
         for step in range(n_steps):
             if not partial:
-                run_replicas(sims, targets=batches[step])
+                if pooled:
+                    run_replicas_pooled(sims, targets=batches[step])
+                else:
+                    run_replicas(sims, targets=batches[step])
                 fin = np.concatenate([sims[r].finish[batches[step][r]] for r in range(R)])
                 g = float(np.nanmax(fin))
                 adm = np.concatenate([sims[r].admit_time[batches[step][r]] for r in range(R)])
@@ -158,10 +164,14 @@ def simulate_async(setup: Setup, speculative: bool, n_steps: int | None = None, 
                 refit_start.append(e)
                 W.append(e + refit)
             else:
-                run_replicas(sims, t_stop=e)
-                for sim in sims:
-                    sim.t = max(sim.t, e)
-                run_replicas(sims, admit=False)  # drain: running sequences finish, nothing new starts
+                # to the trainer's end, then drain: running sequences finish, nothing new starts
+                if pooled:
+                    run_replicas_pooled(sims, t_stop=e, then_drain=True)
+                else:
+                    run_replicas(sims, t_stop=e)
+                    for sim in sims:
+                        sim.t = max(sim.t, e)
+                    run_replicas(sims, admit=False)
                 rs = max(sim.t for sim in sims)
                 refit_start.append(rs)
                 W.append(rs + refit)
