@@ -63,6 +63,7 @@ def test_pooled_equals_replica_sim(zero8b_setup, calibrated, k, budget):
         pol = SpecPolicy(AcceptanceModel.from_quality(k, 0.75, 0.9))
         cfg = ReplicaConfig(budget, 64, 400_000)
         P, N = _lengths(700, seed=k + budget)
+        N[:60] = np.arange(60) % 9 + 1  # the first replicas decode for a few iterations only (no interpolation)
         _both(P, N, 24, cost, pol, cfg)
 
 
@@ -145,3 +146,62 @@ def test_rounds_short_of_the_draw_go_to_replica_sim(zero8b_setup, monkeypatch):
     _both(P, N, 16, cost, pol, ReplicaConfig(16384, 64, 400_000))
     shards, done = taken[0]
     assert 0 < done < shards  # the short ones were re-run by ReplicaSim, the rest kept
+
+
+def test_resumable_replicas_between_the_two_paths(zero8b_setup, monkeypatch):
+    """Batches that fit (pooled), one that does not (ReplicaSim, reading the rows the pooled path drew), targets,
+    time limits before and after the prefill, one-token batches: each replica's state equals ReplicaSim's."""
+    from rlsim.engine import ReplicaSim
+    from rlsim.engine.replica import run_replicas
+
+    run_replicas_pooled = pool_mod.run_replicas_pooled
+    handled = []
+    real = pool_mod._run_fresh
+
+    def counting(fresh, *a):
+        left = real(fresh, *a)
+        handled.append(len(fresh) - len(left))
+        return left
+
+    monkeypatch.setattr(pool_mod, "_run_fresh", counting)
+    cost = zero8b_setup.cost_spec
+    pol = SpecPolicy(AcceptanceModel.from_quality(3, 0.75, 0.9))
+    cfg = ReplicaConfig(2048, 48, 30_000)
+    rng = np.random.default_rng(9)
+
+    def batch(n, big=False):
+        P = rng.integers(1, 600, n)
+        N = np.clip(rng.lognormal(np.log(2500 if big else 300), 0.8, n).astype(int), 1, 8000)
+        return P, N
+
+    plan = [batch(30), batch(30), batch(40, big=True), batch(30), batch(5), batch(30)]
+    plan[4] = (plan[4][0], np.ones(5, np.int64))  # one-token responses only
+    runs = []
+    for pooled in (False, True):
+        sims = [ReplicaSim(cost, pol, cfg, np.random.default_rng([4, r])) for r in range(3)]
+        t = 0.0
+        for j, (P, N) in enumerate(plan):
+            parts = np.array_split(np.arange(P.size), 3)
+            tg = [s.add(P[i] + r, N[i], t) for r, (s, i) in enumerate(zip(sims, parts))]
+            if j == 0:  # a run to the batch's targets, no time limit
+                (run_replicas_pooled if pooled else run_replicas)(sims, targets=tg)
+            t_stop = t + (0.001 if j == 3 else 4.0)  # j = 3: the limit falls within the prefill steps
+            if pooled:
+                run_replicas_pooled(sims, t_stop=t_stop, then_drain=True)
+            else:
+                run_replicas(sims, t_stop=t_stop)
+                for s in sims:
+                    s.t = max(s.t, t_stop)
+                run_replicas(sims, admit=False)
+            t = max(s.t for s in sims) + 0.5
+            for s in sims:
+                s.t = t
+        runs.append(sims)
+    for a, b in zip(*runs):
+        assert a.stats == b.stats and a.t == b.t and a.stamp == b.stamp
+        for f in ("finish", "admit_time", "gen", "status", "pre", "admit_seq", "need"):
+            assert np.array_equal(getattr(a, f), getattr(b, f), equal_nan=True), f
+        assert a.rng.bit_generator.state == b.rng.bit_generator.state
+    # both paths ran: pooled batches, and the big one on ReplicaSim (it preempts)
+    assert sum(handled) > 0
+    assert sum(s.stats["preempt"] for s in runs[1]) > 0

@@ -9,8 +9,9 @@ tokens does not depend on time, so it can be laid out first and costed after. Th
 replicas at once:
 
 1. per replica (its own random stream, in the order ReplicaSim uses it): the prefill steps' chunks and the
-   advances of their decoding sequences, then the round streams of the decode (``replica.stream_rows``);
-2. for all replicas together: each sequence's rounds to finish (one ``searchsorted`` over the pooled streams),
+   advances of their decoding sequences, then the round streams of the decode;
+2. for all replicas together: each sequence's rounds to finish (one ``searchsorted`` over the running sum of
+   all pooled rounds),
    the batch and summed KV at the iterations the cost model evaluates (``_drain``'s interpolation points), and
    one batched cost-model call for the prefill steps and one for the decode points;
 3. per replica: its iteration times (interpolated), finish times and counters.
@@ -26,7 +27,7 @@ import numpy as np
 from ..costmodel import IterationCostModel
 from ..costmodel.batched import DECODE_STRIDE, decode_points_time_s, mixed_steps_time_s
 from ..speculation.policy import SpecPolicy
-from .replica import BIG, DONE, ReplicaConfig, ReplicaResult, initial_rounds, stream_rows
+from .replica import DONE, ReplicaConfig, ReplicaResult, initial_rounds
 
 
 def pool_eligible(P: np.ndarray, N: np.ndarray, cost, policy: SpecPolicy, cfg: ReplicaConfig) -> bool:
@@ -132,13 +133,8 @@ def simulate_pool(shards: list[tuple[int, np.ndarray, np.ndarray]], cost: Iterat
     rep_of = np.repeat(np.arange(R), n)
     decoding = np.bincount(rep_of[run], minlength=R) > 0
     if K > 0 and run.size:
-        rounds = initial_rounds(policy, K, N)
-        per_rep = np.add.reduceat(rounds, seq_off[:-1])
-        # i.i.d. rounds (``pool_eligible``): each replica's uniform draws, turned into advances in one call
-        u = [rngs[i].random(int(per_rep[i]), dtype=np.float32) if decoding[i] else _NONE32 for i in range(R)]
-        adv = policy.at(K).advance_from_uniform(np.concatenate(u))
-        if not decoding.all():  # a replica with nothing left to decode draws no stream
-            rounds = np.where(decoding[rep_of], rounds, 0)
+        rounds = np.where(decoding[rep_of], initial_rounds(policy, K, N), 0)  # (nothing left to decode: no draw)
+        C, start = _streams(policy, K, rounds, np.add.reduceat(rounds, seq_off[:-1]), rngs)
 
     # ---- phase 2: costs. The prefill steps (replica after replica, step after step) in one call
     seq_rows, n_steps = [], np.ones(R, np.int64)
@@ -157,11 +153,10 @@ def simulate_pool(shards: list[tuple[int, np.ndarray, np.ndarray]], cost: Iterat
     if K == 0:
         f = rem.copy()
     elif run.size:
-        flat, start, slots = stream_rows(adv, rounds, np.arange(P.size))  # global row ids: sorted throughout
         s0 = start[run]
-        base = run * BIG
-        f = np.searchsorted(flat, base + rem, side="left") - s0  # rounds to finish
-        good[rep_of[run[f >= slots[run]]]] = False  # a sequence short of drawn rounds: ReplicaSim draws more
+        base = C[s0]
+        f = np.searchsorted(C, base + rem, side="left") - s0  # rounds to finish
+        good[rep_of[run[f > rounds[run]]]] = False  # a sequence short of drawn rounds: ReplicaSim draws more
     keep = good[rep_of[run]]
     if not keep.all():
         run, ctx0, rem, f = run[keep], ctx0[keep], rem[keep], f[keep]
@@ -170,13 +165,12 @@ def simulate_pool(shards: list[tuple[int, np.ndarray, np.ndarray]], cost: Iterat
     dec = decoding & good  # replicas decoding on this path
     d_of = np.cumsum(dec) - 1  # replica -> its index among them
     Dn = int(dec.sum())
-    drain = None
     if Dn:
         seq_d = d_of[rep_of[run]]
         so = np.concatenate([[0], np.cumsum(np.bincount(seq_d, minlength=Dn))])
         F_d = np.maximum.reduceat(f, so[:-1])
-        drain = _drain_points(f, F_d, ctx0, seq_d, Dn, K, cost, (flat, s0, base) if K > 0 else None)
-        moved = flat[s0 + f] - base if K > 0 else f
+        all_dts, it_off = _drain_points(f, F_d, ctx0, seq_d, Dn, K, cost, (C, s0, base) if K > 0 else None)
+        moved = C[s0 + f] - base if K > 0 else f
 
     # ---- phase 3, per replica: its times, as ReplicaSim adds them up
     out: dict[int, ReplicaResult] = {}
@@ -201,8 +195,7 @@ def simulate_pool(shards: list[tuple[int, np.ndarray, np.ndarray]], cost: Iterat
             d = int(d_of[i])
             a, b = so[d], so[d + 1]
             fi, F, moved_i, seqs = f[a:b], int(F_d[d]), moved[a:b], run[a:b]
-            pts, vals = drain(d)
-            dts = vals if pts is None else np.interp(np.arange(F, dtype=float), pts, vals)
+            dts = all_dts[it_off[d]: it_off[d + 1]]
             csum = np.cumsum(dts)
             sf = int(fi.sum())
             if K > 0:
@@ -220,15 +213,33 @@ def simulate_pool(shards: list[tuple[int, np.ndarray, np.ndarray]], cost: Iterat
     return out
 
 
-_NONE32 = np.zeros(0, np.float32)
+def _streams(policy: SpecPolicy, k: int, rounds: np.ndarray, per_rep: np.ndarray, rngs: list):
+    """Pre-drawn rounds of many replicas' rows (i.i.d. rounds, ``pool_eligible``): replica i draws ``per_rep[i]``
+    uniforms from its own stream (``sample_advance``'s draws), turned into advances in one call; row j holds
+    ``rounds[j]`` of them. Returns (C, start): the running sum of the advances from 0 (int64) and each row's start
+    in it: row j's tokens after m of its rounds are ``C[start[j] + m] - C[start[j]]`` (C increases strictly, so a
+    row's finishing round is one ``searchsorted``)."""
+    u = np.empty(int(per_rep.sum()), np.float32)
+    pos = 0
+    for rng, m in zip(rngs, per_rep.tolist()):
+        if m:
+            rng.random(out=u[pos: pos + m], dtype=np.float32)
+            pos += m
+    C = np.empty(u.size + 1, np.int64)
+    C[0] = 0
+    C[1:] = policy.at(k).advance_from_uniform(u)  # widened first: a running sum that casts as it goes is slow
+    np.cumsum(C[1:], out=C[1:])
+    start = np.zeros(rounds.size, np.int64)
+    np.cumsum(rounds[:-1], out=start[1:])
+    return C, start
 
 
 def _drain_points(f_all, F, ctx0, d_of, Dn, k, cost, streams):
     """The cost-model part of ReplicaSim's ``_drain`` (the sequences fitting the cache) for ``Dn`` replicas at once.
     Running sequences, replica after replica: rounds to finish ``f_all``, KV ``ctx0``, replica ``d_of``; ``F``: each
     replica's iterations in this drain (its last finisher, or fewer under a time limit); ``streams``: (pooled stream
-    entries, each sequence's position in them (its pointer), the entry there), None at k = 0. Returns, per replica,
-    (interpolation points or None, cost-model seconds at the points) as a function of its index."""
+    entries, each sequence's position in them (its pointer), the entry there), None at k = 0. Returns (the seconds of
+    every iteration, replica after replica; each replica's offset in them)."""
     n_run = np.bincount(d_of, minlength=Dn)
     so = np.concatenate([[0], np.cumsum(n_run)])
     W = int(max(F.max(), f_all.max())) + 2  # key = replica * W + iteration (or rounds to finish)
@@ -268,11 +279,18 @@ def _drain_points(f_all, F, ctx0, d_of, Dn, k, cost, streams):
         coff = np.concatenate([[0], np.cumsum((base - ctx0)[order])])  # entry - (base - ctx0) = KV after the rounds
         kv_at = (entries - (coff[so[pd + 1]] - coff[so[pd] + left])).astype(float)
     vals = decode_points_time_s(cost, k, n_at, kv_at, sizes)
-
-    def replica(d: int):
-        return (pp[p_off[d]:p_off[d + 1]] if big[d] else None), vals[p_off[d]:p_off[d + 1]]
-
-    return replica
+    # every iteration's seconds, replica after replica: the evaluated ones, the others interpolated (one call: the
+    # replicas' iterations laid end to end, each replica's points at their offset, so every interpolation stays
+    # within its replica and sees the same differences as its own)
+    off = np.concatenate([[0], np.cumsum(F)])
+    at = off[pd] + pp
+    small = ~big[pd]
+    if big.any():  # (the short replicas' iterations get values from their neighbours' knots, then their own)
+        dts = np.interp(np.arange(int(off[-1]), dtype=float), at[~small].astype(float), vals[~small])
+    else:
+        dts = np.empty(int(off[-1]))
+    dts[at[small]] = vals[small]
+    return dts, off
 
 
 # ---------------------------------------------------------------------------------------------- resumable replicas
@@ -324,19 +342,11 @@ def run_replicas_pooled(sims: list, targets: list | None = None, t_stop: float =
         q0 = None
         if tg is None or not sim.done(tg):
             q0 = _fresh_batch(sim, t_stop)
-        if q0 is not None and tg is not None:
-            # ReplicaSim stops once its targets are done: the pooled run (to the last finisher) is the same when the
-            # batch prefills in one step and a target outlives it
-            b = slice(q0, sim.P.size)
-            live_t = tg[sim.status[tg] != DONE]
-            if (int(sim.P[b].sum()) > sim.cfg.max_num_batched_tokens or not (sim.N[live_t] > 1).any()
-                    or (live_t < q0).any()):
-                q0 = None
         if q0 is None:
             rest.append(sim)
             rest_targets.append(tg)
         else:
-            fresh.append((sim, q0))
+            fresh.append((sim, q0, tg))
     if fresh:
         left = _run_fresh(fresh, t_stop, then_drain)
         rest += left
@@ -350,22 +360,23 @@ def run_replicas_pooled(sims: list, targets: list | None = None, t_stop: float =
 
 
 def _run_fresh(fresh: list, t_stop: float, then_drain: bool) -> list:
-    """ReplicaSim's run of replicas from a fresh batch (``_fresh_batch``) to ``t_stop`` (and then, ``then_drain``, to
-    the last finisher) on pooled arrays. Returns the replicas it left untouched (a sequence short of drawn rounds:
-    their random streams restored)."""
+    """ReplicaSim's run of replicas ``(sim, first row of its fresh batch, targets or None)`` (``_fresh_batch``) to
+    ``t_stop`` (and then, ``then_drain``, to the last finisher) on pooled arrays. Returns the replicas it left
+    untouched, their random streams restored: a sequence short of drawn rounds, or targets all finished within the
+    prefill steps (ReplicaSim would stop there, the others still running)."""
     sim0 = fresh[0][0]
     cost, policy, cfg = sim0.cost, sim0.policy, sim0.cfg
-    if any(s.cost is not cost or s.policy is not policy or s.cfg is not cfg for s, _ in fresh):
+    if any(s.cost is not cost or s.policy is not policy or s.cfg is not cfg for s, _, _ in fresh):
         raise ValueError("pooled replicas share one cost model, policy and configuration")
     R = len(fresh)
     K = policy.k(1)
-    sims = [s for s, _ in fresh]
-    q0s = [q0 for _, q0 in fresh]
+    sims = [s for s, _, _ in fresh]
+    q0s = [q0 for _, q0, _ in fresh]
     saved = [s.rng.bit_generator.state for s in sims]
-    n = np.array([s.P.size - q0 for s, q0 in fresh], np.int64)
+    n = np.array([s.P.size - q0 for s, q0, _ in fresh], np.int64)
     seq_off = np.concatenate([[0], np.cumsum(n)])
-    P = np.concatenate([s.P[q0:] for s, q0 in fresh])
-    N = np.concatenate([s.N[q0:] for s, q0 in fresh])
+    P = np.concatenate([s.P[q0:] for s, q0, _ in fresh])
+    N = np.concatenate([s.N[q0:] for s, q0, _ in fresh])
     rep_of = np.repeat(np.arange(R), n)
     # prefill steps (time-independent in tokens: they all run, whether or not the clock passes t_stop among them)
     sumP = np.add.reduceat(P, seq_off[:-1])
@@ -389,34 +400,40 @@ def _run_fresh(fresh: list, t_stop: float, then_drain: bool) -> list:
         live[lo:hi] = lv
         mix_stats[i] = st
     decoding = np.bincount(rep_of[live], minlength=R) > 0
+    # with targets (the rest of the batch then runs to its end, ReplicaSim's drain with no time limit): some target
+    # must outlive the prefill steps, else ReplicaSim stops right after them
+    early = np.zeros(R, bool)
+    for i, (sim, q0, tg) in enumerate(fresh):
+        if tg is not None:
+            tg = np.asarray(tg, np.int64)
+            mine = tg[tg >= q0] - q0
+            early[i] = not live[seq_off[i] + mine].any() or bool((sim.status[tg[tg < q0]] != DONE).any())
     # the round streams of the rows not drawn yet (the batch's, and any earlier row a replica never drew), drawn at
     # the first drain as ReplicaSim does: each replica's rows after the previous replicas' (ids keep them sorted)
     olds = np.zeros(R, np.int64)
     if K > 0 and decoding.any():
         for i, s in enumerate(sims):
-            st = s.streams.streams.get(K)
-            olds[i] = 0 if st is None else st["slots"].size
+            olds[i] = s.streams.rows_drawn(K)
         n_all = np.array([s.P.size for s in sims], np.int64)
         n_draw = np.where(decoding, n_all - olds, 0)
         g_off = np.concatenate([[0], np.cumsum(n_draw)])
         Nd = np.concatenate([s.N[o:] if d else s.N[:0] for s, o, d in zip(sims, olds, decoding)])
         rounds = initial_rounds(policy, K, Nd)
         cs = np.concatenate([[0], np.cumsum(rounds)])
-        per_rep = cs[g_off[1:]] - cs[g_off[:-1]]
-        u = [sims[i].rng.random(int(per_rep[i]), dtype=np.float32) if n_draw[i] else _NONE32 for i in range(R)]
-        adv = policy.at(K).advance_from_uniform(np.concatenate(u))  # i.i.d. rounds (``pool_eligible``)
-        flat, start, slots = stream_rows(adv, rounds, np.arange(rounds.size))
+        C, start = _streams(policy, K, rounds, cs[g_off[1:]] - cs[g_off[:-1]], [s.rng for s in sims])
         # each batch sequence's stream row: its replica's rows start at g_off, from row ``old``
         gid = g_off[rep_of] + (np.concatenate([np.arange(q0, q0 + m) for q0, m in zip(q0s, n)]) - olds[rep_of])
-        s0 = np.where(decoding[rep_of], start[np.where(decoding[rep_of], gid, 0)], 0)
-        # rounds to the end from the start of the stream (the target entry stays put as the sequence advances)
+        gid = np.where(decoding[rep_of], gid, 0)
+        s0 = start[gid]
+        # rounds to the end from the start of the stream (the target stays put as the sequence advances)
         tgt_col = np.zeros(P.size, np.int64)
         run0 = np.flatnonzero(live)
-        tgt_col[run0] = np.searchsorted(flat, gid[run0] * BIG + (N - gen)[run0], side="left") - s0[run0]
+        tgt_col[run0] = np.searchsorted(C, C[s0[run0]] + (N - gen)[run0], side="left") - s0[run0]
         short = np.zeros(R, bool)
-        short[rep_of[run0[tgt_col[run0] >= slots[gid[run0]]]]] = True
+        short[rep_of[run0[tgt_col[run0] > rounds[gid[run0]]]]] = True
     else:
         short = np.zeros(R, bool)
+    short |= early
     left_out = [sims[i] for i in np.flatnonzero(short)]
     for i in np.flatnonzero(short):
         sims[i].rng.bit_generator.state = saved[i]
@@ -492,39 +509,39 @@ def _run_fresh(fresh: list, t_stop: float, then_drain: bool) -> list:
             F = np.maximum.reduceat(f_all, so[:-1])
         if K > 0:
             p0 = s0[run] + r
-            base = flat[p0]
-            drain = _drain_points(f_all, F, ctx0, seq_d, Dn, K, cost, (flat, p0, base))
-        else:
-            drain = _drain_points(f_all, F, ctx0, seq_d, Dn, K, cost, None)
+            base = C[p0]
+        dts, off = _drain_points(f_all, F, ctx0, seq_d, Dn, K, cost, (C, p0, base) if K > 0 else None)
+        # per replica: its running sum of seconds, where the time limit cuts it, its busy time and clock
+        csum = np.empty_like(dts)
+        Fc = F.copy()
+        t_before = np.array([t[i] for i in act.tolist()])
         for d, i in enumerate(act.tolist()):
-            a, b = so[d], so[d + 1]
-            pts, vals = drain(d)
-            Fd = int(F[d])
-            dts = vals if pts is None else np.interp(np.arange(Fd, dtype=float), pts, vals)
-            csum = np.cumsum(dts)
-            Fd = min(Fd, _cut(t[i], csum, t_stop if limited else np.inf))
-            dts = dts[:Fd]
-            fa = f_all[a:b]
-            fin = fa <= Fd
-            stp = np.minimum(fa, Fd)
+            a = int(off[d])
+            c = np.cumsum(dts[a: a + int(F[d])], out=csum[a: a + int(F[d])])
+            Fd = min(int(F[d]), _cut(t[i], c, t_stop if limited else np.inf))
+            Fc[d] = Fd
+            st = stats[i]
+            st["iterations"] += Fd
+            st["busy"] += float(dts[a: a + Fd].sum())
+            t[i] = float(t[i] + c[Fd - 1])
+        # the sequences: rounds run, tokens moved, finishers (their last iteration's end)
+        stp = np.minimum(f_all, Fc[seq_d])
+        fin = f_all <= Fc[seq_d]
+        moved = (C[p0 + stp] - base) if K > 0 else stp
+        adv = np.minimum(moved, rem)
+        if K > 0:
+            ptr[run] = r + stp
+        gen[run] += adv
+        live[run[fin]] = False
+        finish[run[fin]] = t_before[seq_d[fin]] + csum[off[seq_d[fin]] + f_all[fin] - 1]
+        sums = np.add.reduceat(np.stack([stp, moved - stp, adv]), so[:-1], axis=1)
+        for d, i in enumerate(act.tolist()):
             st = stats[i]
             if K > 0:
-                moved = flat[p0[a:b] + stp] - base[a:b]
-                ptr[run[a:b]] = r[a:b] + stp
-                st["spec_rounds"] += int(stp.sum())
-                st["accepted"] += int(moved.sum() - stp.sum())
-            else:
-                moved = stp
-            adv = np.minimum(moved, rem[a:b])
-            seqs = run[a:b]
-            gen[seqs] += adv
-            live[seqs[fin]] = False
-            finish[seqs[fin]] = t[i] + csum[fa[fin] - 1]
-            st["iterations"] += Fd
-            st["busy"] += float(dts.sum())
-            st["rounds"] += int(stp.sum())
-            st["tokens"] += int(adv.sum())
-            t[i] = float(t[i] + csum[Fd - 1])
+                st["spec_rounds"] += int(sums[0, d])
+                st["accepted"] += int(sums[1, d])
+            st["rounds"] += int(sums[0, d])
+            st["tokens"] += int(sums[2, d])
     # write back: the batch admitted at its start, prefilled, finished
     for i in np.flatnonzero(ok):
         sim, q0 = sims[i], q0s[i]
@@ -541,23 +558,9 @@ def _run_fresh(fresh: list, t_stop: float, then_drain: bool) -> list:
         sim.finish[q0:] = finish[lo:hi]
         sim.stats.update(stats[i])
         sim.t = t[i]
-        if K > 0 and decoding[i]:  # the rows drawn, finished: empty rows of the replica's stream
-            _dead_rows(sim.streams, K, int(sim.P.size - olds[i]))
+        if K > 0 and decoding[i]:  # its rows drawn here, all finished
+            sim.streams.add_finished_rows(K, int(sim.P.size - olds[i]))
     return left_out
-
-
-def _dead_rows(streams, k: int, count: int) -> None:
-    """Append ``count`` finished rows (no entries) to a replica's round stream at ``k`` (created if missing)."""
-    st = streams.streams.get(k)
-    if st is None:
-        st = streams.streams[k] = {"flat": np.zeros(0, np.int64), "start": np.zeros(0, np.int64),
-                                   "slots": np.zeros(0, np.int64), "ptr": np.zeros(0, np.int64), "big": int(BIG),
-                                   "tgt": np.zeros(0, np.int64), "col": np.zeros(0, np.int64)}
-    st["start"] = np.concatenate([st["start"], np.full(count, st["flat"].size, np.int64)])
-    st["slots"] = np.concatenate([st["slots"], np.zeros(count, np.int64)])
-    st["ptr"] = np.concatenate([st["ptr"], np.zeros(count, np.int64)])
-    st["tgt"] = np.concatenate([st["tgt"], np.full(count, -1, np.int64)])
-    st["col"] = np.concatenate([st["col"], np.zeros(count, np.int64)])
 
 
 __all__ = ["pool_eligible", "run_replicas_pooled", "simulate_pool"]

@@ -132,6 +132,34 @@ class _AdvanceStreams:
         self.policy, self.rng = policy, rng
         self.N = np.zeros(0, np.int64)
         self.streams: dict[int, dict] = {}
+        # rows of k whose rounds were drawn from this replica's random stream and finished on the pooled path
+        # (engine/pool.py), after the rows listed in ``streams[k]``: listed as empty rows when the stream is next used
+        self.finished_elsewhere: dict[int, int] = {}
+
+    def rows_drawn(self, k: int) -> int:
+        """Rows whose rounds at k have been drawn (the next draw starts after them)."""
+        st = self.streams.get(k)
+        return (0 if st is None else st["slots"].size) + self.finished_elsewhere.get(k, 0)
+
+    def add_finished_rows(self, k: int, count: int) -> None:
+        """``count`` more rows of k were drawn and finished elsewhere (the pooled path)."""
+        self.finished_elsewhere[k] = self.finished_elsewhere.get(k, 0) + count
+
+    def _settle(self, k: int) -> None:
+        """List the rows finished elsewhere as empty rows of the stream at k (created if missing)."""
+        count = self.finished_elsewhere.pop(k, 0)
+        if not count:
+            return
+        st = self.streams.get(k)
+        if st is None:
+            z = np.zeros(0, np.int64)
+            st = self.streams[k] = {"flat": z, "start": z, "slots": z, "ptr": z, "big": int(self.BIG), "tgt": z,
+                                    "col": z}
+        st["start"] = np.concatenate([st["start"], np.full(count, st["flat"].size, np.int64)])
+        st["slots"] = np.concatenate([st["slots"], np.zeros(count, np.int64)])
+        st["ptr"] = np.concatenate([st["ptr"], np.zeros(count, np.int64)])
+        st["tgt"] = np.concatenate([st["tgt"], np.full(count, -1, np.int64)])
+        st["col"] = np.concatenate([st["col"], np.zeros(count, np.int64)])
 
     def add_rows(self, N_new: np.ndarray) -> None:
         self.N = np.concatenate([self.N, np.asarray(N_new, np.int64)])
@@ -166,6 +194,7 @@ class _AdvanceStreams:
         return initial_rounds(self.policy, k, N)
 
     def get(self, k: int) -> dict:
+        self._settle(k)
         st = self.streams.get(k)
         n_rows = self.N.size
         if st is None:
