@@ -90,6 +90,66 @@ def _prefill_steps(P: np.ndarray, N: np.ndarray, policy: SpecPolicy, cfg: Replic
     return rows, fins, gen, live, (tokens, rounds, accepted, spec_rounds)
 
 
+class _Prefill:
+    """The prefill steps of replicas admitting a batch at once (ReplicaSim's ``_mixed_step``s), for all of them: the
+    token schedule (a batch whose prompts fit one step's budget prefills in one step with no decoding sequence and no
+    draw, computed for all such replicas at once; the others step by step, drawing from their own random streams),
+    then every step's seconds in one cost-model call."""
+
+    def __init__(self, P, N, n, seq_off, policy, cfg, cost, rngs, first_rows):
+        R = n.size
+        sumP = np.add.reduceat(P, seq_off[:-1])
+        self.one = sumP <= cfg.max_num_batched_tokens
+        self.gen = np.ones(P.size, np.int64)  # one-step batches: every sequence has its first token
+        self.live = N > 1
+        rows = np.zeros((R, 8))  # the one-step batches' MIXED_FIELDS rows
+        rows[:, 3] = sumP
+        rows[:, 4] = n
+        rows[:, 5] = sumP
+        rows[:, 6] = np.add.reduceat(P * (P + 1) / 2, seq_off[:-1])  # query-key pairs of whole prompts (exact)
+        rows[:, 7] = n
+        self.steps: list = [None] * R  # a many-step batch: (rows, finishers per step)
+        self.stats = np.zeros((R, 4), np.int64)  # tokens, rounds, accepted, spec rounds of the prefill steps
+        self.stats[:, 0] = n
+        for i in np.flatnonzero(~self.one):
+            lo, hi = seq_off[i], seq_off[i + 1]
+            rws, fins, g, lv, st = _prefill_steps(P[lo:hi], N[lo:hi], policy, cfg, rngs[i], first_rows[i])
+            self.steps[i] = (rws, fins)
+            self.gen[lo:hi] = g
+            self.live[lo:hi] = lv
+            self.stats[i] = st
+        seq_rows, n_steps = [], np.ones(R, np.int64)
+        for i in range(R):
+            if self.steps[i] is None:
+                seq_rows.append(rows[i: i + 1])
+            else:
+                seq_rows.append(np.array(self.steps[i][0], float).reshape(-1, 8))
+                n_steps[i] = len(self.steps[i][0])
+        self.dt = mixed_steps_time_s(cost, np.concatenate(seq_rows)).tolist()
+        self.step_off = np.concatenate([[0], np.cumsum(n_steps)]).tolist()
+        self.one_fin = ~self.live & np.repeat(self.one, n)  # finished at a one-step prefill (one-token responses)
+        self.seq_off = seq_off
+
+    def walk(self, i: int, t: float, st: dict, finish: np.ndarray) -> float:
+        """Replica i's clock through its prefill steps from ``t``, its counters ``st`` added as ReplicaSim adds them
+        (the same floating-point sums in the same order), its finishers' times into ``finish``."""
+        lo = self.seq_off[i]
+        fins = self.steps[i][1] if self.steps[i] is not None else [np.flatnonzero(self.one_fin[lo:self.seq_off[i + 1]])]
+        for j, fin in enumerate(fins):
+            dt = self.dt[self.step_off[i] + j]
+            t += dt
+            st["iterations"] += 1
+            st["busy"] += dt
+            st["prefill_time"] += dt
+            finish[lo + fin] = t
+        tok, rnd, acc, spr = (int(x) for x in self.stats[i])
+        st["tokens"] += tok
+        st["rounds"] += rnd
+        st["accepted"] += acc
+        st["spec_rounds"] += spr
+        return t
+
+
 def simulate_pool(shards: list[tuple[int, np.ndarray, np.ndarray]], cost: IterationCostModel, policy: SpecPolicy,
                   cfg: ReplicaConfig, seed: int, start_time_s: float) -> dict[int, ReplicaResult]:
     """Replicas ``(r, prompts, responses)`` (each ``pool_eligible``), all sequences arriving at ``start_time_s``, run
@@ -104,30 +164,10 @@ def simulate_pool(shards: list[tuple[int, np.ndarray, np.ndarray]], cost: Iterat
     t0 = float(start_time_s)
     K = policy.k(1)  # one k (no batch-size schedule on this path)
 
-    # ---- phase 1: prefill. A shard whose prompts fit one step's token budget prefills in one step with no
-    # decoding sequence (no draw): its row and its first tokens for all replicas at once; the others step by step
-    sumP = np.add.reduceat(P, seq_off[:-1])
-    one = sumP <= cfg.max_num_batched_tokens
-    gen = np.ones(P.size, np.int64)  # one-step shards: every sequence has its first token
-    live = N > 1
-    tri = np.add.reduceat(P * (P + 1) / 2, seq_off[:-1])  # query-key pairs of a whole prompt (exact integers)
-    rows = np.zeros((R, 8))  # the one-step shards' MIXED_FIELDS rows
-    rows[:, 3] = sumP
-    rows[:, 4] = n
-    rows[:, 5] = sumP
-    rows[:, 6] = tri
-    rows[:, 7] = n
-    steps: list[list] = [None] * R  # a many-step shard: (rows, finishers per step)
-    mix_stats = np.zeros((R, 4), np.int64)  # tokens, rounds, accepted, spec rounds of the prefill steps
-    mix_stats[:, 0] = n
+    # ---- phase 1: prefill steps (their draws first), then the decode's round streams
     rngs = [np.random.default_rng([seed, r, 7]) for r in ids]
-    for i in np.flatnonzero(~one):
-        lo, hi = seq_off[i], seq_off[i + 1]
-        rws, fins, g, lv, st = _prefill_steps(P[lo:hi], N[lo:hi], policy, cfg, rngs[i])
-        steps[i] = (rws, fins)
-        gen[lo:hi] = g
-        live[lo:hi] = lv
-        mix_stats[i] = st
+    pf = _Prefill(P, N, n, seq_off, policy, cfg, cost, rngs, [0] * R)
+    gen, live = pf.gen, pf.live
     # the decode's round streams: every row of a replica, drawn from its stream after its prefill steps' draws
     run = np.flatnonzero(live)
     rep_of = np.repeat(np.arange(R), n)
@@ -136,16 +176,7 @@ def simulate_pool(shards: list[tuple[int, np.ndarray, np.ndarray]], cost: Iterat
         rounds = np.where(decoding[rep_of], initial_rounds(policy, K, N), 0)  # (nothing left to decode: no draw)
         C, start = _streams(policy, K, rounds, np.add.reduceat(rounds, seq_off[:-1]), rngs)
 
-    # ---- phase 2: costs. The prefill steps (replica after replica, step after step) in one call
-    seq_rows, n_steps = [], np.ones(R, np.int64)
-    for i in range(R):
-        if steps[i] is None:
-            seq_rows.append(rows[i: i + 1])
-        else:
-            seq_rows.append(np.array(steps[i][0], float).reshape(-1, 8))
-            n_steps[i] = len(steps[i][0])
-    mixed_dt = mixed_steps_time_s(cost, np.concatenate(seq_rows)).tolist()
-    step_off = np.concatenate([[0], np.cumsum(n_steps)]).tolist()
+    # ---- phase 2: costs
     # the decode: rounds to finish, the iterations the cost model evaluates, the batch and KV there, in one call
     ctx0 = P[run] + gen[run]
     rem = N[run] - gen[run]
@@ -175,22 +206,12 @@ def simulate_pool(shards: list[tuple[int, np.ndarray, np.ndarray]], cost: Iterat
     # ---- phase 3, per replica: its times, as ReplicaSim adds them up
     out: dict[int, ReplicaResult] = {}
     finish = np.full(P.size, np.nan)
-    one_fin = ~live & one[rep_of]  # finished at a one-step shard's prefill (one-token responses)
     for i in range(R):
         if decoding[i] and not good[i]:
             continue
         lo, hi = seq_off[i], seq_off[i + 1]
-        t = t0
-        iterations, busy, prefill_time = 0, 0.0, 0.0
-        fins = steps[i][1] if steps[i] is not None else [np.flatnonzero(one_fin[lo:hi])]
-        for j, fin in enumerate(fins):
-            dt = mixed_dt[step_off[i] + j]
-            t += dt
-            iterations += 1
-            busy += dt
-            prefill_time += dt
-            finish[lo + fin] = t
-        tokens, rounds_i, accepted, spec_rounds = (int(x) for x in mix_stats[i])
+        st = dict(iterations=0, busy=0.0, prefill_time=0.0, tokens=0, rounds=0, accepted=0, spec_rounds=0)
+        t = pf.walk(i, t0, st, finish)
         if dec[i]:
             d = int(d_of[i])
             a, b = so[d], so[d + 1]
@@ -199,17 +220,17 @@ def simulate_pool(shards: list[tuple[int, np.ndarray, np.ndarray]], cost: Iterat
             csum = np.cumsum(dts)
             sf = int(fi.sum())
             if K > 0:
-                spec_rounds += sf
-                accepted += int(moved_i.sum()) - sf
+                st["spec_rounds"] += sf
+                st["accepted"] += int(moved_i.sum()) - sf
             finish[seqs] = t + csum[fi - 1]  # the end of each finisher's last iteration
-            iterations += F
-            busy += float(dts.sum())
-            rounds_i += sf
-            tokens += int((N[seqs] - gen[seqs]).sum())
+            st["iterations"] += F
+            st["busy"] += float(dts.sum())
+            st["rounds"] += sf
+            st["tokens"] += int((N[seqs] - gen[seqs]).sum())
         fin_i = finish[lo:hi]
         end = float(np.nanmax(fin_i)) if np.isfinite(fin_i).any() else t0
-        out[ids[i]] = ReplicaResult(t0, max(end, t0), fin_i, iterations, busy, rounds_i, tokens, accepted,
-                                    spec_rounds, 0, prefill_time, None)
+        out[ids[i]] = ReplicaResult(t0, max(end, t0), fin_i, st["iterations"], st["busy"], st["rounds"], st["tokens"],
+                                    st["accepted"], st["spec_rounds"], 0, st["prefill_time"], None)
     return out
 
 
@@ -261,7 +282,6 @@ def _drain_points(f_all, F, ctx0, d_of, Dn, k, cost, streams):
     pk = np.insert(reg, np.searchsorted(reg, extra), extra)  # the sorted union
     pd, pp = pk // W, pk % W
     sizes = np.bincount(pd, minlength=Dn)
-    p_off = np.concatenate([[0], np.cumsum(sizes)])
     left = np.searchsorted(ks, pk, side="right") - so[pd]  # sequences gone by each point
     n_at = n_run[pd] - left
     if k == 0:  # every live sequence grows one token per iteration: closed form
@@ -379,26 +399,8 @@ def _run_fresh(fresh: list, t_stop: float, then_drain: bool) -> list:
     N = np.concatenate([s.N[q0:] for s, q0, _ in fresh])
     rep_of = np.repeat(np.arange(R), n)
     # prefill steps (time-independent in tokens: they all run, whether or not the clock passes t_stop among them)
-    sumP = np.add.reduceat(P, seq_off[:-1])
-    one = sumP <= cfg.max_num_batched_tokens
-    gen = np.ones(P.size, np.int64)
-    live = N > 1
-    rows = np.zeros((R, 8))
-    rows[:, 3] = sumP
-    rows[:, 4] = n
-    rows[:, 5] = sumP
-    rows[:, 6] = np.add.reduceat(P * (P + 1) / 2, seq_off[:-1])
-    rows[:, 7] = n
-    steps: list = [None] * R
-    mix_stats = np.zeros((R, 4), np.int64)
-    mix_stats[:, 0] = n
-    for i in np.flatnonzero(~one):
-        lo, hi = seq_off[i], seq_off[i + 1]
-        rws, fins, g, lv, st = _prefill_steps(P[lo:hi], N[lo:hi], policy, cfg, sims[i].rng, q0s[i])
-        steps[i] = (rws, fins)
-        gen[lo:hi] = g
-        live[lo:hi] = lv
-        mix_stats[i] = st
+    pf = _Prefill(P, N, n, seq_off, policy, cfg, cost, [s.rng for s in sims], q0s)
+    gen, live = pf.gen, pf.live
     decoding = np.bincount(rep_of[live], minlength=R) > 0
     # with targets (the rest of the batch then runs to its end, ReplicaSim's drain with no time limit): some target
     # must outlive the prefill steps, else ReplicaSim stops right after them
@@ -438,39 +440,13 @@ def _run_fresh(fresh: list, t_stop: float, then_drain: bool) -> list:
     for i in np.flatnonzero(short):
         sims[i].rng.bit_generator.state = saved[i]
     ok = ~short
-    # the prefill steps' seconds, replica after replica, and each replica's clock through them
-    seq_rows, n_steps = [], np.ones(R, np.int64)
-    for i in range(R):
-        if steps[i] is None:
-            seq_rows.append(rows[i: i + 1])
-        else:
-            seq_rows.append(np.array(steps[i][0], float).reshape(-1, 8))
-            n_steps[i] = len(steps[i][0])
-    mixed_dt = mixed_steps_time_s(cost, np.concatenate(seq_rows)).tolist()
-    step_off = np.concatenate([[0], np.cumsum(n_steps)]).tolist()
+    # each replica's clock through its prefill steps
     finish = np.full(P.size, np.nan)
-    one_fin = ~live & one[rep_of]
     t = [float(s.t) for s in sims]
     t_admit = list(t)
     stats = [dict(s.stats) for s in sims]
     for i in np.flatnonzero(ok):
-        lo = seq_off[i]
-        fins = steps[i][1] if steps[i] is not None else [np.flatnonzero(one_fin[lo:seq_off[i + 1]])]
-        st = stats[i]
-        ti = t[i]
-        for j, fin in enumerate(fins):
-            dt = mixed_dt[step_off[i] + j]
-            ti += dt
-            st["iterations"] += 1
-            st["busy"] += dt
-            st["prefill_time"] += dt
-            finish[lo + fin] = ti
-        t[i] = ti
-        tok, rnd, acc, spr = (int(x) for x in mix_stats[i])
-        st["tokens"] += tok
-        st["rounds"] += rnd
-        st["accepted"] += acc
-        st["spec_rounds"] += spr
+        t[i] = pf.walk(i, t[i], stats[i], finish)
     # decode: drains to t_stop (a time limit: a first guess of the horizon from the current iteration's cost), then
     # (``then_drain``, or no time limit) to the last finisher
     ptr = np.zeros(P.size, np.int64)
