@@ -205,3 +205,14 @@ def test_resumable_replicas_between_the_two_paths(zero8b_setup, monkeypatch):
     # both paths ran: pooled batches, and the big one on ReplicaSim (it preempts)
     assert sum(handled) > 0
     assert sum(s.stats["preempt"] for s in runs[1]) > 0
+
+
+def test_interpolation_in_small_blocks(zero8b_setup, monkeypatch):
+    """The iterations are interpolated in blocks of whole replicas: blocks of one replica give the same numbers."""
+    monkeypatch.setattr(pool_mod, "_INTERP_BLOCK", 40)
+    pol = SpecPolicy(AcceptanceModel.from_quality(3, 0.75, 0.9))
+    P, N = _lengths(400, seed=7)
+    N[:40] = np.arange(40) % 5 + 1  # short replicas among long ones
+    for k, cost in ((0, zero8b_setup.cost_ar), (3, zero8b_setup.cost_spec)):
+        _both(P, N, 20, cost, SpecPolicy(AcceptanceModel.from_quality(k, 0.75, 0.9)) if k == 0 else pol,
+              ReplicaConfig(16384, 64, 400_000))

@@ -305,12 +305,23 @@ def _drain_points(f_all, F, ctx0, d_of, Dn, k, cost, streams):
     off = np.concatenate([[0], np.cumsum(F)])
     at = off[pd] + pp
     small = ~big[pd]
-    if big.any():  # (the short replicas' iterations get values from their neighbours' knots, then their own)
-        dts = np.interp(np.arange(int(off[-1]), dtype=float), at[~small].astype(float), vals[~small])
-    else:
-        dts = np.empty(int(off[-1]))
+    dts = np.empty(int(off[-1]))
+    if big.any():  # in blocks of whole replicas (memory); a short replica's iterations are overwritten just below
+        p_off = np.concatenate([[0], np.cumsum(sizes)])
+        xp, fp = np.where(small, -1.0, at.astype(float)), vals
+        d0 = 0
+        while d0 < Dn:
+            d1 = max(int(np.searchsorted(off, off[d0] + _INTERP_BLOCK, side="right")) - 1, d0 + 1)
+            keep = ~small[p_off[d0]:p_off[d1]]
+            if keep.any():
+                dts[off[d0]:off[d1]] = np.interp(np.arange(off[d0], off[d1], dtype=float),
+                                                 xp[p_off[d0]:p_off[d1]][keep], fp[p_off[d0]:p_off[d1]][keep])
+            d0 = d1
     dts[at[small]] = vals[small]
     return dts, off
+
+
+_INTERP_BLOCK = 1 << 22  # iterations interpolated per call (whole replicas)
 
 
 # ---------------------------------------------------------------------------------------------- resumable replicas
@@ -327,7 +338,7 @@ def _fresh_batch(sim, t_stop: float) -> int | None:
     if len(sim.queue) != n_all - q0 or sim.queue[-1] != n_all - 1 or not (sim.status[:q0] == DONE).all():
         return None
     b = slice(q0, n_all)
-    if (sim.gen[b] != 0).any() or (sim.pre[b] != 0).any() or (sim.need[b] != sim.P[b]).any():
+    if sim.gen[b].any() or sim.pre[b].any() or not np.array_equal(sim.need[b], sim.P[b]):
         return None
     if not pool_eligible(sim.P[b], sim.N[b], sim.cost, sim.policy, sim.cfg):
         return None

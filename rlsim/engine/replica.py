@@ -330,9 +330,14 @@ class ReplicaSim:
         self.P[n0:] = P
         self.N[n0:] = N
         self.need[n0:] = P
-        self.arrival[n0:] = np.broadcast_to(np.asarray(arrival_s, float), P.shape)
-        if P.size:
-            self._latest_arrival = max(self._latest_arrival, float(np.max(arrival_s)))
+        if np.ndim(arrival_s) == 0:  # one arrival time for all (a released batch)
+            self.arrival[n0:] = float(arrival_s)
+            if P.size:
+                self._latest_arrival = max(self._latest_arrival, float(arrival_s))
+        else:
+            self.arrival[n0:] = np.broadcast_to(np.asarray(arrival_s, float), P.shape)
+            if P.size:
+                self._latest_arrival = max(self._latest_arrival, float(np.max(arrival_s)))
         self.queue.extend(int(i) for i in idx)
         if n0:
             self.streams.compact(self.status[:n0] == DONE)
