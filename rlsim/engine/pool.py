@@ -1,24 +1,26 @@
-"""The replicas of a synchronous rollout simulated together, on arrays over every replica's sequences.
+"""Replicas starting a fresh batch, simulated together on arrays over all their sequences.
 
 :class:`~rlsim.engine.replica.ReplicaSim` runs one replica's events in Python (numpy on that replica's small
-arrays), so a pool of thousands of replicas pays that per replica. In a synchronous rollout most replicas take one
-simple path: every sequence arrives at the start and the whole shard fits the KV cache and the sequence limit at
-once (prompts + responses + the k + 1 slots of a round). Such a replica admits everything, prefills in a few
-mixed steps, then decodes to the end without an event: no sequence waits, none is preempted. Its schedule in
-tokens does not depend on time, so it can be laid out first and costed after. This module does that for all such
-replicas at once:
+arrays), so a pool of thousands of replicas pays that per replica. Most replicas take one simple path: a batch
+arrives at once with nothing else running, and it fits the KV cache and the sequence limit at once (prompts +
+responses + the k + 1 slots of a round). Such a replica admits everything, prefills in a few mixed steps, then
+decodes with no event but a time limit: no sequence waits, none is preempted. Its schedule in tokens does not
+depend on time, so it can be laid out first and costed after. This module does that for all such replicas at once:
 
 1. per replica (its own random stream, in the order ReplicaSim uses it): the prefill steps' chunks and the
    advances of their decoding sequences, then the round streams of the decode;
-2. for all replicas together: each sequence's rounds to finish (one ``searchsorted`` over the running sum of
-   all pooled rounds),
-   the batch and summed KV at the iterations the cost model evaluates (``_drain``'s interpolation points), and
-   one batched cost-model call for the prefill steps and one for the decode points;
-3. per replica: its iteration times (interpolated), finish times and counters.
+2. for all replicas together: each sequence's rounds to finish (one ``searchsorted`` over the running sum of all
+   pooled rounds), the batch and summed KV at the iterations the cost model evaluates (``_drain``'s interpolation
+   points), each round of cost requests in one call, every iteration's seconds interpolated in one call;
+3. per replica: its clock, cut at a time limit as ReplicaSim cuts it, finish times and counters.
 
-The result is ReplicaSim's, bit for bit (the same draws, the same cost-model calls per replica, the same
-floating-point operations in the same order; tests/test_pool.py compares them). A replica off this path (it does
-not fit, a sequence needs more rounds than drawn, an adaptive k, a trace) is left to ReplicaSim."""
+``simulate_pool``: a synchronous rollout's shards, run to the end. ``run_replicas_pooled``: the async pipeline's
+runs of resumable ReplicaSims (to a batch's targets; to the trainer's end, then the drain before a weight sync),
+their state written back as ReplicaSim leaves it. The results are ReplicaSim's, bit for bit (the same draws, the
+same cost-model calls per replica, the same floating-point operations in the same order; tests/test_pool.py). A
+replica off this path (it does not fit, something running or queued from before, a pause, an adaptive k,
+acceptance varying by sequence, a trace, a sequence short of drawn rounds, targets done within the prefill) runs in
+ReplicaSim, its random stream as it was."""
 
 from __future__ import annotations
 
@@ -378,8 +380,11 @@ def run_replicas_pooled(sims: list, targets: list | None = None, t_stop: float =
             rest_targets.append(tg)
         else:
             fresh.append((sim, q0, tg))
-    if fresh:
-        left = _run_fresh(fresh, t_stop, then_drain)
+    groups: dict = {}  # replicas of one cost model, policy and configuration are pooled together
+    for item in fresh:
+        groups.setdefault((id(item[0].cost), id(item[0].policy), id(item[0].cfg)), []).append(item)
+    for group in groups.values():
+        left = _run_fresh(group, t_stop, then_drain)
         rest += left
         rest_targets += [None if targets is None else targets[sims.index(s)] for s in left]
     if rest:
@@ -396,9 +401,7 @@ def _run_fresh(fresh: list, t_stop: float, then_drain: bool) -> list:
     untouched, their random streams restored: a sequence short of drawn rounds, or targets all finished within the
     prefill steps (ReplicaSim would stop there, the others still running)."""
     sim0 = fresh[0][0]
-    cost, policy, cfg = sim0.cost, sim0.policy, sim0.cfg
-    if any(s.cost is not cost or s.policy is not policy or s.cfg is not cfg for s, _, _ in fresh):
-        raise ValueError("pooled replicas share one cost model, policy and configuration")
+    cost, policy, cfg = sim0.cost, sim0.policy, sim0.cfg  # shared by all (``run_replicas_pooled`` groups them)
     R = len(fresh)
     K = policy.k(1)
     sims = [s for s, _, _ in fresh]
