@@ -276,15 +276,19 @@ def _drain_points(f_all, F, ctx0, d_of, Dn, k, cost, streams):
     step = np.where(big, DECODE_STRIDE, 1)
     cnt = (F + step - 1) // step
     c_off = np.concatenate([[0], np.cumsum(cnt)])
-    reg = (np.arange(int(c_off[-1])) - np.repeat(c_off[:-1], cnt)) * np.repeat(step, cnt) + np.repeat(np.arange(Dn) * W, cnt)
+    reg_d = np.repeat(np.arange(Dn), cnt)
+    reg = (np.arange(int(c_off[-1])) - c_off[reg_d]) * step[reg_d] + reg_d * W
     ch = big[d_of] & (f_all < F[d_of])  # finishers before their replica's last iteration
     extra = np.sort(np.concatenate([(np.arange(Dn) * W + F - 1)[big], (d_of * W + f_all - 1)[ch], (d_of * W + f_all)[ch]]))
     extra = extra[(extra % W) % DECODE_STRIDE != 0]  # (only big replicas have extras: step 8) not already a point
     extra = extra[np.concatenate([[True], extra[1:] != extra[:-1]])] if extra.size else extra
-    pk = np.insert(reg, np.searchsorted(reg, extra), extra)  # the sorted union
-    pd, pp = pk // W, pk % W
+    where = np.searchsorted(reg, extra)
+    pk = np.insert(reg, where, extra)  # the sorted union
+    pd = np.insert(reg_d, where, extra // W)
+    pp = pk - pd * W
     sizes = np.bincount(pd, minlength=Dn)
-    left = np.searchsorted(ks, pk, side="right") - so[pd]  # sequences gone by each point
+    # sequences gone by each point (keys at or below it, less the earlier replicas'): few sequences, many points
+    left = np.cumsum(np.bincount(np.searchsorted(pk, ks, side="left"), minlength=pk.size + 1))[:pk.size] - so[pd]
     n_at = n_run[pd] - left
     if k == 0:  # every live sequence grows one token per iteration: closed form
         cctx = np.concatenate([[0], np.cumsum(ctx0[order])])
