@@ -216,3 +216,11 @@ def test_interpolation_in_small_blocks(zero8b_setup, monkeypatch):
     for k, cost in ((0, zero8b_setup.cost_ar), (3, zero8b_setup.cost_spec)):
         _both(P, N, 20, cost, SpecPolicy(AcceptanceModel.from_quality(k, 0.75, 0.9)) if k == 0 else pol,
               ReplicaConfig(16384, 64, 400_000))
+
+
+def test_round_streams_in_int64(zero8b_setup, monkeypatch):
+    """The pooled streams' running sum is int32 while small; the int64 form (large pools) gives the same numbers."""
+    monkeypatch.setattr(pool_mod, "_INT32_TOKENS", 0)
+    P, N = _lengths(300, seed=11)
+    _both(P, N, 12, zero8b_setup.cost_spec, SpecPolicy(AcceptanceModel.from_quality(3, 0.75, 0.9)),
+          ReplicaConfig(4096, 64, 400_000))

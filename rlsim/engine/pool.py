@@ -187,8 +187,8 @@ def simulate_pool(shards: list[tuple[int, np.ndarray, np.ndarray]], cost: Iterat
         f = rem.copy()
     elif run.size:
         s0 = start[run]
-        base = C[s0]
-        f = np.searchsorted(C, base + rem, side="left") - s0  # rounds to finish
+        base = C[s0].astype(np.int64)
+        f = np.searchsorted(C, (base + rem).astype(C.dtype), side="left") - s0  # rounds to finish
         good[rep_of[run[f > rounds[run]]]] = False  # a sequence short of drawn rounds: ReplicaSim draws more
     keep = good[rep_of[run]]
     if not keep.all():
@@ -203,7 +203,7 @@ def simulate_pool(shards: list[tuple[int, np.ndarray, np.ndarray]], cost: Iterat
         so = np.concatenate([[0], np.cumsum(np.bincount(seq_d, minlength=Dn))])
         F_d = np.maximum.reduceat(f, so[:-1])
         all_dts, it_off = _drain_points(f, F_d, ctx0, seq_d, Dn, K, cost, (C, s0, base) if K > 0 else None)
-        moved = C[s0 + f] - base if K > 0 else f
+        moved = (C[s0 + f] - base).astype(np.int64) if K > 0 else f
 
     # ---- phase 3, per replica: its times, as ReplicaSim adds them up
     out: dict[int, ReplicaResult] = {}
@@ -240,7 +240,8 @@ def _streams(policy: SpecPolicy, k: int, rounds: np.ndarray, per_rep: np.ndarray
     """Pre-drawn rounds of many replicas' rows (i.i.d. rounds, ``pool_eligible``): replica i draws ``per_rep[i]``
     uniforms from its own stream (``sample_advance``'s draws), turned into advances in one call; row j holds
     ``rounds[j]`` of them. Returns (C, start): the running sum of the advances from 0 (int64) and each row's start
-    in it: row j's tokens after m of its rounds are ``C[start[j] + m] - C[start[j]]`` (C increases strictly, so a
+    in it (int32 when small enough: widen before summing entries): row j's tokens after m of its rounds are
+    ``C[start[j] + m] - C[start[j]]`` (C increases strictly, so a
     row's finishing round is one ``searchsorted``)."""
     u = np.empty(int(per_rep.sum()), np.float32)
     pos = 0
@@ -248,9 +249,13 @@ def _streams(policy: SpecPolicy, k: int, rounds: np.ndarray, per_rep: np.ndarray
         if m:
             rng.random(out=u[pos: pos + m], dtype=np.float32)
             pos += m
-    C = np.empty(u.size + 1, np.int64)
+    adv = policy.at(k).advance_from_uniform(u)
+    del u
+    # int32 while the sum (and a target past it) stays below 2**31 (half the memory to touch), else int64; widened
+    # before the running sum (a running sum that casts as it goes is slow)
+    C = np.empty(adv.size + 1, np.int32 if adv.size * (int(policy.at(k).k) + 1) < _INT32_TOKENS else np.int64)
     C[0] = 0
-    C[1:] = policy.at(k).advance_from_uniform(u)  # widened first: a running sum that casts as it goes is slow
+    C[1:] = adv
     np.cumsum(C[1:], out=C[1:])
     start = np.zeros(rounds.size, np.int64)
     np.cumsum(rounds[:-1], out=start[1:])
@@ -301,7 +306,7 @@ def _drain_points(f_all, F, ctx0, d_of, Dn, k, cost, streams):
         first = np.cumsum(n_at) - n_at
         pos = np.repeat(so[pd] + left - first, n_at) + np.arange(total, dtype=np.int64)
         seq = order[pos]
-        entries = np.add.reduceat(flat[p0[seq] + np.repeat(pp, n_at)], first)
+        entries = np.add.reduceat(flat[p0[seq] + np.repeat(pp, n_at)].astype(np.int64), first)
         coff = np.concatenate([[0], np.cumsum((base - ctx0)[order])])  # entry - (base - ctx0) = KV after the rounds
         kv_at = (entries - (coff[so[pd + 1]] - coff[so[pd] + left])).astype(float)
     vals = decode_points_time_s(cost, k, n_at, kv_at, sizes)
@@ -328,6 +333,7 @@ def _drain_points(f_all, F, ctx0, d_of, Dn, k, cost, streams):
 
 
 _INTERP_BLOCK = 1 << 22  # iterations interpolated per call (whole replicas)
+_INT32_TOKENS = 1 << 30  # pooled round streams summed in int32 below this many tokens (a target may pass it)
 
 
 # ---------------------------------------------------------------------------------------------- resumable replicas
@@ -448,7 +454,7 @@ def _run_fresh(fresh: list, t_stop: float, then_drain: bool) -> list:
         # rounds to the end from the start of the stream (the target stays put as the sequence advances)
         tgt_col = np.zeros(P.size, np.int64)
         run0 = np.flatnonzero(live)
-        tgt_col[run0] = np.searchsorted(C, C[s0[run0]] + (N - gen)[run0], side="left") - s0[run0]
+        tgt_col[run0] = np.searchsorted(C, (C[s0[run0]] + (N - gen)[run0]).astype(C.dtype), side="left") - s0[run0]
         short = np.zeros(R, bool)
         short[rep_of[run0[tgt_col[run0] > rounds[gid[run0]]]]] = True
     else:
@@ -503,7 +509,7 @@ def _run_fresh(fresh: list, t_stop: float, then_drain: bool) -> list:
             F = np.maximum.reduceat(f_all, so[:-1])
         if K > 0:
             p0 = s0[run] + r
-            base = C[p0]
+            base = C[p0].astype(np.int64)
         dts, off = _drain_points(f_all, F, ctx0, seq_d, Dn, K, cost, (C, p0, base) if K > 0 else None)
         # per replica: its running sum of seconds, where the time limit cuts it, its busy time and clock
         csum = np.empty_like(dts)
@@ -521,7 +527,7 @@ def _run_fresh(fresh: list, t_stop: float, then_drain: bool) -> list:
         # the sequences: rounds run, tokens moved, finishers (their last iteration's end)
         stp = np.minimum(f_all, Fc[seq_d])
         fin = f_all <= Fc[seq_d]
-        moved = (C[p0 + stp] - base) if K > 0 else stp
+        moved = (C[p0 + stp] - base).astype(np.int64) if K > 0 else stp
         adv = np.minimum(moved, rem)
         if K > 0:
             ptr[run] = r + stp
