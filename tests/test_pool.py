@@ -47,6 +47,21 @@ def _both(P, N, R, cost, pol, cfg, seed=5, start=3.0):
     return b
 
 
+@pytest.fixture
+def pooled_count(monkeypatch):
+    """Replicas the async pooled path ran (``_run_fresh``'s replicas less those it left), one entry per call."""
+    handled = []
+    real = pool_mod._run_fresh
+
+    def counting(fresh, *a):
+        left = real(fresh, *a)
+        handled.append(len(fresh) - len(left))
+        return left
+
+    monkeypatch.setattr(pool_mod, "_run_fresh", counting)
+    return handled
+
+
 @pytest.fixture(scope="module")
 def calibrated():
     from rlsim.pipeline import build_setup
@@ -107,24 +122,15 @@ def _same_async(a, b):
     (dict(workload="rl-think-8b", lag=1, gen_gpus=16, train_gpus=16, num_prompts_per_step=24), True),  # many-step prefill
     (dict(workload="rl-zero-8b", lag=1, gen_gpus=16, train_gpus=16, in_flight_weight_updates=True), False),
 ])
-def test_async_pooled_equals_replica_sim(kw, pooled, monkeypatch):
+def test_async_pooled_equals_replica_sim(kw, pooled, pooled_count):
     from rlsim.pipeline import build_setup
     from rlsim.pipeline.asynchronous import simulate_async
     from rlsim.scenario import build_scenario
 
-    handled = []
-    real = pool_mod._run_fresh
-
-    def counting(fresh, *a):
-        left = real(fresh, *a)
-        handled.append(len(fresh) - len(left))
-        return left
-
-    monkeypatch.setattr(pool_mod, "_run_fresh", counting)
     s = build_setup(build_scenario(**kw))
     for spec in (False, True):
         _same_async(simulate_async(s, spec, n_steps=5, pooled=False), simulate_async(s, spec, n_steps=5, pooled=True))
-    assert (sum(handled) > 0) == pooled  # the pooled path really ran (in-flight updates: never)
+    assert (sum(pooled_count) > 0) == pooled  # the pooled path really ran (in-flight updates: never)
 
 
 def test_rounds_short_of_the_draw_go_to_replica_sim(zero8b_setup, monkeypatch):
@@ -148,22 +154,13 @@ def test_rounds_short_of_the_draw_go_to_replica_sim(zero8b_setup, monkeypatch):
     assert 0 < done < shards  # the short ones were re-run by ReplicaSim, the rest kept
 
 
-def test_resumable_replicas_between_the_two_paths(zero8b_setup, monkeypatch):
+def test_resumable_replicas_between_the_two_paths(zero8b_setup, pooled_count):
     """Batches that fit (pooled), one that does not (ReplicaSim, reading the rows the pooled path drew), targets,
     time limits before and after the prefill, one-token batches: each replica's state equals ReplicaSim's."""
     from rlsim.engine import ReplicaSim
     from rlsim.engine.replica import run_replicas
 
     run_replicas_pooled = pool_mod.run_replicas_pooled
-    handled = []
-    real = pool_mod._run_fresh
-
-    def counting(fresh, *a):
-        left = real(fresh, *a)
-        handled.append(len(fresh) - len(left))
-        return left
-
-    monkeypatch.setattr(pool_mod, "_run_fresh", counting)
     cost = zero8b_setup.cost_spec
     pol = SpecPolicy(AcceptanceModel.from_quality(3, 0.75, 0.9))
     cfg = ReplicaConfig(2048, 48, 30_000)
@@ -203,7 +200,7 @@ def test_resumable_replicas_between_the_two_paths(zero8b_setup, monkeypatch):
             assert np.array_equal(getattr(a, f), getattr(b, f), equal_nan=True), f
         assert a.rng.bit_generator.state == b.rng.bit_generator.state
     # both paths ran: pooled batches, and the big one on ReplicaSim (it preempts)
-    assert sum(handled) > 0
+    assert sum(pooled_count) > 0
     assert sum(s.stats["preempt"] for s in runs[1]) > 0
 
 

@@ -29,7 +29,7 @@ import numpy as np
 from ..costmodel import IterationCostModel
 from ..costmodel.batched import DECODE_STRIDE, decode_points_time_s, mixed_steps_time_s
 from ..speculation.policy import SpecPolicy
-from .replica import DONE, ReplicaConfig, ReplicaResult, initial_rounds
+from .replica import DONE, ReplicaConfig, ReplicaResult, cut_iterations, initial_rounds, mixed_fields, prefill_chunks
 
 
 def pool_eligible(P: np.ndarray, N: np.ndarray, cost, policy: SpecPolicy, cfg: ReplicaConfig) -> bool:
@@ -63,17 +63,10 @@ def _prefill_steps(P: np.ndarray, N: np.ndarray, policy: SpecPolicy, cfg: Replic
         dec = run[~pref]
         B = dec.size
         k = policy.k(B) if B else policy.k(0)
-        budget = max(cfg.max_num_batched_tokens - B * (k + 1), 0)
-        remaining = P[prefilling] - pre[prefilling]
-        before = np.concatenate([[0], np.cumsum(remaining)[:-1]])
-        chunk = np.clip(budget - before, 0, remaining)
-        if B == 0 and chunk.sum() == 0:  # a prompt longer than the budget still progresses
-            chunk[0] = min(remaining[0], cfg.max_num_batched_tokens)
+        chunk = prefill_chunks(P[prefilling] - pre[prefilling], B, k, cfg.max_num_batched_tokens)
         offs = pre[prefilling]
         done_pre = prefilling[(offs + chunk) >= P[prefilling]]
-        dec_ctx = (P[dec] + gen[dec]).sum() if B else 0
-        rows.append((B, k if B else 0, dec_ctx, chunk.sum(), (chunk > 0).sum(), (offs + chunk)[chunk > 0].sum(),
-                     (chunk * offs + chunk * (chunk + 1) / 2).sum(), done_pre.size))
+        rows.append(mixed_fields(B, k, (P[dec] + gen[dec]).sum() if B else 0, chunk, offs, done_pre.size))
         pre[prefilling] += chunk
         if B:
             adv = np.asarray(policy.sample_rounds(rng, k, np.ones(B, np.int64), dec + first_row, gen[dec]), np.int64)
@@ -178,58 +171,24 @@ def simulate_pool(shards: list[tuple[int, np.ndarray, np.ndarray]], cost: Iterat
         rounds = np.where(decoding[rep_of], initial_rounds(policy, K, N), 0)  # (nothing left to decode: no draw)
         C, start = _streams(policy, K, rounds, np.add.reduceat(rounds, seq_off[:-1]), rngs)
 
-    # ---- phase 2: costs
-    # the decode: rounds to finish, the iterations the cost model evaluates, the batch and KV there, in one call
-    ctx0 = P[run] + gen[run]
-    rem = N[run] - gen[run]
+    # ---- phase 2: each sequence's rounds to finish (one searchsorted); a replica with a sequence short of drawn
+    # rounds is left to ReplicaSim (it draws more)
     good = np.ones(R, bool)
-    if K == 0:
-        f = rem.copy()
-    elif run.size:
-        s0 = start[run]
-        base = C[s0].astype(np.int64)
-        f = np.searchsorted(C, (base + rem).astype(C.dtype), side="left") - s0  # rounds to finish
-        good[rep_of[run[f > rounds[run]]]] = False  # a sequence short of drawn rounds: ReplicaSim draws more
-    keep = good[rep_of[run]]
-    if not keep.all():
-        run, ctx0, rem, f = run[keep], ctx0[keep], rem[keep], f[keep]
-        if K > 0:
-            s0, base = s0[keep], base[keep]
-    dec = decoding & good  # replicas decoding on this path
-    d_of = np.cumsum(dec) - 1  # replica -> its index among them
-    Dn = int(dec.sum())
-    if Dn:
-        seq_d = d_of[rep_of[run]]
-        so = np.concatenate([[0], np.cumsum(np.bincount(seq_d, minlength=Dn))])
-        F_d = np.maximum.reduceat(f, so[:-1])
-        all_dts, it_off = _drain_points(f, F_d, ctx0, seq_d, Dn, K, cost, (C, s0, base) if K > 0 else None)
-        moved = (C[s0 + f] - base).astype(np.int64) if K > 0 else f
+    tgt_col = np.zeros(P.size, np.int64)
+    if K > 0 and run.size:
+        tgt_col[run] = np.searchsorted(C, (C[start[run]] + (N - gen)[run]).astype(C.dtype), side="left") - start[run]
+        good[rep_of[run[tgt_col[run] > rounds[run]]]] = False
 
-    # ---- phase 3, per replica: its times, as ReplicaSim adds them up
-    out: dict[int, ReplicaResult] = {}
+    # ---- phase 3: each replica's clock through its prefill steps, then the decode of all of them
     finish = np.full(P.size, np.nan)
-    for i in range(R):
-        if decoding[i] and not good[i]:
-            continue
-        lo, hi = seq_off[i], seq_off[i + 1]
-        st = dict(iterations=0, busy=0.0, prefill_time=0.0, tokens=0, rounds=0, accepted=0, spec_rounds=0)
-        t = pf.walk(i, t0, st, finish)
-        if dec[i]:
-            d = int(d_of[i])
-            a, b = so[d], so[d + 1]
-            fi, F, moved_i, seqs = f[a:b], int(F_d[d]), moved[a:b], run[a:b]
-            dts = all_dts[it_off[d]: it_off[d + 1]]
-            csum = np.cumsum(dts)
-            sf = int(fi.sum())
-            if K > 0:
-                st["spec_rounds"] += sf
-                st["accepted"] += int(moved_i.sum()) - sf
-            finish[seqs] = t + csum[fi - 1]  # the end of each finisher's last iteration
-            st["iterations"] += F
-            st["busy"] += float(dts.sum())
-            st["rounds"] += sf
-            st["tokens"] += int((N[seqs] - gen[seqs]).sum())
-        fin_i = finish[lo:hi]
+    stats = [dict(iterations=0, busy=0.0, prefill_time=0.0, tokens=0, rounds=0, accepted=0, spec_rounds=0)
+             for _ in range(R)]
+    t = [pf.walk(i, t0, stats[i], finish) for i in range(R)]
+    streams = (C, start, tgt_col) if K > 0 and run.size else None
+    _decode(P, N, gen, live, rep_of, seq_off, good, decoding & good, K, cost, streams, t, stats, finish, np.inf, False)
+    out: dict[int, ReplicaResult] = {}
+    for i in np.flatnonzero(good):
+        st, fin_i = stats[i], finish[seq_off[i]:seq_off[i + 1]]
         end = float(np.nanmax(fin_i)) if np.isfinite(fin_i).any() else t0
         out[ids[i]] = ReplicaResult(t0, max(end, t0), fin_i, st["iterations"], st["busy"], st["rounds"], st["tokens"],
                                     st["accepted"], st["spec_rounds"], 0, st["prefill_time"], None)
@@ -284,7 +243,8 @@ def _drain_points(f_all, F, ctx0, d_of, Dn, k, cost, streams):
     reg_d = np.repeat(np.arange(Dn), cnt)
     reg = (np.arange(int(c_off[-1])) - c_off[reg_d]) * step[reg_d] + reg_d * W
     ch = big[d_of] & (f_all < F[d_of])  # finishers before their replica's last iteration
-    extra = np.sort(np.concatenate([(np.arange(Dn) * W + F - 1)[big], (d_of * W + f_all - 1)[ch], (d_of * W + f_all)[ch]]))
+    last = (np.arange(Dn) * W + F - 1)[big]
+    extra = np.sort(np.concatenate([last, (d_of * W + f_all - 1)[ch], (d_of * W + f_all)[ch]]))
     extra = extra[(extra % W) % DECODE_STRIDE != 0]  # (only big replicas have extras: step 8) not already a point
     extra = extra[np.concatenate([[True], extra[1:] != extra[:-1]])] if extra.size else extra
     where = np.searchsorted(reg, extra)
@@ -332,6 +292,89 @@ def _drain_points(f_all, F, ctx0, d_of, Dn, k, cost, streams):
     return dts, off
 
 
+def _decode(P, N, gen, live, rep_of, seq_off, ok, decode_here, K, cost, streams, t, stats, finish, t_stop, then_drain):
+    """ReplicaSim's drains of replicas after their prefill steps, for all of them: drains to ``t_stop`` (a time
+    limit: a first guess of the horizon from the current iteration's cost, the last iteration cut where it starts
+    after the limit), then (``then_drain``: every clock of ``ok`` at least ``t_stop``; or with no time limit) to the
+    last finisher. Pooled sequences (``rep_of``, ``seq_off``): tokens generated ``gen`` and running ``live`` updated
+    in place; replicas ``decode_here`` decode; ``streams``: (running sum of the pooled rounds, each sequence's row
+    start in it, its rounds to finish from there), None at k = 0; each replica's clock ``t`` and counters ``stats``
+    (lists) and the finishers' times ``finish`` updated as ReplicaSim updates them."""
+    ptr = np.zeros(P.size, np.int64)
+    limited = np.isfinite(t_stop)
+    ptr = np.zeros(P.size, np.int64)
+    limited = np.isfinite(t_stop)
+    if K > 0 and streams is not None:
+        C, s0, tgt_col = streams
+    while True:
+        act = [i for i in np.flatnonzero(decode_here) if live[seq_off[i]:seq_off[i + 1]].any()]
+        if limited:
+            act = [i for i in act if t[i] < t_stop]
+        if not act:
+            if limited and then_drain:
+                for i in np.flatnonzero(ok):
+                    t[i] = max(t[i], t_stop)
+                limited = False
+                continue
+            break
+        act = np.array(act, np.int64)
+        sel = np.zeros(seq_off.size - 1, bool)
+        sel[act] = True
+        run = np.flatnonzero(live & sel[rep_of])
+        seq_rep = rep_of[run]
+        d_of = np.cumsum(sel) - 1
+        seq_d = d_of[seq_rep]
+        Dn = act.size
+        so = np.concatenate([[0], np.cumsum(np.bincount(seq_d, minlength=Dn))])
+        ctx0 = P[run] + gen[run]
+        rem = N[run] - gen[run]
+        r = ptr[run]
+        f_all = (tgt_col[run] - r) if K > 0 else rem.copy()
+        if limited:
+            kv_now = np.add.reduceat(ctx0, so[:-1]).astype(float)
+            dt_now = decode_points_time_s(cost, K, np.diff(so), kv_now, np.ones(Dn, np.int64))
+            horizon = np.array([int(1.5 * (t_stop - t[i]) / max(float(dt_now[d]), 1e-9)) + 8
+                                for d, i in enumerate(act)], np.int64)
+            F = np.maximum.reduceat(np.minimum(f_all, horizon[seq_d]), so[:-1])
+        else:
+            F = np.maximum.reduceat(f_all, so[:-1])
+        if K > 0:
+            p0 = s0[run] + r
+            base = C[p0].astype(np.int64)
+        dts, off = _drain_points(f_all, F, ctx0, seq_d, Dn, K, cost, (C, p0, base) if K > 0 else None)
+        # per replica: its running sum of seconds, where the time limit cuts it, its busy time and clock
+        csum = np.empty_like(dts)
+        Fc = F.copy()
+        t_before = np.array([t[i] for i in act.tolist()])
+        for d, i in enumerate(act.tolist()):
+            a = int(off[d])
+            c = np.cumsum(dts[a: a + int(F[d])], out=csum[a: a + int(F[d])])
+            Fd = min(int(F[d]), cut_iterations(t[i], c, t_stop if limited else np.inf))
+            Fc[d] = Fd
+            st = stats[i]
+            st["iterations"] += Fd
+            st["busy"] += float(dts[a: a + Fd].sum())
+            t[i] = float(t[i] + c[Fd - 1])
+        # the sequences: rounds run, tokens moved, finishers (their last iteration's end)
+        stp = np.minimum(f_all, Fc[seq_d])
+        fin = f_all <= Fc[seq_d]
+        moved = (C[p0 + stp] - base).astype(np.int64) if K > 0 else stp
+        adv = np.minimum(moved, rem)
+        if K > 0:
+            ptr[run] = r + stp
+        gen[run] += adv
+        live[run[fin]] = False
+        finish[run[fin]] = t_before[seq_d[fin]] + csum[off[seq_d[fin]] + f_all[fin] - 1]
+        sums = np.add.reduceat(np.stack([stp, moved - stp, adv]), so[:-1], axis=1)
+        for d, i in enumerate(act.tolist()):
+            st = stats[i]
+            if K > 0:
+                st["spec_rounds"] += int(sums[0, d])
+                st["accepted"] += int(sums[1, d])
+            st["rounds"] += int(sums[0, d])
+            st["tokens"] += int(sums[2, d])
+
+
 _INTERP_BLOCK = 1 << 22  # iterations interpolated per call (whole replicas)
 _INT32_TOKENS = 1 << 30  # pooled round streams summed in int32 below this many tokens (a target may pass it)
 
@@ -355,20 +398,6 @@ def _fresh_batch(sim, t_stop: float) -> int | None:
     if not pool_eligible(sim.P[b], sim.N[b], sim.cost, sim.policy, sim.cfg):
         return None
     return q0
-
-
-def _cut(t: float, csum: np.ndarray, t_limit: float) -> int:
-    """``ReplicaSim._cut`` at time ``t``."""
-    if not np.isfinite(t_limit):
-        return csum.size
-    lo, hi = 0, csum.size
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if t + (csum[mid - 1] if mid else 0.0) < t_limit:
-            lo = mid + 1
-        else:
-            hi = mid
-    return max(lo, 1)
 
 
 def run_replicas_pooled(sims: list, targets: list | None = None, t_stop: float = np.inf,
@@ -471,77 +500,8 @@ def _run_fresh(fresh: list, t_stop: float, then_drain: bool) -> list:
     stats = [dict(s.stats) for s in sims]
     for i in np.flatnonzero(ok):
         t[i] = pf.walk(i, t[i], stats[i], finish)
-    # decode: drains to t_stop (a time limit: a first guess of the horizon from the current iteration's cost), then
-    # (``then_drain``, or no time limit) to the last finisher
-    ptr = np.zeros(P.size, np.int64)
-    limited = np.isfinite(t_stop)
-    while True:
-        act = [i for i in np.flatnonzero(ok & decoding) if live[seq_off[i]:seq_off[i + 1]].any()]
-        if limited:
-            act = [i for i in act if t[i] < t_stop]
-        if not act:
-            if limited and then_drain:
-                for i in np.flatnonzero(ok):
-                    t[i] = max(t[i], t_stop)
-                limited = False
-                continue
-            break
-        act = np.array(act, np.int64)
-        sel = np.zeros(R, bool)
-        sel[act] = True
-        run = np.flatnonzero(live & sel[rep_of])
-        seq_rep = rep_of[run]
-        d_of = np.cumsum(sel) - 1
-        seq_d = d_of[seq_rep]
-        Dn = act.size
-        so = np.concatenate([[0], np.cumsum(np.bincount(seq_d, minlength=Dn))])
-        ctx0 = P[run] + gen[run]
-        rem = N[run] - gen[run]
-        r = ptr[run]
-        f_all = (tgt_col[run] - r) if K > 0 else rem.copy()
-        if limited:
-            kv_now = np.add.reduceat(ctx0, so[:-1]).astype(float)
-            dt_now = decode_points_time_s(cost, K, np.diff(so), kv_now, np.ones(Dn, np.int64))
-            horizon = np.array([int(1.5 * (t_stop - t[i]) / max(float(dt_now[d]), 1e-9)) + 8
-                                for d, i in enumerate(act)], np.int64)
-            F = np.maximum.reduceat(np.minimum(f_all, horizon[seq_d]), so[:-1])
-        else:
-            F = np.maximum.reduceat(f_all, so[:-1])
-        if K > 0:
-            p0 = s0[run] + r
-            base = C[p0].astype(np.int64)
-        dts, off = _drain_points(f_all, F, ctx0, seq_d, Dn, K, cost, (C, p0, base) if K > 0 else None)
-        # per replica: its running sum of seconds, where the time limit cuts it, its busy time and clock
-        csum = np.empty_like(dts)
-        Fc = F.copy()
-        t_before = np.array([t[i] for i in act.tolist()])
-        for d, i in enumerate(act.tolist()):
-            a = int(off[d])
-            c = np.cumsum(dts[a: a + int(F[d])], out=csum[a: a + int(F[d])])
-            Fd = min(int(F[d]), _cut(t[i], c, t_stop if limited else np.inf))
-            Fc[d] = Fd
-            st = stats[i]
-            st["iterations"] += Fd
-            st["busy"] += float(dts[a: a + Fd].sum())
-            t[i] = float(t[i] + c[Fd - 1])
-        # the sequences: rounds run, tokens moved, finishers (their last iteration's end)
-        stp = np.minimum(f_all, Fc[seq_d])
-        fin = f_all <= Fc[seq_d]
-        moved = (C[p0 + stp] - base).astype(np.int64) if K > 0 else stp
-        adv = np.minimum(moved, rem)
-        if K > 0:
-            ptr[run] = r + stp
-        gen[run] += adv
-        live[run[fin]] = False
-        finish[run[fin]] = t_before[seq_d[fin]] + csum[off[seq_d[fin]] + f_all[fin] - 1]
-        sums = np.add.reduceat(np.stack([stp, moved - stp, adv]), so[:-1], axis=1)
-        for d, i in enumerate(act.tolist()):
-            st = stats[i]
-            if K > 0:
-                st["spec_rounds"] += int(sums[0, d])
-                st["accepted"] += int(sums[1, d])
-            st["rounds"] += int(sums[0, d])
-            st["tokens"] += int(sums[2, d])
+    streams = (C, s0, tgt_col) if K > 0 and decoding.any() else None
+    _decode(P, N, gen, live, rep_of, seq_off, ok, ok & decoding, K, cost, streams, t, stats, finish, t_stop, then_drain)
     # write back: the batch admitted at its start, prefilled, finished
     for i in np.flatnonzero(ok):
         sim, q0 = sims[i], q0s[i]

@@ -119,6 +119,41 @@ def initial_rounds(policy: SpecPolicy, k: int, N: np.ndarray) -> np.ndarray:
     return np.minimum(N, np.ceil(N / al * 1.12).astype(np.int64) + 24)
 
 
+def prefill_chunks(remaining: np.ndarray, n_decode: int, k: int, max_num_batched_tokens: int) -> np.ndarray:
+    """Prefill tokens of each prefilling sequence (in admission order, ``remaining`` prompt tokens each) in one step
+    beside ``n_decode`` decoding sequences of k + 1 tokens: the budget left by the decoders, in order; a prompt
+    longer than the whole budget still progresses when nothing decodes."""
+    budget = max(max_num_batched_tokens - n_decode * (k + 1), 0)
+    before = np.concatenate([[0], np.cumsum(remaining)[:-1]])
+    chunk = np.clip(budget - before, 0, remaining)
+    if n_decode == 0 and chunk.sum() == 0:
+        chunk[0] = min(remaining[0], max_num_batched_tokens)
+    return chunk
+
+
+def mixed_fields(n_decode: int, k: int, decode_kv: int, chunk: np.ndarray, offs: np.ndarray, n_done: int) -> tuple:
+    """One prefill step's cost request, ``costmodel.batched.MIXED_FIELDS`` (n_decode, k, decode KV, prefill tokens /
+    sequences / KV / query-key pairs, prefills done); ``offs``: each chunk's tokens already prefilled."""
+    return (n_decode, k if n_decode else 0, decode_kv, chunk.sum(), (chunk > 0).sum(), (offs + chunk)[chunk > 0].sum(),
+            (chunk * offs + chunk * (chunk + 1) / 2).sum(), n_done)
+
+
+def cut_iterations(t: float, csum: np.ndarray, t_limit: float) -> int:
+    """How many iterations from time ``t`` (``csum``: the cumulative sum of their times) start before ``t_limit`` (at
+    least one: we are before it). Iteration i starts at t + csum[i - 1] (t for the first), a non-decreasing
+    sequence: bisected, each start computed as a float addition."""
+    if not np.isfinite(t_limit):
+        return csum.size
+    lo, hi = 0, csum.size
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if t + (csum[mid - 1] if mid else 0.0) < t_limit:
+            lo = mid + 1
+        else:
+            hi = mid
+    return max(lo, 1)
+
+
 class _AdvanceStreams:
     """Per-sequence streams of round advances (accepted + 1), drawn up front per k.
 
@@ -479,19 +514,11 @@ class ReplicaSim:
         B = dec.size
         k = self.policy.k(B) if B else self.policy.k(0)
         q = k + 1
-        budget = max(self.cfg.max_num_batched_tokens - B * q, 0)
         order = prefilling[np.argsort(self.admit_seq[prefilling], kind="stable")]
-        remaining = need[order] - pre[order]
-        before = np.concatenate([[0], np.cumsum(remaining)[:-1]])
-        chunk = np.clip(budget - before, 0, remaining)
-        if B == 0 and chunk.sum() == 0:  # a prompt longer than the budget still progresses
-            chunk[0] = min(remaining[0], self.cfg.max_num_batched_tokens)
+        chunk = prefill_chunks(need[order] - pre[order], B, k, self.cfg.max_num_batched_tokens)
         offs = pre[order]
         done_pre = order[(offs + chunk) >= need[order]]
-        dec_ctx = self._ctx(dec).sum() if B else 0
-        # one iteration: MIXED_FIELDS (n_decode, k, decode KV, prefill tokens / sequences / KV / query-key pairs, done)
-        dt = yield (MIXED, (B, k if B else 0, dec_ctx, chunk.sum(), (chunk > 0).sum(), (offs + chunk)[chunk > 0].sum(),
-                            (chunk * offs + chunk * (chunk + 1) / 2).sum(), done_pre.size))
+        dt = yield (MIXED, mixed_fields(B, k, self._ctx(dec).sum() if B else 0, chunk, offs, done_pre.size))
         self.t += dt
         st = self.stats
         st["iterations"] += 1
@@ -514,21 +541,6 @@ class ReplicaSim:
         self.finish[fin] = self.t
         self._record(np.array([self.t]), np.array([dt]), np.array([B]), np.array([B * q + chunk.sum()]),
                      np.array([k if B else 0]))
-
-    def _cut(self, csum: np.ndarray, t_limit: float) -> int:
-        """How many of these iterations (``csum``: the cumulative sum of their times) start before ``t_limit`` (at
-        least one: we are before it). Iteration i starts at t + csum[i - 1] (t for the first), a non-decreasing
-        sequence: bisected, each start computed as a float addition."""
-        if not np.isfinite(t_limit):
-            return csum.size
-        t, lo, hi = self.t, 0, csum.size
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if t + (csum[mid - 1] if mid else 0.0) < t_limit:
-                lo = mid + 1
-            else:
-                hi = mid
-        return max(lo, 1)
 
     def _drain(self, run, t_limit: float):
         """Nothing waits and nothing prefills: cost the rest of the replica's decode in one vectorised
@@ -587,7 +599,7 @@ class ReplicaSim:
                 kv, n_live = kv[:F], n_live[:F]
             dts = yield from _decode_iterations(k, n_live, kv)
         csum = np.cumsum(dts)
-        F = min(F, self._cut(csum, t_limit))
+        F = min(F, cut_iterations(self.t, csum, t_limit))
         dts = dts[:F]
         fin = f_all <= F
         steps = np.minimum(f_all, F)
@@ -639,7 +651,7 @@ class ReplicaSim:
             kv = ctx0.sum() + np.concatenate([[0], grown[: n - 1]])
         dts = yield (POINTS, k, np.full(np.size(kv), B, np.int64), np.asarray(kv, float), SEG)
         csum = np.cumsum(dts)
-        n = min(n, self._cut(csum, t_limit))
+        n = min(n, cut_iterations(self.t, csum, t_limit))
         dts = dts[:n]
         if k == 0:
             moved = np.full(B, n, np.int64)
