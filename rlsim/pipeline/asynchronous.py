@@ -12,7 +12,9 @@ batch's sequences while the previous batch's tail still runs). The trainer waits
 - ``in_flight_weight_updates``: replicas pause between two iterations for the transfer, no drain.
 
 The trainer takes part in the broadcast, so it is free again at W(t+1). Steps are simulated in time
-order; warm-up steps (the pipeline filling) are excluded from the reported steady state.
+order; warm-up steps are excluded from the reported steady state. With draining syncs the run starts in the
+steady state's configuration (L batches done, one released; ``prefilled`` below) and its L warm-up steps train
+the batches generated before it; otherwise it fills the pipeline from empty over L + 2 warm-up steps.
 
 Partial rollouts (``options.partial_rollout``, as verl/slime/AReaL): a step's batch is
 complete once ``num_prompts_per_step x num_generations`` trajectories of any released batch have
@@ -79,19 +81,38 @@ def _versions_at(W: list[float], t: np.ndarray) -> np.ndarray:
 
 
 def simulate_async(setup: Setup, speculative: bool, n_steps: int | None = None, warmup: int | None = None,
-                   trace_replicas: int = 0, pooled: bool = True) -> AsyncRun:
+                   trace_replicas: int = 0, pooled: bool = True, start: str | None = None) -> AsyncRun:
     """``pooled=False``: every replica's runs through ReplicaSim (the pooled path, engine/pool.py, gives the same
-    results; for tests)."""
+    results; for tests). ``start``: "prefilled" or "empty" (where the run starts, below); None: prefilled where it
+    applies."""
     sc = setup.scenario
     w = sc.workload
     L = sc.max_trajectory_age_steps
     opts = sc.options
-    if warmup is None:
-        warmup = L + 2 if opts.async_warmup_steps is None else int(opts.async_warmup_steps)
-    if n_steps is None:
-        n_steps = warmup + (DEFAULT_MEASURED_STEPS if opts.async_measured_steps is None else int(opts.async_measured_steps))
     partial = bool(opts.partial_rollout)
     in_flight = w.in_flight_weight_updates
+    # Where the run starts. Draining before every weight sync empties the pool at each sync, so the steady state
+    # has one batch in flight: the batch of step t + L, released at W(t), while batches t..t+L-1 are done. The run
+    # starts there ("prefilled"): batches 0..L-1 count as generated before the simulated window (by the previous
+    # L policies: age L, done at 0) and train the L warm-up steps; batch L is released at W(0). Filling the
+    # pipeline from empty instead (batches 0..L all released at 0, L + 2 warm-up steps) reaches the same steady
+    # state (benchmarks/async_start.py compares the two) after twice the simulated generation. With in-flight
+    # updates or partial rollouts the pool carries work across syncs: those runs fill from empty, as does a run
+    # asked for fewer than L warm-up steps (its measured steps would train the pre-generated batches).
+    drain_mode = L > 0 and not partial and not in_flight
+    if start not in (None, "prefilled", "empty"):
+        raise ValueError(f"start = {start!r}; allowed: 'prefilled', 'empty' or None")
+    if start == "prefilled" and not drain_mode:
+        raise ValueError("start = 'prefilled' needs lag > 0 and draining syncs (no in-flight weight updates, no "
+                         "partial rollouts)")
+    if warmup is None:
+        warmup = opts.async_warmup_steps
+        warmup = (L if drain_mode and start != "empty" else L + 2) if warmup is None else int(warmup)
+    prefilled = drain_mode and warmup >= L and start != "empty"
+    if start == "prefilled" and not prefilled:
+        raise ValueError(f"start = 'prefilled' needs at least lag = {L} warm-up steps (got {warmup})")
+    if n_steps is None:
+        n_steps = warmup + (DEFAULT_MEASURED_STEPS if opts.async_measured_steps is None else int(opts.async_measured_steps))
     cost = setup.cost_spec if speculative else setup.cost_ar
     policy = setup.policy(speculative)
     cfg = setup.replica_config(speculative)
@@ -114,6 +135,10 @@ def simulate_async(setup: Setup, speculative: bool, n_steps: int | None = None, 
     def release_batch(step: int) -> None:
         p, n = setup.sample_step_lengths(step)
         lengths[step] = (p, n)
+        if prefilled and step < L:
+            batches[step] = None
+            release.append(0.0)
+            return
         at = W[max(step - L, 0)]
         shards = np.array_split(np.arange(len(p)), R)
         batches[step] = [sims[r].add(p[idx], n[idx], at) for r, idx in enumerate(shards)]
@@ -139,7 +164,11 @@ def simulate_async(setup: Setup, speculative: bool, n_steps: int | None = None, 
 
     def generation_pool():
         for step in range(n_steps):
-            if not partial:
+            if not partial and batches[step] is None:  # generated before the window (``prefilled``)
+                g, ages = 0.0, np.full(lengths[step][0].size, L, np.int64)
+                counts["trained"] += ages.size
+                trained_tokens = lengths[step][0] + lengths[step][1]
+            elif not partial:
                 if pooled:
                     run_replicas_pooled(sims, targets=batches[step])
                 else:
