@@ -61,6 +61,7 @@ class AsyncRun:
     replica_traces: list[dict] = field(default_factory=list)
     sims: list = field(default_factory=list)
     training_breakdown: dict | None = None  # the last step's layout-model breakdown (None: MFU model)
+    start: str = "empty"  # "prefilled": started in the steady state's configuration; "empty": filled from empty
 
 
 def _version_at(W: list[float], t: float) -> int:
@@ -80,25 +81,43 @@ def _versions_at(W: list[float], t: np.ndarray) -> np.ndarray:
     return np.where(loaded.any(axis=1), last, 0).astype(np.int64)
 
 
+class _PoolNotEmpty(Exception):
+    """A prefilled run found sequences left in the pool at a weight sync: its start is not the steady state's."""
+
+
 def simulate_async(setup: Setup, speculative: bool, n_steps: int | None = None, warmup: int | None = None,
                    trace_replicas: int = 0, pooled: bool = True, start: str | None = None) -> AsyncRun:
     """``pooled=False``: every replica's runs through ReplicaSim (the pooled path, engine/pool.py, gives the same
-    results; for tests). ``start``: "prefilled" or "empty" (where the run starts, below); None: prefilled where it
-    applies."""
+    results; for tests). ``start``: "prefilled" or "empty" (where the run starts, ``_simulate_async``); None:
+    prefilled where it applies and every weight sync finds the pool empty, else from empty."""
+    args = (setup, speculative, n_steps, warmup, trace_replicas, pooled)
+    if start is None:
+        try:
+            return _simulate_async(*args, None, strict=True)
+        except _PoolNotEmpty:
+            return _simulate_async(*args, "empty")
+    return _simulate_async(*args, start)
+
+
+def _simulate_async(setup: Setup, speculative: bool, n_steps: int | None, warmup: int | None, trace_replicas: int,
+                    pooled: bool, start: str | None, strict: bool = False) -> AsyncRun:
     sc = setup.scenario
     w = sc.workload
     L = sc.max_trajectory_age_steps
     opts = sc.options
     partial = bool(opts.partial_rollout)
     in_flight = w.in_flight_weight_updates
-    # Where the run starts. Draining before every weight sync empties the pool at each sync, so the steady state
-    # has one batch in flight: the batch of step t + L, released at W(t), while batches t..t+L-1 are done. The run
-    # starts there ("prefilled"): batches 0..L-1 count as generated before the simulated window (by the previous
-    # L policies: age L, done at 0) and train the L warm-up steps; batch L is released at W(0). Filling the
-    # pipeline from empty instead (batches 0..L all released at 0, L + 2 warm-up steps) reaches the same steady
-    # state (benchmarks/async_start.py compares the two) after twice the simulated generation. With in-flight
-    # updates or partial rollouts the pool carries work across syncs: those runs fill from empty, as does a run
-    # asked for fewer than L warm-up steps (its measured steps would train the pre-generated batches).
+    # Where the run starts. Where draining before each weight sync empties the pool (every sequence finished), the
+    # steady state has one batch in flight: the batch of step t + L, released at W(t), while batches t..t+L-1 are
+    # done, and a step depends on the past only through the random streams. The run starts there ("prefilled"):
+    # batches 0..L-1 count as generated before the simulated window (by the previous L policies: age L, done at
+    # 0) and train the L warm-up steps; batch L is released at W(0). Filling the pipeline from empty instead
+    # (batches 0..L all released at 0, L + 2 warm-up steps) reaches the same steady state (benchmarks/
+    # async_start.py compares the two) after twice the simulated generation. ``strict``: a sync that leaves
+    # sequences in the pool (batches larger than the KV cache) ends the run (_PoolNotEmpty), and the caller
+    # fills from empty. With in-flight updates or partial rollouts the pool carries work across syncs: those runs
+    # fill from empty, as does a run asked for fewer than L warm-up steps (its measured steps would train the
+    # pre-generated batches).
     drain_mode = L > 0 and not partial and not in_flight
     if start not in (None, "prefilled", "empty"):
         raise ValueError(f"start = {start!r}; allowed: 'prefilled', 'empty' or None")
@@ -201,6 +220,8 @@ def simulate_async(setup: Setup, speculative: bool, n_steps: int | None = None, 
                     for sim in sims:
                         sim.t = max(sim.t, e)
                     run_replicas(sims, admit=False)
+                if strict and prefilled and not all(sim.done(np.arange(sim.P.size)) for sim in sims):
+                    raise _PoolNotEmpty
                 rs = max(sim.t for sim in sims)
                 refit_start.append(rs)
                 W.append(rs + refit)
@@ -256,6 +277,7 @@ def simulate_async(setup: Setup, speculative: bool, n_steps: int | None = None, 
     run = AsyncRun("speculative" if speculative else "autoregressive", release, done, t_start, t_end, W, refit_start,
                    stale, dropped, generated, trained, phases, R, warmup, traces, sims)
     run.training_breakdown = breakdowns[-1] if breakdowns else None
+    run.start = "prefilled" if prefilled else "empty"
     return run
 
 
@@ -326,6 +348,7 @@ def async_step_result(setup: Setup, run: AsyncRun) -> StepResult:
         "async": {
             "max_trajectory_age_steps": setup.scenario.lag,
             "steady_state_steps": len(run.batch_done_s) - run.warmup, "warmup_steps": run.warmup,
+            "start": run.start,
             "gen_gpu_idle_fraction": gen_idle,
             "train_gpu_idle_fraction": max(0.0, 1.0 - train_busy / step) if step > 0 else 0.0,
             "staleness_histogram": hist, "staleness_mean": float(stale_all.mean()) if stale_all.size else 0.0,
