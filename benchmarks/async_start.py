@@ -1,9 +1,9 @@
 """Where an asynchronous run starts does not move its steady state: the prefilled start against filling the pipeline
 from empty (pipeline/asynchronous.py, ``simulate_async(start=...)``).
 
-With draining weight syncs the pool is empty at every sync and the steady state has one batch in flight, so a run
-may start there (``prefilled``: lag batches counted as generated before the window, lag warm-up steps) instead of
-releasing batches 0..lag at once and discarding lag + 2 warm-up steps (``empty``, the start before 2026-12-02).
+Where draining weight syncs leave the pool empty the steady state has one batch in flight, so a run may start there
+(``prefilled``: lag batches counted as generated before the window, no warm-up) instead of releasing batches
+0..lag at once and discarding lag + 2 warm-up steps (``empty``, the start before 2026-12-02).
 The default (``start=None``) starts prefilled and falls back to the empty start where a sync leaves sequences in
 the pool (batches beyond the KV cache); the last column says which start it used. For each scenario and seed the
 empty start and the default run the same number of measured steps; the table gives the mean measured step of each

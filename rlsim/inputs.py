@@ -28,8 +28,8 @@ from .errors import ConfigurationError
 # Each count below multiplies the work of a run; beyond the bound a run takes hours or exhausts memory
 # (the reason is part of every message).
 MAX_LAG = 8
-LAG_WHY = ("the asynchronous pipeline keeps up to lag + 1 rollout batches in flight and simulates lag warm-up steps "
-           "(lag + 2 with in-flight weight updates or partial rollouts); "
+LAG_WHY = ("the asynchronous pipeline keeps up to lag + 1 rollout batches in flight and, with in-flight weight "
+           "updates or partial rollouts, simulates lag + 2 warm-up steps; "
            "an 8B workload at lag 8 already takes minutes, and NeMo-RL's async GRPO runs use 1-2")
 MAX_SEEDS = 1000
 SEEDS_WHY = "each seed is one more full simulation"

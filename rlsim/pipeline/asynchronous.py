@@ -12,9 +12,9 @@ batch's sequences while the previous batch's tail still runs). The trainer waits
 - ``in_flight_weight_updates``: replicas pause between two iterations for the transfer, no drain.
 
 The trainer takes part in the broadcast, so it is free again at W(t+1). Steps are simulated in time
-order; warm-up steps are excluded from the reported steady state. With draining syncs the run starts in the
-steady state's configuration (L batches done, one released; ``prefilled`` below) and its L warm-up steps train
-the batches generated before it; otherwise it fills the pipeline from empty over L + 2 warm-up steps.
+order; warm-up steps are excluded from the reported steady state. Where every sync finds the pool drained the
+run starts in the steady state (L batches done, one released: ``prefilled`` below) and needs no warm-up;
+otherwise it fills the pipeline from empty over L + 2 warm-up steps.
 
 Partial rollouts (``options.partial_rollout``, as verl/slime/AReaL): a step's batch is
 complete once ``num_prompts_per_step x num_generations`` trajectories of any released batch have
@@ -62,6 +62,8 @@ class AsyncRun:
     sims: list = field(default_factory=list)
     training_breakdown: dict | None = None  # the last step's layout-model breakdown (None: MFU model)
     start: str = "empty"  # "prefilled": started in the steady state's configuration; "empty": filled from empty
+    batch_end_s: list[float] = field(default_factory=list)  # per released batch: its last finish (NaN: not simulated
+    # (prefilled batches 0..L-1) or not finished)
 
 
 def _version_at(W: list[float], t: float) -> int:
@@ -109,27 +111,26 @@ def _simulate_async(setup: Setup, speculative: bool, n_steps: int | None, warmup
     in_flight = w.in_flight_weight_updates
     # Where the run starts. Where draining before each weight sync empties the pool (every sequence finished), the
     # steady state has one batch in flight: the batch of step t + L, released at W(t), while batches t..t+L-1 are
-    # done, and a step depends on the past only through the random streams. The run starts there ("prefilled"):
-    # batches 0..L-1 count as generated before the simulated window (by the previous L policies: age L, done at
-    # 0) and train the L warm-up steps; batch L is released at W(0). Filling the pipeline from empty instead
-    # (batches 0..L all released at 0, L + 2 warm-up steps) reaches the same steady state (benchmarks/
-    # async_start.py compares the two) after twice the simulated generation. ``strict``: a sync that leaves
-    # sequences in the pool (batches larger than the KV cache) ends the run (_PoolNotEmpty), and the caller
-    # fills from empty. With in-flight updates or partial rollouts the pool carries work across syncs: those runs
-    # fill from empty, as does a run asked for fewer than L warm-up steps (its measured steps would train the
-    # pre-generated batches).
+    # done; every trajectory is admitted and finishes between the release and the next sync (age L; the trainer
+    # never waits for its batch), and a step depends on the past only through the random streams. The run starts
+    # there ("prefilled"): batches 0..L-1 count as generated before the simulated window (age L, done at 0);
+    # batch L is released at W(0); no warm-up step is needed. A step's generation phase is then that of the batch
+    # released at its start (the one its sync drains), the same in law as the batch it trains. Filling the
+    # pipeline from empty instead (batches 0..L all released at 0, L + 2 warm-up steps) reaches the same steady
+    # state (benchmarks/async_start.py compares the two) after 2 L + 6 simulated batches instead of 4. A prefilled
+    # run whose sync leaves sequences in the pool (batches beyond the KV cache) stops (_PoolNotEmpty): the
+    # default start then fills from empty. With in-flight updates or partial rollouts the pool carries work
+    # across syncs: those runs fill from empty.
     drain_mode = L > 0 and not partial and not in_flight
     if start not in (None, "prefilled", "empty"):
         raise ValueError(f"start = {start!r}; allowed: 'prefilled', 'empty' or None")
     if start == "prefilled" and not drain_mode:
         raise ValueError("start = 'prefilled' needs lag > 0 and draining syncs (no in-flight weight updates, no "
                          "partial rollouts)")
+    prefilled = drain_mode and start != "empty"
     if warmup is None:
         warmup = opts.async_warmup_steps
-        warmup = (L if drain_mode and start != "empty" else L + 2) if warmup is None else int(warmup)
-    prefilled = drain_mode and warmup >= L and start != "empty"
-    if start == "prefilled" and not prefilled:
-        raise ValueError(f"start = 'prefilled' needs at least lag = {L} warm-up steps (got {warmup})")
+        warmup = (0 if prefilled else L + 2) if warmup is None else int(warmup)
     if n_steps is None:
         n_steps = warmup + (DEFAULT_MEASURED_STEPS if opts.async_measured_steps is None else int(opts.async_measured_steps))
     cost = setup.cost_spec if speculative else setup.cost_ar
@@ -163,7 +164,7 @@ def _simulate_async(setup: Setup, speculative: bool, n_steps: int | None, warmup
         batches[step] = [sims[r].add(p[idx], n[idx], at) for r, idx in enumerate(shards)]
         release.append(at)
 
-    for step in range(min(L + 1, n_steps)):
+    for step in range(L + 1 if prefilled else min(L + 1, n_steps)):  # (prefilled: batch L is in flight at W(0))
         release_batch(step)
 
     # The pipeline as two processes (simpy): the generation pool and the trainer, which meet at three events per
@@ -220,8 +221,11 @@ def _simulate_async(setup: Setup, speculative: bool, n_steps: int | None, warmup
                     for sim in sims:
                         sim.t = max(sim.t, e)
                     run_replicas(sims, admit=False)
-                if strict and prefilled and not all(sim.done(np.arange(sim.P.size)) for sim in sims):
-                    raise _PoolNotEmpty
+                if prefilled and not all(sim.done(np.arange(sim.P.size)) for sim in sims):
+                    if strict:
+                        raise _PoolNotEmpty
+                    raise ValueError(f"start = 'prefilled': the weight sync of step {step} left sequences in the "
+                                     "generation pool (batches beyond the KV cache); this run needs start = 'empty'")
                 rs = max(sim.t for sim in sims)
                 refit_start.append(rs)
                 W.append(rs + refit)
@@ -261,13 +265,15 @@ def _simulate_async(setup: Setup, speculative: bool, n_steps: int | None, warmup
     # every generated trajectory trains unless partial rollouts carry unfinished ones over (or drop stale ones)
     generated = sum(int((sim.status == 2).sum()) for sim in sims) if partial else trained
 
+    ends = [_batch_end(sims, batches[b]) for b in range(len(release))]
     meas = range(warmup, n_steps)
     step_times = [W[t + 1] - W[t] for t in meas]
     phases = {
         "data": w.data_loading_s,
         "refit": refit,
         "refit_wait": float(np.mean([refit_start[t] - t_end[t] for t in meas])),
-        "generation": float(np.mean([done[t] - max(release[t], W[max(t - L, 0)]) for t in meas])),
+        "generation": float(np.mean([ends[t + L] - release[t + L] for t in meas] if prefilled
+                                    else [done[t] - max(release[t], W[max(t - L, 0)]) for t in meas])),
         "exposed_generation": float(np.mean([max(0.0, done[t] - W[t]) for t in meas])),
         "logprob": float(np.mean([lp_s[t] for t in meas])),
         "training": float(np.mean([tr_s[t] for t in meas])),
@@ -278,7 +284,17 @@ def _simulate_async(setup: Setup, speculative: bool, n_steps: int | None, warmup
                    stale, dropped, generated, trained, phases, R, warmup, traces, sims)
     run.training_breakdown = breakdowns[-1] if breakdowns else None
     run.start = "prefilled" if prefilled else "empty"
+    run.batch_end_s = ends
     return run
+
+
+def _batch_end(sims, batch) -> float:
+    """When the last sequence of a released batch (its indices per replica) finished; NaN: a batch generated before
+    the window (None) or one with a sequence still running."""
+    if batch is None:
+        return float("nan")
+    fin = np.concatenate([sims[r].finish[idx] for r, idx in enumerate(batch)])
+    return float(fin.max()) if fin.size and np.isfinite(fin).all() else float("nan")
 
 
 def _partial_batch(sims, batches, lengths, step, per_step, W, L, consumed):

@@ -63,8 +63,8 @@ def projection_table(r: ProjectionResult, console: Console | None = None, cost: 
         console.print(
             f"async (lag {a_b['max_trajectory_age_steps']}, {a_b['gen_gpus']} generation + {a_b['train_gpus']} training GPUs, "
             f"{'in-flight weight updates' if a_b['in_flight_weight_updates'] else 'drain before each weight sync'}): "
-            f"steady state over {a_b['steady_state_steps']} steps after {a_b['warmup_steps']} warm-up; phases overlap, so "
-            f"the step is not their sum")
+            f"steady state: {a_b['steady_state_steps']} steps {_async_start(a_b, a_s)}; phases overlap, so the step "
+            f"is not their sum")
         for name, a in (("AR", a_b), ("spec", a_s)):
             console.print(
                 f"  {name}: idle generation GPUs {a['gen_gpu_idle_fraction']:.0%}, idle training GPUs "
@@ -130,4 +130,10 @@ def spread_table(sp, console=None) -> None:
         t.add_row(m, fmt.format(st["mean"]), fmt.format(st["min"]), fmt.format(st["max"]), f"{st['rel_range']:.1%}")
     console.print(t)
 
-
+def _async_start(a_b: dict, a_s: dict) -> str:
+    """How the async runs reached their steady state (pipeline/asynchronous.py: prefilled or filled from empty)."""
+    parts = []
+    for name, a in (("AR", a_b), ("spec", a_s)):
+        parts.append("from a start in it (every sync drained the pool)" if a.get("start") == "prefilled"
+                     else f"after {a['warmup_steps']} warm-up (pipeline filled from empty)")
+    return parts[0] if parts[0] == parts[1] else f"(AR {parts[0]}; spec {parts[1]})"

@@ -862,12 +862,12 @@ def _refine_splits(feasible: list[Candidate], est: Estimator, by_key: dict) -> l
 
 def sim_units(c: Candidate) -> float:
     """Relative cost of simulating a candidate: batches generated (a synchronous projection one per mode; an
-    asynchronous one draining before its syncs lag warm-up and 4 measured steps, batches lag..2 lag + 3; with
-    in-flight updates lag + 2 warm-up and 4 measured steps with lag more batches in flight), each over the step's
-    sequences on the generation pool (pipeline/asynchronous.py)."""
+    asynchronous one draining before its syncs 4 measured steps from a start in the steady state, batches
+    lag..lag + 3; with in-flight updates lag + 2 warm-up and 4 measured steps with lag more batches in flight),
+    each over the step's sequences on the generation pool (pipeline/asynchronous.py)."""
     if c.lag == 0:
         return 1.0
-    return float(2 * c.lag + 6) if c.in_flight else float(c.lag + 4)
+    return float(2 * c.lag + 6) if c.in_flight else 4.0
 
 
 GOALS = ("best", "reference", "front")
