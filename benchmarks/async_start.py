@@ -27,6 +27,7 @@ SCENARIOS = {
     "zero8b-lag1": dict(workload="rl-zero-8b", lag=1),
     "think8b-lag2": dict(workload="rl-think-8b", lag=2),
     "30b-a3b-lag1": dict(workload="rl-think-30b-a3b", lag=1),
+    "30b-a3b-48+16-lag1-fixed": dict(workload="rl-think-30b-a3b", lag=1, gen_gpus=48, train_gpus=16, engine="vllm-fixed"),
     # a batch's tokens exceed the replicas' KV cache: preemptions (1.7x), then sequences that wait at the syncs (6.6x)
     "think8b-preempt-lag2": dict(workload="rl-think-8b", gen_gpus=8, train_gpus=8, num_prompts_per_step=64,
                                  num_generations_per_prompt=16, lag=2),
