@@ -183,13 +183,7 @@ def test_resumable_replicas_between_the_two_paths(zero8b_setup, pooled_count):
             if j == 0:  # a run to the batch's targets, no time limit
                 (run_replicas_pooled if pooled else run_replicas)(sims, targets=tg)
             t_stop = t + (0.001 if j == 3 else 4.0)  # j = 3: the limit falls within the prefill steps
-            if pooled:
-                run_replicas_pooled(sims, t_stop=t_stop, then_drain=True)
-            else:
-                run_replicas(sims, t_stop=t_stop)
-                for s in sims:
-                    s.t = max(s.t, t_stop)
-                run_replicas(sims, admit=False)
+            (run_replicas_pooled if pooled else run_replicas)(sims, t_stop=t_stop, then_drain=True)
             t = max(s.t for s in sims) + 0.5
             for s in sims:
                 s.t = t

@@ -402,9 +402,8 @@ def _fresh_batch(sim, t_stop: float) -> int | None:
 
 def run_replicas_pooled(sims: list, targets: list | None = None, t_stop: float = np.inf,
                         then_drain: bool = False) -> None:
-    """``replica.run_replicas(sims, targets, t_stop)``, then (``then_drain``) every clock moved to at least ``t_stop``
-    and ``run_replicas(sims, admit=False)`` (the async pipeline's run to the trainer's end and drain before a weight
-    sync). The replicas that start from a fresh batch (``_fresh_batch``) run on pooled arrays (``_run_fresh``); the
+    """``replica.run_replicas(sims, targets, t_stop, then_drain=then_drain)`` (with ``then_drain``: the async
+    pipeline's run to the trainer's end and drain before a weight sync). The replicas that start from a fresh batch (``_fresh_batch``) run on pooled arrays (``_run_fresh``); the
     others, and any the pooled path leaves, run as ReplicaSims. Bit for bit the same (tests/test_pool.py)."""
     from .replica import run_replicas
 
@@ -427,11 +426,7 @@ def run_replicas_pooled(sims: list, targets: list | None = None, t_stop: float =
         rest += left
         rest_targets += [None if targets is None else targets[sims.index(s)] for s in left]
     if rest:
-        run_replicas(rest, None if targets is None else rest_targets, t_stop)
-        if then_drain:
-            for sim in rest:
-                sim.t = max(sim.t, t_stop)
-            run_replicas(rest, admit=False)
+        run_replicas(rest, None if targets is None else rest_targets, t_stop, then_drain=then_drain)
 
 
 def _run_fresh(fresh: list, t_stop: float, then_drain: bool) -> list:

@@ -777,11 +777,17 @@ def serve(jobs: list) -> None:
         active = nxt
 
 
-def run_replicas(sims: list, targets: list | None = None, t_stop: float = np.inf, admit: bool = True) -> None:
+def run_replicas(sims: list, targets: list | None = None, t_stop: float = np.inf, admit: bool = True,
+                 then_drain: bool = False) -> None:
     """``sim.run(targets[i], t_stop, admit)`` for every replica, stepped together: the replicas are independent
     (each its own engine and random stream), so the result is each one's own run; their cost-model calls are
-    evaluated in batches."""
+    evaluated in batches. ``then_drain``: then every clock moved to at least ``t_stop`` and the running sequences
+    run to their end, nothing admitted (the async pipeline's drain before a weight sync)."""
     serve([(sim.cost, sim.steps(None if targets is None else targets[i], t_stop, admit)) for i, sim in enumerate(sims)])
+    if then_drain:
+        for sim in sims:
+            sim.t = max(sim.t, t_stop)
+        run_replicas(sims, admit=False)
 
 
 def simulate_replica(prompt_len: np.ndarray, response_len: np.ndarray, cost: IterationCostModel,

@@ -184,25 +184,19 @@ def _simulate_async(setup: Setup, speculative: bool, n_steps: int | None, warmup
 
     def generation_pool():
         for step in range(n_steps):
-            if not partial and batches[step] is None:  # generated before the window (``prefilled``)
-                g, ages = 0.0, np.full(lengths[step][0].size, L, np.int64)
-                counts["trained"] += ages.size
-                trained_tokens = lengths[step][0] + lengths[step][1]
-            elif not partial:
-                if pooled:
-                    run_replicas_pooled(sims, targets=batches[step])
-                else:
-                    run_replicas(sims, targets=batches[step])
-                fin = np.concatenate([sims[r].finish[batches[step][r]] for r in range(R)])
-                g = float(np.nanmax(fin))
-                adm = np.concatenate([sims[r].admit_time[batches[step][r]] for r in range(R)])
-                ages = step - _versions_at(W, adm)
-                counts["trained"] += fin.size
-                trained_tokens = lengths[step][0] + lengths[step][1]
-            else:
+            if partial:
                 g, ages, trained_tokens, d = _partial_batch(sims, batches, lengths, step, per_step, W, L, consumed)
                 counts["dropped"] += d
-                counts["trained"] += ages.size
+            else:
+                trained_tokens = lengths[step][0] + lengths[step][1]
+                if batches[step] is None:  # generated before the window (``prefilled``)
+                    g, ages = 0.0, np.full(trained_tokens.size, L, np.int64)
+                else:
+                    (run_replicas_pooled if pooled else run_replicas)(sims, targets=batches[step])
+                    g = float(np.nanmax(np.concatenate([sims[r].finish[batches[step][r]] for r in range(R)])))
+                    adm = np.concatenate([sims[r].admit_time[batches[step][r]] for r in range(R)])
+                    ages = step - _versions_at(W, adm)
+            counts["trained"] += ages.size
             yield until(g)
             batch_ready[step].succeed((g, ages, trained_tokens))
             e = yield step_trained[step]
@@ -214,14 +208,8 @@ def _simulate_async(setup: Setup, speculative: bool, n_steps: int | None, warmup
                 W.append(e + refit)
             else:
                 # to the trainer's end, then drain: running sequences finish, nothing new starts
-                if pooled:
-                    run_replicas_pooled(sims, t_stop=e, then_drain=True)
-                else:
-                    run_replicas(sims, t_stop=e)
-                    for sim in sims:
-                        sim.t = max(sim.t, e)
-                    run_replicas(sims, admit=False)
-                if prefilled and not all(sim.done(np.arange(sim.P.size)) for sim in sims):
+                (run_replicas_pooled if pooled else run_replicas)(sims, t_stop=e, then_drain=True)
+                if prefilled and not all(sim.done(slice(None)) for sim in sims):
                     if strict:
                         raise _PoolNotEmpty
                     raise ValueError(f"start = 'prefilled': the weight sync of step {step} left sequences in the "
